@@ -1,0 +1,94 @@
+"""Shared fixtures: a fresh node per test, an HTTP client, form helpers."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from xnode.accounts.models import User
+from xnode.clock import FakeClock
+from xnode.settings import Settings, settings_from_mapping
+from xnode.web.app import create_app
+from xnode.web.state import ACCOUNTS
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a throwaway node in ``data_dir``."""
+    values: dict[str, Any] = {
+        "domain": "xnode.test",
+        "base_url": "http://xnode.test",
+        "registration": "open",
+        "allow_private_addresses": True,
+    }
+    values.update(overrides)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return settings_from_mapping(data_dir, values, secret_key=secrets.token_bytes(32))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (rate limits, expiry)."""
+    import time
+
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings of a fresh node with open registration."""
+    return make_settings(tmp_path / "node")
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Any], settings: Settings, clock: FakeClock
+) -> AsyncIterator[TestClient]:
+    """An HTTP client talking to a freshly started node."""
+    app = create_app(settings, clock=clock)
+    yield await aiohttp_client(app)
+
+
+@pytest.fixture
+def app(client: TestClient) -> web.Application:
+    """The running node's application (for direct service calls)."""
+    return client.server.app  # type: ignore[return-value]
+
+
+async def csrf_from(client: TestClient, path: str) -> str:
+    """Load a page and return the CSRF token in its forms."""
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    match = _CSRF.search(await response.text())
+    assert match, f"no CSRF token on {path}"
+    return match[1]
+
+
+async def post_form(
+    client: TestClient, path: str, data: dict[str, Any], *, token_page: str | None = None
+) -> Any:
+    """Submit a form the way a browser would: load the page, add its CSRF token, post."""
+    token = await csrf_from(client, token_page or path)
+    return await client.post(path, data={"csrf_token": token, **data}, allow_redirects=False)
+
+
+async def create_user(
+    app: web.Application, username: str, *, admin: bool = False, password: str = PASSWORD
+) -> User:
+    """Create an active user directly through the service."""
+    return await app[ACCOUNTS].create_user(username, password, is_admin=admin)
+
+
+async def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
+    """Log a user in through the login form."""
+    response = await post_form(client, "/login", {"username": username, "password": password})
+    assert response.status == 303, await response.text()

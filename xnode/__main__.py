@@ -1,0 +1,5 @@
+"""Allow ``python -m xnode``."""
+
+from xnode.cli import main
+
+main()

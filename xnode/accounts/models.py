@@ -1,0 +1,163 @@
+"""Account and user records as the rest of the node sees them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProfileField:
+    """One name/value pair shown on a profile (a PropertyValue in ActivityPub)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """An actor this node knows: local (``domain`` is None) or remote."""
+
+    id: int
+    username: str
+    domain: str | None
+    display_name: str
+    bio_source: str
+    bio_html: str
+    fields: tuple[ProfileField, ...]
+    avatar_file: str | None
+    header_file: str | None
+    locked: bool
+    discoverable: bool
+    uri: str | None
+    url: str | None
+    created_at: float
+    updated_at: float
+    suspended_at: float | None
+    deleted_at: float | None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the account lives on this node."""
+        return self.domain is None
+
+    @property
+    def is_suspended(self) -> bool:
+        """Whether an admin has suspended the account."""
+        return self.suspended_at is not None
+
+    @property
+    def is_deleted(self) -> bool:
+        """Whether the account has been deleted (a tombstone remains)."""
+        return self.deleted_at is not None
+
+    @property
+    def acct(self) -> str:
+        """``alice`` for local accounts, ``alice@host`` for remote ones."""
+        return self.username if self.domain is None else f"{self.username}@{self.domain}"
+
+    @property
+    def name_for_display(self) -> str:
+        """The display name, falling back to the username."""
+        return self.display_name or self.username
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Account:
+        """Build an account from an ``accounts`` row."""
+        fields = tuple(
+            ProfileField(str(item.get("name", "")), str(item.get("value", "")))
+            for item in json.loads(row["fields_json"] or "[]")
+            if isinstance(item, dict)
+        )
+        return cls(
+            id=row["id"],
+            username=row["username"],
+            domain=row["domain"],
+            display_name=row["display_name"],
+            bio_source=row["bio_source"],
+            bio_html=row["bio_html"],
+            fields=fields,
+            avatar_file=row["avatar_file"],
+            header_file=row["header_file"],
+            locked=bool(row["locked"]),
+            discoverable=bool(row["discoverable"]),
+            uri=row["uri"],
+            url=row["url"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            suspended_at=row["suspended_at"],
+            deleted_at=row["deleted_at"],
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    """A person with a login on this node, with their account."""
+
+    account: Account
+    is_admin: bool
+    state: str
+    must_change_password: bool
+    signup_reason: str
+    created_at: float
+    password_changed_at: float
+
+    @property
+    def id(self) -> int:
+        """The account id (users and accounts share it)."""
+        return self.account.id
+
+    @property
+    def username(self) -> str:
+        """The local username."""
+        return self.account.username
+
+    @property
+    def is_active(self) -> bool:
+        """Approved, not suspended, not deleted: may log in and act."""
+        return (
+            self.state == "active"
+            and not self.account.is_suspended
+            and not self.account.is_deleted
+        )
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> User:
+        """Build a user from a joined ``users``/``accounts`` row."""
+        return cls(
+            account=Account.from_row(row),
+            is_admin=bool(row["is_admin"]),
+            state=row["state"],
+            must_change_password=bool(row["must_change_password"]),
+            signup_reason=row["signup_reason"],
+            created_at=row["user_created_at"],
+            password_changed_at=row["password_changed_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An invitation code for sign-up in invite mode."""
+
+    id: int
+    code: str
+    created_by: int | None
+    created_at: float
+    expires_at: float | None
+    max_uses: int | None
+    uses: int
+    revoked_at: float | None
+
+    def usable_at(self, now: float) -> bool:
+        """Whether the code may still be used at time ``now``."""
+        if self.revoked_at is not None:
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return self.max_uses is None or self.uses < self.max_uses
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Invite:
+        """Build an invite from an ``invites`` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118

@@ -1,0 +1,229 @@
+"""Node configuration: one frozen, typed settings object.
+
+Loaded once by the CLI from ``DATA/xnode.toml`` with ``XNODE_*`` environment
+overrides, then passed explicitly to everything that needs it. Nothing reads
+configuration at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "xnode.toml"
+DATABASE_FILE = "xnode.sqlite3"
+SECRET_FILE = "secret.key"
+
+REGISTRATION_MODES = ("open", "approval", "invite", "closed")
+
+# Environment variables with the XNODE_ prefix that are not settings keys:
+# the CLI uses them as defaults for its own options.
+NON_SETTING_ENV = frozenset({"XNODE_DATA"})
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node needs to know about its own configuration."""
+
+    data_dir: Path
+    domain: str
+    base_url: str
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ca_file: str | None = None
+    allow_private_addresses: bool = False
+    registration: str = "approval"
+    max_upload_mb: int = 8
+    # Not part of xnode.toml: read from DATA/secret.key.
+    secret_key: bytes = field(default=b"", repr=False)
+
+    @property
+    def database_path(self) -> Path:
+        """Path of the SQLite database inside the data directory."""
+        return self.data_dir / DATABASE_FILE
+
+    @property
+    def media_dir(self) -> Path:
+        """Directory where uploaded media files are stored."""
+        return self.data_dir / "media"
+
+    @property
+    def https(self) -> bool:
+        """Whether the node's public URLs use HTTPS (cookies get ``Secure``)."""
+        return self.base_url.startswith("https://")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """Upload size limit in bytes."""
+        return self.max_upload_mb * 1024 * 1024
+
+    def listen_host_port(self) -> tuple[str, int]:
+        """Split ``listen`` into host and port."""
+        return parse_listen(self.listen)
+
+
+# Keys accepted in xnode.toml (and as XNODE_<KEY> variables), with their types.
+_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "domain": (str,),
+    "base_url": (str,),
+    "listen": (str,),
+    "tls_cert": (str, type(None)),
+    "tls_key": (str, type(None)),
+    "ca_file": (str, type(None)),
+    "allow_private_addresses": (bool,),
+    "registration": (str,),
+    "max_upload_mb": (int,),
+}
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Parse ``IP:PORT`` (``[::1]:PORT`` for IPv6) into a host and port."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise SettingsError(f"listen: expected IP:PORT, got {value!r}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise SettingsError(f"listen: port out of range in {value!r}")
+    return host.strip("[]"), port
+
+
+def default_base_url(domain: str, https: bool, port: int | None) -> str:
+    """The public base URL for a domain, omitting the scheme's default port."""
+    scheme = "https" if https else "http"
+    if port is None or (https and port == 443) or (not https and port == 80):
+        return f"{scheme}://{domain}"
+    return f"{scheme}://{domain}:{port}"
+
+
+def _coerce_env(key: str, raw: str) -> Any:
+    types = _KEY_TYPES[key]
+    if bool in types:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"XNODE_{key.upper()}: expected true or false, got {raw!r}")
+    if int in types:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"XNODE_{key.upper()}: expected a number, got {raw!r}") from None
+    return raw or None if type(None) in types else raw
+
+
+def _validate(values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        types = _KEY_TYPES[key]
+        # bool is a subclass of int; refuse `max_upload_mb = true`.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise SettingsError(f"{key}: expected {names}, got {value!r}")
+    if not values.get("domain"):
+        raise SettingsError("domain: must be set")
+    domain = values["domain"]
+    if "/" in domain or " " in domain:
+        raise SettingsError(f"domain: expected a host name like example.org, got {domain!r}")
+    base_url = values.get("base_url")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"base_url: must start with http:// or https://, got {base_url!r}")
+    if values.get("registration", "approval") not in REGISTRATION_MODES:
+        raise SettingsError(
+            f"registration: expected one of {', '.join(REGISTRATION_MODES)}, "
+            f"got {values['registration']!r}"
+        )
+    max_mb = values.get("max_upload_mb", 8)
+    if not 1 <= max_mb <= 1024:
+        raise SettingsError(f"max_upload_mb: expected 1 to 1024, got {max_mb}")
+    if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+        raise SettingsError("tls_cert and tls_key must be set together")
+    if "listen" in values:
+        parse_listen(values["listen"])
+
+
+def settings_from_mapping(
+    data_dir: Path, values: Mapping[str, Any], secret_key: bytes = b""
+) -> Settings:
+    """Build validated settings from a mapping of file keys.
+
+    Raises:
+        SettingsError: for an unknown key, a wrong type or an invalid value.
+    """
+    unknown = sorted(set(values) - set(_KEY_TYPES))
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+    _validate(values)
+    merged = dict(values)
+    if not merged.get("base_url"):
+        merged["base_url"] = default_base_url(merged["domain"], https=True, port=None)
+    merged["base_url"] = merged["base_url"].rstrip("/")
+    return Settings(data_dir=data_dir, secret_key=secret_key, **merged)
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings given as ``XNODE_<KEY>`` environment variables.
+
+    Raises:
+        SettingsError: for an ``XNODE_`` variable that names no setting.
+    """
+    overrides: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("XNODE_") or name in NON_SETTING_ENV:
+            continue
+        key = name[len("XNODE_") :].lower()
+        if key not in _KEY_TYPES:
+            raise SettingsError(f"unknown setting in environment: {name}")
+        overrides[key] = _coerce_env(key, raw)
+    return overrides
+
+
+def load_settings(data_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load ``DATA/xnode.toml`` and the secret key, applying environment overrides.
+
+    Raises:
+        SettingsError: if the node is not initialised or the configuration is invalid.
+    """
+    data_dir = data_dir.resolve()
+    config_path = data_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise SettingsError(f"no node at {data_dir} (missing {CONFIG_FILE}); run 'xnode init'")
+    try:
+        values = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{config_path}: invalid TOML: {exc}") from None
+    values.update(env_overrides(os.environ if environ is None else environ))
+    secret_path = data_dir / SECRET_FILE
+    try:
+        secret = bytes.fromhex(secret_path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        raise SettingsError(f"{secret_path}: missing or unreadable secret key") from None
+    if len(secret) < 32:
+        raise SettingsError(f"{secret_path}: secret key too short")
+    return settings_from_mapping(data_dir, values, secret_key=secret)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_config(values: Mapping[str, Any]) -> str:
+    """Render settings as the contents of an ``xnode.toml`` file."""
+    lines = ["# xnode configuration. See docs/admin.md for every key.", ""]
+    for key in _KEY_TYPES:
+        if key in values and values[key] is not None:
+            lines.append(f"{key} = {_toml_value(values[key])}")
+    return "\n".join(lines) + "\n"

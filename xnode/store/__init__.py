@@ -1,0 +1,1 @@
+"""Storage: the SQLite database, its migrations and one SQL module per aggregate."""

@@ -1,0 +1,211 @@
+"""SQL for accounts and local users."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import aiosqlite
+
+from xnode.accounts.models import Account, ProfileField, User
+from xnode.store.database import Database
+
+_USER_SELECT = (
+    "SELECT accounts.*, users.is_admin, users.state, users.must_change_password,"
+    " users.signup_reason, users.created_at AS user_created_at, users.password_changed_at,"
+    " users.password_hash"
+    " FROM users JOIN accounts ON accounts.id = users.account_id"
+)
+
+
+def fields_to_json(fields: Sequence[ProfileField]) -> str:
+    """Serialise profile fields for the ``fields_json`` column."""
+    return json.dumps([{"name": f.name, "value": f.value} for f in fields], ensure_ascii=False)
+
+
+async def insert_local_account(
+    conn: aiosqlite.Connection, account_id: int, username: str, now: float
+) -> None:
+    """Insert the account row of a new local user."""
+    await conn.execute(
+        "INSERT INTO accounts (id, username, username_key, domain, created_at, updated_at)"
+        " VALUES (?, ?, ?, NULL, ?, ?)",
+        (account_id, username, username.lower(), now, now),
+    )
+
+
+async def insert_user(
+    conn: aiosqlite.Connection,
+    account_id: int,
+    password_hash: str,
+    *,
+    is_admin: bool,
+    state: str,
+    must_change_password: bool,
+    signup_reason: str,
+    invite_id: int | None,
+    now: float,
+) -> None:
+    """Insert the login data of a new local user."""
+    await conn.execute(
+        "INSERT INTO users (account_id, password_hash, is_admin, state, must_change_password,"
+        " signup_reason, invite_id, created_at, password_changed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            account_id, password_hash, int(is_admin), state, int(must_change_password),
+            signup_reason, invite_id, now, now,
+        ),
+    )
+
+
+async def local_username_taken(conn: aiosqlite.Connection, username: str) -> bool:
+    """Whether a local account (live or deleted) already has this username."""
+    async with conn.execute(
+        "SELECT 1 FROM accounts WHERE domain IS NULL AND username_key = ?", (username.lower(),)
+    ) as cursor:
+        return await cursor.fetchone() is not None
+
+
+async def get_account(db: Database, account_id: int) -> Account | None:
+    """Fetch any account by id."""
+    row = await db.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+    return None if row is None else Account.from_row(row)
+
+
+async def get_local_account(db: Database, username: str) -> Account | None:
+    """Fetch a local account by username (case-insensitive)."""
+    row = await db.fetchone(
+        "SELECT * FROM accounts WHERE domain IS NULL AND username_key = ?", (username.lower(),)
+    )
+    return None if row is None else Account.from_row(row)
+
+
+async def get_user(db: Database, account_id: int) -> User | None:
+    """Fetch a local user by account id."""
+    row = await db.fetchone(f"{_USER_SELECT} WHERE users.account_id = ?", (account_id,))
+    return None if row is None else User.from_row(row)
+
+
+async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | None:
+    """Fetch a local user and their password hash by username."""
+    row = await db.fetchone(
+        f"{_USER_SELECT} WHERE accounts.domain IS NULL AND accounts.username_key = ?",
+        (username.lower(),),
+    )
+    return None if row is None else (User.from_row(row), row["password_hash"])
+
+
+async def get_password_hash(db: Database, account_id: int) -> str | None:
+    """The stored password hash of a local user."""
+    return await db.fetchvalue(
+        "SELECT password_hash FROM users WHERE account_id = ?", (account_id,)
+    )
+
+
+async def list_users(db: Database, state: str | None = None) -> list[User]:
+    """Every local user (optionally only those in ``state``), oldest first."""
+    if state is None:
+        rows = await db.fetchall(f"{_USER_SELECT} ORDER BY accounts.id")
+    else:
+        rows = await db.fetchall(
+            f"{_USER_SELECT} WHERE users.state = ? ORDER BY accounts.id", (state,)
+        )
+    return [User.from_row(row) for row in rows]
+
+
+async def count_users(db: Database) -> int:
+    """How many local users exist (any state)."""
+    return int(await db.fetchvalue("SELECT COUNT(*) FROM users") or 0)
+
+
+async def set_password_hash(
+    conn: aiosqlite.Connection,
+    account_id: int,
+    password_hash: str,
+    must_change: bool,
+    now: float,
+) -> None:
+    """Replace a user's password hash."""
+    await conn.execute(
+        "UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ?"
+        " WHERE account_id = ?",
+        (password_hash, int(must_change), now, account_id),
+    )
+
+
+async def set_user_state(conn: aiosqlite.Connection, account_id: int, state: str) -> None:
+    """Set a user's approval state."""
+    await conn.execute("UPDATE users SET state = ? WHERE account_id = ?", (state, account_id))
+
+
+async def set_admin(conn: aiosqlite.Connection, account_id: int, is_admin: bool) -> None:
+    """Grant or remove admin rights."""
+    await conn.execute(
+        "UPDATE users SET is_admin = ? WHERE account_id = ?", (int(is_admin), account_id)
+    )
+
+
+async def set_suspended(
+    conn: aiosqlite.Connection, account_id: int, suspended_at: float | None
+) -> None:
+    """Suspend (with a time) or unsuspend (None) an account."""
+    await conn.execute(
+        "UPDATE accounts SET suspended_at = ?, updated_at = COALESCE(?, updated_at)"
+        " WHERE id = ?",
+        (suspended_at, suspended_at, account_id),
+    )
+
+
+async def update_profile(
+    conn: aiosqlite.Connection,
+    account_id: int,
+    *,
+    display_name: str,
+    bio_source: str,
+    bio_html: str,
+    fields: Sequence[ProfileField],
+    locked: bool,
+    discoverable: bool,
+    now: float,
+) -> None:
+    """Replace the editable text parts of a profile."""
+    await conn.execute(
+        "UPDATE accounts SET display_name = ?, bio_source = ?, bio_html = ?, fields_json = ?,"
+        " locked = ?, discoverable = ?, updated_at = ? WHERE id = ?",
+        (
+            display_name, bio_source, bio_html, fields_to_json(fields),
+            int(locked), int(discoverable), now, account_id,
+        ),
+    )
+
+
+async def set_profile_image(
+    conn: aiosqlite.Connection, account_id: int, kind: str, file_name: str | None, now: float
+) -> None:
+    """Set or clear the avatar (``kind='avatar'``) or header image file."""
+    column = {"avatar": "avatar_file", "header": "header_file"}[kind]
+    await conn.execute(
+        f"UPDATE accounts SET {column} = ?, updated_at = ? WHERE id = ?",
+        (file_name, now, account_id),
+    )
+
+
+async def tombstone_local_account(conn: aiosqlite.Connection, account_id: int, now: float) -> None:
+    """Delete a local user's data, keeping a tombstone account row.
+
+    The username stays taken for good: federation peers remember the actor
+    URL, and a new person must never inherit an old identity.
+    """
+    await conn.execute("DELETE FROM sessions WHERE account_id = ?", (account_id,))
+    await conn.execute("DELETE FROM users WHERE account_id = ?", (account_id,))
+    await conn.execute(
+        "UPDATE accounts SET display_name = '', bio_source = '', bio_html = '',"
+        " fields_json = '[]', avatar_file = NULL, header_file = NULL, discoverable = 0,"
+        " deleted_at = ?, updated_at = ? WHERE id = ?",
+        (now, now, account_id),
+    )
+
+
+async def delete_pending_account(conn: aiosqlite.Connection, account_id: int) -> None:
+    """Remove a never-approved sign-up entirely (nothing was ever published)."""
+    await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))

@@ -1,0 +1,102 @@
+"""The aiohttp application: services, middleware, routes and background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+import xnode
+from xnode.accounts.service import AccountService
+from xnode.accounts.sessions import SessionService
+from xnode.clock import Clock, SystemClock
+from xnode.media import MediaStore
+from xnode.ratelimit import RateLimiter
+from xnode.settings import Settings
+from xnode.store.database import Database
+from xnode.web import admin, auth, pages, profile
+from xnode.web.middleware import (
+    csrf_middleware,
+    error_middleware,
+    password_change_middleware,
+    security_headers_middleware,
+    session_middleware,
+)
+from xnode.web.render import RENDERER, Renderer
+from xnode.web.state import ACCOUNTS, CLOCK, DB, LIMITER, MEDIA, SESSIONS, SETTINGS
+
+log = logging.getLogger(__name__)
+
+SESSION_PURGE_INTERVAL_S = 3600.0
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[DB].open()
+    yield
+    await app[DB].close()
+
+
+async def _purge_sessions_forever(app: web.Application) -> None:
+    while True:
+        try:
+            purged = await app[SESSIONS].purge_expired()
+            if purged:
+                log.info("purged %d expired sessions", purged)
+        except Exception:
+            log.exception("session purge failed")
+        await asyncio.sleep(SESSION_PURGE_INTERVAL_S)
+
+
+async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(_purge_sessions_forever(app), name="purge-sessions")]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the node's web application from its settings.
+
+    The database opens when the application starts (``cleanup_ctx``) and the
+    background workers run for as long as it serves.
+    """
+    clock = clock or SystemClock()
+    # Room for a multipart form carrying an avatar and a header at the limit.
+    app = web.Application(
+        client_max_size=settings.max_upload_bytes * 2 + 256 * 1024,
+        middlewares=[
+            security_headers_middleware,
+            error_middleware,
+            session_middleware,
+            csrf_middleware,
+            password_change_middleware,
+        ],
+    )
+    db = Database(settings.database_path)
+    renderer = Renderer(settings.secret_key, secure_cookies=settings.https)
+    renderer.add_globals(
+        node_domain=settings.domain, base_url=settings.base_url, version=xnode.__version__
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[DB] = db
+    app[RENDERER] = renderer
+    app[ACCOUNTS] = AccountService(db, settings, clock)
+    app[SESSIONS] = SessionService(db, clock)
+    app[LIMITER] = RateLimiter(clock)
+    app[MEDIA] = MediaStore(settings.media_dir)
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_workers_ctx)
+
+    app.router.add_static("/static/", renderer.static_dir, name="static")
+    pages.add_routes(app)
+    auth.add_routes(app)
+    profile.add_routes(app)
+    admin.add_routes(app)
+    return app

@@ -1,0 +1,90 @@
+"""Small helpers shared by the HTML handlers: form fields, the current user."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from xnode.accounts.models import User
+from xnode.errors import InvalidInput
+from xnode.web.visitor import visitor_of
+
+FormData = MultiDictProxy[str | bytes | web.FileField]
+
+
+async def read_form(request: web.Request) -> FormData:
+    """The request's form fields (already parsed and cached by the CSRF check)."""
+    return await request.post()
+
+
+def text_field(form: FormData, name: str, *, max_length: int = 10_000) -> str:
+    """A text field's value ('' when absent).
+
+    Raises:
+        InvalidInput: the value is a file or longer than ``max_length``.
+    """
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidInput(f"The field '{name}' must be text.", field=name)
+    if len(value) > max_length:
+        raise InvalidInput(
+            f"The field '{name}' is too long (at most {max_length} characters).", field=name
+        )
+    return value
+
+
+def checkbox(form: FormData, name: str) -> bool:
+    """Whether a checkbox was ticked."""
+    return form.get(name) not in (None, "", "0", "off", "false")
+
+
+def file_field(form: FormData, name: str) -> bytes | None:
+    """The bytes of an uploaded file, or None if no file was chosen."""
+    value = form.get(name)
+    if not isinstance(value, web.FileField) or not value.filename:
+        return None
+    return value.file.read()
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's address as seen by this process."""
+    return request.remote or ""
+
+
+def current_user(request: web.Request) -> User | None:
+    """The logged-in user, if any."""
+    return visitor_of(request).user
+
+
+def require_user(request: web.Request) -> User:
+    """The logged-in user, or a redirect to the login page.
+
+    Raises:
+        web.HTTPSeeOther: nobody is logged in.
+    """
+    user = current_user(request)
+    if user is None:
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+    return user
+
+
+def require_admin(request: web.Request) -> User:
+    """The logged-in admin.
+
+    Raises:
+        web.HTTPSeeOther: nobody is logged in.
+        web.HTTPForbidden: the user is not an admin.
+    """
+    user = require_user(request)
+    if not user.is_admin:
+        raise web.HTTPForbidden(text="Only administrators may see this page.")
+    return user
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site path to go to after login, never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

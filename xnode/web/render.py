@@ -1,0 +1,117 @@
+"""HTML rendering with jinja2 (autoescaped) and one-shot flash messages."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from xnode.web.security import sign_value, unsign_value
+from xnode.web.visitor import visitor_of
+
+FLASH_COOKIE = "xnode_flash"
+
+
+def templates_dir() -> Path:
+    """Where the templates are: inside the installed package, else the checkout."""
+    spec = importlib.util.find_spec("xnode.templates")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def _format_time(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Renderer:
+    """Renders templates into responses, adding the page-wide context."""
+
+    def __init__(
+        self, secret_key: bytes, *, secure_cookies: bool, template_root: Path | None = None
+    ) -> None:
+        root = template_root or templates_dir()
+        self.static_dir = root / "static"
+        self.secret_key = secret_key
+        self.secure_cookies = secure_cookies
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(root)),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["datetime"] = _format_time
+
+    def add_globals(self, **values: Any) -> None:
+        """Values every template sees (node name, version)."""
+        self.env.globals.update(values)
+
+    def render_string(self, template: str, context: dict[str, Any]) -> str:
+        """Render a template to a string."""
+        return self.env.get_template(template).render(context)
+
+    def render(
+        self,
+        request: web.Request,
+        template: str,
+        context: dict[str, Any] | None = None,
+        *,
+        status: int = 200,
+    ) -> web.Response:
+        """Render ``template`` for ``request``, consuming pending flash messages."""
+        visitor = visitor_of(request)
+        flashes = visitor.flashes
+        page = {
+            "request": request,
+            "user": visitor.user,
+            "csrf_token": visitor.csrf_token,
+            "flashes": flashes,
+            **(context or {}),
+        }
+        response = web.Response(
+            text=self.render_string(template, page), status=status, content_type="text/html"
+        )
+        if flashes:
+            response.del_cookie(FLASH_COOKIE, path="/")
+        return response
+
+    def read_flashes(self, request: web.Request) -> list[list[str]]:
+        """Flash messages carried in the request's signed cookie."""
+        payload = unsign_value(self.secret_key, "flash", request.cookies.get(FLASH_COOKIE))
+        if not isinstance(payload, list):
+            return []
+        return [
+            [str(item[0]), str(item[1])]
+            for item in payload
+            if isinstance(item, list) and len(item) == 2
+        ][:5]
+
+
+RENDERER = web.AppKey("renderer", Renderer)
+
+
+def redirect(
+    request: web.Request, location: str, message: str | None = None, level: str = "info"
+) -> web.HTTPSeeOther:
+    """A 303 redirect, optionally carrying a flash message to the next page."""
+    response = web.HTTPSeeOther(location)
+    if message:
+        renderer = request.app[RENDERER]
+        value = sign_value(renderer.secret_key, "flash", [[level, message]])
+        response.set_cookie(
+            FLASH_COOKIE,
+            value,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=renderer.secure_cookies,
+            max_age=60,
+        )
+    return response
