@@ -101,13 +101,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def security_headers_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    """Add CSP and the other protective headers to every response."""
-    response = await handler(request)
+    """Add CSP and the other protective headers to every response, redirects included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _add_security_headers(exc, request.app[SETTINGS].https)
+        raise
+    _add_security_headers(response, request.app[SETTINGS].https)
+    return response
+
+
+def _add_security_headers(response: web.StreamResponse, https: bool) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.app[SETTINGS].https:
+    if https:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    return response
 
 
 @web.middleware

@@ -1,0 +1,99 @@
+"""The SQLite store: migrations, transactions, concurrent reads, IDs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from xnode.ids import IdGenerator, id_for_time, id_timestamp
+from xnode.store.database import Database, open_database
+from xnode.store.migrations import SchemaTooNewError, all_migrations
+
+
+async def test_migrations_apply_once_and_are_recorded(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        versions = [r[0] for r in await db.fetchall("SELECT version FROM schema_migrations")]
+        assert versions == [m.version for m in all_migrations()]
+        assert await db.fetchvalue("PRAGMA journal_mode") == "wal"
+        assert await db.fetchvalue("PRAGMA foreign_keys") == 1
+    async with open_database(path) as db:  # reopening applies nothing twice
+        count = await db.fetchvalue("SELECT COUNT(*) FROM schema_migrations")
+        assert count == len(all_migrations())
+
+
+async def test_refuses_a_database_from_a_newer_xnode(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        await db.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)"
+        )
+    db = Database(path)
+    with pytest.raises(SchemaTooNewError, match="999"):
+        await db.open()
+    await db.close()
+
+
+async def test_failed_transaction_leaves_nothing_behind(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO node_settings (key, value, updated_at) VALUES ('a', '1', 0)"
+                )
+                await conn.execute(
+                    "INSERT INTO node_settings (key, value, updated_at) VALUES ('a', '2', 0)"
+                )
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 0
+
+
+async def test_readers_are_not_blocked_by_an_open_write(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await db.execute("INSERT INTO node_settings (key, value, updated_at) VALUES ('k', 'v', 0)")
+        writing = asyncio.Event()
+        release = asyncio.Event()
+
+        async def slow_writer() -> None:
+            async with db.transaction() as conn:
+                await conn.execute("UPDATE node_settings SET value = 'new' WHERE key = 'k'")
+                writing.set()
+                await release.wait()
+
+        task = asyncio.create_task(slow_writer())
+        await writing.wait()
+        # The write is uncommitted: a reader sees the old value at once.
+        value = await asyncio.wait_for(
+            db.fetchvalue("SELECT value FROM node_settings WHERE key = 'k'"), timeout=2
+        )
+        assert value == "v"
+        release.set()
+        await task
+        assert await db.fetchvalue("SELECT value FROM node_settings WHERE key = 'k'") == "new"
+
+
+async def test_reader_connections_cannot_write(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        with pytest.raises(sqlite3.OperationalError):
+            await db.fetchall("DELETE FROM node_settings")
+
+
+async def test_online_backup_is_a_consistent_copy(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await db.execute("INSERT INTO node_settings (key, value, updated_at) VALUES ('k', 'v', 0)")
+        await db.backup_to(tmp_path / "copy.sqlite3")
+    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
+    assert copy.execute("SELECT value FROM node_settings").fetchone() == ("v",)
+
+
+def test_ids_are_time_sortable_and_unique():
+    generator = IdGenerator()
+    ids = [generator.next_id(now_ms=1_800_000_000_000) for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    later = generator.next_id(now_ms=1_800_000_000_500)
+    assert later > ids[-1]
+    assert id_timestamp(later) == pytest.approx(1_800_000_000.5)
+    assert id_for_time(1_800_000_000.5) <= later
+    assert later < (1 << 63)
