@@ -8,7 +8,6 @@ from conftest import PASSWORD, create_user, csrf_from, login, post_form
 
 from xnode.web.state import ACCOUNTS, DB
 
-
 CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

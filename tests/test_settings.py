@@ -32,7 +32,7 @@ def test_loads_file_and_derives_base_url(tmp_path):
 
 def test_unknown_key_is_an_error(tmp_path):
     node = write_node(tmp_path, 'domain = "example.org"\nregistation = "open"\n')
-    with pytest.raises(SettingsError, match="unknown setting.*registation"):
+    with pytest.raises(SettingsError, match=r"unknown setting.*registation"):
         load_settings(node, environ={})
 
 

@@ -101,6 +101,8 @@ def process_image(data: bytes, spec: ImageSpec, max_bytes: int) -> ProcessedImag
         )
     else:
         image.thumbnail((spec.max_width, spec.max_height), Image.Resampling.LANCZOS)
+    # Pillow writes some source metadata back by default (a JPEG comment).
+    image.info.clear()
     out = io.BytesIO()
     if has_alpha:
         image.save(out, format="PNG", optimize=True)

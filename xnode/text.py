@@ -118,11 +118,9 @@ def _linkify_line(line: str) -> str:
 
 def _trim_url(url: str) -> str:
     """Drop sentence punctuation that follows a URL, and an unbalanced ')'."""
-    while url:
-        if url[-1] in _TRAILING_PUNCTUATION:
-            url = url[:-1]
-        elif url[-1] == ")" and url.count(")") > url.count("("):
-            url = url[:-1]
-        else:
-            break
+    while url and (
+        url[-1] in _TRAILING_PUNCTUATION
+        or (url[-1] == ")" and url.count(")") > url.count("("))
+    ):
+        url = url[:-1]
     return url

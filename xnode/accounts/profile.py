@@ -16,7 +16,7 @@ from typing import Literal
 
 from xnode.accounts.models import Account, ProfileField
 from xnode.clock import Clock
-from xnode.errors import InvalidInput, NotFound, PayloadTooLarge, XnodeError
+from xnode.errors import InvalidInput, NotFound, PayloadTooLarge
 from xnode.media import AVATAR, HEADER, ImageSpec, MediaStore, ProcessedImage, process_image
 from xnode.store import accounts as account_store
 from xnode.store.database import Database
@@ -264,17 +264,3 @@ def _check_kind(kind: str) -> str:
         raise ValueError(f"unknown profile image kind {kind!r}")
     return kind
 
-
-__all__ = [
-    "IMAGE_KINDS",
-    "MAX_BIO",
-    "MAX_DISPLAY_NAME",
-    "MAX_FIELDS",
-    "ImageKind",
-    "ProfileEdit",
-    "ProfileService",
-    "ProfileText",
-    "XnodeError",
-    "validate_fields",
-    "validate_profile_text",
-]

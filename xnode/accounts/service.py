@@ -107,14 +107,17 @@ class AccountService:
         must_change_password: bool = False,
         signup_reason: str = "",
         invite_code: str = "",
+        allow_reserved: bool = False,
     ) -> User:
         """Create a local user directly (admin CLI), ignoring the registration mode.
+
+        ``allow_reserved`` lets the operator take a reserved name such as ``admin``.
 
         Raises:
             InvalidInput: bad username, password or invite code.
             Conflict: the username is taken.
         """
-        name = validate_username(username)
+        name = validate_username(username, allow_reserved=allow_reserved)
         passwords.check_password_policy(password, name)
         password_hash = await passwords.hash_password(password)
         now = self.clock.now()

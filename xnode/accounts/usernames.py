@@ -27,8 +27,11 @@ def normalize_username(raw: str) -> str:
     return raw.strip().lstrip("@").lower()
 
 
-def validate_username(raw: str) -> str:
+def validate_username(raw: str, *, allow_reserved: bool = False) -> str:
     """Check a requested local username and return its canonical form.
+
+    ``allow_reserved`` is for the operator (admin CLI): reserved names keep
+    strangers from posing as the node, not the node's own admin.
 
     Raises:
         InvalidInput: if it breaks the pattern or is reserved.
@@ -41,6 +44,6 @@ def validate_username(raw: str) -> str:
             "Usernames are 1 to 30 characters: letters a-z, digits and underscores.",
             field="username",
         )
-    if name in RESERVED_USERNAMES:
+    if name in RESERVED_USERNAMES and not allow_reserved:
         raise InvalidInput(f"The username '{name}' is reserved.", field="username")
     return name

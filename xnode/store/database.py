@@ -58,15 +58,20 @@ class Database:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await _connect(self.path)
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        applied = await apply_migrations(self._writer)
-        if applied:
-            log.info("applied migrations %s", ", ".join(str(v) for v in applied))
-        for _ in range(self._reader_count):
-            reader = await _connect(self.path)
-            await reader.execute("PRAGMA query_only = ON")
-            self._all_readers.append(reader)
-            self._readers.put_nowait(reader)
+        try:
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            applied = await apply_migrations(self._writer)
+            if applied:
+                log.info("applied migrations %s", ", ".join(str(v) for v in applied))
+            for _ in range(self._reader_count):
+                reader = await _connect(self.path)
+                await reader.execute("PRAGMA query_only = ON")
+                self._all_readers.append(reader)
+                self._readers.put_nowait(reader)
+        except BaseException:
+            # An open aiosqlite connection's thread keeps the process alive.
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Close every connection (checkpointing the WAL on the writer)."""

@@ -31,7 +31,7 @@ INVITE_EXPIRY_DAYS = (1, 7, 30)
 MODE_HELP = {
     "open": "Anyone can create an account and use it at once.",
     "approval": "Anyone can ask for an account; an administrator approves each one.",
-    "invite": "Only people with an invite code from this page can sign up.",
+    "invite": "Only people with an invite code (see Invites) can sign up.",
     "closed": "Nobody can sign up; administrators create accounts from the command line.",
 }
 
@@ -145,7 +145,10 @@ def invite_status(invite: Invite, now: float) -> str:
 
 
 async def _invites_page(
-    request: web.Request, *, error: str | None = None, form: dict[str, str] | None = None,
+    request: web.Request,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
     now = request.app[CLOCK].now()

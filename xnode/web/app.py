@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 import xnode
+from xnode.accounts.profile import ProfileService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock, SystemClock
@@ -26,7 +27,7 @@ from xnode.web.middleware import (
     session_middleware,
 )
 from xnode.web.render import RENDERER, Renderer
-from xnode.web.state import ACCOUNTS, CLOCK, DB, LIMITER, MEDIA, SESSIONS, SETTINGS
+from xnode.web.state import ACCOUNTS, CLOCK, DB, LIMITER, MEDIA, PROFILES, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SESSIONS] = SessionService(db, clock)
     app[LIMITER] = RateLimiter(clock)
     app[MEDIA] = MediaStore(settings.media_dir)
+    app[PROFILES] = ProfileService(db, app[MEDIA], clock, settings.max_upload_bytes)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_workers_ctx)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from xnode.accounts.profile import ProfileService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock
@@ -20,5 +21,6 @@ ACCOUNTS = web.AppKey("accounts", AccountService)
 SESSIONS = web.AppKey("sessions", SessionService)
 LIMITER = web.AppKey("limiter", RateLimiter)
 MEDIA = web.AppKey("media", MediaStore)
+PROFILES = web.AppKey("profiles", ProfileService)
 
 __all__ = ["ACCOUNTS", "CLOCK", "DB", "LIMITER", "MEDIA", "RENDERER", "SESSIONS", "SETTINGS"]

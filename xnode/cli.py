@@ -1,0 +1,533 @@
+"""The ``xnode`` admin command line: thin commands that parse, call a service, print.
+
+Heavy modules (aiohttp, the web application) are imported inside ``serve``
+only, so every other command starts quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+import xnode
+from xnode.accounts.models import Invite, User
+from xnode.accounts.service import AccountService
+from xnode.bootstrap import init_node
+from xnode.clock import SystemClock
+from xnode.errors import XnodeError
+from xnode.settings import (
+    CONFIG_FILE,
+    REGISTRATION_MODES,
+    SECRET_FILE,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_listen,
+)
+from xnode.store.database import Database, open_database
+from xnode.store.migrations import SchemaTooNewError, all_migrations
+
+T = TypeVar("T")
+
+
+class _Cli(click.Group):
+    """The root group: turns domain errors into ``Error: <message>`` and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, reporting domain errors without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except XnodeError as exc:
+            raise click.ClickException(exc.message) from None
+        except (SettingsError, SchemaTooNewError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _data_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="XNODE_DATA",
+        default="./data",
+        show_default=True,
+        help="Node data directory (env: XNODE_DATA).",
+    )(command)
+
+
+def _password_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--password-file",
+        type=click.File("r", encoding="utf-8"),
+        help="Read the password from the first line of this file ('-' for stdin) "
+        "instead of prompting.",
+    )(command)
+
+
+def _read_password(password_file: IO[str] | None) -> str:
+    """The new password: first line of the file, else asked twice with hidden input."""
+    if password_file is not None:
+        return password_file.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Node:
+    settings: Settings
+    db: Database
+    accounts: AccountService
+
+
+def _with_node(data_dir: Path, action: Callable[[_Node], Awaitable[T]]) -> T:
+    """Load the node's settings, open its database and run ``action`` against it."""
+    settings = load_settings(data_dir)
+    if not settings.database_path.is_file():
+        # Opening would silently create an empty database in its place.
+        raise click.ClickException(f"no database at {settings.database_path}")
+
+    async def run() -> T:
+        async with open_database(settings.database_path) as db:
+            return await action(_Node(settings, db, AccountService(db, settings, SystemClock())))
+
+    return asyncio.run(run())
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _echo_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for line in (headers, *rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server TLS context from a certificate chain and key, or a clear error."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(
+            f"cannot load TLS certificate {cert} with key {key}: {exc}"
+        ) from None
+    return context
+
+
+def _tls_paths(settings: Settings) -> tuple[Path, Path] | None:
+    """The configured TLS files; relative paths in the config are inside the data directory."""
+    if not (settings.tls_cert and settings.tls_key):
+        return None
+    return settings.data_dir / settings.tls_cert, settings.data_dir / settings.tls_key
+
+
+@click.group(cls=_Cli)
+@click.version_option(xnode.__version__, prog_name="xnode")
+def main() -> None:
+    """Run and administer an xnode server."""
+
+
+# --- init ------------------------------------------------------------------
+
+
+@main.command()
+@_data_option
+@click.option("--domain", required=True, help="Public host name, e.g. example.org.")
+@click.option(
+    "--https/--http",
+    default=True,
+    show_default=True,
+    help="Scheme of the public URLs (use --http only for local testing).",
+)
+@click.option("--port", type=int, help="Public port, if not the scheme's default.")
+@click.option("--listen", metavar="IP:PORT", help="Address to serve on [default: 127.0.0.1:8080].")
+@click.option(
+    "--registration",
+    type=click.Choice(REGISTRATION_MODES),
+    default="approval",
+    show_default=True,
+    help="Who may sign up.",
+)
+@click.option(
+    "--admin",
+    metavar="NAME",
+    help="Also create this admin user and print a one-time password for them.",
+)
+def init(
+    data_dir: Path,
+    domain: str,
+    https: bool,
+    port: int | None,
+    listen: str | None,
+    registration: str,
+    admin: str | None,
+) -> None:
+    """Create a new node in the data directory.
+
+    Writes xnode.toml, secret.key and the database; refuses to touch an existing node.
+    """
+    result = asyncio.run(
+        init_node(
+            data_dir,
+            domain=domain,
+            https=https,
+            port=port,
+            listen=listen,
+            registration=registration,
+            admin=admin,
+        )
+    )
+    settings = result.settings
+    click.echo(f"Created node {settings.base_url} in {settings.data_dir}")
+    if result.admin_password is not None:
+        click.echo(f"Admin user:         {result.admin_username}")
+        click.echo(f"One-time password:  {result.admin_password}")
+        click.echo("This password is shown only once; you must change it at first login.")
+    click.echo(f"Start it with: xnode serve --data {settings.data_dir}")
+
+
+# --- serve -----------------------------------------------------------------
+
+
+@main.command()
+@_data_option
+@click.option("--listen", metavar="IP:PORT", help="Address to serve on (overrides the config).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate chain; serve HTTPS directly (overrides the config).",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM private key.")
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(
+    data_dir: Path,
+    listen: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    access_log: bool,
+) -> None:
+    """Serve the node until SIGINT or SIGTERM.
+
+    Relative tls_cert/tls_key paths in xnode.toml are inside the data directory.
+    """
+    settings = load_settings(data_dir)
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key must be given together")
+    overrides: dict[str, Any] = {}
+    if listen:
+        parse_listen(listen)
+        overrides["listen"] = listen
+    if tls_cert and tls_key:
+        overrides["tls_cert"] = str(tls_cert.resolve())
+        overrides["tls_key"] = str(tls_key.resolve())
+    settings = dataclasses.replace(settings, **overrides)
+    tls = _tls_paths(settings)
+    ssl_context = _tls_context(*tls) if tls else None
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_serve(settings, ssl_context, access_log))
+
+
+async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_log: bool) -> None:
+    """Run the web application until a stop signal; cleanup_ctx stops the workers."""
+    from aiohttp import web
+
+    from xnode.web.app import create_app
+
+    host, port = settings.listen_host_port()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(
+        create_app(settings), access_log=logging.getLogger("aiohttp.access") if access_log else None
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        click.echo(f"xnode serving {settings.base_url} on {settings.listen}")
+        await stop.wait()
+        click.echo("xnode stopping")
+    finally:
+        await runner.cleanup()
+
+
+# --- users -----------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Manage local users."""
+
+
+@user.command("create")
+@click.argument("name")
+@_data_option
+@click.option("--admin", is_flag=True, help="Give the user admin rights.")
+@_password_file_option
+def user_create(data_dir: Path, name: str, admin: bool, password_file: IO[str] | None) -> None:
+    """Create an active user NAME (the registration mode does not apply)."""
+    password = _read_password(password_file)
+    created = _with_node(
+        data_dir,
+        lambda node: node.accounts.create_user(name, password, is_admin=admin, allow_reserved=True),
+    )
+    click.echo(f"Created user {created.username}{' (admin)' if created.is_admin else ''}.")
+
+
+@user.command("list")
+@_data_option
+def user_list(data_dir: Path) -> None:
+    """List local users."""
+    users: list[User] = _with_node(data_dir, lambda node: node.accounts.list_users())
+    rows = [
+        (
+            u.username,
+            u.state,
+            "yes" if u.is_admin else "no",
+            _when(u.account.suspended_at) if u.account.is_suspended else "no",
+            _when(u.created_at),
+        )
+        for u in users
+    ]
+    _echo_table(("USERNAME", "STATE", "ADMIN", "SUSPENDED", "CREATED (UTC)"), rows)
+
+
+def _by_name(
+    name: str, change: Callable[[AccountService, User], Awaitable[Any]]
+) -> Callable[[_Node], Awaitable[User]]:
+    """A node action that looks NAME up, then applies ``change`` to that user."""
+
+    async def action(node: _Node) -> User:
+        found = await node.accounts.require_user_by_name(name)
+        await change(node.accounts, found)
+        return found
+
+    return action
+
+
+@user.command("set-password")
+@click.argument("name")
+@_data_option
+@_password_file_option
+def user_set_password(data_dir: Path, name: str, password_file: IO[str] | None) -> None:
+    """Set NAME's password and log them out everywhere."""
+    password = _read_password(password_file)
+    changed = _with_node(data_dir, _by_name(name, lambda s, u: s.set_password(u.id, password)))
+    click.echo(f"Password changed for {changed.username}; their sessions were ended.")
+
+
+@user.command("suspend")
+@click.argument("name")
+@_data_option
+def user_suspend(data_dir: Path, name: str) -> None:
+    """Suspend NAME: they cannot log in and their sessions end."""
+    found = _with_node(data_dir, _by_name(name, lambda s, u: s.set_suspended(u.id, True)))
+    click.echo(f"Suspended {found.username}.")
+
+
+@user.command("unsuspend")
+@click.argument("name")
+@_data_option
+def user_unsuspend(data_dir: Path, name: str) -> None:
+    """Lift NAME's suspension."""
+    found = _with_node(data_dir, _by_name(name, lambda s, u: s.set_suspended(u.id, False)))
+    click.echo(f"Unsuspended {found.username}.")
+
+
+@user.command("approve")
+@click.argument("name")
+@_data_option
+def user_approve(data_dir: Path, name: str) -> None:
+    """Approve NAME's pending sign-up."""
+    found = _with_node(data_dir, _by_name(name, lambda s, u: s.approve(u.id)))
+    click.echo(f"Approved {found.username}.")
+
+
+@user.command("delete")
+@click.argument("name")
+@_data_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def user_delete(data_dir: Path, name: str, yes: bool) -> None:
+    """Delete NAME's data and sessions (the username stays taken)."""
+    if not yes:
+        click.confirm(f"Delete user {name} and all their data?", abort=True)
+    found = _with_node(data_dir, _by_name(name, lambda s, u: s.delete_user(u.id)))
+    click.echo(f"Deleted {found.username}.")
+
+
+# --- invites ---------------------------------------------------------------
+
+
+@main.group()
+def invite() -> None:
+    """Manage invite codes (for registration mode 'invite')."""
+
+
+def _invite_state(item: Invite, now: float) -> str:
+    if item.revoked_at is not None:
+        return "revoked"
+    if item.expires_at is not None and now >= item.expires_at:
+        return "expired"
+    if item.max_uses is not None and item.uses >= item.max_uses:
+        return "used up"
+    return "live"
+
+
+@invite.command("create")
+@_data_option
+@click.option("--expires-days", type=float, help="Expire after this many days [default: never].")
+@click.option("--max-uses", type=int, help="Allow this many sign-ups [default: unlimited].")
+def invite_create(data_dir: Path, expires_days: float | None, max_uses: int | None) -> None:
+    """Create an invite code and print its sign-up URL."""
+
+    async def action(node: _Node) -> tuple[Invite, str]:
+        made = await node.accounts.create_invite(
+            None,
+            expires_in_s=None if expires_days is None else expires_days * 86400,
+            max_uses=max_uses,
+        )
+        return made, node.settings.base_url
+
+    made, base_url = _with_node(data_dir, action)
+    click.echo(f"Invite code: {made.code}")
+    click.echo(f"Sign-up URL: {base_url}/signup?invite={made.code}")
+
+
+@invite.command("list")
+@_data_option
+def invite_list(data_dir: Path) -> None:
+    """List invite codes, newest first."""
+    invites: list[Invite] = _with_node(data_dir, lambda node: node.accounts.list_invites())
+    now = SystemClock().now()
+    rows = [
+        (
+            item.code,
+            _invite_state(item, now),
+            f"{item.uses}/{'-' if item.max_uses is None else item.max_uses}",
+            _when(item.expires_at),
+            _when(item.created_at),
+        )
+        for item in invites
+    ]
+    _echo_table(("CODE", "STATE", "USES", "EXPIRES (UTC)", "CREATED (UTC)"), rows)
+
+
+@invite.command("revoke")
+@click.argument("code")
+@_data_option
+def invite_revoke(data_dir: Path, code: str) -> None:
+    """Revoke invite CODE so it can no longer be used."""
+    _with_node(data_dir, lambda node: node.accounts.revoke_invite(code))
+    click.echo("Invite revoked.")
+
+
+# --- backup and check ------------------------------------------------------
+
+
+@main.command()
+@_data_option
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def backup(data_dir: Path, out: Path, force: bool) -> None:
+    """Snapshot the database into the file OUT (safe while serving).
+
+    OUT holds the database only. A full backup also needs DATA/media/,
+    DATA/xnode.toml and DATA/secret.key: copy those as plain files (media files
+    are never changed once written, so copying them while serving is safe).
+    """
+    out = out.resolve()
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; use --force to replace it")
+
+    async def action(node: _Node) -> Path:
+        if out == node.settings.database_path:
+            raise click.ClickException("OUT must not be the live database")
+        # Back up to a temporary file and rename, so OUT is never a partial copy.
+        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            await node.db.backup_to(tmp)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return node.settings.data_dir
+
+    data = _with_node(data_dir, action)
+    click.echo(f"Database backed up to {out}")
+    click.echo(
+        f"Also copy {data / 'media'}, {data / CONFIG_FILE} and {data / SECRET_FILE} "
+        "for a full backup."
+    )
+
+
+@main.command()
+@_data_option
+def check(data_dir: Path) -> None:
+    """Check config, database, media directory and TLS files.
+
+    Exits with status 0 when everything is healthy, 1 otherwise.
+    """
+    settings = load_settings(data_dir)
+    click.echo(f"ok      config: {settings.base_url}, listening on {settings.listen}")
+    problems = asyncio.run(_database_problems(settings))
+    problems += _media_problems(settings)
+    tls = _tls_paths(settings)
+    if tls:
+        try:
+            _tls_context(*tls)
+            click.echo("ok      TLS certificate and key")
+        except click.ClickException as exc:
+            problems.append(exc.message)
+    for problem in problems:
+        click.echo(f"PROBLEM {problem}")
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+    click.echo("healthy")
+
+
+async def _database_problems(settings: Settings) -> list[str]:
+    path = settings.database_path
+    if not path.is_file():
+        return [f"no database at {path}"]
+    try:
+        async with open_database(path) as db:
+            version = await db.fetchvalue("SELECT MAX(version) FROM schema_migrations")
+            known = len(all_migrations())
+            click.echo(f"ok      database schema version {version} (this xnode knows {known})")
+            problems = await db.integrity_problems()
+    except SchemaTooNewError as exc:
+        return [str(exc)]
+    if not problems:
+        click.echo("ok      database integrity")
+    return [f"database: {problem}" for problem in problems]
+
+
+def _media_problems(settings: Settings) -> list[str]:
+    try:
+        settings.media_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.media_dir):
+            pass
+    except OSError as exc:
+        return [f"media directory {settings.media_dir} is not writable: {exc}"]
+    click.echo(f"ok      media directory {settings.media_dir} is writable")
+    return []
