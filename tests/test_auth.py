@@ -262,3 +262,27 @@ async def test_every_form_input_has_a_label(client):
         assert len(ids) == len(visible), path
         for ident in ids:
             assert f'for="{ident}"' in page, (path, ident)
+
+
+async def test_behind_a_proxy_limits_apply_per_forwarded_client(aiohttp_client, tmp_path, clock):
+    from conftest import make_settings
+
+    from xnode.web.app import create_app
+
+    settings = make_settings(tmp_path / "proxied", behind_proxy=True)
+    client = await aiohttp_client(create_app(settings, clock=clock))
+
+    async def attempt(forwarded: str, username: str = "x"):
+        token = await csrf_from(client, "/login")
+        return await client.post(
+            "/login",
+            data={"csrf_token": token, "username": username, "password": "y" * 12},
+            headers={"X-Forwarded-For": forwarded},
+            allow_redirects=False,
+        )
+
+    for i in range(30):
+        # A client-supplied first entry must not let one client rotate its identity.
+        assert (await attempt(f"10.0.0.{i}, 203.0.113.7", f"user{i}")).status == 401
+    assert (await attempt("203.0.113.7", "fresh")).status == 429
+    assert (await attempt("203.0.113.8", "fresh")).status == 401

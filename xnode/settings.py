@@ -43,6 +43,9 @@ class Settings:
     allow_private_addresses: bool = False
     registration: str = "approval"
     max_upload_mb: int = 8
+    # Set when a reverse proxy (nginx, Caddy) on the same host forwards
+    # requests: the client address is then the last X-Forwarded-For entry.
+    behind_proxy: bool = False
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -82,6 +85,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "allow_private_addresses": (bool,),
     "registration": (str,),
     "max_upload_mb": (int,),
+    "behind_proxy": (bool,),
 }
 
 

@@ -241,12 +241,6 @@ class AccountService:
             )
             await session_store.delete_sessions_of(conn, account_id, keep_session_hash)
 
-    async def reset_password(self, account_id: int) -> str:
-        """Give a user a random one-time password they must change at next login."""
-        password = passwords.generate_password()
-        await self.set_password(account_id, password, must_change=True)
-        return password
-
     # --- moderation ------------------------------------------------------------
 
     async def approve(self, account_id: int) -> User:
@@ -256,9 +250,7 @@ class AccountService:
             NotFound: no such user.
             Conflict: the user is not pending.
         """
-        user = await self.require_user(account_id)
-        if user.state != "pending":
-            raise Conflict(f"{user.username} is not waiting for approval.")
+        await self._require_pending(account_id)
         async with self.db.transaction() as conn:
             await account_store.set_user_state(conn, account_id, "active")
         return await self.require_user(account_id)
@@ -270,11 +262,15 @@ class AccountService:
             NotFound: no such user.
             Conflict: the user is not pending.
         """
+        await self._require_pending(account_id)
+        async with self.db.transaction() as conn:
+            await account_store.delete_pending_account(conn, account_id)
+
+    async def _require_pending(self, account_id: int) -> User:
         user = await self.require_user(account_id)
         if user.state != "pending":
             raise Conflict(f"{user.username} is not waiting for approval.")
-        async with self.db.transaction() as conn:
-            await account_store.delete_pending_account(conn, account_id)
+        return user
 
     async def set_suspended(self, account_id: int, suspended: bool) -> User:
         """Suspend (logging the user out everywhere) or unsuspend a user.

@@ -113,11 +113,6 @@ async def list_users(db: Database, state: str | None = None) -> list[User]:
     return [User.from_row(row) for row in rows]
 
 
-async def count_users(db: Database) -> int:
-    """How many local users exist (any state)."""
-    return int(await db.fetchvalue("SELECT COUNT(*) FROM users") or 0)
-
-
 async def set_password_hash(
     conn: aiosqlite.Connection,
     account_id: int,

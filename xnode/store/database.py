@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -154,11 +154,6 @@ class Database:
             for row in await self.fetchall("PRAGMA foreign_key_check")
         )
         return problems
-
-
-def placeholders(values: Iterable[Any]) -> str:
-    """Return ``?, ?, ?`` with one placeholder per value (for ``IN (...)``)."""
-    return ", ".join("?" for _ in values)
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from multidict import MultiDictProxy
 
 from xnode.accounts.models import User
 from xnode.errors import InvalidInput
+from xnode.web.state import SETTINGS
 from xnode.web.visitor import visitor_of
 
 FormData = MultiDictProxy[str | bytes | web.FileField]
@@ -49,7 +50,17 @@ def file_field(form: FormData, name: str) -> bytes | None:
 
 
 def client_ip(request: web.Request) -> str:
-    """The client's address as seen by this process."""
+    """The client's address, for rate limits.
+
+    Behind a reverse proxy every request comes from the proxy, so the address
+    the proxy appended to ``X-Forwarded-For`` (the last entry) is used; the
+    entries before it are whatever the client claimed and are not trusted.
+    """
+    if request.app[SETTINGS].behind_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
     return request.remote or ""
 
 
