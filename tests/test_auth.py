@@ -286,3 +286,23 @@ async def test_behind_a_proxy_limits_apply_per_forwarded_client(aiohttp_client, 
         assert (await attempt(f"10.0.0.{i}, 203.0.113.7", f"user{i}")).status == 401
     assert (await attempt("203.0.113.7", "fresh")).status == 429
     assert (await attempt("203.0.113.8", "fresh")).status == 401
+
+
+async def test_unexpected_errors_become_a_styled_500_without_internals(aiohttp_client, settings):
+    from xnode.web.app import create_app
+
+    app = create_app(settings)
+
+    async def broken(request):
+        raise RuntimeError("secret internal detail")
+
+    app.router.add_get("/broken", broken)
+    client = await aiohttp_client(app)
+    page = await client.get("/broken")
+    assert page.status == 500
+    body = await page.text()
+    assert "Something went wrong" in body and 'class="site-header"' in body
+    assert "secret internal detail" not in body and "Traceback" not in body
+    as_json = await client.get("/broken", headers={"Accept": "application/json"})
+    assert as_json.status == 500
+    assert "secret" not in (await as_json.json())["error"]
