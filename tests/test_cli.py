@@ -29,6 +29,7 @@ from xnode.cli import main
 from xnode.clock import SystemClock
 from xnode.settings import load_settings
 from xnode.store.database import Database, open_database
+from xnode.store.migrations import all_migrations
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"
@@ -361,7 +362,8 @@ def test_backup_is_a_readable_copy_and_refuses_overwrite(
 def test_check_passes_on_a_healthy_node(node: Path) -> None:
     result = run("check", "--data", str(node))
     assert result.exit_code == 0, result.output
-    assert "schema version 1" in result.output
+    newest = all_migrations()[-1].version
+    assert f"schema version {newest} (this xnode knows {newest}" in result.output
     assert "healthy" in result.output
 
 

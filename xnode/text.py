@@ -19,6 +19,8 @@ ALLOWED_TAGS = frozenset(
     {
         "p", "br", "a", "span", "strong", "em", "b", "i", "u", "s", "del",
         "code", "pre", "blockquote", "ul", "ol", "li",
+        # Long-form articles (Markdown) need structure.
+        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "sup", "sub",
     }
 )
 # ``rel`` is not listed: nh3 sets it on every link (LINK_REL) and drops any

@@ -30,6 +30,7 @@ class Account:
     header_file: str | None
     locked: bool
     discoverable: bool
+    hide_network: bool
     uri: str | None
     url: str | None
     created_at: float
@@ -82,6 +83,7 @@ class Account:
             header_file=row["header_file"],
             locked=bool(row["locked"]),
             discoverable=bool(row["discoverable"]),
+            hide_network=bool(row["hide_network"]),
             uri=row["uri"],
             url=row["url"],
             created_at=row["created_at"],

@@ -32,6 +32,18 @@ async def insert_local_account(
         " VALUES (?, ?, ?, NULL, ?, ?)",
         (account_id, username, username.lower(), now, now),
     )
+    await reindex_account(conn, account_id)
+
+
+async def reindex_account(conn: aiosqlite.Connection, account_id: int) -> None:
+    """Refresh an account's row in the search index (removing it if deleted)."""
+    await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
+    await conn.execute(
+        "INSERT INTO accounts_fts (rowid, handle, display_name, bio)"
+        " SELECT id, username || COALESCE('@' || domain, ''), display_name, bio_source"
+        " FROM accounts WHERE id = ? AND deleted_at IS NULL",
+        (account_id,),
+    )
 
 
 async def insert_user(
@@ -172,6 +184,7 @@ async def update_profile(
             int(locked), int(discoverable), now, account_id,
         ),
     )
+    await reindex_account(conn, account_id)
 
 
 async def set_profile_image(
@@ -199,8 +212,10 @@ async def tombstone_local_account(conn: aiosqlite.Connection, account_id: int, n
         " deleted_at = ?, updated_at = ? WHERE id = ?",
         (now, now, account_id),
     )
+    await reindex_account(conn, account_id)
 
 
 async def delete_pending_account(conn: aiosqlite.Connection, account_id: int) -> None:
     """Remove a never-approved sign-up entirely (nothing was ever published)."""
     await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+    await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))

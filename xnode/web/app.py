@@ -11,13 +11,19 @@ from aiohttp import web
 
 import xnode
 from xnode.accounts.profile import ProfileService
+from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock, SystemClock
+from xnode.events import EventBus
 from xnode.media import MediaStore
+from xnode.notifications import NotificationService
+from xnode.posts.service import PostService
 from xnode.ratelimit import RateLimiter
+from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
+from xnode.timelines import TimelineService
 from xnode.web import admin, auth, pages, profile
 from xnode.web.middleware import (
     csrf_middleware,
@@ -27,7 +33,22 @@ from xnode.web.middleware import (
     session_middleware,
 )
 from xnode.web.render import RENDERER, Renderer
-from xnode.web.state import ACCOUNTS, CLOCK, DB, LIMITER, MEDIA, PROFILES, SESSIONS, SETTINGS
+from xnode.web.state import (
+    ACCOUNTS,
+    CLOCK,
+    DB,
+    EVENTS,
+    LIMITER,
+    MEDIA,
+    NOTIFICATIONS,
+    POSTS,
+    PROFILES,
+    RELATIONSHIPS,
+    SEARCH,
+    SESSIONS,
+    SETTINGS,
+    TIMELINES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +114,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[LIMITER] = RateLimiter(clock)
     app[MEDIA] = MediaStore(settings.media_dir)
     app[PROFILES] = ProfileService(db, app[MEDIA], clock, settings.max_upload_bytes)
+    events = app[EVENTS] = EventBus()
+    posts = app[POSTS] = PostService(db, settings, clock, events, app[MEDIA])
+    app[RELATIONSHIPS] = RelationshipService(db, clock, events)
+    app[TIMELINES] = TimelineService(db, posts)
+    app[NOTIFICATIONS] = NotificationService(db, clock, posts)
+    app[SEARCH] = SearchService(db, posts)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_workers_ctx)
 

@@ -5,22 +5,37 @@ from __future__ import annotations
 from aiohttp import web
 
 from xnode.accounts.profile import ProfileService
+from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock
+from xnode.events import EventBus
 from xnode.media import MediaStore
+from xnode.notifications import NotificationService
+from xnode.posts.service import PostService
 from xnode.ratelimit import RateLimiter
+from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
+from xnode.timelines import TimelineService
 from xnode.web.render import RENDERER
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 DB = web.AppKey("db", Database)
+EVENTS = web.AppKey("events", EventBus)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 SESSIONS = web.AppKey("sessions", SessionService)
 LIMITER = web.AppKey("limiter", RateLimiter)
 MEDIA = web.AppKey("media", MediaStore)
 PROFILES = web.AppKey("profiles", ProfileService)
+POSTS = web.AppKey("posts", PostService)
+RELATIONSHIPS = web.AppKey("relationships", RelationshipService)
+TIMELINES = web.AppKey("timelines", TimelineService)
+NOTIFICATIONS = web.AppKey("notifications", NotificationService)
+SEARCH = web.AppKey("search", SearchService)
 
-__all__ = ["ACCOUNTS", "CLOCK", "DB", "LIMITER", "MEDIA", "RENDERER", "SESSIONS", "SETTINGS"]
+__all__ = [
+    "ACCOUNTS", "CLOCK", "DB", "EVENTS", "LIMITER", "MEDIA", "NOTIFICATIONS", "POSTS",
+    "PROFILES", "RELATIONSHIPS", "RENDERER", "SEARCH", "SESSIONS", "SETTINGS", "TIMELINES",
+]

@@ -1,0 +1,244 @@
+"""The social graph: follows (with requests for locked accounts), blocks and mutes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xnode.accounts.models import Account
+from xnode.clock import Clock
+from xnode.errors import Conflict, Forbidden, NotFound
+from xnode.events import BlockChanged, EventBus, FollowChanged, NotificationCreated
+from xnode.ids import new_id
+from xnode.store import accounts as account_store
+from xnode.store import notifications as notification_store
+from xnode.store import relationships as rel_store
+from xnode.store.database import Database
+
+PAGE_SIZE = 40
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """How the viewer stands towards another account (for profile buttons)."""
+
+    following: bool = False
+    requested: bool = False
+    followed_by: bool = False
+    blocking: bool = False
+    blocked_by: bool = False
+    muting: bool = False
+    has_pending_request_from: bool = False
+
+
+class RelationshipService:
+    """Follow, unfollow, approve requests, block, mute."""
+
+    def __init__(self, db: Database, clock: Clock, events: EventBus) -> None:
+        self.db = db
+        self.clock = clock
+        self.events = events
+
+    async def _target(self, account_id: int) -> Account:
+        account = await account_store.get_account(self.db, account_id)
+        if account is None or account.is_deleted or account.is_suspended:
+            raise NotFound("No such account.")
+        return account
+
+    async def relationship(self, viewer_id: int, target_id: int) -> Relationship:
+        """The viewer's relationship to ``target_id``."""
+        rows = await self.db.fetchall(
+            "SELECT 'out', state FROM follows WHERE account_id = ? AND target_account_id = ?"
+            " UNION ALL SELECT 'in', state FROM follows WHERE account_id = ?"
+            " AND target_account_id = ?"
+            " UNION ALL SELECT 'blocking', '' FROM blocks WHERE account_id = ?"
+            " AND target_account_id = ?"
+            " UNION ALL SELECT 'blocked_by', '' FROM blocks WHERE account_id = ?"
+            " AND target_account_id = ?"
+            " UNION ALL SELECT 'muting', '' FROM mutes WHERE account_id = ?"
+            " AND target_account_id = ?",
+            (viewer_id, target_id, target_id, viewer_id) * 2 + (viewer_id, target_id),
+        )
+        found = {(row[0], row[1]) for row in rows}
+        return Relationship(
+            following=("out", "accepted") in found,
+            requested=("out", "pending") in found,
+            followed_by=("in", "accepted") in found,
+            has_pending_request_from=("in", "pending") in found,
+            blocking=("blocking", "") in found,
+            blocked_by=("blocked_by", "") in found,
+            muting=("muting", "") in found,
+        )
+
+    async def follow(self, follower_id: int, target_id: int) -> str:
+        """Follow an account, or ask to if it is locked.
+
+        Returns:
+            'accepted' or 'pending'.
+
+        Raises:
+            NotFound: no such account.
+            Conflict: following oneself.
+            Forbidden: a block stands between the two.
+        """
+        if follower_id == target_id:
+            raise Conflict("You cannot follow yourself.")
+        target = await self._target(target_id)
+        if await rel_store.blocked_either_way(self.db, follower_id, target_id):
+            raise Forbidden("You cannot follow this account.")
+        state = "pending" if target.locked else "accepted"
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            created = await rel_store.upsert_follow(
+                conn, new_id(), follower_id, target_id, state, now
+            )
+            notified = created and await notification_store.insert_notification(
+                conn,
+                new_id(),
+                recipient_id=target_id,
+                kind="follow_request" if state == "pending" else "follow",
+                from_id=follower_id,
+                post_id=None,
+                now=now,
+            )
+        if not created:
+            return await rel_store.get_follow_state(self.db, follower_id, target_id) or state
+        await self.events.publish(FollowChanged(follower_id, target_id, state))
+        if notified:
+            await self.events.publish(NotificationCreated(target_id))
+        return state
+
+    async def unfollow(self, follower_id: int, target_id: int) -> None:
+        """Stop following, or withdraw a request."""
+        async with self.db.transaction() as conn:
+            removed = await rel_store.delete_follow(conn, follower_id, target_id)
+            if removed:
+                for kind in ("follow", "follow_request"):
+                    await notification_store.delete_notifications(
+                        conn, kind=kind, from_id=follower_id, recipient_id=target_id
+                    )
+        if removed:
+            await self.events.publish(FollowChanged(follower_id, target_id, "removed"))
+
+    async def accept_request(self, target_id: int, follower_id: int) -> None:
+        """Approve a pending follow request to ``target_id``.
+
+        Raises:
+            NotFound: there is no such pending request.
+        """
+        async with self.db.transaction() as conn:
+            if not await rel_store.accept_follow(conn, follower_id, target_id):
+                raise NotFound("There is no pending follow request from that account.")
+            await notification_store.delete_notifications(
+                conn, kind="follow_request", from_id=follower_id, recipient_id=target_id
+            )
+            await notification_store.insert_notification(
+                conn,
+                new_id(),
+                recipient_id=target_id,
+                kind="follow",
+                from_id=follower_id,
+                post_id=None,
+                now=self.clock.now(),
+            )
+        await self.events.publish(FollowChanged(follower_id, target_id, "accepted"))
+
+    async def reject_request(self, target_id: int, follower_id: int) -> None:
+        """Refuse a pending follow request.
+
+        Raises:
+            NotFound: there is no such pending request.
+        """
+        if await rel_store.get_follow_state(self.db, follower_id, target_id) != "pending":
+            raise NotFound("There is no pending follow request from that account.")
+        async with self.db.transaction() as conn:
+            await rel_store.delete_follow(conn, follower_id, target_id)
+            await notification_store.delete_notifications(
+                conn, kind="follow_request", from_id=follower_id, recipient_id=target_id
+            )
+        await self.events.publish(FollowChanged(follower_id, target_id, "rejected"))
+
+    async def remove_follower(self, account_id: int, follower_id: int) -> None:
+        """Make someone stop following you."""
+        async with self.db.transaction() as conn:
+            removed = await rel_store.delete_follow(conn, follower_id, account_id)
+        if removed:
+            await self.events.publish(FollowChanged(follower_id, account_id, "rejected"))
+
+    async def block(self, account_id: int, target_id: int) -> None:
+        """Block an account: follows both ways end, and neither sees the other.
+
+        Raises:
+            Conflict: blocking oneself.
+            NotFound: no such account.
+        """
+        if account_id == target_id:
+            raise Conflict("You cannot block yourself.")
+        await self._target(target_id)
+        removed: list[tuple[int, int]] = []
+        async with self.db.transaction() as conn:
+            await rel_store.set_edge(
+                conn, "blocks", new_id(), account_id, target_id, self.clock.now(), True
+            )
+            for follower, followed in ((account_id, target_id), (target_id, account_id)):
+                if await rel_store.delete_follow(conn, follower, followed):
+                    removed.append((follower, followed))
+        for follower, followed in removed:
+            await self.events.publish(FollowChanged(follower, followed, "removed"))
+        await self.events.publish(BlockChanged(account_id, target_id, True))
+
+    async def unblock(self, account_id: int, target_id: int) -> None:
+        """Lift a block."""
+        async with self.db.transaction() as conn:
+            changed = await rel_store.set_edge(
+                conn, "blocks", 0, account_id, target_id, self.clock.now(), False
+            )
+        if changed:
+            await self.events.publish(BlockChanged(account_id, target_id, False))
+
+    async def set_mute(self, account_id: int, target_id: int, muted: bool) -> None:
+        """Mute (hide from my timelines and notifications) or unmute an account.
+
+        Raises:
+            Conflict: muting oneself.
+            NotFound: no such account.
+        """
+        if account_id == target_id:
+            raise Conflict("You cannot mute yourself.")
+        await self._target(target_id)
+        async with self.db.transaction() as conn:
+            await rel_store.set_edge(
+                conn, "mutes", new_id(), account_id, target_id, self.clock.now(), muted
+            )
+
+    async def followers(
+        self, account_id: int, max_id: int | None = None, state: str = "accepted"
+    ) -> list[tuple[int, Account]]:
+        """A page of followers (or, with state='pending', follow requests)."""
+        return await rel_store.list_related(
+            self.db,
+            column="target",
+            account_id=account_id,
+            state=state,
+            limit=PAGE_SIZE,
+            max_id=max_id,
+        )
+
+    async def following(
+        self, account_id: int, max_id: int | None = None
+    ) -> list[tuple[int, Account]]:
+        """A page of accounts this account follows."""
+        return await rel_store.list_related(
+            self.db,
+            column="follower",
+            account_id=account_id,
+            state="accepted",
+            limit=PAGE_SIZE,
+            max_id=max_id,
+        )
+
+    async def counts(self, account_id: int) -> tuple[int, int]:
+        """(followers, following) counts."""
+        return (
+            await rel_store.count_related(self.db, column="target", account_id=account_id),
+            await rel_store.count_related(self.db, column="follower", account_id=account_id),
+        )

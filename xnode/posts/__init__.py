@@ -1,0 +1,1 @@
+"""Posts: notes and articles, their content, visibility and interactions."""

@@ -1,0 +1,174 @@
+"""Posts and what hangs off them, as the rest of the node sees them."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from xnode.accounts.models import Account
+
+VISIBILITIES = ("public", "unlisted", "followers", "direct")
+# Visibilities a boost may carry its original into: boosting a followers-only
+# or direct post would show it to people the author never addressed.
+BOOSTABLE = frozenset({"public", "unlisted"})
+
+
+@dataclass(frozen=True)
+class MediaAttachment:
+    """An image attached to a post."""
+
+    id: int
+    account_id: int
+    post_id: int | None
+    file_name: str | None
+    thumbnail_file: str | None
+    remote_url: str | None
+    content_type: str
+    width: int | None
+    height: int | None
+    description: str
+    position: int
+
+    @property
+    def url(self) -> str | None:
+        """Where the full image is served (local file, else the remote URL)."""
+        return f"/media/{self.file_name}" if self.file_name else self.remote_url
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        """Where the preview is served."""
+        return f"/media/{self.thumbnail_file}" if self.thumbnail_file else self.url
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> MediaAttachment:
+        """Build from a ``media_attachments`` row."""
+        return cls(
+            id=row["id"],
+            account_id=row["account_id"],
+            post_id=row["post_id"],
+            file_name=row["file_name"],
+            thumbnail_file=row["thumbnail_file"],
+            remote_url=row["remote_url"],
+            content_type=row["content_type"],
+            width=row["width"],
+            height=row["height"],
+            description=row["description"],
+            position=row["position"],
+        )
+
+
+@dataclass(frozen=True)
+class Post:
+    """A note, an article, or a boost of another post (``reblog_of_id``)."""
+
+    id: int
+    account_id: int
+    uri: str | None
+    url: str | None
+    kind: str
+    title: str
+    source: str
+    source_format: str
+    content_html: str
+    summary: str
+    sensitive: bool
+    visibility: str
+    language: str | None
+    in_reply_to_id: int | None
+    in_reply_to_uri: str | None
+    reblog_of_id: int | None
+    context: str | None
+    local: bool
+    replies_count: int
+    reblogs_count: int
+    likes_count: int
+    created_at: float
+    edited_at: float | None
+    deleted_at: float | None
+
+    @property
+    def is_deleted(self) -> bool:
+        """Whether only a tombstone is left."""
+        return self.deleted_at is not None
+
+    @property
+    def is_boost(self) -> bool:
+        """Whether this row is a boost of another post."""
+        return self.reblog_of_id is not None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Post:
+        """Build from a ``posts`` row."""
+        return cls(
+            id=row["id"],
+            account_id=row["account_id"],
+            uri=row["uri"],
+            url=row["url"],
+            kind=row["kind"],
+            title=row["title"],
+            source=row["source"],
+            source_format=row["source_format"],
+            content_html=row["content_html"],
+            summary=row["summary"],
+            sensitive=bool(row["sensitive"]),
+            visibility=row["visibility"],
+            language=row["language"],
+            in_reply_to_id=row["in_reply_to_id"],
+            in_reply_to_uri=row["in_reply_to_uri"],
+            reblog_of_id=row["reblog_of_id"],
+            context=row["context"],
+            local=bool(row["local"]),
+            replies_count=row["replies_count"],
+            reblogs_count=row["reblogs_count"],
+            likes_count=row["likes_count"],
+            created_at=row["created_at"],
+            edited_at=row["edited_at"],
+            deleted_at=row["deleted_at"],
+        )
+
+
+@dataclass(frozen=True)
+class PostEdit:
+    """An earlier version of an edited post."""
+
+    id: int
+    post_id: int
+    title: str
+    source: str
+    content_html: str
+    summary: str
+    sensitive: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ViewerState:
+    """What the viewer has done to a post (for the buttons on its card)."""
+
+    liked: bool = False
+    boosted: bool = False
+    bookmarked: bool = False
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post ready to show: the post, its author, media, mentions and the viewer's state.
+
+    For a boost, ``boost`` holds the boost row and ``booster`` who boosted;
+    ``post`` and ``author`` are the original.
+    """
+
+    post: Post
+    author: Account
+    media: tuple[MediaAttachment, ...] = ()
+    mentions: tuple[Account, ...] = ()
+    tags: tuple[str, ...] = ()
+    state: ViewerState = field(default_factory=ViewerState)
+    boost: Post | None = None
+    booster: Account | None = None
+
+    @property
+    def cursor(self) -> int:
+        """The id to paginate by: the boost row's id for boosts, else the post's."""
+        return self.boost.id if self.boost is not None else self.post.id

@@ -1,0 +1,646 @@
+"""Writing and reading posts: publish, edit, delete, like, boost, bookmark, pin.
+
+Every read goes through :meth:`PostService.hydrate`, which applies the
+visibility rule (:mod:`xnode.posts.visibility`) to each post it returns; list
+queries filter in SQL first so pages stay full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from xnode.accounts.models import Account
+from xnode.clock import Clock
+from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound, XnodeError
+from xnode.events import (
+    EventBus,
+    Liked,
+    NotificationCreated,
+    PostDeleted,
+    PostEdited,
+    PostPublished,
+)
+from xnode.ids import new_id
+from xnode.media import POST_IMAGE, THUMBNAIL, MediaStore, process_image
+from xnode.posts import content
+from xnode.posts.models import BOOSTABLE, VISIBILITIES, Post, PostEdit, PostView, ViewerState
+from xnode.posts.visibility import Audience, can_view
+from xnode.settings import Settings
+from xnode.store import accounts as account_store
+from xnode.store import notifications as notification_store
+from xnode.store import posts as post_store
+from xnode.store.database import Database
+
+MAX_NOTE_CHARS = 5_000
+MAX_ARTICLE_CHARS = 100_000
+MAX_TITLE_CHARS = 200
+MAX_SUMMARY_CHARS = 500
+MAX_MEDIA = 4
+MAX_ALT_TEXT = 1_500
+MAX_PINS = 5
+
+HandleResolver = Callable[[content.Handle], Awaitable[Account | None]]
+
+
+class Gone(XnodeError):
+    """The post was deleted (HTTP 410)."""
+
+    status = 410
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    """An image to attach, with its alt text."""
+
+    data: bytes
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the compose form (or an article form) submits."""
+
+    source: str
+    visibility: str = "public"
+    summary: str = ""
+    sensitive: bool = False
+    source_format: str = "plain"
+    kind: str = "note"
+    title: str = ""
+    in_reply_to_id: int | None = None
+    images: Sequence[ImageUpload] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A post with the posts it answers (root first) and the replies below it."""
+
+    ancestors: list[PostView]
+    post: PostView
+    descendants: list[tuple[PostView, int]]
+
+
+class PostService:
+    """The rules for posts and interactions with them."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        events: EventBus,
+        media: MediaStore,
+        resolve_handle: HandleResolver | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.events = events
+        self.media = media
+        self.resolve_handle = resolve_handle or self._known_account
+
+    # --- URLs ----------------------------------------------------------------
+
+    def profile_url(self, account: Account) -> str:
+        """The public page of an account."""
+        if account.is_local:
+            return f"{self.settings.base_url}/@{account.username}"
+        return account.url or account.uri or ""
+
+    def tag_url(self, tag: str) -> str:
+        """The page of a hashtag."""
+        return f"{self.settings.base_url}/tags/{tag}"
+
+    # --- publishing ----------------------------------------------------------
+
+    async def _known_account(self, handle: content.Handle) -> Account | None:
+        domain = handle.domain
+        if domain is None or domain == self.settings.domain.lower():
+            return await account_store.get_local_account(self.db, handle.username)
+        row = await self.db.fetchone(
+            "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
+            (handle.username.lower(), domain),
+        )
+        return None if row is None else Account.from_row(row)
+
+    async def _resolve_mentions(self, handles: Sequence[content.Handle]) -> dict[str, Account]:
+        found: dict[str, Account] = {}
+        for handle in handles:
+            account = await self.resolve_handle(handle)
+            if account is not None and not account.is_deleted and not account.is_suspended:
+                found[handle.key] = account
+        return found
+
+    def _check_draft(self, draft: Draft, *, has_media: bool = False) -> None:
+        if draft.visibility not in VISIBILITIES:
+            raise InvalidInput("Choose who can see the post.", field="visibility")
+        if draft.kind not in ("note", "article"):
+            raise InvalidInput("Unknown kind of post.", field="kind")
+        if draft.source_format not in ("plain", "markdown"):
+            raise InvalidInput("Unknown text format.", field="source_format")
+        limit = MAX_ARTICLE_CHARS if draft.kind == "article" else MAX_NOTE_CHARS
+        if not draft.source.strip() and not (draft.images or has_media):
+            raise InvalidInput("Write something first.", field="source")
+        if len(draft.source) > limit:
+            raise InvalidInput(
+                f"Posts are limited to {limit:,} characters ({len(draft.source):,} given).",
+                field="source",
+            )
+        if draft.kind == "article" and not draft.title.strip():
+            raise InvalidInput("Articles need a title.", field="title")
+        if len(draft.title) > MAX_TITLE_CHARS:
+            raise InvalidInput(
+                f"Titles are limited to {MAX_TITLE_CHARS} characters.", field="title"
+            )
+        if len(draft.summary) > MAX_SUMMARY_CHARS:
+            raise InvalidInput(
+                f"Content warnings are limited to {MAX_SUMMARY_CHARS} characters.", field="summary"
+            )
+        if len(draft.images) > MAX_MEDIA:
+            raise InvalidInput(f"At most {MAX_MEDIA} images per post.", field="images")
+        for image in draft.images:
+            if len(image.description) > MAX_ALT_TEXT:
+                raise InvalidInput(
+                    f"Image descriptions are limited to {MAX_ALT_TEXT} characters.",
+                    field="images",
+                )
+
+    async def _render(
+        self, source: str, source_format: str
+    ) -> tuple[str, list[Account], list[str]]:
+        entities = content.extract_entities(source)
+        mentioned = await self._resolve_mentions(entities.handles)
+        targets = content.LinkTargets(
+            {key: self.profile_url(acc) for key, acc in mentioned.items()}, self.tag_url
+        )
+        html = content.render(source, source_format, targets)
+        return html, list(mentioned.values()), list(entities.tags)
+
+    async def _store_images(
+        self, account_id: int, images: Sequence[ImageUpload]
+    ) -> list[dict[str, Any]]:
+        """Decode and store every image before the post is written (all or nothing)."""
+        rows = []
+        for position, image in enumerate(images):
+            try:
+                full = await asyncio.to_thread(
+                    process_image, image.data, POST_IMAGE, self.settings.max_upload_bytes
+                )
+                thumb = await asyncio.to_thread(
+                    process_image, image.data, THUMBNAIL, self.settings.max_upload_bytes
+                )
+            except XnodeError as exc:
+                raise type(exc)(f"Image {position + 1}: {exc.message}", field="images") from None
+            rows.append(
+                {
+                    "id": new_id(),
+                    "account_id": account_id,
+                    "file_name": self.media.save(full),
+                    "thumbnail_file": self.media.save(thumb),
+                    "content_type": full.content_type,
+                    "width": full.width,
+                    "height": full.height,
+                    "description": image.description.strip(),
+                    "position": position,
+                    "created_at": self.clock.now(),
+                }
+            )
+        return rows
+
+    async def publish(self, author: Account, draft: Draft) -> Post:
+        """Publish a note or article.
+
+        Raises:
+            InvalidInput: the draft breaks a limit, or an image is not an image.
+            PayloadTooLarge: an image is over the upload limit.
+            NotFound: the post replied to does not exist or is not visible.
+        """
+        self._check_draft(draft)
+        parent: Post | None = None
+        if draft.in_reply_to_id is not None:
+            parent = await self._visible_post(author.id, draft.in_reply_to_id)
+        html, mentioned, tags = await self._render(draft.source, draft.source_format)
+        if parent is not None and parent.account_id != author.id:
+            # The author of the post replied to is always addressed (cc in ActivityPub).
+            parent_author = await account_store.get_account(self.db, parent.account_id)
+            if parent_author is not None and parent_author.id not in {m.id for m in mentioned}:
+                mentioned.append(parent_author)
+        media_rows = await self._store_images(author.id, draft.images)
+        post_id = new_id()
+        now = self.clock.now()
+        base = self.settings.base_url
+        uri = f"{base}/users/{author.username}/statuses/{post_id}"
+        notify: list[tuple[int, str]] = []
+        async with self.db.transaction() as conn:
+            await post_store.insert_post(
+                conn,
+                id=post_id,
+                account_id=author.id,
+                uri=uri,
+                url=f"{base}/@{author.username}/{post_id}",
+                kind=draft.kind,
+                title=draft.title.strip(),
+                source=draft.source,
+                source_format=draft.source_format,
+                content_html=html,
+                summary=draft.summary.strip(),
+                sensitive=int(draft.sensitive),
+                visibility=draft.visibility,
+                in_reply_to_id=parent.id if parent else None,
+                in_reply_to_uri=parent.uri if parent else None,
+                context=(
+                    parent.context if parent and parent.context else f"{base}/contexts/{post_id}"
+                ),
+                local=1,
+                created_at=now,
+            )
+            await post_store.set_mentions(conn, post_id, [m.id for m in mentioned])
+            await post_store.set_tags(conn, post_id, tags)
+            for row in media_rows:
+                await post_store.insert_media(conn, post_id=post_id, **row)
+            if draft.visibility != "direct":
+                await post_store.index_text(conn, post_id, self._search_text(draft, html))
+            if parent is not None:
+                await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
+                if parent.account_id != author.id:
+                    notify.append((parent.account_id, "reply"))
+            notify.extend((m.id, "mention") for m in mentioned if m.id != author.id)
+            notified = await self._notify(conn, notify, author.id, post_id, now)
+        await self.events.publish(PostPublished(post_id, author.id))
+        for recipient in notified:
+            await self.events.publish(NotificationCreated(recipient))
+        post = await post_store.get_post(self.db, post_id)
+        assert post is not None
+        return post
+
+    @staticmethod
+    def _search_text(draft: Draft, html: str) -> str:
+        return "\n".join(t for t in (draft.title, draft.summary, content.html_to_text(html)) if t)
+
+    async def _notify(
+        self,
+        conn: aiosqlite.Connection,
+        targets: list[tuple[int, str]],
+        from_id: int,
+        post_id: int,
+        now: float,
+    ) -> list[int]:
+        """Write notifications (one per recipient, replies before mentions)."""
+        done: list[int] = []
+        for recipient, kind in targets:
+            if recipient in done:
+                continue
+            if await notification_store.insert_notification(
+                conn,
+                new_id(),
+                recipient_id=recipient,
+                kind=kind,
+                from_id=from_id,
+                post_id=post_id,
+                now=now,
+            ):
+                done.append(recipient)
+        return done
+
+    # --- changing and removing -----------------------------------------------
+
+    async def _own_post(self, account_id: int, post_id: int) -> Post:
+        post = await post_store.get_post(self.db, post_id)
+        if post is None or post.is_boost:
+            raise NotFound("No such post.")
+        if post.account_id != account_id:
+            raise Forbidden("Only the author can change this post.")
+        if post.is_deleted:
+            raise Gone("This post was deleted.")
+        return post
+
+    async def edit(
+        self,
+        account_id: int,
+        post_id: int,
+        *,
+        source: str,
+        summary: str,
+        sensitive: bool,
+        title: str = "",
+    ) -> Post:
+        """Edit one's own post, keeping the previous version in its history.
+
+        Raises:
+            NotFound, Forbidden, Gone: not an editable post of this author.
+            InvalidInput: the new text breaks a limit.
+        """
+        post = await self._own_post(account_id, post_id)
+        draft = Draft(
+            source=source,
+            visibility=post.visibility,
+            summary=summary,
+            sensitive=sensitive,
+            source_format=post.source_format,
+            kind=post.kind,
+            title=title or post.title,
+        )
+        has_media = bool((await post_store.media_of(self.db, [post.id])).get(post.id))
+        self._check_draft(draft, has_media=has_media)
+        html, mentioned, tags = await self._render(source, post.source_format)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await post_store.save_edit(conn, new_id(), post)
+            await post_store.update_content(
+                conn,
+                post.id,
+                title=draft.title.strip(),
+                source=source,
+                source_format=post.source_format,
+                content_html=html,
+                summary=summary.strip(),
+                sensitive=sensitive,
+                edited_at=now,
+            )
+            keep = {m for m in (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])}
+            await post_store.set_mentions(conn, post.id, [*keep, *(m.id for m in mentioned)])
+            await post_store.set_tags(conn, post.id, tags)
+            if post.visibility != "direct":
+                await post_store.index_text(conn, post.id, self._search_text(draft, html))
+        await self.events.publish(PostEdited(post.id, account_id))
+        updated = await post_store.get_post(self.db, post.id)
+        assert updated is not None
+        return updated
+
+    async def delete(self, account_id: int, post_id: int) -> None:
+        """Delete one's own post: a tombstone stays, replies keep their place.
+
+        Raises:
+            NotFound, Forbidden, Gone: not a deletable post of this author.
+        """
+        post = await self._own_post(account_id, post_id)
+        mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
+        async with self.db.transaction() as conn:
+            await post_store.tombstone(conn, post.id, self.clock.now())
+            if post.in_reply_to_id is not None:
+                await post_store.add_to_counter(conn, post.in_reply_to_id, "replies_count", -1)
+            await conn.execute("DELETE FROM notifications WHERE post_id = ?", (post.id,))
+        await self.events.publish(
+            PostDeleted(post.id, account_id, post.uri, post.visibility, tuple(mentioned))
+        )
+
+    # --- interactions --------------------------------------------------------
+
+    async def like(self, account_id: int, post_id: int, on: bool = True) -> None:
+        """Like (or unlike) a post the account can see.
+
+        Raises:
+            NotFound: no such post, or not visible.
+        """
+        post = await self._visible_post(account_id, post_id)
+        now = self.clock.now()
+        notified: list[int] = []
+        async with self.db.transaction() as conn:
+            if on:
+                changed = await post_store.insert_like(conn, new_id(), account_id, post.id, now)
+                if changed:
+                    notified = await self._notify(
+                        conn, [(post.account_id, "like")], account_id, post.id, now
+                    )
+            else:
+                changed = await post_store.delete_like(conn, account_id, post.id)
+                if changed:
+                    await notification_store.delete_notifications(
+                        conn, kind="like", from_id=account_id, post_id=post.id
+                    )
+            if changed:
+                await post_store.add_to_counter(conn, post.id, "likes_count", 1 if on else -1)
+        if changed:
+            await self.events.publish(Liked(account_id, post.id, undone=not on))
+        for recipient in notified:
+            await self.events.publish(NotificationCreated(recipient))
+
+    async def boost(self, account: Account, post_id: int, on: bool = True) -> None:
+        """Boost (or un-boost) a public or unlisted post.
+
+        Raises:
+            NotFound: no such post, or not visible.
+            Forbidden: the post is followers-only or direct.
+        """
+        post = await self._visible_post(account.id, post_id)
+        if on and post.visibility not in BOOSTABLE:
+            raise Forbidden("Only public and unlisted posts can be boosted.")
+        now = self.clock.now()
+        notified: list[int] = []
+        created_id: int | None = None
+        removed: Post | None = None
+        async with self.db.transaction() as conn:
+            existing = await post_store.find_boost(conn, account.id, post.id)
+            if on and existing is None:
+                created_id = new_id()
+                await post_store.insert_post(
+                    conn,
+                    id=created_id,
+                    account_id=account.id,
+                    uri=f"{self.settings.base_url}/users/{account.username}/statuses/"
+                    f"{created_id}/activity",
+                    visibility="public" if post.visibility == "public" else "unlisted",
+                    reblog_of_id=post.id,
+                    local=1,
+                    created_at=now,
+                )
+                await post_store.add_to_counter(conn, post.id, "reblogs_count", 1)
+                notified = await self._notify(
+                    conn, [(post.account_id, "boost")], account.id, post.id, now
+                )
+            elif not on and existing is not None:
+                removed = await post_store.get_post_in(conn, existing)
+                await conn.execute("DELETE FROM posts WHERE id = ?", (existing,))
+                await post_store.add_to_counter(conn, post.id, "reblogs_count", -1)
+                await notification_store.delete_notifications(
+                    conn, kind="boost", from_id=account.id, post_id=post.id
+                )
+        if created_id is not None:
+            await self.events.publish(PostPublished(created_id, account.id))
+        if removed is not None:
+            await self.events.publish(
+                PostDeleted(removed.id, account.id, removed.uri, removed.visibility, ())
+            )
+        for recipient in notified:
+            await self.events.publish(NotificationCreated(recipient))
+
+    async def bookmark(self, account_id: int, post_id: int, on: bool = True) -> None:
+        """Bookmark (or un-bookmark) a visible post; bookmarks are private."""
+        post = await self._visible_post(account_id, post_id)
+        async with self.db.transaction() as conn:
+            await post_store.set_flag(
+                conn, "bookmarks", new_id(), account_id, post.id, self.clock.now(), on
+            )
+
+    async def pin(self, account_id: int, post_id: int, on: bool = True) -> None:
+        """Pin (or unpin) one's own public or unlisted post to the profile.
+
+        Raises:
+            Forbidden: not one's own post, or not public/unlisted.
+            Conflict: already at the pin limit.
+        """
+        post = await self._own_post(account_id, post_id)
+        if on and post.visibility not in BOOSTABLE:
+            raise Forbidden("Only public and unlisted posts can be pinned.")
+        async with self.db.transaction() as conn:
+            if on and await post_store.count_pins(conn, account_id) >= MAX_PINS:
+                raise Conflict(f"You can pin at most {MAX_PINS} posts.")
+            await post_store.set_flag(conn, "pins", 0, account_id, post.id, self.clock.now(), on)
+
+    # --- reading ---------------------------------------------------------------
+
+    async def audiences(
+        self,
+        viewer_id: int | None,
+        posts: Sequence[Post],
+        authors: dict[int, Account],
+        mentions: dict[int, list[int]],
+    ) -> dict[int, Audience]:
+        """How the viewer stands towards each post (one query for follows and blocks)."""
+        author_ids = list({p.account_id for p in posts})
+        following: set[int] = set()
+        blocked: set[int] = set()
+        if viewer_id is not None and author_ids:
+            marks = ", ".join("?" for _ in author_ids)
+            rows = await self.db.fetchall(
+                f"SELECT target_account_id, 'f' FROM follows WHERE account_id = ?"
+                f" AND state = 'accepted' AND target_account_id IN ({marks})"
+                f" UNION ALL SELECT target_account_id, 'b' FROM blocks WHERE account_id = ?"
+                f" AND target_account_id IN ({marks})"
+                f" UNION ALL SELECT account_id, 'b' FROM blocks WHERE target_account_id = ?"
+                f" AND account_id IN ({marks})",
+                [viewer_id, *author_ids] * 3,
+            )
+            for row in rows:
+                (following if row[1] == "f" else blocked).add(row[0])
+        result = {}
+        for post in posts:
+            author = authors.get(post.account_id)
+            result[post.id] = Audience(
+                is_author=viewer_id == post.account_id,
+                follows_author=post.account_id in following,
+                mentioned=viewer_id is not None and viewer_id in mentions.get(post.id, ()),
+                blocked=post.account_id in blocked,
+                author_hidden=author is None or author.is_deleted or author.is_suspended,
+            )
+        return result
+
+    async def hydrate(
+        self, viewer_id: int | None, posts: Sequence[Post], *, keep_deleted: bool = False
+    ) -> list[PostView]:
+        """Turn posts (and boost rows) into views, dropping what the viewer may not see."""
+        originals = await post_store.get_posts(
+            self.db, [p.reblog_of_id for p in posts if p.reblog_of_id is not None]
+        )
+        everything = [*posts, *originals.values()]
+        ids = [p.id for p in everything]
+        authors = await post_store.get_accounts(self.db, {p.account_id for p in everything})
+        mentions = await post_store.mentions_of(self.db, ids)
+        audiences = await self.audiences(viewer_id, everything, authors, mentions)
+        shown = [p for p in everything if can_view(p.visibility, audiences[p.id])]
+        shown_ids = [p.id for p in shown]
+        media = await post_store.media_of(self.db, shown_ids)
+        tags = await post_store.tags_of(self.db, shown_ids)
+        states = (
+            await post_store.viewer_states(self.db, viewer_id, shown_ids)
+            if viewer_id is not None
+            else {}
+        )
+        mentioned_accounts = await post_store.get_accounts(
+            self.db, {a for p in shown for a in mentions.get(p.id, ())}
+        )
+
+        def view_of(post: Post) -> PostView:
+            return PostView(
+                post=post,
+                author=authors[post.account_id],
+                media=tuple(media.get(post.id, ())),
+                mentions=tuple(
+                    mentioned_accounts[a]
+                    for a in mentions.get(post.id, ())
+                    if a in mentioned_accounts
+                ),
+                tags=tuple(tags.get(post.id, ())),
+                state=states.get(post.id, ViewerState()),
+            )
+
+        views: list[PostView] = []
+        for post in posts:
+            if not can_view(post.visibility, audiences[post.id]):
+                continue
+            if post.reblog_of_id is not None:
+                original = originals.get(post.reblog_of_id)
+                if (
+                    original is None
+                    or original.is_deleted
+                    or not can_view(original.visibility, audiences[original.id])
+                ):
+                    continue
+                view = view_of(original)
+                views.append(
+                    PostView(
+                        **{**view.__dict__, "boost": post, "booster": authors[post.account_id]}
+                    )
+                )
+            elif keep_deleted or not post.is_deleted:
+                views.append(view_of(post))
+        return views
+
+    async def _visible_post(self, viewer_id: int | None, post_id: int) -> Post:
+        """The post if the viewer may see it (never a boost row).
+
+        Raises:
+            NotFound: no such post, or not visible (the same answer, not to leak existence).
+            Gone: deleted.
+        """
+        post = await post_store.get_post(self.db, post_id)
+        if post is None or post.is_boost:
+            raise NotFound("No such post.")
+        views = await self.hydrate(viewer_id, [post], keep_deleted=True)
+        if not views:
+            raise NotFound("No such post.")
+        if post.is_deleted:
+            raise Gone("This post was deleted.")
+        return post
+
+    async def view(self, viewer_id: int | None, post_id: int) -> PostView:
+        """One post as the viewer may see it.
+
+        Raises:
+            NotFound: no such post, or not visible to this viewer.
+            Gone: the post was deleted.
+        """
+        post = await self._visible_post(viewer_id, post_id)
+        return (await self.hydrate(viewer_id, [post]))[0]
+
+    async def thread(self, viewer_id: int | None, post_id: int) -> Thread:
+        """A post with its visible ancestors and descendants.
+
+        Deleted posts in the thread appear as tombstones so the shape stays.
+        """
+        main = await self.view(viewer_id, post_id)
+        up = await post_store.ancestor_ids(self.db, post_id)
+        down = await post_store.descendant_ids(self.db, post_id)
+        fetched = await post_store.get_posts(self.db, [*up, *(i for i, _ in down)])
+        ancestors = await self.hydrate(
+            viewer_id, [fetched[i] for i in up if i in fetched], keep_deleted=True
+        )
+        depth_of = dict(down)
+        replies = await self.hydrate(
+            viewer_id, [fetched[i] for i, _ in down if i in fetched], keep_deleted=True
+        )
+        return Thread(
+            ancestors=ancestors,
+            post=main,
+            descendants=[(v, depth_of[v.post.id]) for v in replies],
+        )
+
+    async def edit_history(self, viewer_id: int | None, post_id: int) -> list[PostEdit]:
+        """Earlier versions of a post the viewer may see, oldest first."""
+        await self._visible_post(viewer_id, post_id)
+        return await post_store.list_edits(self.db, post_id)

@@ -1,0 +1,104 @@
+"""SQL for notifications."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import aiosqlite
+
+from xnode.store.database import Database
+
+
+async def insert_notification(
+    conn: aiosqlite.Connection,
+    notification_id: int,
+    *,
+    recipient_id: int,
+    kind: str,
+    from_id: int,
+    post_id: int | None,
+    now: float,
+) -> bool:
+    """Notify a local user, unless it is about themselves or they mute/block the sender.
+
+    Returns:
+        Whether a notification was written.
+    """
+    cursor = await conn.execute(
+        "INSERT INTO notifications (id, account_id, type, from_account_id, post_id, created_at)"
+        " SELECT ?, ?, ?, ?, ?, ? WHERE ? <> ?"
+        " AND EXISTS (SELECT 1 FROM users WHERE account_id = ? AND state = 'active')"
+        " AND NOT EXISTS (SELECT 1 FROM mutes WHERE account_id = ? AND target_account_id = ?)"
+        " AND NOT EXISTS (SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
+        " OR (account_id = ? AND target_account_id = ?))",
+        (
+            notification_id,
+            recipient_id,
+            kind,
+            from_id,
+            post_id,
+            now,
+            recipient_id,
+            from_id,
+            recipient_id,
+            recipient_id,
+            from_id,
+            recipient_id,
+            from_id,
+            from_id,
+            recipient_id,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+async def delete_notifications(
+    conn: aiosqlite.Connection,
+    *,
+    kind: str,
+    from_id: int,
+    post_id: int | None = None,
+    recipient_id: int | None = None,
+) -> None:
+    """Withdraw notifications for an undone action (unlike, unfollow...)."""
+    sql = "DELETE FROM notifications WHERE type = ? AND from_account_id = ?"
+    params: list[object] = [kind, from_id]
+    if post_id is not None:
+        sql, params = sql + " AND post_id = ?", [*params, post_id]
+    if recipient_id is not None:
+        sql, params = sql + " AND account_id = ?", [*params, recipient_id]
+    await conn.execute(sql, params)
+
+
+async def list_notifications(
+    db: Database, account_id: int, *, limit: int, max_id: int | None
+) -> list[sqlite3.Row]:
+    """A page of a user's notifications, newest first."""
+    params: list[object] = [account_id]
+    cursor_sql = ""
+    if max_id is not None:
+        cursor_sql, params = " AND id < ?", [*params, max_id]
+    return await db.fetchall(
+        f"SELECT * FROM notifications WHERE account_id = ?{cursor_sql} ORDER BY id DESC LIMIT ?",
+        [*params, limit],
+    )
+
+
+async def unread_count(db: Database, account_id: int) -> int:
+    """How many notifications the user has not read."""
+    return int(
+        await db.fetchvalue(
+            "SELECT COUNT(*) FROM notifications WHERE account_id = ? AND read_at IS NULL",
+            (account_id,),
+        )
+        or 0
+    )
+
+
+async def mark_read(db: Database, account_id: int, now: float, up_to_id: int | None) -> int:
+    """Mark notifications read (all, or up to an id); return how many changed."""
+    sql = "UPDATE notifications SET read_at = ? WHERE account_id = ? AND read_at IS NULL"
+    params: list[object] = [now, account_id]
+    if up_to_id is not None:
+        sql, params = sql + " AND id <= ?", [*params, up_to_id]
+    return await db.execute(sql, params)

@@ -1,0 +1,331 @@
+"""SQL for posts, their mentions, tags, edits, media, likes, boosts, bookmarks and pins."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from xnode.accounts.models import Account
+from xnode.posts.models import MediaAttachment, Post, PostEdit, ViewerState
+from xnode.store.database import Database
+
+MAX_THREAD_DEPTH = 100
+MAX_DESCENDANTS = 500
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+async def insert_post(conn: aiosqlite.Connection, **fields: Any) -> None:
+    """Insert a post row from column values."""
+    columns = ", ".join(fields)
+    await conn.execute(
+        f"INSERT INTO posts ({columns}) VALUES ({_marks(list(fields))})", list(fields.values())
+    )
+
+
+async def get_post(db: Database, post_id: int) -> Post | None:
+    """Fetch one post by id (tombstones included)."""
+    row = await db.fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
+    return None if row is None else Post.from_row(row)
+
+
+async def get_post_in(conn: aiosqlite.Connection, post_id: int) -> Post | None:
+    """Fetch one post inside a transaction."""
+    async with conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else Post.from_row(row)
+
+
+async def get_posts(db: Database, ids: Iterable[int]) -> dict[int, Post]:
+    """Fetch posts by id."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await db.fetchall(f"SELECT * FROM posts WHERE id IN ({_marks(wanted)})", wanted)
+    return {row["id"]: Post.from_row(row) for row in rows}
+
+
+async def get_accounts(db: Database, ids: Iterable[int]) -> dict[int, Account]:
+    """Fetch accounts by id."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await db.fetchall(f"SELECT * FROM accounts WHERE id IN ({_marks(wanted)})", wanted)
+    return {row["id"]: Account.from_row(row) for row in rows}
+
+
+async def set_mentions(
+    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int]
+) -> None:
+    """Replace the accounts a post mentions."""
+    await conn.execute("DELETE FROM mentions WHERE post_id = ?", (post_id,))
+    await conn.executemany(
+        "INSERT INTO mentions (post_id, account_id) VALUES (?, ?)",
+        [(post_id, account_id) for account_id in dict.fromkeys(account_ids)],
+    )
+
+
+async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: Iterable[str]) -> None:
+    """Replace a post's hashtags."""
+    await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+    await conn.executemany(
+        "INSERT INTO post_tags (tag, post_id) VALUES (?, ?)",
+        [(tag, post_id) for tag in dict.fromkeys(tags)],
+    )
+
+
+async def mentions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Mentioned account ids per post."""
+    found: dict[int, list[int]] = defaultdict(list)
+    if post_ids:
+        rows = await db.fetchall(
+            f"SELECT post_id, account_id FROM mentions WHERE post_id IN ({_marks(post_ids)})",
+            list(post_ids),
+        )
+        for row in rows:
+            found[row["post_id"]].append(row["account_id"])
+    return found
+
+
+async def tags_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Hashtags per post."""
+    found: dict[int, list[str]] = defaultdict(list)
+    if post_ids:
+        rows = await db.fetchall(
+            f"SELECT post_id, tag FROM post_tags WHERE post_id IN ({_marks(post_ids)})",
+            list(post_ids),
+        )
+        for row in rows:
+            found[row["post_id"]].append(row["tag"])
+    return found
+
+
+async def index_text(conn: aiosqlite.Connection, post_id: int, text: str) -> None:
+    """(Re)index a post's searchable text."""
+    await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
+    if text:
+        await conn.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, text))
+
+
+async def save_edit(conn: aiosqlite.Connection, edit_id: int, post: Post) -> None:
+    """Keep the current version of a post before it is replaced."""
+    await conn.execute(
+        "INSERT INTO post_edits (id, post_id, title, source, content_html, summary, sensitive,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            edit_id,
+            post.id,
+            post.title,
+            post.source,
+            post.content_html,
+            post.summary,
+            int(post.sensitive),
+            post.edited_at or post.created_at,
+        ),
+    )
+
+
+async def update_content(
+    conn: aiosqlite.Connection,
+    post_id: int,
+    *,
+    title: str,
+    source: str,
+    source_format: str,
+    content_html: str,
+    summary: str,
+    sensitive: bool,
+    edited_at: float,
+) -> None:
+    """Replace a post's content after an edit."""
+    await conn.execute(
+        "UPDATE posts SET title = ?, source = ?, source_format = ?, content_html = ?,"
+        " summary = ?, sensitive = ?, edited_at = ? WHERE id = ?",
+        (title, source, source_format, content_html, summary, int(sensitive), edited_at, post_id),
+    )
+
+
+async def list_edits(db: Database, post_id: int) -> list[PostEdit]:
+    """Earlier versions of a post, oldest first."""
+    rows = await db.fetchall("SELECT * FROM post_edits WHERE post_id = ? ORDER BY id", (post_id,))
+    return [
+        PostEdit(
+            id=r["id"],
+            post_id=r["post_id"],
+            title=r["title"],
+            source=r["source"],
+            content_html=r["content_html"],
+            summary=r["summary"],
+            sensitive=bool(r["sensitive"]),
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
+    """Delete a post's content, keeping a tombstone row so replies keep their place."""
+    await conn.execute(
+        "UPDATE posts SET title = '', source = '', content_html = '', summary = '',"
+        " deleted_at = ? WHERE id = ?",
+        (now, post_id),
+    )
+    for table in ("post_tags", "post_edits", "pins", "bookmarks", "likes"):
+        await conn.execute(f"DELETE FROM {table} WHERE post_id = ?", (post_id,))
+    await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
+    await conn.execute("DELETE FROM posts WHERE reblog_of_id = ?", (post_id,))
+    await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
+
+
+async def add_to_counter(conn: aiosqlite.Connection, post_id: int, column: str, delta: int) -> None:
+    """Adjust one of a post's counters, never below zero."""
+    assert column in ("replies_count", "reblogs_count", "likes_count")
+    await conn.execute(
+        f"UPDATE posts SET {column} = MAX(0, {column} + ?) WHERE id = ?", (delta, post_id)
+    )
+
+
+async def insert_like(
+    conn: aiosqlite.Connection, like_id: int, account_id: int, post_id: int, now: float
+) -> bool:
+    """Record a like; False if it already existed."""
+    cursor = await conn.execute(
+        "INSERT INTO likes (id, account_id, post_id, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (account_id, post_id) DO NOTHING",
+        (like_id, account_id, post_id, now),
+    )
+    return cursor.rowcount == 1
+
+
+async def delete_like(conn: aiosqlite.Connection, account_id: int, post_id: int) -> bool:
+    """Remove a like; False if there was none."""
+    cursor = await conn.execute(
+        "DELETE FROM likes WHERE account_id = ? AND post_id = ?", (account_id, post_id)
+    )
+    return cursor.rowcount == 1
+
+
+async def find_boost(conn: aiosqlite.Connection, account_id: int, post_id: int) -> int | None:
+    """The id of an account's boost of a post, if any."""
+    async with conn.execute(
+        "SELECT id FROM posts WHERE reblog_of_id = ? AND account_id = ?", (post_id, account_id)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def set_flag(
+    conn: aiosqlite.Connection,
+    table: str,
+    flag_id: int,
+    account_id: int,
+    post_id: int,
+    now: float,
+    on: bool,
+) -> bool:
+    """Add or remove a bookmark or pin; False if nothing changed."""
+    assert table in ("bookmarks", "pins")
+    if on:
+        if table == "bookmarks":
+            sql = (
+                "INSERT INTO bookmarks (id, account_id, post_id, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account_id, post_id) DO NOTHING"
+            )
+            params: tuple[Any, ...] = (flag_id, account_id, post_id, now)
+        else:
+            sql = (
+                "INSERT INTO pins (account_id, post_id, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (account_id, post_id) DO NOTHING"
+            )
+            params = (account_id, post_id, now)
+    else:
+        sql = f"DELETE FROM {table} WHERE account_id = ? AND post_id = ?"
+        params = (account_id, post_id)
+    cursor = await conn.execute(sql, params)
+    return cursor.rowcount == 1
+
+
+async def count_pins(conn: aiosqlite.Connection, account_id: int) -> int:
+    """How many posts an account has pinned."""
+    async with conn.execute(
+        "SELECT COUNT(*) FROM pins WHERE account_id = ?", (account_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def viewer_states(
+    db: Database, viewer_id: int, post_ids: Sequence[int]
+) -> dict[int, ViewerState]:
+    """Which of the posts the viewer liked, boosted, bookmarked or pinned."""
+    if not post_ids:
+        return {}
+    marks, ids = _marks(post_ids), list(post_ids)
+    sql = (
+        f"SELECT post_id, 'liked' FROM likes WHERE account_id = ? AND post_id IN ({marks})"
+        f" UNION ALL SELECT reblog_of_id, 'boosted' FROM posts WHERE account_id = ?"
+        f" AND reblog_of_id IN ({marks})"
+        f" UNION ALL SELECT post_id, 'bookmarked' FROM bookmarks WHERE account_id = ?"
+        f" AND post_id IN ({marks})"
+        f" UNION ALL SELECT post_id, 'pinned' FROM pins WHERE account_id = ?"
+        f" AND post_id IN ({marks})"
+    )
+    rows = await db.fetchall(sql, [viewer_id, *ids] * 4)
+    flags: dict[int, dict[str, bool]] = defaultdict(dict)
+    for row in rows:
+        flags[row[0]][row[1]] = True
+    return {post_id: ViewerState(**values) for post_id, values in flags.items()}
+
+
+async def insert_media(conn: aiosqlite.Connection, **fields: Any) -> None:
+    """Insert a media attachment row."""
+    columns = ", ".join(fields)
+    await conn.execute(
+        f"INSERT INTO media_attachments ({columns}) VALUES ({_marks(list(fields))})",
+        list(fields.values()),
+    )
+
+
+async def media_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[MediaAttachment]]:
+    """Media attachments per post, in order."""
+    found: dict[int, list[MediaAttachment]] = defaultdict(list)
+    if post_ids:
+        rows = await db.fetchall(
+            f"SELECT * FROM media_attachments WHERE post_id IN ({_marks(post_ids)})"
+            " ORDER BY post_id, position",
+            list(post_ids),
+        )
+        for row in rows:
+            found[row["post_id"]].append(MediaAttachment.from_row(row))
+    return found
+
+
+async def ancestor_ids(db: Database, post_id: int) -> list[int]:
+    """Ids of the posts a post replies to, root first (bounded depth)."""
+    rows = await db.fetchall(
+        "WITH RECURSIVE up(id, parent, depth) AS ("
+        " SELECT id, in_reply_to_id, 0 FROM posts WHERE id = ?"
+        " UNION ALL SELECT p.id, p.in_reply_to_id, up.depth + 1 FROM posts p"
+        " JOIN up ON p.id = up.parent WHERE up.depth < ?)"
+        " SELECT id FROM up WHERE depth > 0 ORDER BY depth DESC",
+        (post_id, MAX_THREAD_DEPTH),
+    )
+    return [row[0] for row in rows]
+
+
+async def descendant_ids(db: Database, post_id: int) -> list[tuple[int, int]]:
+    """(id, depth) of replies below a post, in thread order (bounded)."""
+    rows = await db.fetchall(
+        "WITH RECURSIVE down(id, depth, path) AS ("
+        " SELECT id, 1, printf('%020d', id) FROM posts WHERE in_reply_to_id = ?"
+        " UNION ALL SELECT p.id, down.depth + 1, down.path || '/' || printf('%020d', p.id)"
+        " FROM posts p JOIN down ON p.in_reply_to_id = down.id WHERE down.depth < ?)"
+        " SELECT id, depth FROM down ORDER BY path LIMIT ?",
+        (post_id, MAX_THREAD_DEPTH, MAX_DESCENDANTS),
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -1,0 +1,136 @@
+"""SQL for follows, blocks and mutes."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from xnode.accounts.models import Account
+from xnode.store.database import Database
+
+
+async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
+    """'accepted', 'pending' or None."""
+    return await db.fetchvalue(
+        "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
+        (follower_id, target_id),
+    )
+
+
+async def upsert_follow(
+    conn: aiosqlite.Connection,
+    follow_id: int,
+    follower_id: int,
+    target_id: int,
+    state: str,
+    now: float,
+    uri: str | None = None,
+) -> bool:
+    """Create a follow (or request); False if one already existed."""
+    cursor = await conn.execute(
+        "INSERT INTO follows (id, account_id, target_account_id, uri, state, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
+        (follow_id, follower_id, target_id, uri, state, now),
+    )
+    return cursor.rowcount == 1
+
+
+async def accept_follow(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+    """Turn a pending request into a follow; False if there was no pending request."""
+    cursor = await conn.execute(
+        "UPDATE follows SET state = 'accepted' WHERE account_id = ? AND target_account_id = ?"
+        " AND state = 'pending'",
+        (follower_id, target_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def delete_follow(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+    """Remove a follow or request; False if there was none."""
+    cursor = await conn.execute(
+        "DELETE FROM follows WHERE account_id = ? AND target_account_id = ?",
+        (follower_id, target_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def set_edge(
+    conn: aiosqlite.Connection,
+    table: str,
+    edge_id: int,
+    account_id: int,
+    target_id: int,
+    now: float,
+    on: bool,
+) -> bool:
+    """Add or remove a block or mute; False if nothing changed."""
+    assert table in ("blocks", "mutes")
+    if on:
+        cursor = await conn.execute(
+            f"INSERT INTO {table} (id, account_id, target_account_id, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
+            (edge_id, account_id, target_id, now),
+        )
+    else:
+        cursor = await conn.execute(
+            f"DELETE FROM {table} WHERE account_id = ? AND target_account_id = ?",
+            (account_id, target_id),
+        )
+    return cursor.rowcount == 1
+
+
+async def has_edge(db: Database, table: str, account_id: int, target_id: int) -> bool:
+    """Whether ``account_id`` blocks/mutes ``target_id``."""
+    assert table in ("blocks", "mutes")
+    return bool(
+        await db.fetchvalue(
+            f"SELECT 1 FROM {table} WHERE account_id = ? AND target_account_id = ?",
+            (account_id, target_id),
+        )
+    )
+
+
+async def blocked_either_way(db: Database, a: int, b: int) -> bool:
+    """Whether either account blocks the other."""
+    return bool(
+        await db.fetchvalue(
+            "SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
+            " OR (account_id = ? AND target_account_id = ?)",
+            (a, b, b, a),
+        )
+    )
+
+
+async def list_related(
+    db: Database, *, column: str, account_id: int, state: str, limit: int, max_id: int | None
+) -> list[tuple[int, Account]]:
+    """(follow id, account) for followers (column='target') or following (column='follower')."""
+    if column == "target":
+        join, where = "f.account_id", "f.target_account_id = ?"
+    else:
+        join, where = "f.target_account_id", "f.account_id = ?"
+    params: list[object] = [account_id, state]
+    cursor_sql = ""
+    if max_id is not None:
+        cursor_sql, params = " AND f.id < ?", [*params, max_id]
+    rows = await db.fetchall(
+        f"SELECT f.id AS follow_id, a.* FROM follows f JOIN accounts a ON a.id = {join}"
+        f" WHERE {where} AND f.state = ? AND a.deleted_at IS NULL AND a.suspended_at IS NULL"
+        f"{cursor_sql} ORDER BY f.id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [(row["follow_id"], Account.from_row(row)) for row in rows]
+
+
+async def count_related(db: Database, *, column: str, account_id: int) -> int:
+    """How many accepted followers (column='target') or followings (column='follower')."""
+    where = "target_account_id" if column == "target" else "account_id"
+    other = "account_id" if column == "target" else "target_account_id"
+    return int(
+        await db.fetchvalue(
+            f"SELECT COUNT(*) FROM follows f JOIN accounts a ON a.id = f.{other}"
+            f" WHERE f.{where} = ? AND f.state = 'accepted' AND a.deleted_at IS NULL"
+            " AND a.suspended_at IS NULL",
+            (account_id,),
+        )
+        or 0
+    )
