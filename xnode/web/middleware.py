@@ -20,7 +20,7 @@ from xnode.web.security import (
     csrf_token,
     csrf_valid,
 )
-from xnode.web.state import SESSIONS, SETTINGS
+from xnode.web.state import NOTIFICATIONS, SESSIONS, SETTINGS
 from xnode.web.visitor import VISITOR, Visitor, visitor_of
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,9 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         csrf_binding=binding,
         csrf_token=csrf_token(settings.secret_key, binding),
         flashes=request.app[RENDERER].read_flashes(request),
+        unread_notifications=(
+            await request.app[NOTIFICATIONS].unread_count(user.id) if user is not None else 0
+        ),
     )
     try:
         response = await handler(request)

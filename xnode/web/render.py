@@ -30,6 +30,12 @@ def _format_time(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _iso_time(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+
+
 class Renderer:
     """Renders templates into responses, adding the page-wide context."""
 
@@ -48,6 +54,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["datetime"] = _format_time
+        self.env.filters["isotime"] = _iso_time
 
     def add_globals(self, **values: Any) -> None:
         """Values every template sees (node name, version)."""
@@ -73,6 +80,7 @@ class Renderer:
             "user": visitor.user,
             "csrf_token": visitor.csrf_token,
             "flashes": flashes,
+            "unread_notifications": visitor.unread_notifications,
             **(context or {}),
         }
         response = web.Response(

@@ -18,6 +18,7 @@ class Visitor:
     csrf_binding: str = ""
     csrf_token: str = ""
     flashes: list[list[str]] = field(default_factory=list)
+    unread_notifications: int = 0
 
 
 VISITOR = web.RequestKey("visitor", Visitor)
