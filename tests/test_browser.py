@@ -94,3 +94,46 @@ async def test_sign_up_edit_profile_with_avatar_and_log_out(client, browser, tmp
     await page.goto(f"{base}/settings/profile")
     assert page.url.startswith(f"{base}/login")
     assert errors == []
+
+
+HOSTILE = (
+    '<script>window.__xss = "script"</script>'
+    '<img src=x onerror="window.__xss = \'onerror\'">'
+    '<a href="javascript:window.__xss=\'link\'" id="jslink">click</a>'
+    '<svg onload="window.__xss = \'svg\'"></svg>'
+)
+
+
+async def test_hostile_post_executes_nothing(client, app, browser):
+    """Plain-text and Markdown posts full of script and event handlers stay inert."""
+    from conftest import create_user
+
+    await create_user(app, "mallory", password=PASSWORD)
+    base = str(client.make_url("/")).rstrip("/")
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Username").fill("mallory")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{base}/")
+
+    post_urls = []
+    for text_format in ("plain", "markdown"):
+        await page.goto(f"{base}/")
+        await page.get_by_label("What do you want to say?").fill(f"{text_format}: {HOSTILE}")
+        await page.get_by_label("Text format").select_option(text_format)
+        await page.get_by_role("button", name="Publish").click()
+        await page.wait_for_load_state()
+        post_urls.append(page.url)
+
+    for url in [*post_urls, f"{base}/", f"{base}/local", f"{base}/@mallory"]:
+        await page.goto(url)
+        await page.wait_for_load_state("load")
+        assert await page.evaluate("window.__xss === undefined"), url
+        assert await page.locator("article.post script, article.post [onerror]").count() == 0
+        links = page.locator("article.post a[href^='javascript:']")
+        assert await links.count() == 0, url
+    assert "plain: <script>" in await page.content() or "&lt;script&gt;" in await page.content()
+    assert dialogs == []
