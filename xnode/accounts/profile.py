@@ -46,6 +46,7 @@ class ProfileText:
     fields: tuple[ProfileField, ...]
     locked: bool
     discoverable: bool
+    hide_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class ProfileEdit:
     header: bytes | None = None
     remove_avatar: bool = False
     remove_header: bool = False
+    hide_network: bool = False
 
 
 def validate_profile_text(
@@ -72,6 +74,7 @@ def validate_profile_text(
     fields: Sequence[tuple[str, str]],
     locked: bool,
     discoverable: bool,
+    hide_network: bool = False,
 ) -> ProfileText:
     """Check and normalise the text parts of a profile.
 
@@ -97,6 +100,7 @@ def validate_profile_text(
         fields=validate_fields(fields),
         locked=locked,
         discoverable=discoverable,
+        hide_network=hide_network,
     )
 
 
@@ -156,7 +160,8 @@ class ProfileService:
         """
         await self._require_account(account_id)
         text = validate_profile_text(
-            edit.display_name, edit.bio, edit.fields, edit.locked, edit.discoverable
+            edit.display_name, edit.bio, edit.fields, edit.locked, edit.discoverable,
+            edit.hide_network,
         )
         uploads = {"avatar": edit.avatar, "header": edit.header}
         removals = {"avatar": edit.remove_avatar, "header": edit.remove_header}
@@ -182,6 +187,7 @@ class ProfileService:
         fields: Sequence[tuple[str, str]],
         locked: bool,
         discoverable: bool,
+        hide_network: bool = False,
     ) -> Account:
         """Replace the text parts of a profile.
 
@@ -190,7 +196,9 @@ class ProfileService:
             InvalidInput: a value breaks the rules (see validate_profile_text).
         """
         await self._require_account(account_id)
-        text = validate_profile_text(display_name, bio, fields, locked, discoverable)
+        text = validate_profile_text(
+            display_name, bio, fields, locked, discoverable, hide_network
+        )
         await self._write(account_id, text, {})
         return await self._require_account(account_id)
 
@@ -251,6 +259,7 @@ class ProfileService:
                     fields=text.fields,
                     locked=text.locked,
                     discoverable=text.discoverable,
+                    hide_network=text.hide_network,
                     now=now,
                 )
             for kind, file_name in images.items():

@@ -173,15 +173,16 @@ async def update_profile(
     fields: Sequence[ProfileField],
     locked: bool,
     discoverable: bool,
+    hide_network: bool = False,
     now: float,
 ) -> None:
     """Replace the editable text parts of a profile."""
     await conn.execute(
         "UPDATE accounts SET display_name = ?, bio_source = ?, bio_html = ?, fields_json = ?,"
-        " locked = ?, discoverable = ?, updated_at = ? WHERE id = ?",
+        " locked = ?, discoverable = ?, hide_network = ?, updated_at = ? WHERE id = ?",
         (
             display_name, bio_source, bio_html, fields_to_json(fields),
-            int(locked), int(discoverable), now, account_id,
+            int(locked), int(discoverable), int(hide_network), now, account_id,
         ),
     )
     await reindex_account(conn, account_id)

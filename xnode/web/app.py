@@ -18,13 +18,14 @@ from xnode.clock import Clock, SystemClock
 from xnode.events import EventBus
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
-from xnode.posts.service import PostService
+from xnode.posts.service import MAX_MEDIA, PostService
 from xnode.ratelimit import RateLimiter
 from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
 from xnode.timelines import TimelineService
-from xnode.web import admin, auth, pages, profile
+from xnode.web import admin, auth, feeds, notifications, pages, profile, search, social, timelines
+from xnode.web import posts as post_pages
 from xnode.web.middleware import (
     csrf_middleware,
     error_middleware,
@@ -89,9 +90,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     background workers run for as long as it serves.
     """
     clock = clock or SystemClock()
-    # Room for a multipart form carrying an avatar and a header at the limit.
+    # Room for a multipart form carrying a post's images (or an avatar and a
+    # header) at the limit.
     app = web.Application(
-        client_max_size=settings.max_upload_bytes * 2 + 256 * 1024,
+        client_max_size=settings.max_upload_bytes * MAX_MEDIA + 256 * 1024,
         middlewares=[
             security_headers_middleware,
             error_middleware,
@@ -128,4 +130,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     auth.add_routes(app)
     profile.add_routes(app)
     admin.add_routes(app)
+    post_pages.add_routes(app)
+    timelines.add_routes(app)
+    social.add_routes(app)
+    notifications.add_routes(app)
+    search.add_routes(app)
+    feeds.add_routes(app)
     return app

@@ -1,36 +1,56 @@
-"""Public pages: the front page, profiles and stored media."""
+"""Public pages: profiles and stored media (the front page is in timelines.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from xnode.store import accounts as account_store
+from xnode.posts.models import PostView
+from xnode.timelines import Cursor, Page
+from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.state import ACCOUNTS, DB, MEDIA
+from xnode.web.social import USERNAME, cursor_param, live_local_account, pending_request_count
+from xnode.web.state import DB, MEDIA, RELATIONSHIPS, TIMELINES
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 
 
-async def home(request: web.Request) -> web.Response:
-    """The front page: a welcome for visitors, the start page for users."""
-    mode = await request.app[ACCOUNTS].registration_mode()
-    return request.app[RENDERER].render(request, "home.html", {"registration_mode": mode})
-
-
 async def profile_page(request: web.Request) -> web.Response:
-    """A local account's public profile at ``/@username``."""
-    username = request.match_info["username"]
-    account = await account_store.get_local_account(request.app[DB], username)
-    if account is None:
-        raise web.HTTPNotFound(text=f"There is no account @{username} on this node.")
-    if account.is_deleted:
-        raise web.HTTPGone(text=f"The account @{account.username} has been deleted.")
-    if account.is_suspended:
-        raise web.HTTPNotFound(text=f"There is no account @{username} on this node.")
-    user = await account_store.get_user(request.app[DB], account.id)
-    if user is None or user.state != "active":
-        raise web.HTTPNotFound(text=f"There is no account @{username} on this node.")
-    return request.app[RENDERER].render(request, "profile.html", {"account": account})
+    """A local account's public profile at ``/@username``: header, buttons, posts."""
+    account = await live_local_account(request, request.match_info["username"])
+    user = current_user(request)
+    viewer_id = user.id if user is not None else None
+    is_owner = viewer_id == account.id
+    rels = request.app[RELATIONSHIPS]
+    relationship = (
+        await rels.relationship(viewer_id, account.id)
+        if viewer_id is not None and not is_owner
+        else None
+    )
+    followers, following = await rels.counts(account.id)
+    max_id = cursor_param(request)
+    pinned: list[PostView] = []
+    page = Page(items=[], next_max_id=None, prev_min_id=None)
+    # Someone who was blocked sees the header (so the block is not a mystery) but no posts.
+    if relationship is None or not relationship.blocked_by:
+        timelines = request.app[TIMELINES]
+        if max_id is None:
+            pinned = await timelines.pinned(viewer_id, account.id)
+        page = await timelines.profile(viewer_id, account.id, Cursor(max_id=max_id))
+    context = {
+        "account": account,
+        "is_owner": is_owner,
+        "relationship": relationship,
+        "followers_count": followers,
+        "following_count": following,
+        "show_network": is_owner or not account.hide_network,
+        "pending_requests": (
+            await pending_request_count(request.app[DB], account.id) if is_owner else 0
+        ),
+        "pinned": pinned,
+        "page": page,
+        "paged": max_id is not None,
+    }
+    return request.app[RENDERER].render(request, "profile.html", context)
 
 
 async def media_file(request: web.Request) -> web.StreamResponse:
@@ -45,6 +65,5 @@ async def media_file(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register the public pages."""
-    app.router.add_get("/", home, name="home")
-    app.router.add_get(r"/@{username:[A-Za-z0-9_]{1,30}}", profile_page, name="profile")
+    app.router.add_get(f"/@{USERNAME}", profile_page, name="profile")
     app.router.add_get("/media/{name}", media_file, name="media")

@@ -47,6 +47,7 @@ def _stored_values(account: Account) -> dict[str, Any]:
         "fields": rows + [("", "")] * (MAX_FIELDS - len(rows)),
         "locked": account.locked,
         "discoverable": account.discoverable,
+        "hide_network": account.hide_network,
         "remove_avatar": False,
         "remove_header": False,
     }
@@ -67,6 +68,7 @@ def _submitted_values(form: FormData) -> dict[str, Any]:
         "fields": rows,
         "locked": checkbox(form, "locked"),
         "discoverable": checkbox(form, "discoverable"),
+        "hide_network": checkbox(form, "hide_network"),
         "remove_avatar": checkbox(form, "remove_avatar"),
         "remove_header": checkbox(form, "remove_header"),
     }
@@ -93,6 +95,7 @@ def _profile_edit(form: FormData) -> ProfileEdit:
         fields=fields,
         locked=checkbox(form, "locked"),
         discoverable=checkbox(form, "discoverable"),
+        hide_network=checkbox(form, "hide_network"),
         avatar=file_field(form, "avatar"),
         header=file_field(form, "header"),
         remove_avatar=checkbox(form, "remove_avatar"),

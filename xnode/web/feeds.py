@@ -1,0 +1,55 @@
+"""Atom and RSS feeds of a local account's public posts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from xnode.accounts.models import Account
+from xnode.feeds import ATOM_TYPE, RSS_TYPE, FeedSource, atom_feed, rss_feed
+from xnode.posts.models import Post, PostView
+from xnode.web.social import USERNAME, live_local_account
+from xnode.web.state import DB, POSTS, SETTINGS
+
+FEED_SIZE = 20
+FEED_CACHE_SECONDS = 300
+
+
+async def _public_posts(request: web.Request, account: Account) -> list[PostView]:
+    """The newest public original posts (top-level or self-replies) of an account."""
+    rows = await request.app[DB].fetchall(
+        "SELECT p.* FROM posts p WHERE p.account_id = ? AND p.visibility = 'public'"
+        " AND p.deleted_at IS NULL AND p.reblog_of_id IS NULL"
+        " AND (p.in_reply_to_id IS NULL OR EXISTS (SELECT 1 FROM posts pp"
+        " WHERE pp.id = p.in_reply_to_id AND pp.account_id = p.account_id))"
+        " ORDER BY p.id DESC LIMIT ?",
+        (account.id, FEED_SIZE),
+    )
+    # Hydrating as a logged-out visitor re-applies the visibility rule.
+    return await request.app[POSTS].hydrate(None, [Post.from_row(row) for row in rows])
+
+
+async def _feed(request: web.Request, content_type: str) -> web.Response:
+    account = await live_local_account(request, request.match_info["username"])
+    settings = request.app[SETTINGS]
+    source = FeedSource(account=account, base_url=settings.base_url, domain=settings.domain)
+    posts = await _public_posts(request, account)
+    build = atom_feed if content_type == ATOM_TYPE else rss_feed
+    response = web.Response(body=build(source, posts), content_type=content_type, charset="utf-8")
+    response.headers["Cache-Control"] = f"public, max-age={FEED_CACHE_SECONDS}"
+    return response
+
+
+async def atom_page(request: web.Request) -> web.Response:
+    """An account's public posts as Atom."""
+    return await _feed(request, ATOM_TYPE)
+
+
+async def rss_page(request: web.Request) -> web.Response:
+    """An account's public posts as RSS 2.0."""
+    return await _feed(request, RSS_TYPE)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the feeds."""
+    app.router.add_get(f"/@{USERNAME}/feed.atom", atom_page, name="feed_atom")
+    app.router.add_get(f"/@{USERNAME}/feed.rss", rss_page, name="feed_rss")

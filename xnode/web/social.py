@@ -1,0 +1,228 @@
+"""Relationship buttons, followers/following lists and follow requests.
+
+Also the helpers the profile, feed and notification pages share: finding a
+live local account by username and reading pagination cursors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from xnode.accounts.models import Account
+from xnode.accounts.relationships import PAGE_SIZE, RelationshipService
+from xnode.errors import XnodeError
+from xnode.store import accounts as account_store
+from xnode.store.database import Database
+from xnode.web.forms import current_user, require_user
+from xnode.web.render import RENDERER, redirect
+from xnode.web.state import DB, RELATIONSHIPS
+
+USERNAME = r"{username:[A-Za-z0-9_]{1,30}}"
+# SQLite integers are signed 64-bit; larger ids would raise inside the driver.
+MAX_ID = 2**63 - 1
+
+Action = Callable[[RelationshipService, int, Account], Awaitable[str]]
+
+
+# --- shared helpers --------------------------------------------------------------
+
+
+async def live_local_account(request: web.Request, username: str) -> Account:
+    """The active local account ``username``.
+
+    Raises:
+        web.HTTPNotFound: no such account, suspended, or not (yet) an active user.
+        web.HTTPGone: the account was deleted.
+    """
+    db = request.app[DB]
+    missing = f"There is no account @{username} on this node."
+    account = await account_store.get_local_account(db, username)
+    if account is None or account.is_suspended:
+        raise web.HTTPNotFound(text=missing)
+    if account.is_deleted:
+        raise web.HTTPGone(text=f"The account @{account.username} has been deleted.")
+    user = await account_store.get_user(db, account.id)
+    if user is None or user.state != "active":
+        raise web.HTTPNotFound(text=missing)
+    return account
+
+
+def id_param(value: str | None, name: str) -> int | None:
+    """An id from the URL (None when absent).
+
+    Raises:
+        web.HTTPBadRequest: not a whole number in the id range.
+    """
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_ID:
+        raise web.HTTPBadRequest(text=f"'{name}' must be a post or page id (a whole number).")
+    return int(value)
+
+
+def cursor_param(request: web.Request) -> int | None:
+    """The ``max_id`` query parameter: where an older page starts."""
+    return id_param(request.query.get("max_id"), "max_id")
+
+
+def profile_path(account: Account) -> str:
+    """The local path of a local account's profile."""
+    return f"/@{account.username}"
+
+
+async def pending_request_count(db: Database, account_id: int) -> int:
+    """How many follow requests wait for ``account_id`` (from live accounts)."""
+    # RelationshipService.counts only counts accepted follows.
+    value = await db.fetchvalue(
+        "SELECT COUNT(*) FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND f.state = 'pending'"
+        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL",
+        (account_id,),
+    )
+    return int(value or 0)
+
+
+# --- relationship buttons on profiles ----------------------------------------------
+
+
+async def _follow(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    if await rels.follow(viewer_id, account.id) == "pending":
+        return f"Follow request sent. @{account.username} reviews requests before accepting."
+    return f"You now follow @{account.username}."
+
+
+async def _unfollow(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    before = await rels.relationship(viewer_id, account.id)
+    await rels.unfollow(viewer_id, account.id)
+    if before.requested:
+        return f"Your follow request to @{account.username} was withdrawn."
+    return f"You no longer follow @{account.username}."
+
+
+async def _block(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    await rels.block(viewer_id, account.id)
+    return f"You blocked @{account.username}. Neither of you follows or sees the other now."
+
+
+async def _unblock(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    await rels.unblock(viewer_id, account.id)
+    return f"You unblocked @{account.username}."
+
+
+async def _mute(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    await rels.set_mute(viewer_id, account.id, True)
+    return f"You muted @{account.username}: their posts and notifications stay out of sight."
+
+
+async def _unmute(rels: RelationshipService, viewer_id: int, account: Account) -> str:
+    await rels.set_mute(viewer_id, account.id, False)
+    return f"You unmuted @{account.username}."
+
+
+ACTIONS: dict[str, Action] = {
+    "follow": _follow,
+    "unfollow": _unfollow,
+    "block": _block,
+    "unblock": _unblock,
+    "mute": _mute,
+    "unmute": _unmute,
+}
+
+
+async def relationship_action(request: web.Request) -> web.Response:
+    """Follow, unfollow, block, unblock, mute or unmute, then go back to the profile."""
+    user = require_user(request)
+    account = await live_local_account(request, request.match_info["username"])
+    action = ACTIONS[request.match_info["action"]]
+    try:
+        message = await action(request.app[RELATIONSHIPS], user.id, account)
+    except XnodeError as exc:
+        raise redirect(request, profile_path(account), exc.message, "error") from None
+    raise redirect(request, profile_path(account), message, "success")
+
+
+# --- followers and following ---------------------------------------------------------
+
+
+async def _network_page(request: web.Request, kind: str) -> web.Response:
+    account = await live_local_account(request, request.match_info["username"])
+    user = current_user(request)
+    if account.hide_network and (user is None or user.id != account.id):
+        raise web.HTTPForbidden(
+            text=f"@{account.username} keeps who they follow and who follows them hidden."
+        )
+    max_id = cursor_param(request)
+    rels = request.app[RELATIONSHIPS]
+    if kind == "followers":
+        rows = await rels.followers(account.id, max_id)
+    else:
+        rows = await rels.following(account.id, max_id)
+    context = {
+        "account": account,
+        "kind": kind,
+        "accounts": [found for _, found in rows],
+        "next_max_id": rows[-1][0] if len(rows) == PAGE_SIZE else None,
+        "paged": max_id is not None,
+    }
+    return request.app[RENDERER].render(request, "account_list.html", context)
+
+
+async def followers_page(request: web.Request) -> web.Response:
+    """Who follows an account, newest first."""
+    return await _network_page(request, "followers")
+
+
+async def following_page(request: web.Request) -> web.Response:
+    """Whom an account follows, newest first."""
+    return await _network_page(request, "following")
+
+
+# --- follow requests ---------------------------------------------------------------
+
+
+async def follow_requests_page(request: web.Request) -> web.Response:
+    """Pending follow requests to the logged-in user, with Approve and Reject."""
+    user = require_user(request)
+    max_id = cursor_param(request)
+    rows = await request.app[RELATIONSHIPS].followers(user.id, max_id, state="pending")
+    context = {
+        "requests": [found for _, found in rows],
+        "count": await pending_request_count(request.app[DB], user.id),
+        "next_max_id": rows[-1][0] if len(rows) == PAGE_SIZE else None,
+        "paged": max_id is not None,
+    }
+    return request.app[RENDERER].render(request, "follow_requests.html", context)
+
+
+async def follow_request_decision(request: web.Request) -> web.Response:
+    """Approve or reject one follow request."""
+    user = require_user(request)
+    follower_id = id_param(request.match_info["account_id"], "account_id")
+    if follower_id is None:
+        raise web.HTTPNotFound(text="There is no such follow request.")
+    rels = request.app[RELATIONSHIPS]
+    approve = request.match_info["decision"] == "approve"
+    try:
+        if approve:
+            await rels.accept_request(user.id, follower_id)
+        else:
+            await rels.reject_request(user.id, follower_id)
+    except XnodeError as exc:
+        raise redirect(request, "/follow-requests", exc.message, "error") from None
+    message = "Request approved: they follow you now." if approve else "Request rejected."
+    raise redirect(request, "/follow-requests", message, "success")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register relationship actions, network lists and follow requests."""
+    actions = "|".join(ACTIONS)
+    app.router.add_post(f"/@{USERNAME}/{{action:{actions}}}", relationship_action)
+    app.router.add_get(f"/@{USERNAME}/followers", followers_page, name="followers")
+    app.router.add_get(f"/@{USERNAME}/following", following_page, name="following")
+    app.router.add_get("/follow-requests", follow_requests_page, name="follow_requests")
+    app.router.add_post(
+        r"/follow-requests/{account_id:\d{1,19}}/{decision:approve|reject}",
+        follow_request_decision,
+    )
