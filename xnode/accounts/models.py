@@ -37,6 +37,34 @@ class Account:
     updated_at: float
     suspended_at: float | None
     deleted_at: float | None
+    # Remote actors only (local ones derive these from the base URL).
+    actor_type: str = "Person"
+    inbox_url: str | None = None
+    shared_inbox_url: str | None = None
+    outbox_url: str | None = None
+    followers_url: str | None = None
+    following_url: str | None = None
+    featured_url: str | None = None
+    also_known_as: tuple[str, ...] = ()
+    moved_to_account_id: int | None = None
+    avatar_remote_url: str | None = None
+    header_remote_url: str | None = None
+    fetched_at: float | None = None
+
+    @property
+    def avatar_url(self) -> str | None:
+        """Where the avatar is shown from: our media store, else the remote server."""
+        return f"/media/{self.avatar_file}" if self.avatar_file else self.avatar_remote_url
+
+    @property
+    def header_url(self) -> str | None:
+        """Where the header image is shown from."""
+        return f"/media/{self.header_file}" if self.header_file else self.header_remote_url
+
+    @property
+    def delivery_inbox(self) -> str | None:
+        """The inbox to deliver to: the shared inbox when the server has one."""
+        return self.shared_inbox_url or self.inbox_url
 
     @property
     def is_local(self) -> bool:
@@ -90,7 +118,29 @@ class Account:
             updated_at=row["updated_at"],
             suspended_at=row["suspended_at"],
             deleted_at=row["deleted_at"],
+            **_remote_fields(row),
         )
+
+
+def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
+    """Columns added by the federation migration (absent in older row shapes)."""
+    keys = set(row.keys())
+    if "inbox_url" not in keys:
+        return {}
+    return {
+        "actor_type": row["actor_type"],
+        "inbox_url": row["inbox_url"],
+        "shared_inbox_url": row["shared_inbox_url"],
+        "outbox_url": row["outbox_url"],
+        "followers_url": row["followers_url"],
+        "following_url": row["following_url"],
+        "featured_url": row["featured_url"],
+        "also_known_as": tuple(json.loads(row["also_known_as"] or "[]")),
+        "moved_to_account_id": row["moved_to_account_id"],
+        "avatar_remote_url": row["avatar_remote_url"],
+        "header_remote_url": row["header_remote_url"],
+        "fetched_at": row["fetched_at"],
+    }
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""SQL for signing keys (ours, with private halves) and cached remote public keys."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from xnode.store.database import Database
+
+
+async def keys_of(db: Database, account_id: int | None) -> list[sqlite3.Row]:
+    """Every key row of an account (``None``: the instance actor)."""
+    if account_id is None:
+        return await db.fetchall("SELECT * FROM account_keys WHERE account_id IS NULL")
+    return await db.fetchall("SELECT * FROM account_keys WHERE account_id = ?", (account_id,))
+
+
+async def key_by_id(db: Database, key_id: str) -> sqlite3.Row | None:
+    """A key row by its id (URL)."""
+    return await db.fetchone("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
+
+
+async def save_key(
+    db: Database,
+    row_id: int,
+    *,
+    account_id: int | None,
+    key_id: str,
+    algorithm: str,
+    public_pem: str,
+    private_pem: str | None,
+    now: float,
+) -> None:
+    """Store a key; a remote key seen again with new material replaces the old (rotation)."""
+    await db.execute(
+        "INSERT INTO account_keys (id, account_id, key_id, algorithm, public_pem, private_pem,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (key_id) DO UPDATE SET public_pem = excluded.public_pem,"
+        " algorithm = excluded.algorithm, account_id = excluded.account_id",
+        (row_id, account_id, key_id, algorithm, public_pem, private_pem, now),
+    )
