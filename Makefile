@@ -10,7 +10,12 @@ LISTEN ?= 127.0.0.1:8080
 # apt-get needs root; use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test install test-deps chromium lint bench clean
+# The independent ActivityPub peer for interop tests lives in ../shared; it is
+# installed in a copy (never inside shared/) with its own Node 22 from npm.
+PEER_SRC := ../shared/interop/fedify-peer
+PEER_DIR := .cache/fedify-peer
+
+.PHONY: run test install test-deps chromium interop-peer lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +31,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-test-deps: $(VENV)/.test-installed chromium
+test-deps: $(VENV)/.test-installed chromium interop-peer
 
 run: install
 	@if [ ! -f $(DATA)/xnode.toml ]; then \
@@ -40,6 +45,18 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; \
 	fi
+
+# Copies the peer, installs its npm dependencies, maps the test host names to
+# 127.0.0.x in /etc/hosts and issues certificates from a local test CA.
+interop-peer:
+	@if [ -d $(PEER_SRC) ]; then \
+	  mkdir -p $(PEER_DIR) && \
+	  install -m 644 $(PEER_SRC)/package.json $(PEER_SRC)/package-lock.json $(PEER_SRC)/peer.mjs $(PEER_DIR)/ && \
+	  install -m 755 $(PEER_SRC)/make-ca.sh $(PEER_SRC)/hosts.sh $(PEER_DIR)/ && \
+	  { [ -x $(PEER_DIR)/node_modules/.bin/node ] || (cd $(PEER_DIR) && npm ci --no-audit --no-fund --loglevel=error); } && \
+	  $(SUDO) $(PEER_DIR)/hosts.sh 127.0.0.12=fedify.test 127.0.0.21=xnode-a.test 127.0.0.22=xnode-b.test >/dev/null && \
+	  { [ -s $(PEER_DIR)/certs/xnode-a.test.crt ] || (cd $(PEER_DIR) && ./make-ca.sh -d certs fedify.test xnode-a.test xnode-b.test >/dev/null); }; \
+	else echo "interop peer: $(PEER_SRC) absent, interop tests will be skipped"; fi
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check xnode federation tests bench
