@@ -46,6 +46,8 @@ class Settings:
     # Set when a reverse proxy (nginx, Caddy) on the same host forwards
     # requests: the client address is then the last X-Forwarded-For entry.
     behind_proxy: bool = False
+    # "Authorized fetch": ActivityPub GETs other than actors and WebFinger need a signature.
+    authorized_fetch: bool = False
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -86,6 +88,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "registration": (str,),
     "max_upload_mb": (int,),
     "behind_proxy": (bool,),
+    "authorized_fetch": (bool,),
 }
 
 

@@ -17,6 +17,7 @@ from xnode.posts.models import Post, PostView
 from xnode.posts.service import PostService
 from xnode.posts.visibility import visible_sql
 from xnode.store.database import Database
+from xnode.store.domain_blocks import author_blocked_sql
 
 PAGE_SIZE = 40
 MAX_PAGE_SIZE = 80
@@ -121,6 +122,9 @@ class TimelineService:
             "p.visibility = 'public' AND p.reblog_of_id IS NULL AND p.deleted_at IS NULL"
             + (" AND p.local = 1" if local_only else "")
         )
+        if not local_only:
+            # Silenced (and suspended) servers stay out of the public timelines.
+            where += f" AND NOT {author_blocked_sql('p.account_id')}"
         visible, params = visible_sql(viewer_id)
         where += f" AND {visible}"
         if viewer_id is not None:

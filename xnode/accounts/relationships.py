@@ -85,7 +85,8 @@ class RelationshipService:
         target = await self._target(target_id)
         if await rel_store.blocked_either_way(self.db, follower_id, target_id):
             raise Forbidden("You cannot follow this account.")
-        state = "pending" if target.locked else "accepted"
+        # A remote follow is only real once the other server sends its Accept.
+        state = "pending" if target.locked or not target.is_local else "accepted"
         now = self.clock.now()
         async with self.db.transaction() as conn:
             created = await rel_store.upsert_follow(

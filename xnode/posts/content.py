@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 # URL fragments), a slash or another @/#.
 _ENTITY = re.compile(
     r"(?P<url>https?://[^\s<>\"'`]+)"
-    r"|(?<![\w@#/])@(?P<user>[A-Za-z0-9_]{1,64})(?:@(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-    r"(?::\d{1,5})?|localhost(?::\d{1,5})?))?"
+    r"|(?<![\w@#/])@(?P<user>[A-Za-z0-9_]{1,64})(?:@(?P<host>(?:[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    r"|localhost|\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?))?"
     r"|(?<![\w@#/&])#(?P<tag>\w{1,100})",
     re.UNICODE,
 )

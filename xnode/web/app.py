@@ -14,6 +14,7 @@ from xnode.accounts.profile import ProfileService
 from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
+from xnode.activitypub.node import setup_federation
 from xnode.clock import Clock, SystemClock
 from xnode.events import EventBus
 from xnode.media import MediaStore
@@ -24,7 +25,18 @@ from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
 from xnode.timelines import TimelineService
-from xnode.web import admin, auth, feeds, notifications, pages, profile, search, social, timelines
+from xnode.web import (
+    admin,
+    auth,
+    federation_admin,
+    feeds,
+    notifications,
+    pages,
+    profile,
+    search,
+    social,
+    timelines,
+)
 from xnode.web import posts as post_pages
 from xnode.web.middleware import (
     csrf_middleware,
@@ -130,10 +142,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     auth.add_routes(app)
     profile.add_routes(app)
     admin.add_routes(app)
+    federation_admin.add_routes(app)
     post_pages.add_routes(app)
     timelines.add_routes(app)
     social.add_routes(app)
     notifications.add_routes(app)
     search.add_routes(app)
     feeds.add_routes(app)
+    setup_federation(app)
     return app

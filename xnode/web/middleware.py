@@ -32,8 +32,9 @@ ANON_COOKIE = "xnode_anon"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Endpoints authenticated by other means (HTTP signatures, OAuth bearer
-# tokens) are exempt from cookie CSRF checks; none exist yet.
-CSRF_EXEMPT_PREFIXES: tuple[str, ...] = ()
+# tokens) are exempt from cookie CSRF checks: the ActivityPub inboxes (only
+# inbox routes accept POSTs under /users/ and /actor/).
+CSRF_EXEMPT_PREFIXES: tuple[str, ...] = ("/inbox", "/users/", "/actor/")
 
 ERROR_TITLES = {
     400: "Bad request",

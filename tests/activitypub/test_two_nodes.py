@@ -1,0 +1,189 @@
+"""Two complete nodes on loopback ports federating over real HTTP with real signatures.
+
+Nothing is stubbed: each node is `create_app(settings)` with its workers
+running; follows, posts, replies, likes, boosts, deletes and DMs travel as
+signed activities through the delivery queues and inboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from xnode.accounts.models import Account
+from xnode.activitypub.endpoints import RESOLVER
+from xnode.errors import NotFound
+from xnode.posts.service import Draft
+from xnode.settings import settings_from_mapping
+from xnode.web.app import create_app
+from xnode.web.state import ACCOUNTS, DB, NOTIFICATIONS, POSTS, RELATIONSHIPS, TIMELINES
+
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveNode:
+    """A serving node and shortcuts to its services."""
+
+    app: web.Application
+    server: TestServer
+    domain: str
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.app[key]
+
+    async def user(self, name: str) -> Account:
+        return (await self.app[ACCOUNTS].create_user(name, PASSWORD)).account
+
+    async def remote(self, handle: str) -> Account:
+        return await self.app[RESOLVER].actor_by_handle(handle)
+
+
+async def start_node(tmp: Path, name: str) -> LiveNode:
+    port = free_port()
+    domain = f"127.0.0.1:{port}"
+    settings = settings_from_mapping(
+        tmp / name,
+        {"domain": domain, "base_url": f"http://{domain}", "registration": "open",
+         "allow_private_addresses": True},
+        secret_key=secrets.token_bytes(32),
+    )
+    (tmp / name).mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    return LiveNode(app, server, domain)
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[tuple[LiveNode, LiveNode]]:
+    a = await start_node(tmp_path, "a")
+    b = await start_node(tmp_path, "b")
+    yield a, b
+    await b.server.close()
+    await a.server.close()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Poll until ``check`` returns something truthy (deliveries are asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def remote_post(node: LiveNode, uri: str) -> Any:
+    return await node[DB].fetchone("SELECT * FROM posts WHERE uri = ?", (uri,))
+
+
+async def test_follow_post_reply_like_boost_delete_across_nodes(nodes):
+    a, b = nodes
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+
+    # bob@B follows alice@A: Follow → A auto-accepts → Accept → B marks it accepted.
+    alice_on_b = await b.remote(f"alice@{a.domain}")
+    assert alice_on_b.uri == f"http://{a.domain}/users/alice"
+    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
+
+    async def accepted():
+        return (await b[RELATIONSHIPS].relationship(bob.id, alice_on_b.id)).following
+
+    await eventually(accepted)
+    bob_on_a = await a.remote(f"bob@{b.domain}")
+    assert (await a[RELATIONSHIPS].counts(alice.id))[0] == 1
+    assert (await a[RELATIONSHIPS].relationship(alice.id, bob_on_a.id)).followed_by
+
+    # alice posts publicly: it reaches bob's home timeline on B.
+    post = await a[POSTS].publish(alice, Draft("Hello from A #federation"))
+    row = await eventually(lambda: remote_post(b, post.uri))
+    assert row["visibility"] == "public" and "Hello from A" in row["content_html"]
+    home = await b[TIMELINES].home(bob.id)
+    assert [v.post.uri for v in home.items] == [post.uri]
+
+    # bob replies from B: alice gets the reply and a notification on A.
+    copy_id = row["id"]
+    reply = await b[POSTS].publish(bob, Draft(f"@alice@{a.domain} hi!", in_reply_to_id=copy_id))
+    reply_on_a = await eventually(lambda: remote_post(a, reply.uri))
+    assert reply_on_a["in_reply_to_id"] == post.id
+    notes, _ = await a[NOTIFICATIONS].page(alice.id)
+    assert {n.kind for n in notes} >= {"follow", "reply"}
+
+    # bob likes and boosts alice's post: A counts both.
+    await b[POSTS].like(bob.id, copy_id)
+    await b[POSTS].boost(bob, copy_id)
+
+    async def counted():
+        view = await a[POSTS].view(alice.id, post.id)
+        return view.post.likes_count == 1 and view.post.reblogs_count == 1
+
+    await eventually(counted)
+
+    # alice deletes: the copy on B becomes a tombstone.
+    await a[POSTS].delete(alice.id, post.id)
+
+    async def tombstoned():
+        found = await remote_post(b, post.uri)
+        return found is not None and found["deleted_at"] is not None
+
+    await eventually(tombstoned)
+
+
+async def test_direct_message_reaches_only_its_recipient(nodes):
+    a, b = nodes
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    carol = await b.user("carol")
+    await a.remote(f"bob@{b.domain}")
+    dm = await a[POSTS].publish(
+        alice, Draft(f"@bob@{b.domain} just between us", visibility="direct")
+    )
+    row = await eventually(lambda: remote_post(b, dm.uri))
+    assert row["visibility"] == "direct"
+    assert (await b[POSTS].view(bob.id, row["id"])).post.uri == dm.uri
+    with pytest.raises(NotFound):
+        await b[POSTS].view(carol.id, row["id"])
+    with pytest.raises(NotFound):
+        await b[POSTS].view(None, row["id"])
+
+
+async def test_unfollow_stops_delivery(nodes):
+    a, b = nodes
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    alice_on_b = await b.remote(f"alice@{a.domain}")
+    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
+
+    async def followed():
+        return await _count(a, alice) == 1
+
+    await eventually(followed)
+    await b[RELATIONSHIPS].unfollow(bob.id, alice_on_b.id)
+
+    async def gone():
+        return await _count(a, alice) == 0
+
+    await eventually(gone)
+
+
+async def _count(node: LiveNode, account: Account) -> int:
+    return (await node[RELATIONSHIPS].counts(account.id))[0]

@@ -1,0 +1,373 @@
+"""The delivery queue: activities to other servers' inboxes, as rows with states, retried for days.
+
+``enqueue`` turns (activity, recipients) into one row per inbox, shared inboxes
+first, so a server with a thousand followers of ours gets one POST. The worker
+(``run_forever``, or ``run_due`` in tests and tools) sends due rows with a
+per-host and a global concurrency limit, through :class:`Signer`, and writes
+each outcome back using the pure policy in :mod:`xnode.activitypub.retry`.
+
+Crash safety: a row becomes ``delivered`` only after a 2xx. A row that was
+being sent when the process died is still ``pending`` and due, so it is sent
+again on restart; receivers drop the duplicate by activity id. (Only one worker
+runs per node, so the in-memory in-flight set is all the locking needed.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+import xnode
+from federation.http import Fetcher, FetchError, FetchSettings, ForbiddenAddress, InvalidURL
+from xnode.accounts.models import Account
+from xnode.activitypub import retry
+from xnode.activitypub.signing import Signer
+from xnode.clock import Clock
+from xnode.settings import Settings
+from xnode.store import accounts as account_store
+from xnode.store import deliveries as store
+from xnode.store import domain_blocks
+from xnode.store.database import Database
+from xnode.store.deliveries import HostStatus, HostSummary, NewDelivery
+
+log = logging.getLogger(__name__)
+
+LocalInbox = Callable[[dict[str, Any], Account], Awaitable[None]]
+
+PER_HOST_LIMIT = 4
+GLOBAL_LIMIT = 32
+MAX_IDLE_S = 60.0
+"""Longest the worker sleeps without a wake-up (a safety net; enqueue wakes it)."""
+ERROR_PAUSE_S = 5.0
+PURGE_INTERVAL_S = 3600.0
+KEEP_FINISHED_S = 30 * 24 * 3600.0
+"""Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
+
+
+def fetch_settings_for(settings: Settings) -> FetchSettings:
+    """The HTTP client settings for a node: its trust and address policy, our User-Agent.
+
+    The User-Agent names the node's URL, as Mastodon's does, so a peer's admin
+    who sees our traffic knows whom to contact.
+    """
+    return FetchSettings(
+        allow_private_addresses=settings.allow_private_addresses,
+        ca_file=settings.data_dir / settings.ca_file if settings.ca_file else None,
+        user_agent=f"xnode/{xnode.__version__} (+{settings.base_url}/)",
+    )
+
+
+class DeliveryQueue:
+    """Queues activities for remote inboxes and delivers them."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        signer: Signer,
+        fetch_settings: FetchSettings,
+        local_inbox: LocalInbox,
+        *,
+        fetcher: Fetcher | None = None,
+        rng: retry.Random | None = None,
+        per_host_limit: int = PER_HOST_LIMIT,
+        global_limit: int = GLOBAL_LIMIT,
+    ) -> None:
+        """Create the queue.
+
+        Args:
+            db: The node's database.
+            settings: The node's settings.
+            clock: Time source (tests pass a FakeClock).
+            signer: Signs and sends one delivery.
+            fetch_settings: Limits for the HTTP client made on first use.
+            local_inbox: Processes an activity for local recipients in-process.
+            fetcher: An HTTP client to use instead (tests map names to loopback).
+            rng: Jitter source for the retry schedule.
+            per_host_limit: Deliveries in flight per host at most.
+            global_limit: Deliveries in flight in all at most.
+        """
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.signer = signer
+        self.fetch_settings = fetch_settings
+        self.local_inbox = local_inbox
+        self.rng: retry.Random = rng or random.Random()
+        self.per_host_limit = per_host_limit
+        self.global_limit = global_limit
+        self._fetcher = fetcher
+        self._owns_fetcher = fetcher is None
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, str] = {}  # delivery id -> host
+        self._claim_lock = asyncio.Lock()
+        self._last_purge = 0.0
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """The HTTP client, made on first use (aiohttp wants a running loop)."""
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.fetch_settings)
+        return self._fetcher
+
+    async def close(self) -> None:
+        """Close the HTTP client if the queue made it."""
+        if self._owns_fetcher and self._fetcher is not None:
+            await self._fetcher.close()
+            self._fetcher = None
+
+    def wake(self) -> None:
+        """Make the worker look for due deliveries now."""
+        self._wake.set()
+
+    # --- queueing ------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        activity: dict[str, Any],
+        sender: Account | None,
+        recipients: Iterable[Account],
+        *,
+        post_id: int | None = None,
+        inboxes: Iterable[str] = (),
+        resend: bool = False,
+    ) -> int:
+        """Queue an activity for its recipients' servers.
+
+        Remote recipients are reached at their shared inbox when they have one,
+        else their own, one row per distinct inbox (re-queueing the same
+        activity for the same inbox is a no-op). Servers under a ``suspend``
+        block are skipped. Local recipients are handed to ``local_inbox`` once.
+
+        Args:
+            activity: The activity JSON; its ``id`` keys the rows.
+            sender: The local account it is from (None: the instance actor).
+            recipients: Accounts to reach, local or remote.
+            post_id: The post it is about, for the author's delivery status.
+            inboxes: Extra inbox URLs (e.g. everyone who got the original of a Delete).
+            resend: Send again where this activity was already delivered (or given
+                up on); without it, queueing an activity twice sends it once.
+
+        Returns:
+            How many new delivery rows were queued.
+        """
+        wanted: dict[str, None] = {}
+        local = False
+        for account in recipients:
+            if account.is_local:
+                local = local or sender is None or account.id != sender.id
+            elif not account.is_deleted and not account.is_suspended and account.delivery_inbox:
+                wanted[account.delivery_inbox] = None
+        for inbox in inboxes:
+            wanted[inbox] = None
+        suspended = await domain_blocks.suspended_domains(self.db)
+        payload = json.dumps(activity, ensure_ascii=False)
+        rows = [
+            NewDelivery(activity["id"], sender.id if sender else None, post_id, inbox, payload)
+            for inbox in wanted
+            if not any(domain_blocks.domain_covers(d, store.host_of(inbox)) for d in suspended)
+        ]
+        added = (
+            await store.insert_many(self.db, rows, self.clock.now(), resend=resend) if rows else 0
+        )
+        if added:
+            self.wake()
+        if local and sender is not None:
+            try:
+                await self.local_inbox(activity, sender)
+            except Exception:
+                # The sender's action already succeeded; a local hiccup must not undo it.
+                log.exception("local delivery of %s failed", activity.get("id"))
+        return added
+
+    # --- working -------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[store.Delivery]:
+        """Pick due rows that fit the concurrency limits and mark them in flight."""
+        async with self._claim_lock:
+            room = min(limit, self.global_limit - len(self._in_flight))
+            if room <= 0:
+                return []
+            candidates = await store.due(
+                self.db, self.clock.now(), per_host=self.per_host_limit, limit=room,
+                exclude=self._in_flight,
+            )
+            load = Counter(self._in_flight.values())
+            chosen = []
+            for delivery, host_failures in candidates:
+                cap = retry.host_concurrency(host_failures, self.per_host_limit)
+                if load[delivery.host] >= cap:
+                    continue
+                load[delivery.host] += 1
+                self._in_flight[delivery.id] = delivery.host
+                chosen.append(delivery)
+            return chosen
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Send the deliveries due now (within the limits) and wait for them.
+
+        Returns:
+            How many deliveries were attempted.
+        """
+        claimed = await self._claim(limit)
+        await asyncio.gather(*(self._attempt(d) for d in claimed))
+        return len(claimed)
+
+    async def run_forever(self, app: web.Application | None = None) -> None:
+        """The worker: send due deliveries as they come, until cancelled.
+
+        Meant as a background task started from the application's
+        ``cleanup_ctx``; cancelling it cancels the sends in flight, which
+        stay pending and go out after the restart.
+        """
+        tasks: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            self.wake()  # a slot is free: more may fit now
+
+        try:
+            while True:
+                # Cleared before looking, so a wake-up during the look is not lost.
+                self._wake.clear()
+                try:
+                    for delivery in await self._claim(self.global_limit):
+                        task = asyncio.create_task(self._attempt(delivery))
+                        tasks.add(task)
+                        task.add_done_callback(finished)
+                    await self._purge_now_and_then()
+                    pause = await self._idle_s()
+                except Exception:
+                    log.exception("delivery worker iteration failed")
+                    pause = ERROR_PAUSE_S
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), pause)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+
+    async def _idle_s(self) -> float:
+        now = self.clock.now()
+        wake_at = await store.next_wake_at(self.db, now)
+        if wake_at is None:
+            return MAX_IDLE_S
+        return min(max(wake_at - now, 0.05), MAX_IDLE_S)
+
+    async def _purge_now_and_then(self) -> None:
+        now = self.clock.now()
+        if now - self._last_purge >= PURGE_INTERVAL_S:
+            self._last_purge = now
+            purged = await store.purge_finished(self.db, now - KEEP_FINISHED_S)
+            if purged:
+                log.info("forgot %d finished deliveries", purged)
+
+    async def _attempt(self, delivery: store.Delivery) -> None:
+        """Send one delivery and write its outcome back."""
+        try:
+            status, error, pause, permanent = await self._send(delivery)
+            await self._record(delivery, status, error, pause, permanent)
+        except Exception:
+            # A database problem while recording: the row stays pending and is retried.
+            log.exception("recording delivery %d failed", delivery.id)
+        finally:
+            self._in_flight.pop(delivery.id, None)
+
+    async def _send(
+        self, delivery: store.Delivery
+    ) -> tuple[int | None, str | None, float | None, bool]:
+        """(status, error, Retry-After pause, permanent) for one attempt."""
+        sender = None
+        if delivery.sender_account_id is not None:
+            sender = await account_store.get_account(self.db, delivery.sender_account_id)
+            if sender is None:
+                return None, "the sending account no longer exists", None, True
+        try:
+            result = await self.signer.post(
+                self.fetcher, sender, delivery.inbox_url, json.loads(delivery.payload)
+            )
+        except (InvalidURL, ForbiddenAddress) as exc:
+            return None, str(exc), None, True  # no retry will make this URL acceptable
+        except FetchError as exc:
+            return None, str(exc) or type(exc).__name__, None, False
+        except Exception as exc:
+            log.exception("delivery %d to %s crashed", delivery.id, delivery.inbox_url)
+            return None, f"internal error: {exc!r}", None, False
+        ok = 200 <= result.status < 300
+        return result.status, None if ok else f"HTTP {result.status}", result.retry_after_s, False
+
+    async def _record(
+        self, delivery: store.Delivery, status: int | None, error: str | None,
+        pause: float | None, permanent: bool,
+    ) -> None:
+        now = self.clock.now()
+        attempts = delivery.attempts + 1
+        outcome = "permanent" if permanent else retry.classify(status)
+        next_at = delivery.next_attempt_at
+        if outcome == "delivered":
+            state = "delivered"
+        elif outcome == "permanent":
+            state = "failed"
+        elif retry.gives_up(attempts):
+            state, error = "failed", f"{error} (gave up after {attempts} attempts)"
+        else:
+            state, next_at = "pending", retry.schedule(attempts, now, self.rng, pause)
+        if status is not None and not retry.counts_against_host(status):
+            host_up: bool | None = True
+        elif outcome == "retry":
+            host_up = False
+        else:
+            host_up = None  # e.g. a refused address: says nothing about the host
+        log.info("delivery %d of %s to %s: %s (%s)", delivery.id, delivery.activity_id,
+                 delivery.inbox_url, state, error or status)
+        await store.record_attempt(
+            self.db,
+            store.Attempt(delivery.id, delivery.host, state, attempts, status, error, next_at, now),
+            host_up=host_up,
+            retry_after_until=None if pause is None else now + pause,
+            circuit_for=lambda failures: retry.circuit_open_until(failures, now),
+        )
+
+    # --- reporting -----------------------------------------------------------------
+
+    async def status_for_post(self, post_id: int) -> list[HostStatus]:
+        """Per server, ``(host, state, attempts, last_error)`` of a post's deliveries."""
+        return await store.status_for_post(self.db, post_id)
+
+    async def queue_summary(self) -> list[HostSummary]:
+        """Per host with work left or failures: pending and failed counts and health."""
+        return await store.queue_summary(self.db)
+
+    async def retry_host(self, host: str) -> int:
+        """Make a host's pending and failed deliveries due now and close its circuit.
+
+        Returns:
+            How many deliveries were reset.
+        """
+        reset = await store.retry_host(self.db, host.strip().lower(), self.clock.now())
+        if reset:
+            self.wake()
+        return reset
+
+
+DELIVERY = web.AppKey("ap_delivery", DeliveryQueue)
+"""The node's delivery queue in the application (set by the wiring)."""
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx`` entry: run the delivery worker while the application serves."""
+    task = asyncio.create_task(app[DELIVERY].run_forever(app), name="deliveries")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,282 @@
+"""The inbox: verify → store → 202, then process in the background.
+
+A POST is answered as soon as the activity is safely in ``inbox_queue``: the
+body is size-limited and parsed with depth limits, the HTTP signature checked,
+and the signer must be the activity's actor (or the actor must have signed the
+body itself, for forwarded activities). A worker then hands each queued activity
+to its handler (:mod:`xnode.activitypub.handlers`). An item is ``done`` only
+after its handler committed, so a crash means it runs again, never that it is
+lost; handlers are written to be idempotent for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from federation.jsonld import DocumentTooComplex, InvalidJson, parse_json
+from federation.keys import KeyAlgorithm
+from federation.ldsignatures import signature_creator, verify_signature
+from federation.objects import InvalidActivity, origin_of, parse_activity, same_origin
+from federation.proofs import proof_verification_method, verify_proof
+from federation.signatures import signature_key_id
+from xnode.accounts.models import Account
+from xnode.accounts.relationships import RelationshipService
+from xnode.activitypub.endpoints import RESOLVER
+from xnode.activitypub.handlers import HANDLERS, Context, Deliver, Refused
+from xnode.activitypub.resolver import BlockedDomain, ResolveError, Resolver
+from xnode.activitypub.serialize import Serializer
+from xnode.activitypub.verify import verify_incoming
+from xnode.clock import Clock
+from xnode.events import EventBus
+from xnode.ids import new_id
+from xnode.posts.service import PostService
+from xnode.settings import Settings
+from xnode.store import accounts as account_store
+from xnode.store import domain_blocks
+from xnode.store import remote as remote_store
+from xnode.store.database import Database
+from xnode.web.social import USERNAME
+from xnode.web.state import CLOCK, DB, SETTINGS
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_ATTEMPTS = 3
+RETRY_DELAY_S = 60.0
+IDLE_POLL_S = 30.0
+MAX_ERROR_CHARS = 1_000
+
+
+class InboxProcessor:
+    """Runs queued activities through their handlers."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        events: EventBus,
+        resolver: Resolver,
+        posts: PostService,
+        relationships: RelationshipService,
+        serializer: Serializer,
+        deliver: Deliver,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.resolver = resolver
+        self.context = Context(
+            db=db, settings=settings, clock=clock, events=events, resolver=resolver, posts=posts,
+            relationships=relationships, serializer=serializer, deliver=deliver,
+        )  # fmt: skip
+        self.wakeup = asyncio.Event()
+        if resolver.notes.events is None:
+            # Posts stored while handling must reach notifications and live updates.
+            resolver.notes.events = events
+
+    def wake(self) -> None:
+        """Tell the worker there is new work."""
+        self.wakeup.set()
+
+    async def handle(self, activity: Mapping[str, Any], actor: Account) -> None:
+        """Run one activity from ``actor`` through its handler (unknown types are ignored).
+
+        Raises:
+            Refused: the activity is refused for good.
+            Exception: anything else, which the queue retries.
+        """
+        try:
+            parsed = parse_activity(activity, require_same_origin=False)
+        except InvalidActivity as exc:
+            raise Refused(exc.reason) from exc
+        if parsed.actor != actor.uri:
+            raise Refused(f"activity by {parsed.actor} handled as {actor.uri}")
+        handler = HANDLERS.get(parsed.type)
+        if handler is None:
+            log.info("ignoring %s %s from %s", parsed.type, parsed.id, actor.uri)
+            return
+        await handler(self.context, parsed, actor)
+
+    async def process_pending(self, limit: int = 100) -> int:
+        """Process up to ``limit`` due items in arrival order; returns how many were tried."""
+        rows = await remote_store.due_activities(
+            self.db, now=self.clock.now(), retry_delay_s=RETRY_DELAY_S, limit=limit
+        )
+        for row in rows:
+            await self._process(row)
+        return len(rows)
+
+    async def _process(self, row: Any) -> None:
+        now = self.clock.now
+        try:
+            actor = await self.resolver.actor(row["actor_uri"])
+            await self.handle(json.loads(row["payload"]), actor)
+        except (Refused, BlockedDomain) as exc:
+            # Refused for good: recorded as done (nothing left to do), with the reason.
+            reason = exc.reason if isinstance(exc, Refused) else exc.message
+            log.info("refused %s: %s", row["activity_id"], reason)
+            await remote_store.finish_activity(
+                self.db, row["id"], state="done", now=now(), error=f"refused: {reason}"
+            )
+        except Exception as exc:  # CancelledError is not one: shutdown leaves the item pending
+            attempts = row["attempts"] + 1
+            final = attempts >= MAX_ATTEMPTS
+            log.log(
+                logging.WARNING if final else logging.INFO,
+                "processing %s failed (attempt %d): %r", row["activity_id"], attempts, exc,
+                exc_info=final and not isinstance(exc, ResolveError),
+            )
+            await remote_store.finish_activity(
+                self.db, row["id"], state="failed" if final else "pending", now=now(),
+                error=repr(exc)[:MAX_ERROR_CHARS],
+            )
+        else:
+            await remote_store.finish_activity(self.db, row["id"], state="done", now=now())
+
+
+INBOX = web.AppKey("ap_inbox", InboxProcessor)
+
+
+# --- receiving --------------------------------------------------------------------------
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The raw body, refusing more than ``MAX_BODY_BYTES`` (declared or actual)."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _suspended(db: Database, *urls: str | None) -> bool:
+    for url in urls:
+        domain = origin_of(url)
+        if domain and await domain_blocks.severity_for(db, domain) == "suspend":
+            return True
+    return False
+
+
+async def _signed_by_actor(resolver: Resolver, doc: Mapping[str, Any], actor_uri: str) -> bool:
+    """Whether the body carries a valid FEP-8b32 proof or RsaSignature2017 by its actor.
+
+    This is how a forwarded activity proves itself: Mastodon forwards replies to
+    followers signed (HTTP) by the forwarding server but LD-signed by the author.
+    """
+    for method, verify, algorithm in (
+        (proof_verification_method(doc), verify_proof, KeyAlgorithm.ED25519),
+        (signature_creator(doc), verify_signature, KeyAlgorithm.RSA),
+    ):
+        if method is None or not same_origin(method, actor_uri):
+            continue
+        try:
+            owner, key = await resolver.public_key(method)
+        except ResolveError as exc:
+            log.info("embedded signature key %s unavailable: %s", method, exc)
+            continue
+        if owner.uri != actor_uri or key.algorithm is not algorithm:
+            continue
+        # LD signatures need JSON-LD normalisation: CPU work, off the event loop.
+        verdict = await asyncio.to_thread(verify, doc, key)
+        if verdict.ok:
+            return True
+    return False
+
+
+async def receive(request: web.Request) -> web.Response:
+    """POST to an inbox: verify, queue, answer 202 (a replayed id is accepted, not re-run)."""
+    app = request.app
+    db, settings, clock, resolver = app[DB], app[SETTINGS], app[CLOCK], app[RESOLVER]
+    username = request.match_info.get("username")
+    if username is not None:
+        account = await account_store.get_local_account(db, username)
+        if account is None or account.is_suspended:
+            raise web.HTTPNotFound(text="No such inbox.")
+        if account.is_deleted:
+            raise web.HTTPGone(text="This account has been deleted.")
+    body = await _read_body(request)
+    try:
+        doc = parse_json(body, max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH)
+        if not isinstance(doc, dict):
+            raise InvalidJson("an activity must be a JSON object")
+        activity = parse_activity(doc, require_same_origin=False)
+    except (InvalidJson, DocumentTooComplex, InvalidActivity) as exc:
+        raise web.HTTPBadRequest(text=f"Not an activity: {exc}") from None
+    if await _suspended(db, activity.actor, signature_key_id(request.headers)):
+        raise web.HTTPForbidden(text="Your server is blocked here.")
+    signed = await verify_incoming(request, body, resolver, settings, clock)
+    if signed.actor.uri != activity.actor and not await _signed_by_actor(
+        resolver, doc, activity.actor
+    ):
+        raise web.HTTPUnauthorized(text="The signer and the actor do not match.")
+    if activity.id is not None and not same_origin(activity.id, activity.actor):
+        raise web.HTTPForbidden(text="The activity id is not on the actor's host.")
+    if resolver.is_local(activity.actor):
+        raise web.HTTPForbidden(text="Activities by our own actors are not accepted here.")
+    # Servers that send transient activities without an id get one from the body,
+    # so that replays of the same bytes are still recognised.
+    activity_id = activity.id or "urn:sha256:" + hashlib.sha256(body).hexdigest()
+    queued = await remote_store.enqueue_activity(
+        db, new_id(), activity_id=activity_id, actor_uri=activity.actor,
+        signer_key_id=signed.key_id, payload=body.decode("utf-8"), now=clock.now(),
+    )  # fmt: skip
+    if queued:
+        processor = app.get(INBOX)
+        if processor is not None:
+            processor.wake()
+    else:
+        log.info("replayed activity %s", activity_id)
+    return web.Response(status=202, text="")
+
+
+# --- the worker -------------------------------------------------------------------------
+
+
+async def run_forever(app: web.Application) -> None:
+    """Process the inbox queue until cancelled: on every wake-up, and every little while."""
+    processor = app[INBOX]
+    while True:
+        # Cleared before the scan: an item queued during it sets the event again.
+        processor.wakeup.clear()
+        try:
+            while await processor.process_pending() > 0:
+                await asyncio.sleep(0)  # let requests in between batches
+        except Exception:
+            log.exception("inbox worker failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(processor.wakeup.wait(), IDLE_POLL_S)
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx`` entry running :func:`run_forever` while the app serves."""
+    task = asyncio.create_task(run_forever(app), name="inbox-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the shared inbox, personal inboxes and the instance actor's inbox.
+
+    Expects ``RESOLVER`` (and, for processing, ``INBOX``) in the app; the CSRF
+    middleware exempts these paths (signatures authenticate them).
+    """
+    app.router.add_post("/inbox", receive, name="shared_inbox")
+    app.router.add_post(f"/users/{USERNAME}/inbox", receive, name="inbox")
+    app.router.add_post("/actor/inbox", receive)

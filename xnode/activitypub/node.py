@@ -1,0 +1,85 @@
+"""Plugging federation into a node: builds the pieces, registers routes and workers.
+
+Incoming: resolver (remote actors and posts), endpoints (WebFinger, NodeInfo,
+actors, collections, objects), inbox (verify → persist → 202 → process).
+Outgoing: outbox (domain events → activities) → delivery queue (signed,
+retried, per host) → remote inboxes. Local recipients never go over HTTP: the
+queue hands them straight to the inbox processor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from xnode.accounts.models import Account
+from xnode.activitypub import endpoints, inbox
+from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
+from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
+from xnode.activitypub.inbox import INBOX, InboxProcessor
+from xnode.activitypub.keys import KeyRing
+from xnode.activitypub.outbox import Outbox
+from xnode.activitypub.resolver import Resolver
+from xnode.activitypub.serialize import Serializer
+from xnode.activitypub.signing import Signer
+from xnode.activitypub.urls import Urls
+from xnode.errors import XnodeError
+from xnode.posts.content import Handle
+from xnode.web.state import CLOCK, DB, EVENTS, POSTS, RELATIONSHIPS, SETTINGS
+
+log = logging.getLogger(__name__)
+
+OUTBOX = web.AppKey("ap_outbox", Outbox)
+
+
+def setup_federation(app: web.Application) -> None:
+    """Add ActivityPub to an application built by ``create_app``."""
+    settings, db, clock, events = app[SETTINGS], app[DB], app[CLOCK], app[EVENTS]
+    urls = Urls(settings.base_url)
+    keys = KeyRing(db, urls, clock)
+    serializer = Serializer(urls, settings.domain)
+    fetch = fetch_settings_for(settings)
+    resolver = Resolver(db, settings, clock, urls, keys, fetch, events=events)
+
+    async def deliver(
+        activity: dict[str, Any], sender: Account, recipients: list[Account],
+        post_id: int | None = None,
+    ) -> None:
+        await app[DELIVERY].enqueue(activity, sender, recipients, post_id=post_id)
+
+    processor = InboxProcessor(
+        db, settings, clock, events, resolver, app[POSTS], app[RELATIONSHIPS], serializer,
+        deliver,
+    )
+    queue = DeliveryQueue(db, settings, clock, Signer(db, keys, clock), fetch, processor.handle)
+    outbox = Outbox(db, settings, serializer, keys, app[POSTS], queue)
+    outbox.subscribe(events)
+    app[URLS], app[KEYRING], app[SERIALIZER], app[RESOLVER] = urls, keys, serializer, resolver
+    app[INBOX], app[DELIVERY], app[OUTBOX] = processor, queue, outbox
+
+    known = app[POSTS].resolve_handle
+
+    async def resolve_mention(handle: Handle) -> Account | None:
+        """Mentions of people not yet known here are looked up by WebFinger."""
+        account = await known(handle)
+        if account is not None or handle.domain is None:
+            return account
+        try:
+            return await resolver.actor_by_handle(f"{handle.username}@{handle.domain}")
+        except XnodeError as exc:
+            log.info("mention @%s@%s not resolved: %s", handle.username, handle.domain, exc)
+            return None
+
+    app[POSTS].resolve_handle = resolve_mention
+    endpoints.add_routes(app)
+    inbox.add_routes(app)
+    app.cleanup_ctx.append(inbox.worker_ctx)
+    app.cleanup_ctx.append(worker_ctx)
+
+    async def close(app: web.Application) -> None:
+        await resolver.close()
+        await queue.close()
+
+    app.on_cleanup.append(close)

@@ -1,0 +1,256 @@
+"""Handlers for activities about posts: Create, Update, Delete, Like, EmojiReact, Announce.
+
+Part of the dispatch table in :mod:`xnode.activitypub.handlers` (see there for
+the rules every handler follows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from federation.actors import ACTOR_TYPES
+from federation.jsonld import PUBLIC_ADDRESSES
+from federation.objects import (
+    NOTE_TYPES,
+    InvalidObject,
+    ParsedActivity,
+    ParsedNote,
+    parse_note,
+    same_origin,
+    str_of,
+    type_of,
+)
+from xnode.accounts.models import Account
+from xnode.activitypub.resolver import Refused, ResolveError
+from xnode.events import Liked, PostDeleted, PostPublished
+from xnode.ids import new_id
+from xnode.posts.models import BOOSTABLE, Post
+from xnode.store import remote as remote_store
+from xnode.text import strip_control_chars
+
+if TYPE_CHECKING:
+    from xnode.activitypub.handlers import Context
+
+log = logging.getLogger(__name__)
+
+MAX_REACTION_CHARS = 64
+
+
+async def _visible_post(ctx: Context, uri: str | None, actor: Account) -> Post | None:
+    """A stored post the actor interacts with; None if unknown here.
+
+    Raises:
+        Refused: a boost row, deleted, or not visible to the actor.
+    """
+    post = await remote_store.post_by_uri(ctx.db, uri) if uri else None
+    if post is None:
+        return None
+    if post.is_boost or post.is_deleted:
+        raise Refused(f"{uri} is not a live post")
+    if not await remote_store.can_see(ctx.db, actor.id, post.id):
+        raise Refused(f"{actor.uri} cannot see {uri}")
+    return post
+
+
+def _parse_own_note(obj: Mapping[str, Any], actor: Account) -> ParsedNote:
+    """An embedded post that must be the actor's own, from the actor's server."""
+    try:
+        note = parse_note(obj, default_author=actor.uri)
+    except InvalidObject as exc:
+        raise Refused(exc.reason) from exc
+    if note.attributed_to != actor.uri or not same_origin(note.id, actor.uri):
+        raise Refused(f"{note.id} is not {actor.uri}'s own post")
+    return note
+
+
+def reaction_of(raw: Mapping[str, Any]) -> str | None:
+    """The emoji of a Misskey/Akkoma reaction (``_misskey_reaction`` or ``content``)."""
+    for key in ("_misskey_reaction", "content"):
+        value = str_of(raw.get(key))
+        if value and value.strip():
+            return strip_control_chars(value).strip()[:MAX_REACTION_CHARS]
+    return None
+
+
+async def _relevant(ctx: Context, note: ParsedNote, actor: Account) -> bool:
+    """Whether a post concerns this node: addressed to us, a reply we show, or followed."""
+    if any(ctx.resolver.is_local(uri) for uri in (*note.recipients, *note.mentions)):
+        return True
+    if note.in_reply_to and (
+        ctx.resolver.is_local(note.in_reply_to)
+        or await remote_store.post_by_uri(ctx.db, note.in_reply_to) is not None
+    ):
+        return True
+    return await remote_store.has_local_follower(ctx.db, actor.id)
+
+
+async def handle_create(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """Create of a Note, Article, Page, Question (read-only) or ChatMessage (a DM)."""
+    obj = activity.embedded_object
+    if obj is None:
+        # By reference only: fetch it from its server (which vouches for it).
+        post = await ctx.resolver.note(activity.object_id) if activity.object_id else None
+        if post is not None and post.account_id != actor.id:
+            raise Refused("Create of someone else's post")
+        return
+    if type_of(obj) not in NOTE_TYPES:
+        raise Refused(f"Create of a {type_of(obj)} is not supported")
+    note = _parse_own_note(obj, actor)
+    if note.name and not note.content and note.in_reply_to and not note.attachments:
+        log.info("ignoring poll vote %s", note.id)  # Mastodon votes: a Note with a name only
+        return
+    if not await _relevant(ctx, note, actor):
+        log.info("ignoring %s: nobody here follows or is addressed", note.id)
+        return
+    try:
+        await ctx.resolver.store_note(note, actor)
+    except ResolveError as exc:
+        raise Refused(exc.message) from exc
+
+
+async def handle_update(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """Update of a post (an edit) or of the actor itself (profile change)."""
+    obj = activity.embedded_object
+    kind = type_of(obj)
+    if obj is None or kind in ACTOR_TYPES:
+        if activity.object_id != actor.uri:
+            raise Refused("Update of another actor")
+        try:
+            # The activity is signed by the actor: its embedded document is as good
+            # as a fetch. Refetch when it is only a reference or does not parse.
+            if obj is None:
+                raise ResolveError("no embedded actor")
+            await ctx.resolver.store_actor(obj, expected_id=actor.uri)
+        except ResolveError:
+            await ctx.resolver.actor(actor.uri, refresh=True)
+        return
+    if kind not in NOTE_TYPES:
+        log.info("ignoring Update of a %s from %s", kind, actor.uri)
+        return
+    note = _parse_own_note(obj, actor)
+    if await ctx.resolver.update_note(note, actor) is None:
+        log.info("ignoring Update of unknown post %s", note.id)
+
+
+async def handle_delete(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """Delete of a post (tombstone) or of the actor itself (everything they left)."""
+    target = activity.object_id
+    if target is None:
+        raise Refused("Delete without an object")
+    now = ctx.clock.now()
+    if target == actor.uri:
+        async with ctx.db.transaction() as conn:
+            await remote_store.mark_account_deleted(conn, actor.id, now)
+        return
+    post = await remote_store.post_by_uri(ctx.db, target)
+    if post is None:
+        return
+    if post.account_id != actor.id:
+        raise Refused("Delete of someone else's post")
+    mentioned = await remote_store.mentioned_ids(ctx.db, post.id)
+    async with ctx.db.transaction() as conn:
+        if post.is_boost:
+            await remote_store.delete_boost(conn, post)
+        else:
+            await remote_store.tombstone_post(conn, post.id, now)
+    await ctx.events.publish(
+        PostDeleted(post.id, actor.id, post.uri, post.visibility, tuple(mentioned))
+    )
+
+
+async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """Like: a favourite, or with ``content``/``_misskey_reaction`` an emoji reaction."""
+    post = await _visible_post(ctx, activity.object_id, actor)
+    if post is None:
+        return
+    emoji = reaction_of(activity.raw)
+    if emoji is not None:
+        await _react(ctx, activity, actor, post, emoji)
+        return
+    async with ctx.db.transaction() as conn:
+        created = await remote_store.insert_like(
+            conn, new_id(), actor.id, post.id, activity.id, ctx.clock.now()
+        )
+    if created:
+        await ctx.events.publish(Liked(actor.id, post.id))
+        await ctx.notify(post.account_id, "like", actor.id, post.id)
+
+
+async def _react(ctx: Context, activity: ParsedActivity, actor: Account, post: Post,
+                 emoji: str) -> None:  # fmt: skip
+    async with ctx.db.transaction() as conn:
+        await remote_store.insert_reaction(
+            conn, new_id(), actor.id, post.id, emoji, activity.id, ctx.clock.now()
+        )
+
+
+async def handle_emoji_react(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """EmojiReact (Pleroma/Akkoma): a reaction row."""
+    emoji = reaction_of(activity.raw)
+    if emoji is None:
+        raise Refused("EmojiReact without an emoji")
+    post = await _visible_post(ctx, activity.object_id, actor)
+    if post is not None:
+        await _react(ctx, activity, actor, post, emoji)
+
+
+def _boost_visibility(activity: ParsedActivity) -> str:
+    if any(a in PUBLIC_ADDRESSES for a in activity.to):
+        return "public"
+    if any(a in PUBLIC_ADDRESSES for a in (*activity.cc, *activity.audience)):
+        return "unlisted"
+    return "followers"
+
+
+async def _boosted_post(ctx: Context, activity: ParsedActivity, uri: str) -> Post | None:
+    """The boosted post: stored, embedded by its own server, or fetched from its origin."""
+    original = await remote_store.post_by_uri(ctx.db, uri)
+    obj = activity.embedded_object
+    if original is None and obj is not None and activity.embedded_object_trusted:
+        note = parse_note(obj, default_author=activity.actor)
+        author = await ctx.resolver.actor(note.attributed_to)
+        original = await ctx.resolver.store_note(note, author)
+    if original is None:
+        # Mastodon embeds other servers' posts in boosts: never believe those copies.
+        original = await ctx.resolver.note(uri)
+    return original
+
+
+async def handle_announce(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
+    """Announce (boost) of a public or unlisted post the actor can see."""
+    obj = activity.embedded_object
+    if obj is not None and type_of(obj) not in NOTE_TYPES:
+        # Lemmy communities relay whole activities this way; we do not follow groups.
+        raise Refused(f"Announce of a {type_of(obj)} is not supported")
+    uri = activity.object_id
+    if uri is None:
+        raise Refused("Announce without an object")
+    if not ctx.resolver.is_local(uri) and not await remote_store.has_local_follower(
+        ctx.db, actor.id
+    ):
+        log.info("ignoring boost by %s: nobody here follows them", actor.uri)
+        return
+    try:
+        original = await _boosted_post(ctx, activity, uri)
+    except (InvalidObject, ResolveError) as exc:
+        raise Refused(f"boosted post unusable: {exc}") from exc
+    if original is None or original.is_boost or original.is_deleted:
+        raise Refused(f"boosted post {uri} is not available")
+    if original.visibility not in BOOSTABLE or not await remote_store.can_see(
+        ctx.db, actor.id, original.id
+    ):
+        raise Refused(f"{actor.uri} may not boost {uri}")
+    now = ctx.clock.now()
+    published = activity.published.timestamp() if activity.published else now
+    boost_id = new_id()
+    async with ctx.db.transaction() as conn:
+        created = await remote_store.insert_boost(
+            conn, id=boost_id, account_id=actor.id, uri=activity.id, url=activity.id,
+            visibility=_boost_visibility(activity), reblog_of_id=original.id, local=0,
+            created_at=min(published, now),
+        )  # fmt: skip
+    if created:
+        await ctx.events.publish(PostPublished(boost_id, actor.id))
+        await ctx.notify(original.account_id, "boost", actor.id, original.id)

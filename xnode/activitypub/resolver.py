@@ -1,0 +1,410 @@
+"""Finding remote actors, keys and posts, and storing what we find.
+
+Every fetch is a GET signed (draft-cavage, which every server accepts) by the
+instance actor, so servers in "authorized fetch" mode answer us too. Actors are
+cached for a day; posts are stored once (idempotent on their id) and updated on
+``Update``. Remote HTML is sanitised before it is stored; media stay on their
+servers (only links are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+from federation.actors import ACTOR_TYPES, InvalidActor, Multikey, RemoteActor, parse_actor
+from federation.http import JRD_ACCEPT, Fetcher, FetchError, FetchSettings
+from federation.jsonld import id_of
+from federation.keys import KeyFormatError, PublicKey
+from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note, same_origin
+from federation.signatures import Scheme, sign_request
+from federation.webfinger import (
+    WebFingerError,
+    parse_handle,
+    parse_jrd,
+    resolve_actor_url,
+    webfinger_url,
+)
+from xnode.accounts.models import Account
+from xnode.activitypub.keys import KeyRing
+from xnode.activitypub.urls import Urls
+from xnode.clock import Clock
+from xnode.errors import XnodeError
+from xnode.events import EventBus
+from xnode.ids import new_id
+from xnode.posts.content import html_to_text
+from xnode.posts.models import Post
+from xnode.settings import Settings
+from xnode.store import accounts as account_store
+from xnode.store import domain_blocks
+from xnode.store import keys as key_store
+from xnode.store import remote as remote_store
+from xnode.store.database import Database
+from xnode.store.remote import RemoteAccountRow
+from xnode.text import sanitize_html, strip_control_chars
+
+log = logging.getLogger(__name__)
+
+ACTOR_CACHE_S = 24 * 3600.0
+# A failed signature may mean the key rotated; refetching is cheap for us but
+# costs the other server, so a forger cannot make us hammer it.
+KEY_REFRESH_MIN_S = 60.0
+MAX_REPLY_FETCH_DEPTH = 5
+MAX_NAME_CHARS = 200
+MAX_FIELD_CHARS = 2_000
+_LOCAL_ACTOR = re.compile(r"^/(?:users/|@)([A-Za-z0-9_]{1,64})/?$")
+
+
+class ResolveError(XnodeError):
+    """A remote actor, key or post could not be found or used (HTTP 404 to our callers)."""
+
+    status = 404
+
+
+class BlockedDomain(ResolveError):
+    """The object lives on a domain this node suspended (HTTP 403)."""
+
+    status = 403
+
+
+class Refused(Exception):
+    """An incoming activity we will not act on, for good (logged, never retried)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _plain(text: str | None, limit: int) -> str:
+    """A display string from a remote document: no tags, no control characters, bounded."""
+    if not text:
+        return ""
+    if "<" in text:
+        text = html_to_text(text)
+    return strip_control_chars(html.unescape(text)).strip()[:limit]
+
+
+def account_row(actor: RemoteActor) -> RemoteAccountRow:
+    """The ``accounts`` columns for a parsed remote actor (names and bios made safe)."""
+    domain = origin_of(actor.id) or ""
+    username = actor.preferred_username or urlsplit(actor.id).path.rstrip("/").rsplit("/", 1)[-1]
+    username = _plain(username, 64).lstrip("@") or "unknown"
+    bio_html = sanitize_html(actor.summary or "")
+    fields = [
+        {"name": _plain(f.name, MAX_NAME_CHARS), "value": _plain(f.value, MAX_FIELD_CHARS)}
+        for f in actor.fields
+    ]
+    return RemoteAccountRow(
+        uri=actor.id,
+        username=username,
+        domain=domain,
+        display_name=_plain(actor.name, MAX_NAME_CHARS),
+        bio_source=html_to_text(bio_html) if bio_html else "",
+        bio_html=bio_html,
+        fields_json=json.dumps(fields, ensure_ascii=False),
+        url=actor.url,
+        locked=actor.manually_approves_followers,
+        discoverable=actor.discoverable is not False,
+        actor_type=actor.type,
+        inbox_url=actor.inbox,
+        shared_inbox_url=actor.shared_inbox,
+        outbox_url=actor.outbox,
+        followers_url=actor.followers,
+        following_url=actor.following,
+        featured_url=actor.featured,
+        also_known_as=actor.also_known_as,
+        avatar_remote_url=actor.icon_url,
+        header_remote_url=actor.image_url,
+    )
+
+
+def _key_rows(actor: RemoteActor) -> list[tuple[int, str, str, str]]:
+    """(row id, key id, algorithm, PEM) for every usable key an actor publishes."""
+    rows = []
+    for entry in (*actor.public_keys, *actor.assertion_methods):
+        try:
+            if isinstance(entry, Multikey):
+                key = PublicKey.from_multibase(entry.public_key_multibase)
+            else:
+                key = PublicKey.from_pem(entry.pem)
+        except KeyFormatError as exc:
+            log.info("skipping unusable key %s: %s", entry.id, exc)
+            continue
+        rows.append((new_id(), entry.id, key.algorithm.value, key.to_pem()))
+    return rows
+
+
+class Resolver:
+    """Looks up remote actors, keys and posts, fetching and storing them as needed."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        urls: Urls,
+        keys: KeyRing,
+        fetch_settings: FetchSettings,
+        *,
+        fetcher: Fetcher | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.urls = urls
+        self.keys = keys
+        self.fetcher = fetcher or Fetcher(fetch_settings)
+        # http: ids are only acceptable for development and test nodes.
+        self.allow_http = settings.base_url.startswith("http://")
+        # Imported here: remote_posts builds on this module (errors, limits).
+        from xnode.activitypub.remote_posts import NoteWriter
+
+        self.notes = NoteWriter(self, events)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self.fetcher.close()
+
+    # --- fetching -------------------------------------------------------------------
+
+    async def _sign(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        keys = await self.keys.instance()
+        added = sign_request(
+            method, url, headers, body, keys.rsa.key_id, keys.rsa.private_key,
+            scheme=Scheme.CAVAGE, now=self.clock.now(),
+        )
+        return {**headers, **added}
+
+    async def fetch(self, url: str) -> Any:
+        """GET an ActivityPub document, signed by the instance actor.
+
+        Raises:
+            BlockedDomain: the host is suspended.
+            ResolveError: the fetch failed or the answer is not JSON.
+        """
+        await self.check_domain(url)
+        try:
+            return await self.fetcher.fetch_json(url, sign=self._sign)
+        except FetchError as exc:
+            raise ResolveError(f"could not fetch {url}: {exc}") from exc
+
+    async def check_domain(self, url: str) -> None:
+        """Refuse URLs on suspended domains.
+
+        Raises:
+            BlockedDomain: the URL's host (or a parent domain) is suspended.
+        """
+        domain = origin_of(url)
+        if domain is None:
+            raise ResolveError(f"{url!r} is not a URL")
+        if await domain_blocks.severity_for(self.db, domain) == "suspend":
+            raise BlockedDomain(f"{domain} is blocked on this node")
+
+    def is_local(self, uri: str) -> bool:
+        """Whether a URI is on this node."""
+        return uri == self.urls.base or uri.startswith(self.urls.base + "/")
+
+    # --- actors -----------------------------------------------------------------------
+
+    async def known_account(self, uri: str) -> Account | None:
+        """A local account by actor or profile URL, or a remote one we have stored; no fetch."""
+        if self.is_local(uri):
+            match = _LOCAL_ACTOR.match(uri[len(self.urls.base) :])
+            return await account_store.get_local_account(self.db, match[1]) if match else None
+        return await remote_store.account_by_uri(self.db, uri)
+
+    async def actor(self, uri: str, *, refresh: bool = False) -> Account:
+        """The account for an actor URI, fetched when unknown or older than a day.
+
+        Raises:
+            BlockedDomain: the actor's domain is suspended.
+            ResolveError: unknown local actor, or the fetch or document failed.
+        """
+        if self.is_local(uri):
+            account = await self.known_account(uri)
+            if account is None:
+                raise ResolveError(f"no local actor at {uri}")
+            return account
+        await self.check_domain(uri)
+        # One fetch per actor at a time: a burst of deliveries from a new actor
+        # waits for the first fetch instead of each hitting their server. (A
+        # waiter may occasionally fetch once more after the lock is dropped from
+        # the dict; storing is idempotent, so that only costs a request.)
+        lock = self._locks.setdefault(uri, asyncio.Lock())
+        try:
+            async with lock:
+                cached = await remote_store.account_by_uri(self.db, uri)
+                if cached is not None and not refresh and self._fresh(cached, ACTOR_CACHE_S):
+                    return cached
+                try:
+                    return await self.store_actor(await self.fetch(uri), expected_id=uri)
+                except ResolveError:
+                    if cached is not None and not cached.is_deleted:
+                        log.info("using stale copy of %s: refetch failed", uri)
+                        return cached
+                    raise
+        finally:
+            if not lock.locked():
+                self._locks.pop(uri, None)
+
+    def _fresh(self, account: Account, max_age_s: float) -> bool:
+        return account.fetched_at is not None and self.clock.now() - account.fetched_at < max_age_s
+
+    async def store_actor(self, doc: Any, *, expected_id: str | None = None) -> Account:
+        """Store an actor document (fetched, or embedded in an authenticated Update).
+
+        Raises:
+            BlockedDomain: the actor's domain is suspended.
+            ResolveError: not a usable actor document.
+        """
+        try:
+            actor = parse_actor(doc, expected_id=expected_id, allow_http=self.allow_http)
+        except InvalidActor as exc:
+            raise ResolveError(f"unusable actor document: {exc.reason}") from exc
+        if self.is_local(actor.id):
+            raise ResolveError(f"{actor.id} claims to be one of our actors")
+        await self.check_domain(actor.id)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            account_id = await remote_store.upsert_remote_account(
+                conn, new_id(), account_row(actor), now
+            )
+            await remote_store.replace_remote_keys(conn, account_id, _key_rows(actor), now)
+        account = await account_store.get_account(self.db, account_id)
+        assert account is not None
+        return account
+
+    async def actor_by_handle(self, handle: str) -> Account:
+        """The account for ``user@host`` via WebFinger (our own domain: a local account).
+
+        Raises:
+            ResolveError: not a handle, no such account, or the lookup failed.
+        """
+        try:
+            parsed = parse_handle(handle)
+        except WebFingerError as exc:
+            raise ResolveError(str(exc)) from exc
+        ours = {self.settings.domain.lower(), urlsplit(self.urls.base).netloc.lower()}
+        if parsed.host in ours:
+            account = await account_store.get_local_account(self.db, parsed.username)
+            if account is None or account.is_deleted or account.is_suspended:
+                raise ResolveError(f"no account {parsed}")
+            return account
+        scheme = "http" if self.allow_http else "https"
+        url = webfinger_url(parsed, scheme=scheme)
+        await self.check_domain(url)
+        try:
+            jrd = parse_jrd(await self.fetcher.fetch_json(url, accept=JRD_ACCEPT))
+            found = resolve_actor_url(
+                jrd, served_by=parsed.host, requested=parsed, allow_http=self.allow_http
+            )
+        except (FetchError, WebFingerError) as exc:
+            raise ResolveError(f"WebFinger lookup of {parsed} failed: {exc}") from exc
+        if not found.same_origin:
+            # Split-domain setups (handle on example.com, server on social.example.com):
+            # the stored handle uses the actor's own host, so nothing is impersonated.
+            log.info("%s is served from another host: %s", parsed, found.actor_url)
+        return await self.actor(found.actor_url)
+
+    # --- keys -------------------------------------------------------------------------
+
+    async def public_key(
+        self, key_id: str, *, refresh: bool = False
+    ) -> tuple[Account, PublicKey]:
+        """The owner and the key for a signature's key id (cached, else fetched).
+
+        Key ids are usually ``actor#main-key``; some servers publish standalone key
+        documents (``/users/a/main-key``) naming their ``owner``. Either way the key
+        is only believed once it is found in the owner's actor document.
+
+        Raises:
+            BlockedDomain: the key's domain is suspended.
+            ResolveError: the key or its owner cannot be found.
+        """
+        row = await key_store.key_by_id(self.db, key_id)
+        if row is not None and row["account_id"] is not None:
+            owner = await account_store.get_account(self.db, row["account_id"])
+            stale_ok = owner is not None and self._fresh(owner, KEY_REFRESH_MIN_S)
+            if owner is not None and (not refresh or owner.is_local or stale_ok):
+                return owner, PublicKey.from_pem(row["public_pem"])
+        if self.is_local(key_id):
+            raise ResolveError(f"no local key {key_id}")
+        document_url = urldefrag(key_id).url
+        known = await remote_store.account_by_uri(self.db, document_url)
+        if known is not None:
+            # An unknown key id of a known actor: refetch it, unless that just happened
+            # (made-up key ids must not turn into a stream of requests to its server).
+            fresh = self._fresh(known, KEY_REFRESH_MIN_S)
+            owner = known if fresh else await self.actor(document_url, refresh=True)
+        else:
+            doc = await self.fetch(document_url)
+            owner = await self._key_owner(doc, document_url, key_id)
+        row = await key_store.key_by_id(self.db, key_id)
+        if row is None or row["account_id"] != owner.id:
+            raise ResolveError(f"{owner.uri} does not publish the key {key_id}")
+        return owner, PublicKey.from_pem(row["public_pem"])
+
+    async def _key_owner(self, doc: Any, document_url: str, key_id: str) -> Account:
+        """The actor a fetched key (or actor) document belongs to, stored fresh."""
+        if not isinstance(doc, Mapping):
+            raise ResolveError(f"{document_url} is not a JSON object")
+        kinds = doc.get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if any(kind in ACTOR_TYPES for kind in kinds):
+            if id_of(doc) == document_url:
+                return await self.store_actor(doc, expected_id=document_url)
+            owner_uri = id_of(doc)  # a stub actor served at the key's URL
+        else:
+            owner_uri = id_of(doc.get("owner")) or id_of(doc.get("controller"))
+            if owner_uri is None and isinstance(doc.get("publicKey"), Mapping):
+                owner_uri = id_of(doc["publicKey"].get("owner"))
+        if owner_uri is None or not same_origin(owner_uri, key_id):
+            raise ResolveError(f"key {key_id} names no owner on its own host")
+        return await self.actor(owner_uri, refresh=True)
+
+    # --- posts ------------------------------------------------------------------------
+
+    async def note(self, uri: str, *, depth: int = 0) -> Post | None:
+        """A post by its id: stored already, else fetched and stored (None if impossible)."""
+        existing = await remote_store.post_by_uri(self.db, uri)
+        if existing is not None:
+            return existing
+        if self.is_local(uri):
+            return None
+        try:
+            doc = await self.fetch(uri)
+            parsed = parse_note(doc)
+            if not same_origin(parsed.id, uri) or not same_origin(parsed.attributed_to, uri):
+                raise ResolveError(f"{uri} answered with an object from another host")
+            if parsed.id != uri:
+                existing = await remote_store.post_by_uri(self.db, parsed.id)
+                if existing is not None:
+                    return existing
+            author = await self.actor(parsed.attributed_to)
+            return await self.store_note(parsed, author, depth=depth)
+        except (ResolveError, InvalidObject) as exc:
+            log.info("could not load post %s: %s", uri, exc)
+            return None
+
+    async def store_note(self, parsed_note: ParsedNote, author: Account, *, depth: int = 0) -> Post:
+        """Store a remote post (idempotent on its id); see :class:`NoteWriter`.
+
+        Raises:
+            ResolveError: the post is not by ``author`` or its id belongs to someone else.
+        """
+        return await self.notes.store(parsed_note, author, depth=depth)
+
+    async def update_note(self, parsed_note: ParsedNote, author: Account) -> Post | None:
+        """Apply an edit to a stored remote post, keeping the old version (None if unknown)."""
+        return await self.notes.update(parsed_note, author)
+

@@ -1,0 +1,191 @@
+"""Signing what we send: HTTP signatures on inbox POSTs and fetches, integrity proofs on activities.
+
+The sender is thin: one POST (two when double-knocking), no retry logic; the
+delivery queue decides what an answer means.
+
+Interop notes:
+
+* Double-knocking, as Fedify does: RFC 9421 first; if the peer answers 4xx,
+  the same body once more signed with draft-cavage-12. Whatever worked is
+  remembered per host in the ``hosts`` table, so the next delivery knocks once.
+  Mastodon before 4.5, GoToSocial, Misskey and Pleroma only read cavage;
+  Fedify and Mastodon 4.5+ read both.
+* If the remembered scheme starts failing (the peer upgraded or changed
+  software), the other one is tried before we give up, again like Fedify.
+* 408 and 429 are never double-knocked: they are about load, not signatures,
+  and a second request at once would be rude to a server asking for a pause.
+* GETs (actor and object fetches) are signed with cavage only: every server
+  that checks fetch signatures (Mastodon's authorized fetch, GoToSocial) reads it.
+* Activities get an FEP-8b32 ``eddsa-jcs-2022`` proof with the sender's Ed25519
+  key, so they stay verifiable when forwarded. Mastodon ignores it; Fedify and
+  Mitra check it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federation.http import Fetcher
+from federation.proofs import create_proof
+from federation.signatures import Scheme, sign_request
+from xnode.accounts.models import Account
+from xnode.activitypub.keys import ActorKeys, KeyRing, SigningKey
+from xnode.activitypub.retry import retry_after_s
+from xnode.activitypub.serialize import DATA_INTEGRITY_CONTEXT
+from xnode.clock import Clock
+from xnode.store import deliveries as delivery_store
+from xnode.store.database import Database
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_CONTENT_TYPE = "application/activity+json"
+
+# Statuses after which the other signature scheme is worth a try.
+_NO_SECOND_KNOCK = frozenset({408, 429})
+
+RequestSigner = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What the peer answered to a delivery.
+
+    Attributes:
+        status: The final HTTP status.
+        retry_after_s: The pause the peer asked for (Retry-After on 429/503).
+        scheme: The signature scheme of the last request sent.
+    """
+
+    status: int
+    retry_after_s: float | None
+    scheme: str
+
+
+def _other(scheme: str) -> str:
+    return Scheme.CAVAGE.value if scheme == Scheme.RFC9421.value else Scheme.RFC9421.value
+
+
+def _knock_again(status: int) -> bool:
+    return 400 <= status < 500 and status not in _NO_SECOND_KNOCK
+
+
+def with_proof(activity: Mapping[str, Any], key: SigningKey, created: str) -> dict[str, Any]:
+    """A copy of ``activity`` with an eddsa-jcs-2022 proof by ``key``.
+
+    The data-integrity context is added to ``@context`` first, so JSON-LD
+    processors (Fedify) see ``proof`` as a defined term rather than dropping it.
+    """
+    document = dict(activity)
+    context = document.get("@context")
+    if context is not None:
+        contexts = list(context) if isinstance(context, list) else [context]
+        if DATA_INTEGRITY_CONTEXT not in contexts:
+            # Before any inline term definitions, as the JSON-LD convention goes.
+            at = next((i for i, c in enumerate(contexts) if not isinstance(c, str)), len(contexts))
+            contexts.insert(at, DATA_INTEGRITY_CONTEXT)
+        document["@context"] = contexts
+    document["proof"] = create_proof(document, key.private_key, key.key_id, created=created)
+    return document
+
+
+class Signer:
+    """Signs and sends activities for local actors (or the instance actor)."""
+
+    def __init__(self, db: Database, keys: KeyRing, clock: Clock) -> None:
+        self.db = db
+        self.keys = keys
+        self.clock = clock
+
+    async def _keys(self, sender: Account | None) -> ActorKeys:
+        if sender is None:
+            return await self.keys.instance()
+        return await self.keys.for_account(sender)
+
+    def _prepare(self, activity: Mapping[str, Any], keys: ActorKeys) -> dict[str, Any]:
+        """Add our proof when the activity is the sender's own (never to forwarded ones)."""
+        ed = keys.ed25519
+        actor = activity.get("actor")
+        if ed is None or "proof" in activity or actor != ed.key_id.partition("#")[0]:
+            return dict(activity)
+        created = datetime.datetime.fromtimestamp(self.clock.now(), datetime.UTC)
+        return with_proof(activity, ed, created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def _hook(self, key: SigningKey, scheme: str) -> RequestSigner:
+        async def sign(
+            method: str, url: str, headers: Mapping[str, str], body: bytes | None
+        ) -> dict[str, str]:
+            # Called again on every redirect hop, so the signature covers that URL.
+            added = sign_request(
+                method, url, headers, body, key.key_id, key.private_key, scheme,
+                now=self.clock.now(),
+            )
+            return {**headers, **added}
+
+        return sign
+
+    async def post(
+        self, fetcher: Fetcher, sender: Account | None, url: str, activity: Mapping[str, Any]
+    ) -> DeliveryResult:
+        """POST an activity to an inbox, signed, double-knocking if needed.
+
+        Args:
+            fetcher: The SSRF-safe HTTP client.
+            sender: The local account sending (None: the instance actor).
+            url: The inbox URL.
+            activity: The activity; a proof is added here.
+
+        Returns:
+            The peer's answer (any status; the caller classifies it).
+
+        Raises:
+            FetchError: no answer at all (connection, TLS, timeout, refused address).
+        """
+        keys = await self._keys(sender)
+        # Serialised once: both knocks send the very same bytes.
+        body = json.dumps(self._prepare(activity, keys), ensure_ascii=False).encode("utf-8")
+        host = delivery_store.host_of(url)
+        remembered = await delivery_store.signature_scheme(self.db, host)
+        scheme = remembered or Scheme.RFC9421.value
+        status, retry_after = await self._send(fetcher, url, body, keys.rsa, scheme)
+        if _knock_again(status):
+            log.debug("%s answered %d to %s; knocking again with the other scheme",
+                      host, status, scheme)
+            scheme = _other(scheme)
+            status, retry_after = await self._send(fetcher, url, body, keys.rsa, scheme)
+        if 200 <= status < 300 and scheme != remembered:
+            await delivery_store.remember_scheme(self.db, host, scheme)
+        return DeliveryResult(status, retry_after, scheme)
+
+    async def _send(
+        self, fetcher: Fetcher, url: str, body: bytes, key: SigningKey, scheme: str
+    ) -> tuple[int, float | None]:
+        response = await fetcher.request(
+            "POST",
+            url,
+            headers={"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACTIVITY_CONTENT_TYPE},
+            body=body,
+            sign=self._hook(key, scheme),
+            raise_for_status=False,
+        )
+        pause = retry_after_s(response.status, response.headers.get("Retry-After"),
+                              self.clock.now())
+        return response.status, pause
+
+    def sign_hook(self, sender: Account | None = None) -> RequestSigner:
+        """A ``Fetcher`` signing hook that signs GETs as ``sender`` (None: instance actor).
+
+        Cavage, because every server that checks signatures on fetches reads it.
+        """
+
+        async def sign(
+            method: str, url: str, headers: Mapping[str, str], body: bytes | None
+        ) -> dict[str, str]:
+            key = (await self._keys(sender)).rsa
+            return await self._hook(key, Scheme.CAVAGE.value)(method, url, headers, body)
+
+        return sign

@@ -1,0 +1,438 @@
+"""SQL for outgoing deliveries (one row per activity and inbox) and per-host delivery health.
+
+A delivery row is ``pending`` until the peer answers 2xx (``delivered``) or we
+give up (``failed``). There is no "sending" state on purpose: a row being sent
+is still ``pending``, so after a crash it is simply due again and re-sent; the
+receiver drops the duplicate by activity id.
+
+The ``hosts`` table keeps what we learnt per host: consecutive failures and
+the circuit breaker, a Retry-After pause, and which signature scheme worked.
+
+Also here: the few audience queries the outbox needs (remote followers, the
+row ids of likes, follows and blocks), because they exist to address deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from xnode.accounts.models import Account
+from xnode.store.database import Database
+
+
+def host_of(url: str) -> str:
+    """The ``host[:port]`` of a URL, lower case, as deliveries and hosts are keyed."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One activity on its way to one inbox."""
+
+    id: int
+    activity_id: str
+    sender_account_id: int | None
+    post_id: int | None
+    inbox_url: str
+    host: str
+    payload: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Delivery:
+        """Build from a ``deliveries`` row."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A row to insert."""
+
+    activity_id: str
+    sender_account_id: int | None
+    post_id: int | None
+    inbox_url: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    """What we know about delivering to one host."""
+
+    host: str
+    consecutive_failures: int
+    circuit_open_until: float | None
+    retry_after_until: float | None
+    signature_scheme: str | None
+    last_success_at: float | None
+    last_failure_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> HostHealth:
+        """Build from a ``hosts`` row."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+class HostStatus(NamedTuple):
+    """How one post's deliveries to one server stand (shown to the author)."""
+
+    host: str
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+class HostSummary(NamedTuple):
+    """The queue as seen from one host (shown to admins)."""
+
+    host: str
+    pending: int
+    failed: int
+    delivered: int
+    consecutive_failures: int
+    circuit_open_until: float | None
+    retry_after_until: float | None
+    last_error: str | None
+
+
+# --- deliveries --------------------------------------------------------------------
+
+
+async def insert_many(
+    db: Database, rows: Sequence[NewDelivery], now: float, *, resend: bool = False
+) -> int:
+    """Queue deliveries, due now.
+
+    An (activity, inbox) pair already queued is left alone, unless ``resend``:
+    then a finished one (delivered or failed) starts over, for a peer that
+    evidently lost it (e.g. a repeated Follow whose Accept went missing).
+
+    Returns:
+        How many rows were added (or, with ``resend``, re-armed).
+    """
+    on_conflict = (
+        "DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,"
+        " payload = excluded.payload, last_error = NULL WHERE deliveries.state <> 'pending'"
+        if resend
+        else "DO NOTHING"
+    )
+    added = 0
+    async with db.transaction() as conn:
+        for row in rows:
+            cursor = await conn.execute(
+                "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
+                " payload, state, attempts, next_attempt_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+                f" ON CONFLICT (activity_id, inbox_url) {on_conflict}",
+                (
+                    row.activity_id, row.sender_account_id, row.post_id, row.inbox_url,
+                    host_of(row.inbox_url), row.payload, now, now,
+                ),
+            )
+            added += cursor.rowcount
+    return added
+
+
+async def get_delivery(db: Database, delivery_id: int) -> Delivery | None:
+    """One delivery by id."""
+    row = await db.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+    return None if row is None else Delivery.from_row(row)
+
+
+async def due(
+    db: Database, now: float, *, per_host: int, limit: int, exclude: Iterable[int] = ()
+) -> list[tuple[Delivery, int]]:
+    """Pending deliveries due now whose host is not paused, with the host's failure count.
+
+    At most ``per_host`` rows per host come back (oldest due first), so one
+    host with a huge backlog cannot crowd every other host out of a batch.
+
+    Args:
+        now: The current time.
+        per_host: Rows per host at most.
+        limit: Rows in all at most.
+        exclude: Ids already being sent.
+    """
+    skip = list(exclude)
+    skip_sql = f" AND d.id NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
+    rows = await db.fetchall(
+        "SELECT * FROM (SELECT d.*, COALESCE(h.consecutive_failures, 0) AS host_failures,"
+        " ROW_NUMBER() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at, d.id) AS host_rank"
+        " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
+        " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
+        " AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
+        f" AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}) ranked"
+        " WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        [now, now, now, *skip, per_host, limit],
+    )
+    return [(Delivery.from_row(row), row["host_failures"]) for row in rows]
+
+
+async def next_wake_at(db: Database, now: float) -> float | None:
+    """The earliest future moment something may become due (a row, or a host's pause ending)."""
+    row_at = await db.fetchvalue(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+        " AND next_attempt_at > ?",
+        (now,),
+    )
+    host_at = await db.fetchvalue(
+        "SELECT MIN(t) FROM (SELECT circuit_open_until AS t FROM hosts WHERE circuit_open_until > ?"
+        " UNION ALL SELECT retry_after_until FROM hosts WHERE retry_after_until > ?) pauses",
+        (now, now),
+    )
+    times = [t for t in (row_at, host_at) if t is not None]
+    return min(times) if times else None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one attempt, as it is written back."""
+
+    delivery_id: int
+    host: str
+    state: str
+    attempts: int
+    status: int | None
+    error: str | None
+    next_attempt_at: float
+    now: float
+
+
+async def record_attempt(
+    db: Database,
+    attempt: Attempt,
+    *,
+    host_up: bool | None,
+    retry_after_until: float | None,
+    circuit_for: Callable[[int], float | None],
+) -> None:
+    """Write an attempt's outcome and the host's health in one transaction.
+
+    Args:
+        attempt: The row's new state.
+        host_up: True: the host answered (failures reset, circuit closed);
+            False: it did not or answered 5xx (one more failure, and the circuit
+            opens per ``circuit_for(consecutive_failures)``); None: no change.
+        retry_after_until: The host asked for a pause until then (429/503).
+        circuit_for: The breaker policy, called with the new failure count.
+    """
+    a = attempt
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?,"
+            " next_attempt_at = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+            " WHERE id = ?",
+            (a.state, a.attempts, a.status, a.error, a.next_attempt_at, a.state, a.now,
+             a.delivery_id),
+        )
+        await conn.execute("INSERT INTO hosts (host) VALUES (?) ON CONFLICT (host) DO NOTHING",
+                           (a.host,))
+        if host_up is True:
+            await conn.execute(
+                "UPDATE hosts SET consecutive_failures = 0, circuit_open_until = NULL,"
+                " last_success_at = ? WHERE host = ?",
+                (a.now, a.host),
+            )
+        elif host_up is False:
+            async with conn.execute(
+                "UPDATE hosts SET consecutive_failures = consecutive_failures + 1,"
+                " last_failure_at = ? WHERE host = ? RETURNING consecutive_failures",
+                (a.now, a.host),
+            ) as cursor:
+                row = await cursor.fetchone()
+            failures = row[0] if row else 1
+            await conn.execute(
+                "UPDATE hosts SET circuit_open_until = ? WHERE host = ?",
+                (circuit_for(failures), a.host),
+            )
+        if retry_after_until is not None:
+            await conn.execute(
+                "UPDATE hosts SET retry_after_until = ? WHERE host = ?",
+                (retry_after_until, a.host),
+            )
+
+
+async def retry_host(db: Database, host: str, now: float) -> int:
+    """Make a host's pending and failed deliveries due now and close its circuit.
+
+    Failed rows start a fresh schedule (attempts back to 0): the admin asked
+    for another go, which should not be used up by the old count.
+
+    Returns:
+        How many deliveries were reset.
+    """
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ?,"
+            " attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END, state = 'pending'"
+            " WHERE host = ? AND state IN ('pending', 'failed')",
+            (now, host),
+        )
+        await conn.execute(
+            "UPDATE hosts SET consecutive_failures = 0, circuit_open_until = NULL,"
+            " retry_after_until = NULL WHERE host = ?",
+            (host,),
+        )
+        return cursor.rowcount
+
+
+_STATE_RANK = {"pending": 0, "failed": 1, "delivered": 2}
+
+
+async def status_for_post(db: Database, post_id: int) -> list[HostStatus]:
+    """Per server, how a post's deliveries stand.
+
+    A server shows ``pending`` while anything is still on its way there, else
+    ``failed`` if something could not be delivered, else ``delivered``; the
+    error shown is that of the row deciding the state.
+    """
+    rows = await db.fetchall(
+        "SELECT host, state, attempts, last_error FROM deliveries WHERE post_id = ?"
+        " ORDER BY host, id DESC",
+        (post_id,),
+    )
+    best: dict[str, HostStatus] = {}
+    for row in rows:
+        current = best.get(row["host"])
+        candidate = HostStatus(row["host"], row["state"], row["attempts"], row["last_error"])
+        if current is None or _STATE_RANK[candidate.state] < _STATE_RANK[current.state]:
+            best[row["host"]] = candidate
+    return sorted(best.values(), key=lambda s: (_STATE_RANK[s.state], s.host))
+
+
+async def queue_summary(db: Database) -> list[HostSummary]:
+    """Per host with queued or failed deliveries: counts and health, the busiest first."""
+    rows = await db.fetchall(
+        "SELECT d.host,"
+        " SUM(CASE WHEN d.state = 'pending' THEN 1 ELSE 0 END) AS pending,"
+        " SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END) AS failed,"
+        " SUM(CASE WHEN d.state = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
+        " COALESCE(MAX(h.consecutive_failures), 0) AS consecutive_failures,"
+        " MAX(h.circuit_open_until) AS circuit_open_until,"
+        " MAX(h.retry_after_until) AS retry_after_until,"
+        " (SELECT last_error FROM deliveries e WHERE e.host = d.host AND e.state <> 'delivered'"
+        "  AND e.last_error IS NOT NULL ORDER BY e.id DESC LIMIT 1) AS last_error"
+        " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
+        " GROUP BY d.host HAVING SUM(CASE WHEN d.state <> 'delivered' THEN 1 ELSE 0 END) > 0"
+        " ORDER BY pending DESC, failed DESC, d.host",
+    )
+    return [HostSummary(*tuple(row)) for row in rows]
+
+
+async def inboxes_of(db: Database, activity_id: str) -> list[str]:
+    """The inboxes an activity was queued for (the original audience of a later Delete)."""
+    rows = await db.fetchall(
+        "SELECT inbox_url FROM deliveries WHERE activity_id = ? ORDER BY id", (activity_id,)
+    )
+    return [row[0] for row in rows]
+
+
+async def inboxes_of_sender(db: Database, account_id: int) -> list[str]:
+    """Every inbox an account ever delivered to (for a Delete of the account itself)."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT inbox_url FROM deliveries WHERE sender_account_id = ?", (account_id,)
+    )
+    return [row[0] for row in rows]
+
+
+async def payload_of(db: Database, activity_id: str) -> dict[str, Any] | None:
+    """An activity we queued, as JSON (to embed it in an Undo)."""
+    payload = await db.fetchvalue(
+        "SELECT payload FROM deliveries WHERE activity_id = ? ORDER BY id LIMIT 1", (activity_id,)
+    )
+    return None if payload is None else json.loads(payload)
+
+
+async def last_sent(
+    db: Database, sender_id: int, inbox_url: str, kind: str, object_id: str, *, scan: int = 200
+) -> dict[str, Any] | None:
+    """The latest ``kind`` activity a sender queued for an inbox about ``object_id``.
+
+    Undo must embed the activity it takes back, but the local row (like,
+    follow, block) is gone by then; the queued payload still has it. Filtered
+    in Python over the latest ``scan`` rows to keep the SQL portable (no JSON
+    functions).
+    """
+    rows = await db.fetchall(
+        "SELECT payload FROM deliveries WHERE sender_account_id = ? AND inbox_url = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (sender_id, inbox_url, scan),
+    )
+    for row in rows:
+        activity = json.loads(row[0])
+        if activity.get("type") == kind and activity.get("object") == object_id:
+            return dict(activity)
+    return None
+
+
+async def purge_finished(db: Database, before: float) -> int:
+    """Forget delivered and failed rows created before ``before``; returns how many."""
+    return await db.execute(
+        "DELETE FROM deliveries WHERE state IN ('delivered', 'failed') AND created_at < ?",
+        (before,),
+    )
+
+
+# --- hosts -------------------------------------------------------------------------
+
+
+async def host_health(db: Database, host: str) -> HostHealth | None:
+    """A host's delivery health, if we ever delivered there."""
+    row = await db.fetchone("SELECT * FROM hosts WHERE host = ?", (host,))
+    return None if row is None else HostHealth.from_row(row)
+
+
+async def signature_scheme(db: Database, host: str) -> str | None:
+    """The signature scheme that last worked for this host, if known."""
+    return await db.fetchvalue("SELECT signature_scheme FROM hosts WHERE host = ?", (host,))
+
+
+async def remember_scheme(db: Database, host: str, scheme: str) -> None:
+    """Remember which signature scheme a host accepted."""
+    await db.execute(
+        "INSERT INTO hosts (host, signature_scheme) VALUES (?, ?)"
+        " ON CONFLICT (host) DO UPDATE SET signature_scheme = excluded.signature_scheme",
+        (host, scheme),
+    )
+
+
+# --- audiences ---------------------------------------------------------------------
+
+
+async def remote_followers(db: Database, account_id: int) -> list[Account]:
+    """Accepted followers of an account that live on other servers and still exist."""
+    rows = await db.fetchall(
+        "SELECT a.* FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NOT NULL"
+        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL ORDER BY f.id",
+        (account_id,),
+    )
+    return [Account.from_row(row) for row in rows]
+
+
+async def follow_row(db: Database, follower_id: int, target_id: int) -> sqlite3.Row | None:
+    """The follow (or request) between two accounts: ``id``, ``uri``, ``state``."""
+    return await db.fetchone(
+        "SELECT id, uri, state FROM follows WHERE account_id = ? AND target_account_id = ?",
+        (follower_id, target_id),
+    )
+
+
+async def edge_id(db: Database, table: str, account_id: int, target: int) -> int | None:
+    """The row id of a like (``target`` is the post) or block (``target`` is the account)."""
+    column = {"likes": "post_id", "blocks": "target_account_id"}[table]
+    return await db.fetchvalue(
+        f"SELECT id FROM {table} WHERE account_id = ? AND {column} = ?", (account_id, target)
+    )

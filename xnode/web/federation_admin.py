@@ -1,0 +1,114 @@
+"""Admin page for federation: domain blocks and the delivery queue per host.
+
+Everything here works from the database, so the page is useful even when the
+delivery worker is not wired in (``delivery.DELIVERY`` unset); when it is, a Retry also
+wakes the worker at once instead of at its next look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from xnode.activitypub.delivery import DELIVERY
+from xnode.errors import XnodeError
+from xnode.store import deliveries as delivery_store
+from xnode.store import domain_blocks
+from xnode.web.forms import read_form, require_admin, text_field
+from xnode.web.render import RENDERER, redirect
+from xnode.web.state import CLOCK, DB
+
+FEDERATION_PATH = "/admin/federation"
+
+SEVERITY_HELP = {
+    "suspend": "No contact at all: nothing is delivered there and nothing from there is "
+    "accepted. Queued deliveries are cancelled.",
+    "silence": "Federation continues, but posts from there stay out of the public timelines.",
+}
+
+
+async def _page(
+    request: web.Request, *, error: str | None = None, form: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    db = request.app[DB]
+    context: dict[str, Any] = {
+        "admin_section": "federation",
+        "blocks": await domain_blocks.list_blocks(db),
+        "hosts": await delivery_store.queue_summary(db),
+        "severities": list(SEVERITY_HELP.items()),
+        "now": request.app[CLOCK].now(),
+        "error": error,
+        "form": form or {"domain": "", "severity": "suspend", "reason": ""},
+    }
+    return request.app[RENDERER].render(request, "admin_federation.html", context, status=status)
+
+
+async def federation_page(request: web.Request) -> web.Response:
+    """Domain blocks with a form to add one, and the delivery queue per host."""
+    require_admin(request)
+    return await _page(request)
+
+
+async def block_submit(request: web.Request) -> web.Response:
+    """Block a domain (or change an existing block)."""
+    require_admin(request)
+    form = await read_form(request)
+    values = {
+        "domain": text_field(form, "domain", max_length=300).strip(),
+        "severity": text_field(form, "severity", max_length=20).strip(),
+        "reason": text_field(form, "reason", max_length=domain_blocks.MAX_REASON_CHARS * 2),
+    }
+    try:
+        block, cancelled = await domain_blocks.add_block(
+            request.app[DB], values["domain"], values["severity"], values["reason"],
+            request.app[CLOCK].now(),
+        )
+    except XnodeError as exc:
+        return await _page(request, error=exc.message, form=values, status=exc.status)
+    message = f"{block.domain} is now {'suspended' if block.severity == 'suspend' else 'silenced'}."
+    if cancelled:
+        message += f" {cancelled} queued deliveries were cancelled."
+    raise redirect(request, FEDERATION_PATH, message, "success")
+
+
+async def unblock_submit(request: web.Request) -> web.Response:
+    """Lift a domain block."""
+    require_admin(request)
+    form = await read_form(request)
+    domain = text_field(form, "domain", max_length=300).strip()
+    try:
+        removed = await domain_blocks.remove_block(request.app[DB], domain)
+    except XnodeError as exc:
+        raise redirect(request, FEDERATION_PATH, exc.message, "error") from None
+    if not removed:
+        raise redirect(request, FEDERATION_PATH, f"{domain} was not blocked.", "error")
+    raise redirect(request, FEDERATION_PATH, f"Lifted the block on {domain}.", "success")
+
+
+async def retry_submit(request: web.Request) -> web.Response:
+    """Retry a host's pending and failed deliveries now."""
+    require_admin(request)
+    form = await read_form(request)
+    host = text_field(form, "host", max_length=300).strip().lower()
+    if not host:
+        raise redirect(request, FEDERATION_PATH, "Choose a server to retry.", "error")
+    queue = request.app.get(DELIVERY)
+    if queue is not None:
+        reset = await queue.retry_host(host)
+    else:
+        reset = await delivery_store.retry_host(request.app[DB], host, request.app[CLOCK].now())
+    if not reset:
+        raise redirect(request, FEDERATION_PATH, f"Nothing to retry for {host}.", "error")
+    raise redirect(
+        request, FEDERATION_PATH, f"Retrying {reset} deliveries to {host} now.", "success"
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the federation admin routes."""
+    app.router.add_get(FEDERATION_PATH, federation_page, name="admin-federation")
+    app.router.add_post(f"{FEDERATION_PATH}/blocks", block_submit)
+    app.router.add_post(f"{FEDERATION_PATH}/unblock", unblock_submit)
+    app.router.add_post(f"{FEDERATION_PATH}/retry", retry_submit)
