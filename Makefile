@@ -62,7 +62,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check xnode federation tests bench
 
 test: test-deps lint
-	$(BIN)/pytest -n auto -q -p no:cacheprovider
+	$(BIN)/pytest -n auto --dist loadfile -q -p no:cacheprovider
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py

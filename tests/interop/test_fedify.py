@@ -1,0 +1,237 @@
+"""Interoperability with an independent implementation: the Fedify 2.3 peer over HTTPS.
+
+xnode serves https://xnode-a.test (127.0.0.21:443) with a certificate from the
+test CA and trusts that CA for outgoing requests; the peer serves
+https://fedify.test. Everything travels as signed activities between the two.
+All tests live in this one module so that one pytest-xdist worker owns the two
+addresses' port 443.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from fedify_peer import CERTS, NODE_HOST, NODE_IP, PEER_HOST, FedifyPeer
+
+from xnode.accounts.models import Account
+from xnode.activitypub.endpoints import RESOLVER
+from xnode.activitypub.urls import PUBLIC
+from xnode.errors import NotFound
+from xnode.posts.service import Draft
+from xnode.settings import settings_from_mapping
+from xnode.web.app import create_app
+from xnode.web.state import ACCOUNTS, DB, POSTS, RELATIONSHIPS, TIMELINES
+
+PASSWORD = "correct horse battery"
+
+
+class TlsNode:
+    """xnode serving HTTPS at https://xnode-a.test."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.app[key]
+
+    async def user(self, name: str) -> Account:
+        return (await self.app[ACCOUNTS].create_user(name, PASSWORD)).account
+
+    async def post_by_uri(self, uri: str) -> Any:
+        return await self.app[DB].fetchone("SELECT * FROM posts WHERE uri = ?", (uri,))
+
+
+@pytest.fixture
+async def node(tmp_path: Path, fedify_peer: FedifyPeer) -> AsyncIterator[TlsNode]:
+    settings = settings_from_mapping(
+        tmp_path / "xnode-a",
+        {
+            "domain": NODE_HOST, "base_url": f"https://{NODE_HOST}", "registration": "open",
+            "listen": f"{NODE_IP}:443", "ca_file": str(CERTS / "ca.crt"),
+            "allow_private_addresses": True,
+        },
+        secret_key=secrets.token_bytes(32),
+    )
+    settings.data_dir.mkdir(parents=True)
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(CERTS / f"{NODE_HOST}.chain.crt", CERTS / f"{NODE_HOST}.key")
+    await web.TCPSite(runner, NODE_IP, 443, ssl_context=context).start()
+    # Each test's node has fresh keys and actors: the peer must not reuse cached ones.
+    await asyncio.to_thread(fedify_peer.ctl, "/clear-cache", {})
+    yield TlsNode(app)
+    await runner.cleanup()
+
+
+async def ctl(peer: FedifyPeer, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call the peer's control API without blocking the event loop xnode serves on."""
+    return await asyncio.to_thread(peer.ctl, path, body)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def peer_received(peer: FedifyPeer, **query: str) -> dict[str, Any]:
+    """Wait (long-poll) for the peer to log a verified incoming activity."""
+    params = "&".join(f"{k}={urllib.request.quote(v, safe='')}" for k, v in query.items())
+    log = await ctl(peer, f"/inbox-log?{params}&wait=15")
+    assert log["entries"], f"peer received nothing matching {query}"
+    return log["entries"][-1]
+
+
+def names() -> tuple[str, str]:
+    """Fresh actor names per test (the peer's state lives for the whole session)."""
+    tag = secrets.token_hex(3)
+    return f"xa{tag}", f"pb{tag}"
+
+
+async def test_xnode_answers_over_https_with_the_test_ca(node: TlsNode):
+    context = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
+    url = f"https://{NODE_HOST}/.well-known/nodeinfo"
+
+    def fetch() -> Any:
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            return json.load(response)
+
+    assert (await asyncio.to_thread(fetch))["links"]
+
+
+async def test_peer_follows_xnode_user_and_gets_posts(node: TlsNode, fedify_peer: FedifyPeer):
+    local, remote = names()
+    alice = await node.user(local)
+    result = await ctl(fedify_peer, "/follow", {"actor": remote, "target": f"@{local}@{NODE_HOST}"})
+    assert result["ok"], result
+    accept = await peer_received(fedify_peer, type="Accept", actor=f"https://{NODE_HOST}/users/{local}")
+    assert accept["httpSignature"]["verified"]
+    assert (await node[RELATIONSHIPS].counts(alice.id))[0] == 1
+
+    post = await node[POSTS].publish(alice, Draft("Hello Fedify #interop"))
+    create = await peer_received(fedify_peer, type="Create", objectId=post.uri)
+    assert PUBLIC in create["to"]
+    assert f"https://{NODE_HOST}/users/{local}/followers" in create["cc"]
+    assert create["proof"] and create["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+
+    await node[POSTS].edit(alice.id, post.id, source="Hello Fedify (edited)", summary="",
+                           sensitive=False)
+    await peer_received(fedify_peer, type="Update", objectId=post.uri)
+    await node[POSTS].delete(alice.id, post.id)
+    await peer_received(fedify_peer, type="Delete")
+
+    assert (await ctl(fedify_peer, "/unfollow", {"actor": remote,
+                                                  "target": f"@{local}@{NODE_HOST}"}))["ok"]
+
+    async def unfollowed():
+        return (await node[RELATIONSHIPS].counts(alice.id))[0] == 0
+
+    await eventually(unfollowed)
+
+
+async def test_xnode_user_follows_peer_and_receives_posts_likes_boosts(
+    node: TlsNode, fedify_peer: FedifyPeer
+):
+    local, remote = names()
+    alice = await node.user(local)
+    bob = await node[RESOLVER].actor_by_handle(f"{remote}@{PEER_HOST}")
+    assert bob.uri == fedify_peer.actor(remote)
+    await node[RELATIONSHIPS].follow(alice.id, bob.id)
+    await peer_received(fedify_peer, type="Follow", actor=f"https://{NODE_HOST}/users/{local}")
+
+    async def accepted():
+        return (await node[RELATIONSHIPS].relationship(alice.id, bob.id)).following
+
+    await eventually(accepted)
+
+    note = await ctl(fedify_peer, "/note", {"actor": remote, "content": "hi from fedify",
+                                            "to": ["public"]})
+    assert note["ok"], note
+    stored = await eventually(lambda: node.post_by_uri(note["noteId"]))
+    assert stored["visibility"] == "public"
+    home = await node[TIMELINES].home(alice.id)
+    assert note["noteId"] in [v.post.uri for v in home.items]
+
+    # The peer replies to, likes and boosts alice's post.
+    mine = await node[POSTS].publish(alice, Draft("a post to react to"))
+    reply = await ctl(fedify_peer, "/note", {"actor": remote, "content": "nice",
+                                             "to": [f"@{local}@{NODE_HOST}"], "cc": ["public"],
+                                             "inReplyTo": mine.uri})
+    assert reply["ok"], reply
+    stored_reply = await eventually(lambda: node.post_by_uri(reply["noteId"]))
+    assert stored_reply["in_reply_to_id"] == mine.id
+    assert (await ctl(fedify_peer, "/like", {"actor": remote, "object": mine.uri}))["ok"]
+    assert (await ctl(fedify_peer, "/announce", {"actor": remote, "object": mine.uri}))["ok"]
+
+    async def counted():
+        view = await node[POSTS].view(alice.id, mine.id)
+        return view.post.likes_count == 1 and view.post.reblogs_count == 1
+
+    await eventually(counted)
+
+    # alice likes and boosts the peer's note; the peer sees both.
+    await node[POSTS].like(alice.id, stored["id"])
+    await peer_received(fedify_peer, type="Like", actor=f"https://{NODE_HOST}/users/{local}")
+    await node[POSTS].boost(alice, stored["id"])
+    await peer_received(fedify_peer, type="Announce", actor=f"https://{NODE_HOST}/users/{local}")
+
+    # The peer edits and deletes its note.
+    assert (await ctl(fedify_peer, "/update", {"actor": remote, "object": note["noteId"],
+                                               "content": "edited on fedify"}))["ok"]
+
+    async def edited():
+        row = await node.post_by_uri(note["noteId"])
+        return "edited on fedify" in row["content_html"]
+
+    await eventually(edited)
+    assert (await ctl(fedify_peer, "/delete", {"actor": remote, "object": note["noteId"]}))["ok"]
+
+    async def deleted():
+        row = await node.post_by_uri(note["noteId"])
+        return row["deleted_at"] is not None
+
+    await eventually(deleted)
+
+    await node[RELATIONSHIPS].unfollow(alice.id, bob.id)
+    await peer_received(fedify_peer, type="Undo", actor=f"https://{NODE_HOST}/users/{local}")
+
+
+async def test_direct_messages_both_ways(node: TlsNode, fedify_peer: FedifyPeer):
+    local, remote = names()
+    alice = await node.user(local)
+    carol = await node.user(f"c{local}")
+
+    sent = await ctl(fedify_peer, "/note", {"actor": remote, "content": "psst",
+                                            "to": [f"@{local}@{NODE_HOST}"]})
+    assert sent["ok"], sent
+    dm = await eventually(lambda: node.post_by_uri(sent["noteId"]))
+    assert dm["visibility"] == "direct"
+    assert (await node[POSTS].view(alice.id, dm["id"])).post.uri == sent["noteId"]
+    for outsider in (carol.id, None):
+        with pytest.raises(NotFound):
+            await node[POSTS].view(outsider, dm["id"])
+
+    answer = await node[POSTS].publish(
+        alice, Draft(f"@{remote}@{PEER_HOST} secret reply", visibility="direct",
+                     in_reply_to_id=dm["id"])
+    )
+    received = await peer_received(fedify_peer, type="Create", objectId=answer.uri)
+    assert received["to"] == [fedify_peer.actor(remote)]
+    assert received["cc"] == []
+    assert PUBLIC not in json.dumps(received["activity"])
