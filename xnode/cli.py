@@ -7,6 +7,7 @@ only, so every other command starts quickly.
 from __future__ import annotations
 
 import asyncio
+import gc
 import dataclasses
 import logging
 import os
@@ -263,6 +264,9 @@ async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_
             await site.start()
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        # Everything loaded at start-up lives for the whole process: moving it out
+        # of the collector's reach keeps full collections (and page p99) short.
+        gc.freeze()
         click.echo(f"xnode serving {settings.base_url} on {settings.listen}")
         await stop.wait()
         click.echo("xnode stopping")

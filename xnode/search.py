@@ -72,7 +72,7 @@ class SearchService:
         rows = await self.db.fetchall(
             "SELECT p.* FROM posts_fts f JOIN posts p ON p.id = f.rowid"
             " WHERE posts_fts MATCH ? AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
-            f" AND {visible} ORDER BY p.id DESC LIMIT ?",
+            f" AND {visible} ORDER BY f.rowid DESC LIMIT ?",
             [query, *params, RESULTS],
         )
         return await self.posts.hydrate(viewer_id, [Post.from_row(r) for r in rows])
