@@ -7,8 +7,8 @@ only, so every other command starts quickly.
 from __future__ import annotations
 
 import asyncio
-import gc
 import dataclasses
+import gc
 import logging
 import os
 import signal
