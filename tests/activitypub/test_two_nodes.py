@@ -187,3 +187,44 @@ async def test_unfollow_stops_delivery(nodes):
 
 async def _count(node: LiveNode, account: Account) -> int:
     return (await node[RELATIONSHIPS].counts(account.id))[0]
+
+
+async def test_remote_account_found_by_search_and_followed_from_its_profile(nodes):
+    from aiohttp.test_utils import TestClient
+    from support_web import csrf_token_of
+
+    a, b = nodes
+    alice = await a.user("alice")
+    await b.user("bob")
+    browser = TestClient(b.server)
+    await browser.start_server()
+    try:
+        login_page = await (await browser.get("/login")).text()
+        await browser.post("/login", data={"csrf_token": csrf_token_of(login_page),
+                                           "username": "bob", "password": PASSWORD})
+        found = await (await browser.get(f"/search?q=@alice@{a.domain}")).text()
+        assert f"alice@{a.domain}" in found
+        profile = await browser.get(f"/@alice@{a.domain}")
+        assert profile.status == 200
+        page = await profile.text()
+        response = await browser.post(
+            f"/@alice@{a.domain}/follow", data={"csrf_token": csrf_token_of(page)},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+
+        async def followed():
+            return await _count(a, alice) == 1
+
+        await eventually(followed)
+        post = await a[POSTS].publish(alice, Draft("visible on B's copy of my profile"))
+        await eventually(lambda: remote_post(b, post.uri))
+        page = await (await browser.get(f"/@alice@{a.domain}")).text()
+        assert "visible on B" in page
+        # Anonymous visitors cannot make the node fetch unknown remote accounts.
+        anonymous = TestClient(b.server)
+        await anonymous.start_server()
+        assert (await anonymous.get("/@nobody@example.invalid")).status == 404
+        await anonymous.close()
+    finally:
+        await browser.close()

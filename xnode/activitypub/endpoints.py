@@ -22,8 +22,6 @@ from federation import nodeinfo, webfinger
 from federation.objects import origin_of
 from federation.signatures import signature_key_id
 from xnode.accounts.models import Account
-from xnode.activitypub.keys import KeyRing
-from xnode.activitypub.resolver import Resolver
 from xnode.activitypub.serialize import CONTEXT, PublicKeys, Serializer
 from xnode.activitypub.urls import Urls
 from xnode.activitypub.verify import is_signed, verify_incoming
@@ -40,10 +38,7 @@ ACTIVITY_JSON = "application/activity+json"
 NODEINFO_CONTENT_TYPE = 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
 COLLECTION_PAGE_SIZE = 20
 
-URLS = web.AppKey("ap_urls", Urls)
-KEYRING = web.AppKey("ap_keyring", KeyRing)
-SERIALIZER = web.AppKey("ap_serializer", Serializer)
-RESOLVER = web.AppKey("ap_resolver", Resolver)
+from xnode.activitypub.appkeys import KEYRING, RESOLVER, SERIALIZER, URLS  # noqa: E402
 
 _PROFILE_PATH = re.compile(r"^/@([A-Za-z0-9_]{1,30})(?:/(\d{1,19}))?/?$")
 _DAY_S = 24 * 3600.0

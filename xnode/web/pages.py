@@ -8,7 +8,7 @@ from xnode.posts.models import PostView
 from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.social import USERNAME, cursor_param, live_local_account, pending_request_count
+from xnode.web.social import ACCT, cursor_param, live_account, pending_request_count
 from xnode.web.state import DB, MEDIA, RELATIONSHIPS, TIMELINES
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
@@ -16,7 +16,7 @@ MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 
 async def profile_page(request: web.Request) -> web.Response:
     """A local account's public profile at ``/@username``: header, buttons, posts."""
-    account = await live_local_account(request, request.match_info["username"])
+    account = await live_account(request, request.match_info["username"])
     user = current_user(request)
     viewer_id = user.id if user is not None else None
     is_owner = viewer_id == account.id
@@ -65,5 +65,5 @@ async def media_file(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register the public pages."""
-    app.router.add_get(f"/@{USERNAME}", profile_page, name="profile")
+    app.router.add_get(f"/@{ACCT}", profile_page, name="profile")
     app.router.add_get("/media/{name}", media_file, name="media")

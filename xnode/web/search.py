@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
-from xnode.errors import InvalidInput
+from federation.http import FetchError
+from xnode.activitypub.appkeys import RESOLVER
+from xnode.errors import InvalidInput, XnodeError
 from xnode.search import MAX_QUERY_CHARS, SearchResults
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
 from xnode.web.state import SEARCH
+
+log = logging.getLogger(__name__)
 
 
 async def search_page(request: web.Request) -> web.Response:
@@ -23,6 +29,8 @@ async def search_page(request: web.Request) -> web.Response:
     }
     status = 200
     if query.strip():
+        if user is not None:
+            await _resolve_remote_handle(request, query.strip())
         try:
             results: SearchResults = await request.app[SEARCH].search(
                 user.id if user is not None else None, query
@@ -32,6 +40,18 @@ async def search_page(request: web.Request) -> web.Response:
             context["error"] = exc.message
             status = exc.status
     return request.app[RENDERER].render(request, "search.html", context, status=status)
+
+
+async def _resolve_remote_handle(request: web.Request, query: str) -> None:
+    """Look up ``@user@host`` by WebFinger so a remote account can be found and followed."""
+    handle = query.lstrip("@")
+    username, _, domain = handle.partition("@")
+    if not username or not domain or " " in handle:
+        return
+    try:
+        await request.app[RESOLVER].actor_by_handle(handle)
+    except (XnodeError, FetchError, ValueError) as exc:
+        log.info("search: could not resolve @%s: %s", handle, exc)
 
 
 def add_routes(app: web.Application) -> None:

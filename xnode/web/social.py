@@ -10,16 +10,20 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from federation.http import FetchError
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import PAGE_SIZE, RelationshipService
+from xnode.activitypub.appkeys import RESOLVER
 from xnode.errors import XnodeError
 from xnode.store import accounts as account_store
 from xnode.store.database import Database
 from xnode.web.forms import current_user, require_user
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import DB, RELATIONSHIPS
+from xnode.web.state import DB, RELATIONSHIPS, SETTINGS
 
 USERNAME = r"{username:[A-Za-z0-9_]{1,30}}"
+# A local username or a remote ``user@host`` (as in /@bob@social.example).
+ACCT = r"{username:[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?)?}"
 # SQLite integers are signed 64-bit; larger ids would raise inside the driver.
 MAX_ID = 2**63 - 1
 
@@ -49,6 +53,35 @@ async def live_local_account(request: web.Request, username: str) -> Account:
     return account
 
 
+async def live_account(request: web.Request, acct: str) -> Account:
+    """A local account, or a remote one by ``user@host``.
+
+    A remote account not known yet is looked up by WebFinger, for logged-in
+    users only: an anonymous visitor must not be able to make us fetch from
+    arbitrary servers.
+
+    Raises:
+        web.HTTPNotFound: unknown, unreachable, suspended or deleted account.
+    """
+    username, _, domain = acct.partition("@")
+    settings = request.app[SETTINGS]
+    if not domain or domain.lower() == settings.domain.lower():
+        return await live_local_account(request, username)
+    row = await request.app[DB].fetchone(
+        "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
+        (username.lower(), domain.lower()),
+    )
+    account = Account.from_row(row) if row is not None else None
+    if account is None and current_user(request) is not None:
+        try:
+            account = await request.app[RESOLVER].actor_by_handle(acct)
+        except (XnodeError, FetchError) as exc:
+            raise web.HTTPNotFound(text=f"Could not find @{acct}: {exc}") from None
+    if account is None or account.is_deleted or account.is_suspended:
+        raise web.HTTPNotFound(text=f"There is no known account @{acct}.")
+    return account
+
+
 def id_param(value: str | None, name: str) -> int | None:
     """An id from the URL (None when absent).
 
@@ -68,8 +101,8 @@ def cursor_param(request: web.Request) -> int | None:
 
 
 def profile_path(account: Account) -> str:
-    """The local path of a local account's profile."""
-    return f"/@{account.username}"
+    """The local path of an account's profile (``/@user`` or ``/@user@host``)."""
+    return f"/@{account.acct}"
 
 
 async def pending_request_count(db: Database, account_id: int) -> int:
@@ -134,7 +167,7 @@ ACTIONS: dict[str, Action] = {
 async def relationship_action(request: web.Request) -> web.Response:
     """Follow, unfollow, block, unblock, mute or unmute, then go back to the profile."""
     user = require_user(request)
-    account = await live_local_account(request, request.match_info["username"])
+    account = await live_account(request, request.match_info["username"])
     action = ACTIONS[request.match_info["action"]]
     try:
         message = await action(request.app[RELATIONSHIPS], user.id, account)
@@ -218,7 +251,7 @@ async def follow_request_decision(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register relationship actions, network lists and follow requests."""
     actions = "|".join(ACTIONS)
-    app.router.add_post(f"/@{USERNAME}/{{action:{actions}}}", relationship_action)
+    app.router.add_post(f"/@{ACCT}/{{action:{actions}}}", relationship_action)
     app.router.add_get(f"/@{USERNAME}/followers", followers_page, name="followers")
     app.router.add_get(f"/@{USERNAME}/following", following_page, name="following")
     app.router.add_get("/follow-requests", follow_requests_page, name="follow_requests")
