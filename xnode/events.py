@@ -71,6 +71,20 @@ class BlockChanged:
 
 
 @dataclass(frozen=True)
+class ProfileUpdated:
+    """A local account's public profile changed."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class AccountDeleted:
+    """A local account was deleted (its tombstone row remains)."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
 class NotificationCreated:
     """A local user has a new notification."""
 

@@ -228,3 +228,38 @@ async def test_remote_account_found_by_search_and_followed_from_its_profile(node
         await anonymous.close()
     finally:
         await browser.close()
+
+
+async def test_profile_edit_and_account_deletion_reach_followers(nodes):
+    from xnode.accounts.profile import ProfileEdit
+    from xnode.web.state import PROFILES
+
+    a, b = nodes
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    alice_on_b = await b.remote(f"alice@{a.domain}")
+    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
+
+    async def followed():
+        return await _count(a, alice) == 1
+
+    await eventually(followed)
+    await a[PROFILES].edit_profile(
+        alice.id, ProfileEdit(display_name="Alice from A", bio="hello", fields=[],
+                              locked=False, discoverable=True, hide_network=False),
+    )
+
+    async def renamed():
+        row = await b[DB].fetchone("SELECT display_name FROM accounts WHERE id = ?",
+                                   (alice_on_b.id,))
+        return row["display_name"] == "Alice from A"
+
+    await eventually(renamed)
+    await a[ACCOUNTS].delete_user(alice.id)
+
+    async def gone():
+        row = await b[DB].fetchone("SELECT deleted_at FROM accounts WHERE id = ?",
+                                   (alice_on_b.id,))
+        return row["deleted_at"] is not None
+
+    await eventually(gone)

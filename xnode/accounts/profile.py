@@ -17,6 +17,7 @@ from typing import Literal
 from xnode.accounts.models import Account, ProfileField
 from xnode.clock import Clock
 from xnode.errors import InvalidInput, NotFound, PayloadTooLarge
+from xnode.events import EventBus, ProfileUpdated
 from xnode.media import AVATAR, HEADER, ImageSpec, MediaStore, ProcessedImage, process_image
 from xnode.store import accounts as account_store
 from xnode.store.database import Database
@@ -143,8 +144,14 @@ class ProfileService:
     """Changes to a local user's own public profile."""
 
     def __init__(
-        self, db: Database, media: MediaStore, clock: Clock, max_upload_bytes: int
+        self,
+        db: Database,
+        media: MediaStore,
+        clock: Clock,
+        max_upload_bytes: int,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events or EventBus()
         self.db = db
         self.media = media
         self.clock = clock
@@ -177,6 +184,7 @@ class ProfileService:
             elif removals[kind]:
                 changes[kind] = None
         await self._write(account_id, text, changes)
+        await self.events.publish(ProfileUpdated(account_id))
         return await self._require_account(account_id)
 
     async def update_profile(

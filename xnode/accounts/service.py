@@ -12,6 +12,7 @@ from xnode.accounts.models import Invite, User
 from xnode.accounts.usernames import validate_username
 from xnode.clock import Clock
 from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from xnode.events import AccountDeleted, EventBus
 from xnode.ids import new_id
 from xnode.settings import REGISTRATION_MODES, Settings
 from xnode.store import accounts as account_store
@@ -37,10 +38,13 @@ class SignupResult:
 class AccountService:
     """Everything that creates, changes or removes local users."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock, events: EventBus | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.events = events or EventBus()
 
     # --- registration mode -------------------------------------------------
 
@@ -312,6 +316,7 @@ class AccountService:
         async with self.db.transaction() as conn:
             await account_store.tombstone_local_account(conn, account_id, self.clock.now())
         log.info("deleted user %s", user.username)
+        await self.events.publish(AccountDeleted(account_id))
 
     async def delete_own_account(self, account_id: int, password: str) -> None:
         """Self-deletion, confirmed with the password.

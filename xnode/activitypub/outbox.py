@@ -35,6 +35,7 @@ from xnode.activitypub.delivery import DeliveryQueue
 from xnode.activitypub.keys import KeyRing
 from xnode.activitypub.serialize import PublicKeys, Serializer
 from xnode.events import (
+    AccountDeleted,
     BlockChanged,
     EventBus,
     FollowChanged,
@@ -42,6 +43,7 @@ from xnode.events import (
     PostDeleted,
     PostEdited,
     PostPublished,
+    ProfileUpdated,
 )
 from xnode.ids import new_id
 from xnode.posts.models import Post, PostView
@@ -86,6 +88,20 @@ class Outbox:
         events.subscribe(Liked, self.on_liked)
         events.subscribe(FollowChanged, self.on_follow_changed)
         events.subscribe(BlockChanged, self.on_block_changed)
+        events.subscribe(ProfileUpdated, self.on_profile_updated)
+        events.subscribe(AccountDeleted, self.on_account_deleted)
+
+    async def on_profile_updated(self, event: ProfileUpdated) -> None:
+        """Update{Person} after a local profile edit."""
+        account = await self._local(event.account_id)
+        if account is not None:
+            await self.profile_updated(account)
+
+    async def on_account_deleted(self, event: AccountDeleted) -> None:
+        """Delete{actor} after a local account was deleted."""
+        account = await self._local(event.account_id)
+        if account is not None:
+            await self.account_deleted(account)
 
     async def _local(self, account_id: int) -> Account | None:
         """The account if it is local (the only ones whose actions we federate)."""

@@ -123,12 +123,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock
     app[DB] = db
     app[RENDERER] = renderer
-    app[ACCOUNTS] = AccountService(db, settings, clock)
+    events = app[EVENTS] = EventBus()
+    app[ACCOUNTS] = AccountService(db, settings, clock, events)
     app[SESSIONS] = SessionService(db, clock)
     app[LIMITER] = RateLimiter(clock)
     app[MEDIA] = MediaStore(settings.media_dir)
-    app[PROFILES] = ProfileService(db, app[MEDIA], clock, settings.max_upload_bytes)
-    events = app[EVENTS] = EventBus()
+    app[PROFILES] = ProfileService(db, app[MEDIA], clock, settings.max_upload_bytes, events)
     posts = app[POSTS] = PostService(db, settings, clock, events, app[MEDIA])
     app[RELATIONSHIPS] = RelationshipService(db, clock, events)
     app[TIMELINES] = TimelineService(db, posts)
