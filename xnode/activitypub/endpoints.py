@@ -261,9 +261,7 @@ async def _signed_viewer(request: web.Request, *, required: bool) -> Account | N
         if required:
             raise web.HTTPUnauthorized(text="This node requires signed requests.")
         return None
-    domain = origin_of(signature_key_id(request.headers))
-    db = request.app[DB]
-    if domain and await domain_blocks.severity_for(db, domain) == "suspend":
+    if await domain_blocks.url_is_suspended(request.app[DB], signature_key_id(request.headers)):
         raise web.HTTPForbidden(text="Your server is blocked here.")
     app = request.app
     signed = await verify_incoming(request, None, app[RESOLVER], app[SETTINGS], app[CLOCK])

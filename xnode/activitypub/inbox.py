@@ -24,7 +24,7 @@ from aiohttp import web
 from federation.jsonld import DocumentTooComplex, InvalidJson, parse_json
 from federation.keys import KeyAlgorithm
 from federation.ldsignatures import signature_creator, verify_signature
-from federation.objects import InvalidActivity, origin_of, parse_activity, same_origin
+from federation.objects import InvalidActivity, parse_activity, same_origin
 from federation.proofs import proof_verification_method, verify_proof
 from federation.signatures import signature_key_id
 from xnode.accounts.models import Account
@@ -166,8 +166,7 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def _suspended(db: Database, *urls: str | None) -> bool:
     for url in urls:
-        domain = origin_of(url)
-        if domain and await domain_blocks.severity_for(db, domain) == "suspend":
+        if await domain_blocks.url_is_suspended(db, url):
             return True
     return False
 

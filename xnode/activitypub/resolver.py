@@ -207,7 +207,7 @@ class Resolver:
         domain = origin_of(url)
         if domain is None:
             raise ResolveError(f"{url!r} is not a URL")
-        if await domain_blocks.severity_for(self.db, domain) == "suspend":
+        if await domain_blocks.url_is_suspended(self.db, url):
             raise BlockedDomain(f"{domain} is blocked on this node")
 
     def is_local(self, uri: str) -> bool:

@@ -144,12 +144,6 @@ async def insert_many(
     return added
 
 
-async def get_delivery(db: Database, delivery_id: int) -> Delivery | None:
-    """One delivery by id."""
-    row = await db.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
-    return None if row is None else Delivery.from_row(row)
-
-
 async def due(
     db: Database, now: float, *, per_host: int, limit: int, exclude: Iterable[int] = ()
 ) -> list[tuple[Delivery, int]]:

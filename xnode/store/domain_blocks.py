@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from federation.objects import origin_of
 from xnode.errors import InvalidInput
 from xnode.store.database import Database
 
@@ -122,6 +123,12 @@ async def severity_for(db: Database, host: str) -> str | None:
         if severity in found:
             return severity
     return None
+
+
+async def url_is_suspended(db: Database, url: str | None) -> bool:
+    """Whether the host of ``url`` (or a parent domain) is suspended on this node."""
+    host = origin_of(url)
+    return host is not None and await severity_for(db, host) == "suspend"
 
 
 async def suspended_domains(db: Database) -> list[str]:
