@@ -85,6 +85,25 @@ class AccountDeleted:
 
 
 @dataclass(frozen=True)
+class ReactionChanged:
+    """An account added (or, with ``undone``, removed) an emoji reaction to a post."""
+
+    account_id: int
+    post_id: int
+    emoji: str
+    undone: bool = False
+    uri: str | None = None  # the EmojiReact's id, for a local reaction's Undo
+
+
+@dataclass(frozen=True)
+class ConversationChanged:
+    """A local member read, accepted or declined a conversation (their tabs catch up)."""
+
+    account_id: int
+    conversation_id: int
+
+
+@dataclass(frozen=True)
 class NotificationCreated:
     """A local user has a new notification."""
 

@@ -25,11 +25,21 @@ from fedify_peer import CERTS, NODE_HOST, NODE_IP, PEER_HOST, FedifyPeer
 from xnode.accounts.models import Account
 from xnode.activitypub.endpoints import RESOLVER
 from xnode.activitypub.urls import PUBLIC
+from xnode.dms.service import DirectMessages
 from xnode.errors import NotFound
 from xnode.posts.service import Draft
 from xnode.settings import settings_from_mapping
 from xnode.web.app import create_app
-from xnode.web.state import ACCOUNTS, DB, POSTS, RELATIONSHIPS, TIMELINES
+from xnode.web.state import (
+    ACCOUNTS,
+    CLOCK,
+    DB,
+    EVENTS,
+    POSTS,
+    RELATIONSHIPS,
+    SETTINGS,
+    TIMELINES,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -235,3 +245,49 @@ async def test_direct_messages_both_ways(node: TlsNode, fedify_peer: FedifyPeer)
     assert received["to"] == [fedify_peer.actor(remote)]
     assert received["cc"] == []
     assert PUBLIC not in json.dumps(received["activity"])
+
+
+async def test_peer_dms_join_one_conversation_and_chat_replies_reach_the_peer(
+    node: TlsNode, fedify_peer: FedifyPeer
+):
+    local, remote = names()
+    alice = await node.user(local)
+    dms = DirectMessages(node[DB], node[SETTINGS], node[CLOCK], node[EVENTS], node[POSTS])
+
+    first = await ctl(fedify_peer, "/note", {"actor": remote, "content": "first",
+                                             "to": [f"@{local}@{NODE_HOST}"]})  # fmt: skip
+    dm = await eventually(lambda: node.post_by_uri(first["noteId"]))
+    conversation_id = dm["conversation_id"]
+    assert conversation_id is not None
+    # alice does not follow the peer's user: the conversation waits in Requests.
+    assert [c.id for c in await dms.conversations(alice.id, "request")] == [conversation_id]
+    assert await dms.conversations(alice.id) == []
+
+    # A second DM (no reply, no shared context) joins the same conversation by participants.
+    second = await ctl(fedify_peer, "/note", {"actor": remote, "content": "second",
+                                              "to": [f"@{local}@{NODE_HOST}"]})  # fmt: skip
+    dm2 = await eventually(lambda: node.post_by_uri(second["noteId"]))
+    assert dm2["conversation_id"] == conversation_id
+    assert await dms.unread_in(alice.id, conversation_id) == 2
+
+    # Answering from the chat accepts the request and reaches the peer as a DM.
+    answer = await dms.send(alice, conversation_id, "hello back", reply_to_id=dm2["id"])
+    received = await peer_received(fedify_peer, type="Create", objectId=answer.uri)
+    note = received["activity"]["object"]
+    assert received["to"] == [fedify_peer.actor(remote)] and received["cc"] == []
+    assert note["inReplyTo"] == second["noteId"]
+    assert PUBLIC not in json.dumps(received["activity"])
+    assert [c.id for c in await dms.conversations(alice.id)] == [conversation_id]
+
+    # The peer replies to alice's message: same conversation, unread again.
+    third = await ctl(fedify_peer, "/note", {"actor": remote, "content": "third",
+                                             "to": [f"@{local}@{NODE_HOST}"],
+                                             "inReplyTo": answer.uri})  # fmt: skip
+    dm3 = await eventually(lambda: node.post_by_uri(third["noteId"]))
+    assert dm3["conversation_id"] == conversation_id
+    await dms.mark_read(alice.id, conversation_id)
+    assert await dms.unread_in(alice.id, conversation_id) == 0
+
+    # Deleting a message from the chat reaches the peer as Delete.
+    await dms.delete(alice.id, answer.id)
+    await peer_received(fedify_peer, type="Delete", actor=f"https://{NODE_HOST}/users/{local}")

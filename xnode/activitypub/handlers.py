@@ -37,7 +37,14 @@ from xnode.activitypub.resolver import Refused, ResolveError, Resolver
 from xnode.activitypub.serialize import Serializer
 from xnode.clock import Clock
 from xnode.errors import XnodeError
-from xnode.events import EventBus, FollowChanged, Liked, NotificationCreated, PostDeleted
+from xnode.events import (
+    EventBus,
+    FollowChanged,
+    Liked,
+    NotificationCreated,
+    PostDeleted,
+    ReactionChanged,
+)
 from xnode.ids import new_id
 from xnode.posts.content import html_to_text
 from xnode.posts.models import Post
@@ -275,6 +282,9 @@ async def _undo_reaction(ctx: Context, actor: Account, inner_id: str | None,
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )
+    if removed and post is not None:
+        emoji = (reaction_of(inner) if inner is not None else None) or ""
+        await ctx.events.publish(ReactionChanged(actor.id, post.id, emoji, undone=True))
     return removed > 0
 
 

@@ -44,12 +44,14 @@ from xnode.events import (
     PostEdited,
     PostPublished,
     ProfileUpdated,
+    ReactionChanged,
 )
 from xnode.ids import new_id
 from xnode.posts.models import Post, PostView
 from xnode.posts.service import PostService
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
+from xnode.store import conversations as conversation_store
 from xnode.store import deliveries as delivery_store
 from xnode.store import posts as post_store
 from xnode.store.database import Database
@@ -86,6 +88,7 @@ class Outbox:
         events.subscribe(PostEdited, self.on_post_edited)
         events.subscribe(PostDeleted, self.on_post_deleted)
         events.subscribe(Liked, self.on_liked)
+        events.subscribe(ReactionChanged, self.on_reaction_changed)
         events.subscribe(FollowChanged, self.on_follow_changed)
         events.subscribe(BlockChanged, self.on_block_changed)
         events.subscribe(ProfileUpdated, self.on_profile_updated)
@@ -249,6 +252,27 @@ class Outbox:
             fallback = self.serializer.like(liker, new_id(), post.uri, author)
             activity = await self._undo_of(liker, author, "Like", post.uri, fallback)
         await self.delivery.enqueue(activity, liker, [author])
+
+    async def on_reaction_changed(self, event: ReactionChanged) -> None:
+        """EmojiReact or Undo{EmojiReact}: to the post's author, and in a conversation to
+        every remote participant (so each sees the reaction)."""
+        reactor = await self._local(event.account_id)
+        post = await post_store.get_post(self.db, event.post_id)
+        if reactor is None or post is None or post.uri is None or event.uri is None:
+            return
+        audience = [await self._account(post.account_id)]
+        if post.conversation_id is not None:
+            members = await conversation_store.member_ids(self.db, post.conversation_id)
+            audience += (await post_store.get_accounts(self.db, members)).values()
+        recipients = [a for a in _remote(audience) if a.id != reactor.id]
+        if not recipients:
+            return
+        activity = self.serializer.emoji_react(
+            reactor, event.uri, post.uri, event.emoji, recipients
+        )
+        if event.undone:
+            activity = self.serializer.undo(reactor, activity)
+        await self.delivery.enqueue(activity, reactor, recipients)
 
     async def on_follow_changed(self, event: FollowChanged) -> None:
         """Follow / Undo{Follow} for our follows; Accept / Reject for follows of us."""

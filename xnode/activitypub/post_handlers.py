@@ -24,7 +24,7 @@ from federation.objects import (
 )
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
-from xnode.events import Liked, PostDeleted, PostPublished
+from xnode.events import Liked, PostDeleted, PostPublished, ReactionChanged
 from xnode.ids import new_id
 from xnode.posts.models import BOOSTABLE, Post
 from xnode.store import remote as remote_store
@@ -181,9 +181,11 @@ async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) ->
 async def _react(ctx: Context, activity: ParsedActivity, actor: Account, post: Post,
                  emoji: str) -> None:  # fmt: skip
     async with ctx.db.transaction() as conn:
-        await remote_store.insert_reaction(
+        created = await remote_store.insert_reaction(
             conn, new_id(), actor.id, post.id, emoji, activity.id, ctx.clock.now()
         )
+    if created:
+        await ctx.events.publish(ReactionChanged(actor.id, post.id, emoji))
 
 
 async def handle_emoji_react(ctx: Context, activity: ParsedActivity, actor: Account) -> None:

@@ -19,6 +19,8 @@ from federation.jsonld import PUBLIC_ADDRESSES
 from federation.objects import ParsedNote
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import MAX_REPLY_FETCH_DEPTH, ResolveError
+from xnode.dms.placement import MAX_PARTICIPANTS, place_message
+from xnode.errors import XnodeError
 from xnode.events import EventBus, NotificationCreated, PostEdited, PostPublished
 from xnode.ids import new_id
 from xnode.posts.content import html_to_text, normalize_tag
@@ -126,7 +128,7 @@ class NoteWriter:
         self.clock = resolver.clock
         self.events = events
 
-    async def mentioned(self, note: ParsedNote) -> list[Account]:
+    async def mentioned(self, note: ParsedNote, *, fetch_unknown: bool = False) -> list[Account]:
         """Accounts the post mentions: Mention tags we know, and local addressees.
 
         Local accounts addressed in ``to``/``cc`` count as mentioned even without a
@@ -135,9 +137,17 @@ class NoteWriter:
         """
         candidates = list(note.mentions[:MAX_MENTION_LOOKUPS])
         candidates += [uri for uri in (*note.to, *note.cc) if self.resolver.is_local(uri)]
+        # Every participant of a group DM must be known, or replies would leave
+        # the unknown ones out of the conversation: fetch them (bounded).
+        fetch = fetch_unknown and len(candidates) <= MAX_PARTICIPANTS
         found: dict[int, Account] = {}
         for uri in dict.fromkeys(candidates):
             account = await self.resolver.known_account(uri)
+            if account is None and fetch and not self.resolver.is_local(uri):
+                try:
+                    account = await self.resolver.actor(uri)
+                except XnodeError as exc:
+                    log.info("DM participant %s not resolved: %s", uri, exc)
             if account is not None and not account.is_deleted:
                 found[account.id] = account
         return list(found.values())
@@ -172,11 +182,11 @@ class NoteWriter:
                 raise ResolveError(f"{note.id} already belongs to another account")
             return existing
         parent = await self._parent(note, author, depth)
-        mentioned = await self.mentioned(note)
         kind = "article" if note.type in _ARTICLE_TYPES and note.name else (
             "question" if note.type == "Question" else "note"
         )
         visibility = visibility_of(note, author)
+        mentioned = await self.mentioned(note, fetch_unknown=visibility == "direct")
         now = self.clock.now()
         content_html = _content_html(note, kind)
         summary = _summary(note)
@@ -220,7 +230,14 @@ class NoteWriter:
                 created_at=_timestamp(note.published, now),
             )  # fmt: skip
             await self._write_parts(conn, post_id, note, author, [m.id for m in mentioned], now)
-            if visibility != "direct":
+            refused: tuple[int, ...] = ()
+            if visibility == "direct":
+                placement = await place_message(
+                    conn, post_id=post_id, author=author, recipients=mentioned, now=now,
+                    parent_id=parent.id if parent else None, context=context,
+                )
+                refused = placement.refused
+            else:
                 await post_store.index_text(
                     conn, post_id, "\n".join(t for t in (title, summary, html_to_text(
                         content_html)) if t),
@@ -230,6 +247,7 @@ class NoteWriter:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
                 notify.append((parent.account_id, "reply"))
             notify += [(m.id, "mention") for m in mentioned if m.is_local]
+            notify = [(recipient, kind) for recipient, kind in notify if recipient not in refused]
             return await self._notify(conn, notify, author.id, post_id, now)
 
     @staticmethod

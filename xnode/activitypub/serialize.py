@@ -298,6 +298,21 @@ class Serializer:
             to=[self.actor_id(object_author)],
         )
 
+    def emoji_react(
+        self, reactor: Account, reaction_uri: str, object_uri: str, emoji: str,
+        audience: list[Account],
+    ) -> dict[str, Any]:
+        """EmojiReact (Pleroma/Akkoma/Misskey/Fedify) of a post, with the emoji as ``content``.
+
+        Mastodon ignores the type; servers that show reactions read ``content``.
+        """
+        activity = self.activity(
+            "EmojiReact", reaction_uri, self.actor_id(reactor), object_uri,
+            to=[self.actor_id(a) for a in audience],
+        )
+        activity["content"] = emoji
+        return activity
+
     def follow(self, follower: Account, follow_id: int, target: Account) -> dict[str, Any]:
         """Follow request."""
         return self.activity(

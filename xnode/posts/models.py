@@ -85,6 +85,7 @@ class Post:
     created_at: float
     edited_at: float | None
     deleted_at: float | None
+    conversation_id: int | None = None
 
     @property
     def is_deleted(self) -> bool:
@@ -124,6 +125,7 @@ class Post:
             created_at=row["created_at"],
             edited_at=row["edited_at"],
             deleted_at=row["deleted_at"],
+            conversation_id=row["conversation_id"],
         )
 
 

@@ -16,6 +16,7 @@ import aiosqlite
 
 from xnode.accounts.models import Account
 from xnode.clock import Clock
+from xnode.dms.placement import place_message
 from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound, XnodeError
 from xnode.events import (
     EventBus,
@@ -74,6 +75,11 @@ class Draft:
     title: str = ""
     in_reply_to_id: int | None = None
     images: Sequence[ImageUpload] = field(default_factory=tuple)
+    # Direct messages: addressees beyond those mentioned in the text, and the
+    # conversation the message is written in (see :mod:`xnode.dms`).
+    recipients: Sequence[Account] = field(default_factory=tuple)
+    conversation_id: int | None = None
+    context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,8 @@ class PostService:
         if draft.in_reply_to_id is not None:
             parent = await self._visible_post(author.id, draft.in_reply_to_id)
         html, mentioned, tags = await self._render(draft.source, draft.source_format)
+        known = {m.id for m in mentioned}
+        mentioned += [r for r in draft.recipients if r.id not in known and r.id != author.id]
         if parent is not None and parent.account_id != author.id:
             # The author of the post replied to is always addressed (cc in ActivityPub).
             parent_author = await account_store.get_account(self.db, parent.account_id)
@@ -236,6 +244,9 @@ class PostService:
         base = self.settings.base_url
         uri = f"{base}/users/{author.username}/statuses/{post_id}"
         notify: list[tuple[int, str]] = []
+        context = draft.context or (
+            parent.context if parent and parent.context else f"{base}/contexts/{post_id}"
+        )
         async with self.db.transaction() as conn:
             await post_store.insert_post(
                 conn,
@@ -253,13 +264,19 @@ class PostService:
                 visibility=draft.visibility,
                 in_reply_to_id=parent.id if parent else None,
                 in_reply_to_uri=parent.uri if parent else None,
-                context=(
-                    parent.context if parent and parent.context else f"{base}/contexts/{post_id}"
-                ),
+                context=context,
                 local=1,
                 created_at=now,
             )
             await post_store.set_mentions(conn, post_id, [m.id for m in mentioned])
+            refused: tuple[int, ...] = ()
+            if draft.visibility == "direct":
+                placement = await place_message(
+                    conn, post_id=post_id, author=author, recipients=mentioned, now=now,
+                    conversation_id=draft.conversation_id,
+                    parent_id=parent.id if parent else None, context=context,
+                )
+                refused = placement.refused
             await post_store.set_tags(conn, post_id, tags)
             for row in media_rows:
                 await post_store.insert_media(conn, post_id=post_id, **row)
@@ -270,6 +287,7 @@ class PostService:
                 if parent.account_id != author.id:
                     notify.append((parent.account_id, "reply"))
             notify.extend((m.id, "mention") for m in mentioned if m.id != author.id)
+            notify = [(recipient, kind) for recipient, kind in notify if recipient not in refused]
             notified = await self._notify(conn, notify, author.id, post_id, now)
         await self.events.publish(PostPublished(post_id, author.id))
         for recipient in notified:

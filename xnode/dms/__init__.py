@@ -1,0 +1,1 @@
+"""Direct messages: conversations between people on this node and others."""

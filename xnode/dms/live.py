@@ -1,0 +1,208 @@
+"""Live delivery to open tabs: new messages, deletions, reactions, typing and unread counts.
+
+Each logged-in tab holds one WebSocket; the hub keeps them per account and
+pushes JSON frames when domain events say something changed. It never decides
+visibility itself: message HTML comes from a renderer that hydrates the post
+for that viewer (and returns None when they may not see it).
+
+Frames (server → browser):
+- ``{"type": "message", "conversation": c, "id": m, "html": ..., "mine": bool}``
+- ``{"type": "deleted", "conversation": c, "id": m}``
+- ``{"type": "reactions", "conversation": c, "id": m, "html": ...}``
+- ``{"type": "typing", "conversation": c, "name": ...}``
+- ``{"type": "unread", "messages": n, "requests": r, "notifications": k}``
+
+Frames (browser → server): ``{"type": "typing", "conversation": c}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from xnode.accounts.models import Account
+from xnode.clock import Clock
+from xnode.dms.service import DirectMessages
+from xnode.events import (
+    ConversationChanged,
+    EventBus,
+    NotificationCreated,
+    PostDeleted,
+    PostPublished,
+    ReactionChanged,
+)
+from xnode.store import notifications as notification_store
+from xnode.store import posts as post_store
+
+log = logging.getLogger(__name__)
+
+TYPING_INTERVAL_S = 2.0
+
+Renderer = Callable[[int, int], Awaitable[str | None]]
+
+
+class Socket(Protocol):
+    """What the hub needs of an aiohttp ``WebSocketResponse``."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_json(self, data: Any) -> None: ...
+
+
+async def _no_html(viewer_id: int, message_id: int) -> str | None:
+    return None
+
+
+class LiveHub:
+    """Open sockets per local account, fed from the event bus."""
+
+    def __init__(self, dms: DirectMessages, clock: Clock) -> None:
+        self.dms = dms
+        self.db = dms.db
+        self.clock = clock
+        self._sockets: dict[int, set[Socket]] = defaultdict(set)
+        self._last_typing: dict[tuple[int, int], float] = {}
+        # The web layer sets these: HTML of one message / its reactions for one viewer.
+        self.render_message: Renderer = _no_html
+        self.render_reactions: Renderer = _no_html
+
+    def subscribe(self, events: EventBus) -> None:
+        """Listen to the events that change what an open tab shows."""
+        events.subscribe(PostPublished, self.on_post_published)
+        events.subscribe(PostDeleted, self.on_post_deleted)
+        events.subscribe(ReactionChanged, self.on_reaction_changed)
+        events.subscribe(ConversationChanged, self.on_conversation_changed)
+        events.subscribe(NotificationCreated, self.on_notification_created)
+
+    # --- sockets -----------------------------------------------------------------------
+
+    def connect(self, account_id: int, socket: Socket) -> None:
+        """Start pushing to a newly opened tab."""
+        self._sockets[account_id].add(socket)
+
+    def disconnect(self, account_id: int, socket: Socket) -> None:
+        """Stop pushing to a closed tab."""
+        sockets = self._sockets.get(account_id)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._sockets[account_id]
+
+    def is_connected(self, account_id: int) -> bool:
+        """Whether the account has an open tab."""
+        return bool(self._sockets.get(account_id))
+
+    @property
+    def connection_count(self) -> int:
+        """Open sockets in total."""
+        return sum(len(s) for s in self._sockets.values())
+
+    async def send(self, account_id: int, frame: dict[str, Any]) -> None:
+        """Push one frame to every open tab of an account (closed ones are dropped)."""
+        for socket in list(self._sockets.get(account_id, ())):
+            if socket.closed:
+                self.disconnect(account_id, socket)
+                continue
+            try:
+                await socket.send_json(frame)
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("dropping a live socket of %d: %s", account_id, exc)
+                self.disconnect(account_id, socket)
+
+    async def send_unread(self, account_id: int) -> None:
+        """Push the account's unread counts (messages, requests, notifications)."""
+        if not self.is_connected(account_id):
+            return
+        messages, requests = await self.dms.unread_summary(account_id)
+        notifications = await notification_store.unread_count(self.db, account_id)
+        await self.send(
+            account_id,
+            {"type": "unread", "messages": messages, "requests": requests,
+             "notifications": notifications},
+        )  # fmt: skip
+
+    # --- events --------------------------------------------------------------------------
+
+    async def _watchers(self, conversation_id: int) -> list[tuple[int, str]]:
+        """Local members of a conversation with an open tab."""
+        return [
+            (account_id, state)
+            for account_id, state in await self.dms.local_members(conversation_id)
+            if self.is_connected(account_id)
+        ]
+
+    async def on_post_published(self, event: PostPublished) -> None:
+        """A new message: its HTML to every member who may see it, then their counts."""
+        post = await post_store.get_post(self.db, event.post_id)
+        if post is None or post.conversation_id is None:
+            return
+        for account_id, state in await self._watchers(post.conversation_id):
+            if state == "declined" and account_id != post.account_id:
+                continue
+            html = await self.render_message(account_id, post.id)
+            if html is None:
+                continue
+            await self.send(
+                account_id,
+                {"type": "message", "conversation": post.conversation_id, "id": post.id,
+                 "html": html, "mine": account_id == post.account_id, "state": state},
+            )  # fmt: skip
+            await self.send_unread(account_id)
+
+    async def on_post_deleted(self, event: PostDeleted) -> None:
+        """A deleted message disappears from every open conversation view."""
+        post = await post_store.get_post(self.db, event.post_id)
+        if post is None or post.conversation_id is None:
+            return
+        for account_id, _ in await self._watchers(post.conversation_id):
+            await self.send(
+                account_id,
+                {"type": "deleted", "conversation": post.conversation_id, "id": post.id},
+            )
+            await self.send_unread(account_id)
+
+    async def on_reaction_changed(self, event: ReactionChanged) -> None:
+        """The reaction bar of a message, re-rendered for each member."""
+        post = await post_store.get_post(self.db, event.post_id)
+        if post is None or post.conversation_id is None:
+            return
+        for account_id, _ in await self._watchers(post.conversation_id):
+            html = await self.render_reactions(account_id, post.id)
+            if html is not None:
+                await self.send(
+                    account_id,
+                    {"type": "reactions", "conversation": post.conversation_id,
+                     "id": post.id, "html": html},
+                )  # fmt: skip
+
+    async def on_conversation_changed(self, event: ConversationChanged) -> None:
+        """Read, accepted or declined in one tab: the others' counts follow."""
+        await self.send_unread(event.account_id)
+
+    async def on_notification_created(self, event: NotificationCreated) -> None:
+        """A new notification: the badge follows."""
+        await self.send_unread(event.account_id)
+
+    async def typing(self, account: Account, conversation_id: int) -> None:
+        """Tell the other local members with an open tab that ``account`` is typing.
+
+        Throttled per account and conversation; members only (others are ignored).
+        """
+        key = (account.id, conversation_id)
+        now = self.clock.now()
+        if now - self._last_typing.get(key, float("-inf")) < TYPING_INTERVAL_S:
+            return
+        members = await self._watchers(conversation_id)
+        if account.id not in {m for m, _ in await self.dms.local_members(conversation_id)}:
+            return
+        self._last_typing[key] = now
+        for account_id, state in members:
+            if account_id != account.id and state != "declined":
+                await self.send(
+                    account_id,
+                    {"type": "typing", "conversation": conversation_id,
+                     "name": account.name_for_display},
+                )  # fmt: skip

@@ -1,0 +1,466 @@
+"""Direct messages: start a conversation by handle, send, read, react, delete, requests.
+
+Messages are direct posts (see :mod:`xnode.store.migrations.m004_conversations`),
+published through :class:`PostService` so that they federate, carry images and
+are deleted like posts; :mod:`xnode.dms.placement` files each one into its
+conversation in the same transaction. This service adds the chat rules: who
+may be messaged, group size, requests, read markers and reactions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from xnode.accounts.models import Account
+from xnode.clock import Clock
+from xnode.dms.models import ConversationPage, ConversationSummary, Message, Reaction
+from xnode.dms.placement import MAX_PARTICIPANTS, new_member_state
+from xnode.errors import Forbidden, InvalidInput, NotFound
+from xnode.events import ConversationChanged, EventBus, ReactionChanged
+from xnode.ids import new_id
+from xnode.posts import content
+from xnode.posts.models import Post
+from xnode.posts.service import Draft, ImageUpload, PostService
+from xnode.settings import Settings
+from xnode.store import conversations as store
+from xnode.store import posts as post_store
+from xnode.store import remote as remote_store
+from xnode.store.database import Database
+
+PAGE_SIZE = 40
+LIST_SIZE = 30
+MAX_EMOJI_CHARS = 16
+_SEPARATORS = re.compile(r"[\s,;]+")
+_NOT_EMOJI = re.compile(r"[\s<>&\"']")
+
+
+def parse_handles(text: str) -> list[content.Handle]:
+    """Handles typed in a "To" field: ``@bob``, ``bob@other.example``, comma or space separated.
+
+    Raises:
+        InvalidInput: a piece is not a handle, or none was given.
+    """
+    handles: list[content.Handle] = []
+    for token in _SEPARATORS.split(text.strip()):
+        if not token:
+            continue
+        written = token if token.startswith("@") else f"@{token}"
+        found = content.extract_entities(written).handles
+        if len(found) != 1 or f"@{found[0].key}" != written.lower().rstrip("."):
+            raise InvalidInput(
+                f"“{token}” is not a handle like @bob or @bob@other.example.", field="to"
+            )
+        handles.append(found[0])
+    if not handles:
+        raise InvalidInput("Add at least one person to message.", field="to")
+    return list({h.key: h for h in handles}.values())
+
+
+def check_emoji(emoji: str) -> str:
+    """A reaction as typed; short, one symbol or a few, nothing markup-like.
+
+    Raises:
+        InvalidInput: empty, too long, or containing spaces or markup characters.
+    """
+    emoji = emoji.strip()
+    if not emoji or len(emoji) > MAX_EMOJI_CHARS or _NOT_EMOJI.search(emoji):
+        raise InvalidInput("Pick an emoji to react with.", field="emoji")
+    if any(ch.isascii() and ch.isalnum() for ch in emoji):
+        raise InvalidInput("Reactions are emoji, not words.", field="emoji")
+    return emoji
+
+
+class DirectMessages:
+    """The rules of conversations, for the web pages and the live channel."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        events: EventBus,
+        posts: PostService,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.events = events
+        self.posts = posts
+
+    # --- starting and sending ------------------------------------------------------
+
+    async def resolve(self, sender: Account, to: str) -> list[Account]:
+        """The accounts named in a "To" field, looked up (remote ones by WebFinger).
+
+        Raises:
+            InvalidInput: a handle is malformed, unknown or unreachable, or too many.
+        """
+        handles = parse_handles(to)
+        if len(handles) > MAX_PARTICIPANTS - 1:
+            raise InvalidInput(f"A conversation has at most {MAX_PARTICIPANTS} people.", field="to")
+        found: dict[int, Account] = {}
+        for handle in handles:
+            account = await self.posts.resolve_handle(handle)
+            if account is None or account.is_deleted or account.is_suspended:
+                raise InvalidInput(f"Could not find @{handle.key}.", field="to")
+            if account.id != sender.id:
+                found[account.id] = account
+        if not found:
+            raise InvalidInput("Add someone other than yourself.", field="to")
+        return list(found.values())
+
+    async def _check_may_message(self, sender: Account, recipients: Sequence[Account]) -> None:
+        """Refuse up front what placement would silently drop, with a reason.
+
+        Raises:
+            Forbidden: a block either way, or the recipient's DM setting.
+        """
+        async with self.db.transaction() as conn:
+            for recipient in recipients:
+                if not recipient.is_local:
+                    continue
+                if await store.blocked_either_way_in(conn, recipient.id, sender.id):
+                    raise Forbidden(f"You can't message @{recipient.acct}.")
+                if await new_member_state(conn, recipient, sender) is None:
+                    policy = await store.dm_policy_in(conn, recipient.id)
+                    who = "nobody" if policy == "nobody" else "people they follow"
+                    raise Forbidden(f"@{recipient.acct} only accepts messages from {who}.")
+
+    async def start(
+        self,
+        sender: Account,
+        to: str,
+        source: str,
+        images: Sequence[ImageUpload] = (),
+    ) -> Post:
+        """Message people by handle: continue the conversation with exactly them, or start one.
+
+        Nothing is stored unless every handle resolves and may be messaged.
+
+        Raises:
+            InvalidInput: bad or unknown handles, empty or oversize text, bad image.
+            Forbidden: a recipient does not accept messages from the sender.
+        """
+        recipients = await self.resolve(sender, to)
+        async with self.db.transaction() as conn:
+            existing = await store.by_exact_members(conn, {sender.id, *(r.id for r in recipients)})
+        if existing is not None:
+            return await self.send(sender, existing, source, images)
+        await self._check_may_message(sender, recipients)
+        return await self.posts.publish(
+            sender,
+            Draft(source=source, visibility="direct", images=tuple(images),
+                  recipients=tuple(recipients)),
+        )  # fmt: skip
+
+    async def _member_accounts(self, conversation_id: int) -> list[Account]:
+        rows = await store.members(self.db, conversation_id)
+        accounts = await post_store.get_accounts(self.db, [r["account_id"] for r in rows])
+        return [accounts[r["account_id"]] for r in rows if r["account_id"] in accounts]
+
+    async def _membership(self, account_id: int, conversation_id: int) -> tuple[str, int]:
+        """(state, last read id) of a member.
+
+        Raises:
+            NotFound: no such conversation, or not a member (the same answer).
+        """
+        row = await store.membership(self.db, conversation_id, account_id)
+        if row is None:
+            raise NotFound("No such conversation.")
+        return row["state"], row["last_read_id"]
+
+    async def send(
+        self,
+        sender: Account,
+        conversation_id: int,
+        source: str,
+        images: Sequence[ImageUpload] = (),
+        reply_to_id: int | None = None,
+    ) -> Post:
+        """Write in a conversation the sender takes part in.
+
+        Raises:
+            NotFound: not a member, or the message replied to is not in this conversation.
+            Forbidden: in a one-to-one conversation, a block either way.
+            InvalidInput: empty or oversize text, bad image.
+        """
+        await self._membership(sender.id, conversation_id)
+        conversation = await store.get_conversation(self.db, conversation_id)
+        assert conversation is not None
+        others = [
+            a
+            for a in await self._member_accounts(conversation_id)
+            if a.id != sender.id and not a.is_deleted and not a.is_suspended
+        ]
+        if len(others) == 1:
+            await self._check_blocks(sender, others[0])
+        if reply_to_id is not None:
+            parent = await post_store.get_post(self.db, reply_to_id)
+            if parent is None or parent.conversation_id != conversation_id:
+                raise NotFound("No such message in this conversation.")
+        return await self.posts.publish(
+            sender,
+            Draft(
+                source=source,
+                visibility="direct",
+                images=tuple(images),
+                in_reply_to_id=reply_to_id,
+                recipients=tuple(others),
+                conversation_id=conversation_id,
+                context=conversation["uri"],
+            ),
+        )
+
+    async def _check_blocks(self, sender: Account, other: Account) -> None:
+        async with self.db.transaction() as conn:
+            if await store.blocked_either_way_in(conn, sender.id, other.id):
+                raise Forbidden(f"You can't message @{other.acct}.")
+
+    # --- reading -------------------------------------------------------------------
+
+    async def conversations(
+        self,
+        account_id: int,
+        state: str = "accepted",
+        *,
+        before: float | None = None,
+    ) -> list[ConversationSummary]:
+        """A member's conversations (inbox or requests), most recently active first."""
+        rows = await store.list_for(self.db, account_id, state, before=before, limit=LIST_SIZE)
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        marks = ", ".join("?" for _ in ids)
+        member_rows = await self.db.fetchall(
+            f"SELECT conversation_id, account_id FROM conversation_members"
+            f" WHERE conversation_id IN ({marks}) ORDER BY joined_at, account_id",
+            ids,
+        )
+        accounts = await post_store.get_accounts(self.db, {r[1] for r in member_rows})
+        participants: dict[int, list[Account]] = {}
+        for conv_id, member_id in member_rows:
+            if member_id != account_id and member_id in accounts:
+                participants.setdefault(conv_id, []).append(accounts[member_id])
+        last_posts = await post_store.get_posts(
+            self.db, [r["last_message_id"] for r in rows if r["last_message_id"]]
+        )
+        views = {
+            v.post.id: v
+            for v in await self.posts.hydrate(account_id, list(last_posts.values()),
+                                              keep_deleted=True)
+        }  # fmt: skip
+        return [
+            ConversationSummary(
+                id=row["id"],
+                state=row["state"],
+                participants=tuple(participants.get(row["id"], ())),
+                last_message=views.get(row["last_message_id"]),
+                unread=row["unread"],
+                last_activity_at=row["last_activity_at"],
+            )
+            for row in rows
+        ]
+
+    async def unread_summary(self, account_id: int) -> tuple[int, int]:
+        """(conversations with unread messages, requests with unread messages)."""
+        return await store.unread_summary(self.db, account_id)
+
+    async def unread_in(self, account_id: int, conversation_id: int) -> int:
+        """Unread messages of one member in one conversation."""
+        return await store.unread_in(self.db, conversation_id, account_id)
+
+    async def participants(self, account_id: int, conversation_id: int) -> list[Account]:
+        """Everyone in a conversation but the viewer.
+
+        Raises:
+            NotFound: not a member.
+        """
+        await self._membership(account_id, conversation_id)
+        return [a for a in await self._member_accounts(conversation_id) if a.id != account_id]
+
+    async def local_members(self, conversation_id: int) -> list[tuple[int, str]]:
+        """(account id, state) of the local members, for live updates."""
+        rows = await self.db.fetchall(
+            "SELECT m.account_id, m.state FROM conversation_members m JOIN accounts a"
+            " ON a.id = m.account_id WHERE m.conversation_id = ? AND a.domain IS NULL",
+            (conversation_id,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def page(
+        self,
+        viewer_id: int,
+        conversation_id: int,
+        *,
+        before_id: int | None = None,
+    ) -> ConversationPage:
+        """A page of a conversation, newest messages last.
+
+        Raises:
+            NotFound: not a member.
+        """
+        state, last_read = await self._membership(viewer_id, conversation_id)
+        ids = await store.message_ids(
+            self.db, conversation_id, viewer_id, before_id=before_id, limit=PAGE_SIZE + 1
+        )
+        older = ids[PAGE_SIZE - 1] if len(ids) > PAGE_SIZE else None
+        ids = ids[:PAGE_SIZE]
+        messages = await self.messages(viewer_id, ids)
+        others = [a for a in await self._member_accounts(conversation_id) if a.id != viewer_id]
+        return ConversationPage(
+            id=conversation_id,
+            state=state,
+            participants=tuple(others),
+            messages=messages,
+            older_than=older,
+            last_read_id=last_read,
+        )
+
+    async def messages(self, viewer_id: int, ids: Sequence[int]) -> list[Message]:
+        """Messages by id as the viewer sees them, oldest first, with reactions and quotes."""
+        posts = await post_store.get_posts(self.db, ids)
+        ordered = [posts[i] for i in sorted(ids) if i in posts]
+        views = await self.posts.hydrate(viewer_id, ordered, keep_deleted=True)
+        parent_ids = {v.post.in_reply_to_id for v in views if v.post.in_reply_to_id}
+        parents = await post_store.get_posts(self.db, parent_ids)
+        parent_views = {
+            v.post.id: v for v in await self.posts.hydrate(viewer_id, list(parents.values()))
+        }
+        reactions = await store.reactions_of(self.db, [v.post.id for v in views])
+        names = await post_store.get_accounts(
+            self.db, {who for pairs in reactions.values() for _, who in pairs}
+        )
+        return [
+            Message(
+                view=view,
+                reactions=_group_reactions(reactions.get(view.post.id, []), viewer_id, names),
+                reply_to=parent_views.get(view.post.in_reply_to_id or 0),
+            )
+            for view in views
+        ]
+
+    async def message(self, viewer_id: int, message_id: int) -> Message | None:
+        """One message as the viewer sees it, or None."""
+        found = await self.messages(viewer_id, [message_id])
+        return found[0] if found else None
+
+    # --- state -----------------------------------------------------------------------
+
+    async def mark_read(
+        self, account_id: int, conversation_id: int, up_to_id: int | None = None
+    ) -> None:
+        """Move the member's read marker (and clear the messages' notifications).
+
+        Raises:
+            NotFound: not a member.
+        """
+        await self._membership(account_id, conversation_id)
+        conversation = await store.get_conversation(self.db, conversation_id)
+        assert conversation is not None
+        last = conversation["last_message_id"] or 0
+        target = last if up_to_id is None else min(up_to_id, last)
+        async with self.db.transaction() as conn:
+            moved = await store.mark_read_in(conn, conversation_id, account_id, target)
+            if moved:
+                await conn.execute(
+                    "UPDATE notifications SET read_at = ? WHERE account_id = ? AND read_at IS NULL"
+                    " AND post_id IN (SELECT id FROM posts WHERE conversation_id = ? AND id <= ?)",
+                    (self.clock.now(), account_id, conversation_id, target),
+                )
+        if moved:
+            await self.events.publish(ConversationChanged(account_id, conversation_id))
+
+    async def set_state(self, account_id: int, conversation_id: int, state: str) -> None:
+        """Accept a request (``accepted``) or decline it (``declined``).
+
+        Raises:
+            NotFound: not a member.
+            InvalidInput: an unknown state.
+        """
+        if state not in ("accepted", "declined"):
+            raise InvalidInput("Accept or decline.")
+        await self._membership(account_id, conversation_id)
+        async with self.db.transaction() as conn:
+            changed = await store.set_member_state(conn, conversation_id, account_id, state)
+        if changed:
+            await self.events.publish(ConversationChanged(account_id, conversation_id))
+
+    async def _message_for(self, account_id: int, message_id: int) -> Post:
+        post = await post_store.get_post(self.db, message_id)
+        if post is None or post.conversation_id is None or post.is_deleted:
+            raise NotFound("No such message.")
+        await self._membership(account_id, post.conversation_id)
+        if not await remote_store.can_see(self.db, account_id, post.id):
+            raise NotFound("No such message.")
+        return post
+
+    async def react(self, account: Account, message_id: int, emoji: str, on: bool = True) -> Post:
+        """Add (or remove) an emoji reaction to a message the account can see.
+
+        Raises:
+            NotFound: no such message for this account.
+            InvalidInput: not an emoji.
+        """
+        emoji = check_emoji(emoji)
+        post = await self._message_for(account.id, message_id)
+        reaction_id = new_id()
+        uri = f"{self.settings.base_url}/users/{account.username}#reactions/{reaction_id}"
+        async with self.db.transaction() as conn:
+            if on:
+                changed = await remote_store.insert_reaction(
+                    conn, reaction_id, account.id, post.id, emoji, uri, self.clock.now()
+                )
+            else:
+                uri = await store.reaction_uri_in(conn, account.id, post.id, emoji) or uri
+                removed = await remote_store.delete_reaction(
+                    conn, account.id, post_id=post.id, emoji=emoji
+                )
+                changed = removed > 0
+        if changed:
+            await self.events.publish(
+                ReactionChanged(account.id, post.id, emoji, undone=not on, uri=uri)
+            )
+        return post
+
+    async def delete(self, account_id: int, message_id: int) -> Post:
+        """Delete one's own message for everyone (a tombstone stays in the history).
+
+        Raises:
+            NotFound, Forbidden: not one's own live message.
+        """
+        post = await self._message_for(account_id, message_id)
+        await self.posts.delete(account_id, post.id)
+        return post
+
+    async def policy(self, account_id: int) -> str:
+        """Who may start a conversation with the account."""
+        return await store.get_dm_policy(self.db, account_id)
+
+    async def set_policy(self, account_id: int, policy: str) -> None:
+        """Change who may start a conversation with the account.
+
+        Raises:
+            InvalidInput: not one of everyone / following / nobody.
+        """
+        if policy not in store.DM_POLICIES:
+            raise InvalidInput("Choose who may message you.", field="dm_policy")
+        async with self.db.transaction() as conn:
+            await store.set_dm_policy(conn, account_id, policy)
+
+
+def _group_reactions(
+    pairs: list[tuple[str, int]], viewer_id: int, names: dict[int, Account]
+) -> tuple[Reaction, ...]:
+    grouped: dict[str, list[int]] = {}
+    for emoji, who in pairs:
+        grouped.setdefault(emoji, []).append(who)
+    return tuple(
+        Reaction(
+            emoji=emoji,
+            count=len(who),
+            mine=viewer_id in who,
+            names=tuple(names[w].name_for_display for w in who if w in names),
+        )
+        for emoji, who in grouped.items()
+    )

@@ -1,0 +1,335 @@
+"""SQL for conversations (direct messages), their members, read markers and DM settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+import aiosqlite
+
+from xnode.store.database import Database
+
+DM_POLICIES = ("everyone", "following", "nobody")
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+async def _one(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[object]
+) -> sqlite3.Row | None:
+    async with conn.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+    async with conn.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+# --- finding the conversation a message belongs to (inside the write transaction) ---
+
+
+async def conversation_of_post(conn: aiosqlite.Connection, post_id: int) -> int | None:
+    """The conversation a stored post belongs to, if any."""
+    row = await _one(conn, "SELECT conversation_id FROM posts WHERE id = ?", (post_id,))
+    return None if row is None else row[0]
+
+
+async def member_ids_in(conn: aiosqlite.Connection, conversation_id: int) -> set[int]:
+    """Every participant of a conversation (local and remote)."""
+    rows = await _all(
+        conn,
+        "SELECT account_id FROM conversation_members WHERE conversation_id = ?",
+        (conversation_id,),
+    )
+    return {row[0] for row in rows}
+
+
+async def by_uri_with_member(conn: aiosqlite.Connection, uri: str, account_id: int) -> int | None:
+    """The newest conversation with this context uri that ``account_id`` takes part in."""
+    row = await _one(
+        conn,
+        "SELECT c.id FROM conversations c JOIN conversation_members m"
+        " ON m.conversation_id = c.id AND m.account_id = ?"
+        " WHERE c.uri = ? ORDER BY c.id DESC LIMIT 1",
+        (account_id, uri),
+    )
+    return None if row is None else row[0]
+
+
+async def by_exact_members(conn: aiosqlite.Connection, member_ids: set[int]) -> int | None:
+    """The most recently active conversation whose participants are exactly ``member_ids``."""
+    ids = sorted(member_ids)
+    row = await _one(
+        conn,
+        "SELECT c.id FROM conversations c WHERE c.protocol = 'plain'"
+        " AND (SELECT COUNT(*) FROM conversation_members m WHERE m.conversation_id = c.id) = ?"
+        f" AND (SELECT COUNT(*) FROM conversation_members m WHERE m.conversation_id = c.id"
+        f" AND m.account_id IN ({_marks(ids)})) = ?"
+        " AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id"
+        " AND m.account_id = ?)"
+        " ORDER BY c.last_activity_at DESC LIMIT 1",
+        (len(ids), *ids, len(ids), ids[0]),
+    )
+    return None if row is None else row[0]
+
+
+async def insert_conversation(
+    conn: aiosqlite.Connection,
+    conversation_id: int,
+    uri: str | None,
+    created_by: int,
+    now: float,
+) -> None:
+    """Create a conversation (members are added separately)."""
+    await conn.execute(
+        "INSERT INTO conversations (id, uri, created_by, last_activity_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (conversation_id, uri, created_by, now, now),
+    )
+
+
+async def add_member(
+    conn: aiosqlite.Connection, conversation_id: int, account_id: int, state: str, now: float
+) -> None:
+    """Add a participant (no change if already there)."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO conversation_members (conversation_id, account_id, state,"
+        " joined_at) VALUES (?, ?, ?, ?)",
+        (conversation_id, account_id, state, now),
+    )
+
+
+async def member_state_in(
+    conn: aiosqlite.Connection, conversation_id: int, account_id: int
+) -> str | None:
+    """A participant's state, or None when not a participant."""
+    row = await _one(
+        conn,
+        "SELECT state FROM conversation_members WHERE conversation_id = ? AND account_id = ?",
+        (conversation_id, account_id),
+    )
+    return None if row is None else row[0]
+
+
+async def set_member_state(
+    conn: aiosqlite.Connection, conversation_id: int, account_id: int, state: str
+) -> bool:
+    """Change a participant's state; whether anything changed."""
+    cursor = await conn.execute(
+        "UPDATE conversation_members SET state = ? WHERE conversation_id = ? AND account_id = ?"
+        " AND state <> ?",
+        (state, conversation_id, account_id, state),
+    )
+    return cursor.rowcount > 0
+
+
+async def record_message(
+    conn: aiosqlite.Connection, conversation_id: int, post_id: int, now: float
+) -> None:
+    """Attach a post to a conversation and move the conversation to the top."""
+    await conn.execute(
+        "UPDATE posts SET conversation_id = ? WHERE id = ?", (conversation_id, post_id)
+    )
+    await conn.execute(
+        "UPDATE conversations SET last_message_id = MAX(COALESCE(last_message_id, 0), ?),"
+        " last_activity_at = ? WHERE id = ?",
+        (post_id, now, conversation_id),
+    )
+
+
+async def mark_read_in(
+    conn: aiosqlite.Connection, conversation_id: int, account_id: int, up_to_id: int
+) -> bool:
+    """Move a member's read marker forward (never back); whether it moved."""
+    cursor = await conn.execute(
+        "UPDATE conversation_members SET last_read_id = ? WHERE conversation_id = ?"
+        " AND account_id = ? AND last_read_id < ?",
+        (up_to_id, conversation_id, account_id, up_to_id),
+    )
+    return cursor.rowcount > 0
+
+
+async def is_following(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+    """Whether ``follower_id`` follows ``target_id`` (accepted)."""
+    row = await _one(
+        conn,
+        "SELECT 1 FROM follows WHERE account_id = ? AND target_account_id = ?"
+        " AND state = 'accepted'",
+        (follower_id, target_id),
+    )
+    return row is not None
+
+
+async def blocked_either_way_in(conn: aiosqlite.Connection, a: int, b: int) -> bool:
+    """Whether either account blocks the other."""
+    row = await _one(
+        conn,
+        "SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
+        " OR (account_id = ? AND target_account_id = ?)",
+        (a, b, b, a),
+    )
+    return row is not None
+
+
+async def dm_policy_in(conn: aiosqlite.Connection, account_id: int) -> str:
+    """Who may start a conversation with a local account."""
+    row = await _one(conn, "SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
+    return "everyone" if row is None else row[0]
+
+
+async def drop_recipients(
+    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int]
+) -> None:
+    """Take recipients off a message: without the mention they can never see it."""
+    ids = list(account_ids)
+    if ids:
+        await conn.execute(
+            f"DELETE FROM mentions WHERE post_id = ? AND account_id IN ({_marks(ids)})",
+            (post_id, *ids),
+        )
+        await conn.execute(
+            f"DELETE FROM notifications WHERE post_id = ? AND account_id IN ({_marks(ids)})",
+            (post_id, *ids),
+        )
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+async def get_conversation(db: Database, conversation_id: int) -> sqlite3.Row | None:
+    """One conversation row."""
+    return await db.fetchone("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+
+
+async def membership(db: Database, conversation_id: int, account_id: int) -> sqlite3.Row | None:
+    """A member's row (state, read marker), or None."""
+    return await db.fetchone(
+        "SELECT * FROM conversation_members WHERE conversation_id = ? AND account_id = ?",
+        (conversation_id, account_id),
+    )
+
+
+async def member_ids(db: Database, conversation_id: int) -> list[int]:
+    """Every participant's account id."""
+    rows = await db.fetchall(
+        "SELECT account_id FROM conversation_members WHERE conversation_id = ?",
+        (conversation_id,),
+    )
+    return [row[0] for row in rows]
+
+
+async def members(db: Database, conversation_id: int) -> list[sqlite3.Row]:
+    """Every member row of a conversation, in joining order."""
+    return await db.fetchall(
+        "SELECT * FROM conversation_members WHERE conversation_id = ? ORDER BY joined_at,"
+        " account_id",
+        (conversation_id,),
+    )
+
+
+# A message counts for a member when it is live, not theirs, and addressed to them.
+_UNREAD = (
+    "SELECT COUNT(*) FROM posts p JOIN mentions vm ON vm.post_id = p.id AND vm.account_id"
+    " = m.account_id WHERE p.conversation_id = m.conversation_id AND p.id > m.last_read_id"
+    " AND p.deleted_at IS NULL AND p.account_id <> m.account_id"
+)
+
+
+async def list_for(
+    db: Database, account_id: int, state: str, *, before: float | None, limit: int
+) -> list[sqlite3.Row]:
+    """A member's conversations in one state, most recently active first, with unread counts."""
+    params: list[object] = [account_id, state]
+    cursor = ""
+    if before is not None:
+        cursor = " AND c.last_activity_at < ?"
+        params.append(before)
+    params.append(limit)
+    return await db.fetchall(
+        f"SELECT c.*, m.state, m.last_read_id, ({_UNREAD}) AS unread"
+        " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
+        f" WHERE m.account_id = ? AND m.state = ?{cursor}"
+        " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?",
+        params,
+    )
+
+
+async def unread_summary(db: Database, account_id: int) -> tuple[int, int]:
+    """(accepted conversations with unread messages, pending requests with unread messages)."""
+    row = await db.fetchone(
+        "SELECT"
+        f" COALESCE(SUM(m.state = 'accepted' AND ({_UNREAD}) > 0), 0),"
+        f" COALESCE(SUM(m.state = 'request' AND ({_UNREAD}) > 0), 0)"
+        " FROM conversation_members m WHERE m.account_id = ? AND m.state <> 'declined'",
+        (account_id,),
+    )
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def unread_in(db: Database, conversation_id: int, account_id: int) -> int:
+    """Unread messages for one member of one conversation."""
+    value = await db.fetchvalue(
+        f"SELECT ({_UNREAD}) FROM conversation_members m WHERE m.conversation_id = ?"
+        " AND m.account_id = ?",
+        (conversation_id, account_id),
+    )
+    return int(value or 0)
+
+
+async def message_ids(
+    db: Database, conversation_id: int, viewer_id: int, *, before_id: int | None, limit: int
+) -> list[int]:
+    """Ids of the messages a member can see, newest first (tombstones included)."""
+    params: list[object] = [conversation_id, viewer_id, viewer_id]
+    cursor = ""
+    if before_id is not None:
+        cursor = " AND p.id < ?"
+        params.append(before_id)
+    params.append(limit)
+    rows = await db.fetchall(
+        "SELECT p.id FROM posts p WHERE p.conversation_id = ?"
+        " AND (p.account_id = ? OR EXISTS (SELECT 1 FROM mentions vm WHERE vm.post_id = p.id"
+        f" AND vm.account_id = ?)){cursor} ORDER BY p.id DESC LIMIT ?",
+        params,
+    )
+    return [row[0] for row in rows]
+
+
+async def reactions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+    """(emoji, account id) pairs per post, oldest first."""
+    found: dict[int, list[tuple[str, int]]] = {}
+    if post_ids:
+        rows = await db.fetchall(
+            f"SELECT post_id, emoji, account_id FROM reactions WHERE post_id IN"
+            f" ({_marks(post_ids)}) ORDER BY id",
+            list(post_ids),
+        )
+        for row in rows:
+            found.setdefault(row[0], []).append((row[1], row[2]))
+    return found
+
+
+async def get_dm_policy(db: Database, account_id: int) -> str:
+    """Who may start a conversation with a local account."""
+    value = await db.fetchvalue("SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
+    return value or "everyone"
+
+
+async def set_dm_policy(conn: aiosqlite.Connection, account_id: int, policy: str) -> None:
+    """Change who may start a conversation with a local account."""
+    await conn.execute("UPDATE accounts SET dm_policy = ? WHERE id = ?", (policy, account_id))
+
+
+async def reaction_uri_in(
+    conn: aiosqlite.Connection, account_id: int, post_id: int, emoji: str
+) -> str | None:
+    """The activity id of one account's reaction, before it is removed."""
+    row = await _one(
+        conn,
+        "SELECT uri FROM reactions WHERE account_id = ? AND post_id = ? AND emoji = ?",
+        (account_id, post_id, emoji),
+    )
+    return None if row is None else row[0]
