@@ -6,6 +6,15 @@ first, so a server with a thousand followers of ours gets one POST. The worker
 per-host and a global concurrency limit, through :class:`Signer`, and writes
 each outcome back using the pure policy in :mod:`xnode.activitypub.retry`.
 
+Throughput (issue 4): finding due rows fairly (a few per host) means ranking
+every pending row, which costs tens of milliseconds with thousands pending, so
+the worker reads up to ``PREFETCH`` due rows at a time into a ready list and
+hands them out as slots free up. The list is short-lived: it is re-read when
+new rows are queued, after ``READY_MAX_AGE_S``, and a host's entries are
+dropped as soon as it fails, so the circuit breaker and Retry-After pauses
+apply from the next read on. The sending account is cached briefly, and the
+signer prepares each activity's body once per fan-out.
+
 Crash safety: a row becomes ``delivered`` only after a 2xx. A row that was
 being sent when the process died is still ``pending`` and due, so it is sent
 again on restart; receivers drop the duplicate by activity id. (Only one worker
@@ -19,6 +28,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -48,6 +58,12 @@ MAX_IDLE_S = 60.0
 """Longest the worker sleeps without a wake-up (a safety net; enqueue wakes it)."""
 ERROR_PAUSE_S = 5.0
 PURGE_INTERVAL_S = 3600.0
+PREFETCH = 512
+"""Due rows read into the ready list at a time."""
+READY_MAX_AGE_S = 2.0
+"""The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
+SENDER_CACHE_S = 5.0
+"""How long a sending account's row is reused between deliveries (one fan-out, roughly)."""
 KEEP_FINISHED_S = 30 * 24 * 3600.0
 """Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
 
@@ -110,6 +126,12 @@ class DeliveryQueue:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, str] = {}  # delivery id -> host
         self._claim_lock = asyncio.Lock()
+        # Due rows read ahead, in due order, not yet handed out: id -> (row, host failures).
+        self._ready: dict[int, tuple[store.Delivery, int]] = {}
+        self._ready_read_at = -float("inf")  # time.monotonic(): staleness is about real time
+        self._ready_complete = True  # the last read found every due row (no more waiting)
+        self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
+        self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
 
     @property
@@ -126,7 +148,8 @@ class DeliveryQueue:
             self._fetcher = None
 
     def wake(self) -> None:
-        """Make the worker look for due deliveries now."""
+        """Make the worker look for due deliveries now (new rows were queued)."""
+        self._reread = True
         self._wake.set()
 
     # --- queueing ------------------------------------------------------------------
@@ -197,20 +220,42 @@ class DeliveryQueue:
             room = min(limit, self.global_limit - len(self._in_flight))
             if room <= 0:
                 return []
-            candidates = await store.due(
-                self.db, self.clock.now(), per_host=self.per_host_limit, limit=room,
-                exclude=self._in_flight,
-            )
+            if self._must_reread(room):
+                await self._read_ready()
             load = Counter(self._in_flight.values())
             chosen = []
-            for delivery, host_failures in candidates:
+            for delivery_id, (delivery, host_failures) in list(self._ready.items()):
+                if len(chosen) >= room:
+                    break
                 cap = retry.host_concurrency(host_failures, self.per_host_limit)
                 if load[delivery.host] >= cap:
                     continue
                 load[delivery.host] += 1
+                del self._ready[delivery_id]
                 self._in_flight[delivery.id] = delivery.host
                 chosen.append(delivery)
             return chosen
+
+    def _must_reread(self, room: int) -> bool:
+        """Whether the ready list needs reading again before handing rows out."""
+        if self._reread or time.monotonic() - self._ready_read_at > READY_MAX_AGE_S:
+            return True
+        # Running low while the database holds more: read on, else the slots idle.
+        return not self._ready_complete and len(self._ready) < room
+
+    async def _read_ready(self) -> None:
+        self._reread = False
+        candidates = await store.due(
+            self.db, self.clock.now(), per_host=self.per_host_limit, limit=PREFETCH,
+            exclude=self._in_flight,
+        )
+        self._ready = {delivery.id: (delivery, failures) for delivery, failures in candidates}
+        self._ready_read_at = time.monotonic()
+        self._ready_complete = len(candidates) < PREFETCH
+
+    def _drop_ready_host(self, host: str) -> None:
+        """Forget a host's read-ahead rows (it failed: the next read applies its pause)."""
+        self._ready = {k: v for k, v in self._ready.items() if v[0].host != host}
 
     async def run_due(self, limit: int = 100) -> int:
         """Send the deliveries due now (within the limits) and wait for them.
@@ -218,6 +263,7 @@ class DeliveryQueue:
         Returns:
             How many deliveries were attempted.
         """
+        self._reread = True  # callers (tests, tools) expect what is due right now
         claimed = await self._claim(limit)
         await asyncio.gather(*(self._attempt(d) for d in claimed))
         return len(claimed)
@@ -233,7 +279,7 @@ class DeliveryQueue:
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
-            self.wake()  # a slot is free: more may fit now
+            self._wake.set()  # a slot is free: more may fit now
 
         try:
             while True:
@@ -245,7 +291,9 @@ class DeliveryQueue:
                         tasks.add(task)
                         task.add_done_callback(finished)
                     await self._purge_now_and_then()
-                    pause = await self._idle_s()
+                    # While sends are in flight, each one finishing wakes the loop;
+                    # the next due time only matters once all is quiet.
+                    pause = MAX_IDLE_S if tasks or self._ready else await self._idle_s()
                 except Exception:
                     log.exception("delivery worker iteration failed")
                     pause = ERROR_PAUSE_S
@@ -289,12 +337,12 @@ class DeliveryQueue:
         """(status, error, Retry-After pause, permanent) for one attempt."""
         sender = None
         if delivery.sender_account_id is not None:
-            sender = await account_store.get_account(self.db, delivery.sender_account_id)
+            sender = await self._sender(delivery.sender_account_id)
             if sender is None:
                 return None, "the sending account no longer exists", None, True
         try:
-            result = await self.signer.post(
-                self.fetcher, sender, delivery.inbox_url, json.loads(delivery.payload)
+            result = await self.signer.post_payload(
+                self.fetcher, sender, delivery.inbox_url, delivery.payload
             )
         except (InvalidURL, ForbiddenAddress) as exc:
             return None, str(exc), None, True  # no retry will make this URL acceptable
@@ -305,6 +353,19 @@ class DeliveryQueue:
             return None, f"internal error: {exc!r}", None, False
         ok = 200 <= result.status < 300
         return result.status, None if ok else f"HTTP {result.status}", result.retry_after_s, False
+
+    async def _sender(self, account_id: int) -> Account | None:
+        """The sending account, reused for ``SENDER_CACHE_S``; a fan-out asks a lot.."""
+        now = time.monotonic()
+        cached = self._senders.get(account_id)
+        if cached is not None and now - cached[0] < SENDER_CACHE_S:
+            return cached[1]
+        account = await account_store.get_account(self.db, account_id)
+        if len(self._senders) > 1000:
+            self._senders.clear()  # bounded; only recent senders matter
+        if account is not None:
+            self._senders[account_id] = (now, account)
+        return account
 
     async def _record(
         self, delivery: store.Delivery, status: int | None, error: str | None,
@@ -328,8 +389,14 @@ class DeliveryQueue:
             host_up = False
         else:
             host_up = None  # e.g. a refused address: says nothing about the host
-        log.info("delivery %d of %s to %s: %s (%s)", delivery.id, delivery.activity_id,
-                 delivery.inbox_url, state, error or status)
+        if host_up is False or pause is not None:
+            # The host is in trouble or asked for a pause: its read-ahead rows go, so
+            # the breaker and Retry-After apply from the next read on.
+            self._drop_ready_host(delivery.host)
+        # Successes are routine (thousands per post); problems are what admins look for.
+        log.log(logging.DEBUG if state == "delivered" else logging.INFO,
+                "delivery %d of %s to %s: %s (%s)", delivery.id, delivery.activity_id,
+                delivery.inbox_url, state, error or status)
         await store.record_attempt(
             self.db,
             store.Attempt(delivery.id, delivery.host, state, attempts, status, error, next_at, now),

@@ -7,6 +7,12 @@ body itself, for forwarded activities). A worker then hands each queued activity
 to its handler (:mod:`xnode.activitypub.handlers`). An item is ``done`` only
 after its handler committed, so a crash means it runs again, never that it is
 lost; handlers are written to be idempotent for that reason.
+
+The worker takes the queue a batch at a time and runs different actors'
+activities side by side (``PROCESS_CONCURRENCY``), each actor's in arrival
+order: a Create and the Delete right behind it must not swap places. One at a
+time, an item spent most of its life waiting for database round trips, which
+capped processing at about 170 activities a second (issue 4).
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ MAX_JSON_DEPTH = 32
 MAX_ATTEMPTS = 3
 RETRY_DELAY_S = 60.0
 IDLE_POLL_S = 30.0
+BATCH_SIZE = 200
+"""Queue items read per batch."""
+PROCESS_CONCURRENCY = 16
+"""Actors whose activities are handled at the same time."""
 MAX_ERROR_CHARS = 1_000
 
 
@@ -106,13 +116,33 @@ class InboxProcessor:
             return
         await handler(self.context, parsed, actor)
 
-    async def process_pending(self, limit: int = 100) -> int:
-        """Process up to ``limit`` due items in arrival order; returns how many were tried."""
+    async def process_pending(self, limit: int = BATCH_SIZE) -> int:
+        """Process up to ``limit`` due items; returns how many were tried.
+
+        Each actor's items run in arrival order, one after the other; up to
+        ``PROCESS_CONCURRENCY`` actors are handled at once. The call returns
+        only when every item of the batch is finished, so the next batch never
+        picks up an item still being handled.
+        """
         rows = await remote_store.due_activities(
             self.db, now=self.clock.now(), retry_delay_s=RETRY_DELAY_S, limit=limit
         )
+        by_actor: dict[str, list[Any]] = {}
         for row in rows:
-            await self._process(row)
+            by_actor.setdefault(row["actor_uri"], []).append(row)
+        slots = asyncio.Semaphore(PROCESS_CONCURRENCY)
+
+        async def run(items: list[Any]) -> None:
+            async with slots:
+                for row in items:
+                    await self._process(row)
+
+        results = await asyncio.gather(
+            *(run(items) for items in by_actor.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # e.g. the database failing while recording an outcome
         return len(rows)
 
     async def _process(self, row: Any) -> None:

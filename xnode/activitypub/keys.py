@@ -66,6 +66,10 @@ class KeyRing:
         if account_id in self._cache:
             return self._cache[account_id]
         async with self._lock:
+            # Another caller may have loaded them while this one waited for the lock
+            # (a fan-out starts dozens of sends at once).
+            if account_id in self._cache:
+                return self._cache[account_id]
             rows = {row["algorithm"]: row for row in await key_store.keys_of(self.db, account_id)}
             rsa_key = await self._ensure(account_id, rsa_id, "rsa", rows.get("rsa"))
             ed_key = (

@@ -16,6 +16,10 @@ Interop notes:
   and a second request at once would be rude to a server asking for a pause.
 * GETs (actor and object fetches) are signed with cavage only: every server
   that checks fetch signatures (Mastodon's authorized fetch, GoToSocial) reads it.
+* A fan-out sends one activity to thousands of inboxes: the body (proof
+  included) is prepared once per sender and payload and reused, and the scheme
+  per host is remembered in memory as well as in ``hosts``; only the HTTP
+  signature headers are made per request (issue 4).
 * Activities get an FEP-8b32 ``eddsa-jcs-2022`` proof with the sender's Ed25519
   key, so they stay verifiable when forwarded. Mastodon ignores it; Fedify and
   Mitra check it.
@@ -26,6 +30,8 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +53,13 @@ ACTIVITY_CONTENT_TYPE = "application/activity+json"
 
 # Statuses after which the other signature scheme is worth a try.
 _NO_SECOND_KNOCK = frozenset({408, 429})
+
+BODY_CACHE_SIZE = 32
+"""Prepared bodies kept (one per activity being fanned out, roughly)."""
+BODY_CACHE_S = 300.0
+"""A prepared body (and its proof's ``created``) is reused for this long at most."""
+SCHEME_CACHE_SIZE = 20_000
+"""Hosts whose signature scheme is remembered in memory (the ``hosts`` table has them all)."""
 
 RequestSigner = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[dict[str, str]]]
 
@@ -100,6 +113,10 @@ class Signer:
         self.db = db
         self.keys = keys
         self.clock = clock
+        # (signing key id, payload) -> (monotonic time made, body bytes)
+        self._bodies: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        # host -> scheme that worked (None: not known yet); only this node writes it.
+        self._schemes: OrderedDict[str, str | None] = OrderedDict()
 
     async def _keys(self, sender: Account | None) -> ActorKeys:
         if sender is None:
@@ -148,8 +165,55 @@ class Signer:
         keys = await self._keys(sender)
         # Serialised once: both knocks send the very same bytes.
         body = json.dumps(self._prepare(activity, keys), ensure_ascii=False).encode("utf-8")
+        return await self._deliver(fetcher, url, body, keys)
+
+    async def post_payload(
+        self, fetcher: Fetcher, sender: Account | None, url: str, payload: str
+    ) -> DeliveryResult:
+        """:meth:`post` for an activity as queued (JSON text), preparing its body once.
+
+        The delivery queue sends the same payload to every inbox of a fan-out;
+        parsing, adding the proof and serialising it again for each would be
+        wasted work, so the prepared bytes are kept for ``BODY_CACHE_S``.
+
+        Raises:
+            FetchError: no answer at all (connection, TLS, timeout, refused address).
+        """
+        keys = await self._keys(sender)
+        cache_key = (keys.rsa.key_id, payload)
+        now = time.monotonic()
+        cached = self._bodies.get(cache_key)
+        if cached is not None and now - cached[0] < BODY_CACHE_S:
+            body = cached[1]
+        else:
+            prepared = self._prepare(json.loads(payload), keys)
+            body = json.dumps(prepared, ensure_ascii=False).encode("utf-8")
+            self._bodies[cache_key] = (now, body)
+            while len(self._bodies) > BODY_CACHE_SIZE:
+                self._bodies.popitem(last=False)
+        return await self._deliver(fetcher, url, body, keys)
+
+    async def _scheme_for(self, host: str) -> str | None:
+        """The scheme that last worked for ``host``: from memory, else from ``hosts``."""
+        if host in self._schemes:
+            self._schemes.move_to_end(host)
+            return self._schemes[host]
+        scheme = await delivery_store.signature_scheme(self.db, host)
+        self._remember_in_memory(host, scheme)
+        return scheme
+
+    def _remember_in_memory(self, host: str, scheme: str | None) -> None:
+        self._schemes[host] = scheme
+        self._schemes.move_to_end(host)
+        while len(self._schemes) > SCHEME_CACHE_SIZE:
+            self._schemes.popitem(last=False)
+
+    async def _deliver(
+        self, fetcher: Fetcher, url: str, body: bytes, keys: ActorKeys
+    ) -> DeliveryResult:
+        """Send ``body`` signed, double-knocking on a 4xx, and remember what worked."""
         host = delivery_store.host_of(url)
-        remembered = await delivery_store.signature_scheme(self.db, host)
+        remembered = await self._scheme_for(host)
         scheme = remembered or Scheme.RFC9421.value
         status, retry_after = await self._send(fetcher, url, body, keys.rsa, scheme)
         if _knock_again(status):
@@ -158,6 +222,7 @@ class Signer:
             scheme = _other(scheme)
             status, retry_after = await self._send(fetcher, url, body, keys.rsa, scheme)
         if 200 <= status < 300 and scheme != remembered:
+            self._remember_in_memory(host, scheme)
             await delivery_store.remember_scheme(self.db, host, scheme)
         return DeliveryResult(status, retry_after, scheme)
 

@@ -160,14 +160,21 @@ async def due(
     """
     skip = list(exclude)
     skip_sql = f" AND d.id NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
+    # The ranking sees only (id, host, due time); the whole rows, payload
+    # included, are read for the chosen ids alone. Ranking entire rows made
+    # SQLite sort every pending payload on every call: 80 ms with 10,000
+    # pending deliveries, against about 20 ms this way (issue 4).
     rows = await db.fetchall(
-        "SELECT * FROM (SELECT d.*, COALESCE(h.consecutive_failures, 0) AS host_failures,"
+        "SELECT d.*, COALESCE(h.consecutive_failures, 0) AS host_failures"
+        " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host WHERE d.id IN ("
+        " SELECT id FROM (SELECT d.id, d.next_attempt_at,"
         " ROW_NUMBER() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at, d.id) AS host_rank"
         " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
         " AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
         f" AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}) ranked"
-        " WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        " WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+        " ORDER BY d.next_attempt_at, d.id",
         [now, now, now, *skip, per_host, limit],
     )
     return [(Delivery.from_row(row), row["host_failures"]) for row in rows]
@@ -227,7 +234,9 @@ async def record_attempt(
             "UPDATE deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?,"
             " next_attempt_at = ?,"
             " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
-            " WHERE id = ?",
+            # Only a row still pending: one an admin cancelled meanwhile (a domain
+            # suspension) stays cancelled.
+            " WHERE id = ? AND state = 'pending'",
             (a.state, a.attempts, a.status, a.error, a.next_attempt_at, a.state, a.now,
              a.delivery_id),
         )

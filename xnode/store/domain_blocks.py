@@ -7,12 +7,20 @@ as on Mastodon: a hostile operator can mint subdomains for free.
   Adding one cancels the deliveries still queued for that domain.
 * ``silence``: federation goes on, but its accounts' posts stay out of the
   public timelines (followers still see them at home).
+
+Every inbox POST and every actor lookup asks whether a host is blocked, so the
+block list (short: admins block domains, not accounts) is read whole and kept
+in memory for ``CACHE_S``. Changes written through the same :class:`Database`
+(or through this module's functions, from any) take effect at once; changes by
+another process (the CLI while the node serves) within ``CACHE_S``.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import time
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,6 +32,41 @@ SEVERITIES = ("suspend", "silence")
 MAX_REASON_CHARS = 1000
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+CACHE_S = 1.0
+"""How long the in-memory block list is trusted before it is read again."""
+
+
+@dataclass(frozen=True)
+class _Cached:
+    generation: tuple[int, int]  # (this module's changes, the database's writes to the table)
+    read_at: float  # time.monotonic()
+    severities: dict[str, str]  # domain -> severity
+
+
+# Bumped by every change made in this process: all databases' caches go stale at once
+# (a CLI command in tests opens its own Database on the same file).
+_generation = 0
+_cache: weakref.WeakKeyDictionary[Database, _Cached] = weakref.WeakKeyDictionary()
+
+
+def _invalidate() -> None:
+    global _generation
+    _generation += 1
+
+
+async def _severities(db: Database) -> dict[str, str]:
+    """Every block as domain -> severity, from memory when recent enough."""
+    cached = _cache.get(db)
+    now = time.monotonic()
+    generation = (_generation, db.table_version("domain_blocks"))
+    if cached is not None and cached.generation == generation and now - cached.read_at < CACHE_S:
+        return cached.severities
+    rows = await db.fetchall("SELECT domain, severity FROM domain_blocks")
+    severities = {row[0]: row[1] for row in rows}
+    if generation == (_generation, db.table_version("domain_blocks")):  # unchanged meanwhile
+        _cache[db] = _Cached(generation, now, severities)
+    return severities
 
 
 @dataclass(frozen=True)
@@ -113,12 +156,10 @@ async def get_block(db: Database, domain: str) -> DomainBlock | None:
 
 async def severity_for(db: Database, host: str) -> str | None:
     """The strongest block covering ``host`` (``suspend`` beats ``silence``), if any."""
-    suffixes = _suffixes(host)
-    marks = ", ".join("?" for _ in suffixes)
-    rows = await db.fetchall(
-        f"SELECT severity FROM domain_blocks WHERE domain IN ({marks})", suffixes
-    )
-    found = {row[0] for row in rows}
+    severities = await _severities(db)
+    if not severities:
+        return None
+    found = {severities[s] for s in _suffixes(host) if s in severities}
     for severity in SEVERITIES:  # strongest first
         if severity in found:
             return severity
@@ -133,8 +174,7 @@ async def url_is_suspended(db: Database, url: str | None) -> bool:
 
 async def suspended_domains(db: Database) -> list[str]:
     """Domains under a ``suspend`` block (a short list: read whole and matched in Python)."""
-    rows = await db.fetchall("SELECT domain FROM domain_blocks WHERE severity = 'suspend'")
-    return [row[0] for row in rows]
+    return sorted(d for d, severity in (await _severities(db)).items() if severity == "suspend")
 
 
 async def add_block(
@@ -168,6 +208,7 @@ async def add_block(
     hosts = await db.fetchall("SELECT DISTINCT host FROM deliveries WHERE state = 'pending'")
     covered = [row[0] for row in hosts if domain_covers(domain, row[0])]
     cancelled = 0
+    _invalidate()
     async with db.transaction() as conn:
         await conn.execute(
             "INSERT INTO domain_blocks (domain, severity, reason, created_at) VALUES (?, ?, ?, ?)"
@@ -184,6 +225,7 @@ async def add_block(
                 covered,
             )
             cancelled = cursor.rowcount
+    _invalidate()  # again: a read during the transaction may have cached the old list
     block = await get_block(db, domain)
     assert block is not None
     return block, cancelled
@@ -191,6 +233,8 @@ async def add_block(
 
 async def remove_block(db: Database, domain: str) -> bool:
     """Lift the block on a domain; False if there was none."""
-    return await db.execute(
+    removed = await db.execute(
         "DELETE FROM domain_blocks WHERE domain = ?", (normalize_domain(domain),)
     ) == 1
+    _invalidate()
+    return removed
