@@ -16,6 +16,8 @@ from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.activitypub.node import setup_federation
 from xnode.clock import Clock, SystemClock
+from xnode.dms.live import LiveHub
+from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
@@ -30,6 +32,7 @@ from xnode.web import (
     auth,
     federation_admin,
     feeds,
+    messages,
     notifications,
     pages,
     profile,
@@ -50,8 +53,10 @@ from xnode.web.state import (
     ACCOUNTS,
     CLOCK,
     DB,
+    DMS,
     EVENTS,
     LIMITER,
+    LIVE,
     MEDIA,
     NOTIFICATIONS,
     POSTS,
@@ -61,6 +66,7 @@ from xnode.web.state import (
     SESSIONS,
     SETTINGS,
     TIMELINES,
+    UNREAD_MESSAGES,
 )
 
 log = logging.getLogger(__name__)
@@ -134,6 +140,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[TIMELINES] = TimelineService(db, posts)
     app[NOTIFICATIONS] = NotificationService(db, clock, posts)
     app[SEARCH] = SearchService(db, posts)
+    dms = app[DMS] = DirectMessages(db, settings, clock, events, posts)
+    app[LIVE] = LiveHub(dms, clock)
+    app[LIVE].subscribe(events)
+    # The nav's unread-messages badge; the session middleware counts it per page view.
+    renderer.add_globals(unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0))
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_workers_ctx)
 
@@ -149,5 +160,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     notifications.add_routes(app)
     search.add_routes(app)
     feeds.add_routes(app)
+    messages.add_routes(app)
     setup_federation(app)
     return app

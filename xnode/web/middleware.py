@@ -20,7 +20,7 @@ from xnode.web.security import (
     csrf_token,
     csrf_valid,
 )
-from xnode.web.state import NOTIFICATIONS, SESSIONS, SETTINGS
+from xnode.web.state import DMS, NOTIFICATIONS, SESSIONS, SETTINGS, UNREAD_MESSAGES
 from xnode.web.visitor import VISITOR, Visitor, visitor_of
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_COOKIE = "xnode_session"
 ANON_COOKIE = "xnode_anon"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Files and the live socket never show the nav, so they skip its unread-messages count.
+_NO_NAV_PREFIXES = ("/static/", "/media/", "/messages/live")
 
 # Endpoints authenticated by other means (HTTP signatures, OAuth bearer
 # tokens) are exempt from cookie CSRF checks: the ActivityPub inboxes (only
@@ -143,6 +145,10 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             await request.app[NOTIFICATIONS].unread_count(user.id) if user is not None else 0
         ),
     )
+    if user is not None and request.method == "GET" and not request.path.startswith(
+        _NO_NAV_PREFIXES
+    ):
+        request[UNREAD_MESSAGES] = (await request.app[DMS].unread_summary(user.id))[0]
     try:
         response = await handler(request)
     except web.HTTPException as exc:

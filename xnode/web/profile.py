@@ -22,7 +22,7 @@ from xnode.web.forms import (
 )
 from xnode.web.middleware import clear_session_cookie
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import ACCOUNTS, LIMITER, PROFILES, SETTINGS
+from xnode.web.state import ACCOUNTS, DMS, LIMITER, PROFILES, SETTINGS
 from xnode.web.visitor import visitor_of
 
 # Wrong current passwords count per account, so a borrowed or stolen session
@@ -145,7 +145,7 @@ async def profile_settings_submit(request: web.Request) -> web.Response:
 # --- account: password and deletion ----------------------------------------------
 
 
-def _render_account(
+async def _render_account(
     request: web.Request,
     user: User,
     *,
@@ -162,6 +162,7 @@ def _render_account(
         "delete_error": delete_error.message if delete_error else None,
         "delete_error_field": delete_error.field if delete_error else None,
         "settings_section": "account",
+        "dm_policy": await request.app[DMS].policy(user.id),
     }
     return request.app[RENDERER].render(
         request, "settings_account.html", context, status=error.status if error else 200
@@ -181,7 +182,7 @@ def _check_password_attempts(request: web.Request, user: User) -> str:
 
 async def account_settings_page(request: web.Request) -> web.Response:
     """The password form and the account deletion form."""
-    return _render_account(request, require_user(request))
+    return await _render_account(request, require_user(request))
 
 
 async def password_submit(request: web.Request) -> web.Response:
@@ -200,7 +201,7 @@ async def password_submit(request: web.Request) -> web.Response:
     except XnodeError as exc:
         if isinstance(exc, Unauthorized):
             request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
-        return _render_account(request, user, password_error=exc)
+        return await _render_account(request, user, password_error=exc)
     request.app[LIMITER].reset(limit_key)
     if user.must_change_password:
         raise redirect(request, "/", "Your new password is set. Welcome!", "success")
@@ -223,7 +224,7 @@ async def delete_submit(request: web.Request) -> web.Response:
     except XnodeError as exc:
         if isinstance(exc, Unauthorized):
             request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
-        return _render_account(request, user, delete_error=exc)
+        return await _render_account(request, user, delete_error=exc)
     response = redirect(request, "/", "Your account has been deleted. Goodbye.")
     clear_session_cookie(response)
     raise response

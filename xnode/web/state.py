@@ -9,6 +9,8 @@ from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock
+from xnode.dms.live import LiveHub
+from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
@@ -34,8 +36,13 @@ RELATIONSHIPS = web.AppKey("relationships", RelationshipService)
 TIMELINES = web.AppKey("timelines", TimelineService)
 NOTIFICATIONS = web.AppKey("notifications", NotificationService)
 SEARCH = web.AppKey("search", SearchService)
+DMS = web.AppKey("dms", DirectMessages)
+LIVE = web.AppKey("live", LiveHub)
+# Conversations with unread messages, counted once per page view for the nav badge.
+UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
 
 __all__ = [
-    "ACCOUNTS", "CLOCK", "DB", "EVENTS", "LIMITER", "MEDIA", "NOTIFICATIONS", "POSTS",
-    "PROFILES", "RELATIONSHIPS", "RENDERER", "SEARCH", "SESSIONS", "SETTINGS", "TIMELINES",
+    "ACCOUNTS", "CLOCK", "DB", "DMS", "EVENTS", "LIMITER", "LIVE", "MEDIA", "NOTIFICATIONS",
+    "POSTS", "PROFILES", "RELATIONSHIPS", "RENDERER", "SEARCH", "SESSIONS", "SETTINGS",
+    "TIMELINES", "UNREAD_MESSAGES",
 ]
