@@ -159,7 +159,7 @@ async def test_decline_hides_the_request(people):
 
 @pytest.mark.parametrize("policy", ["nobody", "following"])
 async def test_dm_policy_refuses_with_403_and_stores_nothing(app, people, policy):
-    accounts, clients = people
+    _, clients = people
     response = await submit(
         clients["alice"], "/settings/messages", {"dm_policy": policy},
         token_page="/settings/account",
