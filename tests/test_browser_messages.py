@@ -70,7 +70,8 @@ async def test_message_and_typing_arrive_live(client, app, browser):  # noqa: F8
 
         box = page_a.get_by_label("Message", exact=True)
         await box.click()
-        await box.press_sequentially("zqx typed live", delay=40)
+        # Text that looks like a frame's keys must not confuse the script's big-id parsing.
+        await box.press_sequentially('zqx typed live {"id": 1, "conversation": 2}', delay=20)
         typing = page_b.locator("#typing")
         await expect(typing).to_have_text("alice is typing…", timeout=5000)
 

@@ -445,6 +445,9 @@ async def test_live_message_typing_and_unread(app, people):
         await frame_of(bob_ws, "typing", timeout=0.5)
     with pytest.raises(asyncio.TimeoutError):
         await frame_of(carol_ws, "message", timeout=0.3)
+    # Frames are small: a big one closes the socket.
+    await carol_ws.send_str("x" * 5000)
+    assert await closed(carol_ws)
     for socket in (alice_ws, bob_ws, carol_ws):
         await socket.close()
     await asyncio.sleep(0.05)

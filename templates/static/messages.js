@@ -12,8 +12,10 @@
   const MAX_BACKOFF_MS = 30000;
 
   // Ids are 63-bit and JSON numbers lose digits past 2**53, so every id is turned into a
-  // string before parsing and compared as a string.
-  const parseFrame = (text) => JSON.parse(text.replace(/"(id|conversation)":\s*(\d+)/g, '"$1":"$2"'));
+  // string before parsing and compared as a string. Only real keys (after "{" or ",")
+  // match: quotes inside the HTML strings are escaped as \".
+  const parseFrame = (text) =>
+    JSON.parse(text.replace(/([{,]\s*)"(id|conversation)":\s*(\d+)/g, '$1"$2":"$3"'));
 
   const csrfToken = () => {
     const input = document.querySelector('input[name="csrf_token"]');

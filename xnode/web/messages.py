@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from xnode.accounts.models import User
 from xnode.dms.models import ConversationSummary, Message
-from xnode.dms.service import DirectMessages
+from xnode.dms.service import LIST_SIZE, DirectMessages
 from xnode.errors import NotFound, XnodeError
 from xnode.posts.content import html_to_text
 from xnode.posts.service import MAX_MEDIA, MAX_NOTE_CHARS, ImageUpload
@@ -206,7 +206,7 @@ async def _list_page(request: web.Request, state: str) -> web.Response:
         "items": [(item, _preview(item)) for item in items],
         "request_count": len(requests),
         "paged": before is not None,
-        "next_before": items[-1].last_activity_at if len(items) >= 30 else None,
+        "next_before": items[-1].last_activity_at if len(items) >= LIST_SIZE else None,
     }
     return request.app[RENDERER].render(request, "messages.html", context)
 
