@@ -402,7 +402,7 @@ async def read_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     up_to = _id_or_none(text_field(form, "up_to", max_length=_MAX_SMALL_FIELD).strip())
     await request.app[DMS].mark_read(user.id, conversation_id, up_to)
-    if wants_json(request) or request.headers.get("X-Requested-With") == "fetch":
+    if wants_json(request):
         return web.Response(status=204)
     raise web.HTTPSeeOther(f"/messages/{conversation_id}")
 
