@@ -114,8 +114,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> Non
 def start_node(data: Path, port: int, user: str) -> subprocess.Popen:
     py = sys.executable
     subprocess.run(
-        [py, "-m", "xnode", "init", "--data", str(data), "--domain", "127.0.0.1", "--http",
-         "--port", str(port), "--listen", f"127.0.0.1:{port}", "--registration", "closed"],
+        # The port is part of the domain: two nodes share 127.0.0.1, and handles must differ.
+        [py, "-m", "xnode", "init", "--data", str(data), "--domain", f"127.0.0.1:{port}",
+         "--http", "--listen", f"127.0.0.1:{port}", "--registration", "closed"],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     subprocess.run(
