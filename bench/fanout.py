@@ -142,6 +142,18 @@ def add_followers(
         )
 
 
+def any_pending(db_path: Path, post_id: int) -> bool:
+    """Whether any delivery of the post is still pending (stops at the first)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
+        (found,) = conn.execute(
+            # Through the partial index of pending rows: cost follows what is left.
+            "SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_due"
+            " WHERE state = 'pending' AND post_id = ?)",
+            (post_id,),
+        ).fetchone()
+    return bool(found)
+
+
 def delivery_state(db_path: Path, post_id: int) -> tuple[int, int, int]:
     """(rows, pending, delivered) for a post's deliveries."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
@@ -160,9 +172,12 @@ async def fan_out(app: web.Application, db_path: Path, author, expected: int) ->
     start = time.perf_counter()
     post = await app[POSTS].publish(author, Draft("Benchmark post for all my followers."))
     while True:
-        rows, pending, delivered = await asyncio.to_thread(delivery_state, db_path, post.id)
-        if rows >= expected and pending == 0:
-            return time.perf_counter() - start, delivered
+        # A cheap EXISTS while work remains (counting 10,000 rows every 10 ms took
+        # a good part of a core away from the node); the full count once at the end.
+        if not await asyncio.to_thread(any_pending, db_path, post.id):
+            rows, pending, delivered = await asyncio.to_thread(delivery_state, db_path, post.id)
+            if rows >= expected and pending == 0:
+                return time.perf_counter() - start, delivered
         if time.perf_counter() - start > 600:
             raise RuntimeError(f"fan-out not done in 600 s: {rows} rows, {pending} pending")
         await asyncio.sleep(0.01)

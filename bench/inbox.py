@@ -223,6 +223,15 @@ def start_node(data: Path, port: int) -> subprocess.Popen:
     )
 
 
+def any_pending(db_path: Path) -> bool:
+    """Whether ``inbox_queue`` has a pending row (stops at the first)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
+        (found,) = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM inbox_queue WHERE state = 'pending')"
+        ).fetchone()
+    return bool(found)
+
+
 def queue_state(db_path: Path) -> tuple[int, int, int]:
     """(queued rows, pending rows, remote posts), read from the node's database read-only."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
@@ -240,6 +249,10 @@ async def wait_processed(db_path: Path, total: int, timeout_s: float) -> float:
     """Wait until ``total`` activities are queued, none pending, ``total`` posts stored."""
     deadline = time.time() + timeout_s
     while True:
+        # Cheap while work remains (the partial index of pending rows); full counts after.
+        if await asyncio.to_thread(any_pending, db_path) and time.time() <= deadline:
+            await asyncio.sleep(0.02)
+            continue
         queued, pending, posts = await asyncio.to_thread(queue_state, db_path)
         if queued >= total and pending == 0 and posts >= total:
             return time.time()

@@ -60,6 +60,10 @@ ERROR_PAUSE_S = 5.0
 PURGE_INTERVAL_S = 3600.0
 PREFETCH = 512
 """Due rows read into the ready list at a time."""
+READ_AHEAD_PER_HOST = 64
+"""Rows per host in the ready list at most (the per-host limit applies when sending)."""
+REREAD_MIN_S = 0.05
+"""Least time between reads made only because the ready list waits for busy hosts."""
 READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
 SENDER_CACHE_S = 5.0
@@ -129,7 +133,7 @@ class DeliveryQueue:
         # Due rows read ahead, in due order, not yet handed out: id -> (row, host failures).
         self._ready: dict[int, tuple[store.Delivery, int]] = {}
         self._ready_read_at = -float("inf")  # time.monotonic(): staleness is about real time
-        self._ready_complete = True  # the last read found every due row (no more waiting)
+        self._ready_complete = True  # the last read found every due row
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
@@ -220,38 +224,52 @@ class DeliveryQueue:
             room = min(limit, self.global_limit - len(self._in_flight))
             if room <= 0:
                 return []
-            if self._must_reread(room):
+            reread = self._reread or time.monotonic() - self._ready_read_at > READY_MAX_AGE_S
+            if reread:
                 await self._read_ready()
-            load = Counter(self._in_flight.values())
-            chosen = []
-            for delivery_id, (delivery, host_failures) in list(self._ready.items()):
-                if len(chosen) >= room:
-                    break
-                cap = retry.host_concurrency(host_failures, self.per_host_limit)
-                if load[delivery.host] >= cap:
-                    continue
-                load[delivery.host] += 1
-                del self._ready[delivery_id]
-                self._in_flight[delivery.id] = delivery.host
-                chosen.append(delivery)
+            chosen = self._take_ready(room)
+            if (
+                len(chosen) < room
+                and not self._ready_complete
+                and time.monotonic() - self._ready_read_at >= REREAD_MIN_S
+            ):
+                # What is left waits for busy hosts, and the database holds more:
+                # read again rather than leave slots idle.
+                await self._read_ready()
+                chosen += self._take_ready(room - len(chosen))
             return chosen
 
-    def _must_reread(self, room: int) -> bool:
-        """Whether the ready list needs reading again before handing rows out."""
-        if self._reread or time.monotonic() - self._ready_read_at > READY_MAX_AGE_S:
-            return True
-        # Running low while the database holds more: read on, else the slots idle.
-        return not self._ready_complete and len(self._ready) < room
+    def _take_ready(self, room: int) -> list[store.Delivery]:
+        """Up to ``room`` read-ahead rows whose hosts have a free slot, now in flight."""
+        load = Counter(self._in_flight.values())
+        chosen = []
+        for delivery_id, (delivery, host_failures) in list(self._ready.items()):
+            if len(chosen) >= room:
+                break
+            cap = retry.host_concurrency(host_failures, self.per_host_limit)
+            if load[delivery.host] >= cap:
+                continue
+            load[delivery.host] += 1
+            del self._ready[delivery_id]
+            self._in_flight[delivery.id] = delivery.host
+            chosen.append(delivery)
+        return chosen
 
     async def _read_ready(self) -> None:
         self._reread = False
         candidates = await store.due(
-            self.db, self.clock.now(), per_host=self.per_host_limit, limit=PREFETCH,
+            self.db, self.clock.now(), per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
             exclude=self._in_flight,
         )
         self._ready = {delivery.id: (delivery, failures) for delivery, failures in candidates}
         self._ready_read_at = time.monotonic()
-        self._ready_complete = len(candidates) < PREFETCH
+        per_host = Counter(delivery.host for delivery, _ in candidates)
+        # One query for the hosts' signature schemes instead of one per first contact.
+        await self.signer.prime_schemes(list(per_host))
+        # Complete only if nothing was cut off, neither by the limit nor per host.
+        self._ready_complete = len(candidates) < PREFETCH and all(
+            n < READ_AHEAD_PER_HOST for n in per_host.values()
+        )
 
     def _drop_ready_host(self, host: str) -> None:
         """Forget a host's read-ahead rows (it failed: the next read applies its pause)."""
@@ -293,7 +311,12 @@ class DeliveryQueue:
                     await self._purge_now_and_then()
                     # While sends are in flight, each one finishing wakes the loop;
                     # the next due time only matters once all is quiet.
-                    pause = MAX_IDLE_S if tasks or self._ready else await self._idle_s()
+                    if tasks:
+                        pause = MAX_IDLE_S
+                    elif not self._ready_complete:
+                        pause = REREAD_MIN_S  # more is due; the last read was just now
+                    else:
+                        pause = await self._idle_s()
                 except Exception:
                     log.exception("delivery worker iteration failed")
                     pause = ERROR_PAUSE_S

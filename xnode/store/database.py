@@ -27,6 +27,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -177,6 +178,50 @@ class WriterConnection:
         return self._conn.executemany(sql, parameters)
 
 
+class _Reader:
+    """A read-only connection living on its own thread; one query is one hop there and back.
+
+    aiosqlite needed three hops for a ``fetchone`` (execute, fetch, close), each
+    waiting for an event-loop iteration, so under load a handful of readers
+    spent most of their time idle between hops (issue 4).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xnode-db-read")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Connect, on the reader's thread (sqlite3 connections stay on their thread)."""
+        await self.run(lambda _conn: None)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA query_only = ON")
+            self._conn = conn
+        return work(self._conn)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` with the connection on the reader's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, work)
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread."""
+
+        def close(conn: sqlite3.Connection) -> None:
+            conn.close()
+
+        if self._conn is not None:
+            await self.run(close)
+            self._conn = None
+        self._pool.shutdown(wait=False)
+
+
 def _connect_writer(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -197,7 +242,7 @@ class Database:
     :meth:`fetchone` / :meth:`fetchall` for reads.
     """
 
-    def __init__(self, path: Path, readers: int = 3) -> None:
+    def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self._reader_count = readers
         # Migrations, backups and WAL checkpoints: slow work, on aiosqlite's thread.
@@ -206,8 +251,8 @@ class Database:
         self._commits_since_checkpoint = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._table_versions: dict[str, int] = {}
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._readers: asyncio.Queue[_Reader] = asyncio.Queue()
+        self._all_readers: list[_Reader] = []
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -225,9 +270,9 @@ class Database:
                 log.info("applied migrations %s", ", ".join(str(v) for v in applied))
             self._writer = WriterConnection(_connect_writer(self.path), self._table_versions)
             for _ in range(self._reader_count):
-                reader = await _connect(self.path)
-                await reader.execute("PRAGMA query_only = ON")
+                reader = _Reader(self.path)
                 self._all_readers.append(reader)
+                await reader.open()
                 self._readers.put_nowait(reader)
         except BaseException:
             # An open aiosqlite connection's thread keeps the process alive.
@@ -329,7 +374,7 @@ class Database:
             return cursor.rowcount
 
     @asynccontextmanager
-    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reader(self) -> AsyncIterator[_Reader]:
         conn = await self._readers.get()
         try:
             yield conn
@@ -338,13 +383,20 @@ class Database:
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a query on a reader connection and return the first row, if any."""
-        async with self._reader() as conn, conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        def query(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+            return row
+
+        async with self._reader() as reader:
+            return await reader.run(query)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a query on a reader connection and return every row."""
-        async with self._reader() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return list(conn.execute(sql, params).fetchall())
+
+        async with self._reader() as reader:
+            return await reader.run(query)
 
     async def fetchvalue(self, sql: str, params: Params = ()) -> Any:
         """Run a query and return the first column of the first row (or None)."""

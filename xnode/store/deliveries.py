@@ -402,6 +402,19 @@ async def signature_scheme(db: Database, host: str) -> str | None:
     return await db.fetchvalue("SELECT signature_scheme FROM hosts WHERE host = ?", (host,))
 
 
+async def signature_schemes(db: Database, hosts: Sequence[str]) -> dict[str, str | None]:
+    """The remembered scheme of each of ``hosts`` that has a ``hosts`` row."""
+    found: dict[str, str | None] = {}
+    for start in range(0, len(hosts), 500):  # well under SQLite's parameter limit
+        chunk = hosts[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = await db.fetchall(
+            f"SELECT host, signature_scheme FROM hosts WHERE host IN ({marks})", chunk
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
 async def remember_scheme(db: Database, host: str, scheme: str) -> None:
     """Remember which signature scheme a host accepted."""
     await db.execute(
