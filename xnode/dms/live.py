@@ -195,12 +195,12 @@ class LiveHub:
         now = self.clock.now()
         if now - self._last_typing.get(key, float("-inf")) < TYPING_INTERVAL_S:
             return
-        members = await self._watchers(conversation_id)
-        if account.id not in {m for m, _ in await self.dms.local_members(conversation_id)}:
+        members = await self.dms.local_members(conversation_id)
+        if account.id not in {member for member, _ in members}:
             return
         self._last_typing[key] = now
         for account_id, state in members:
-            if account_id != account.id and state != "declined":
+            if account_id != account.id and state != "declined" and self.is_connected(account_id):
                 await self.send(
                     account_id,
                     {"type": "typing", "conversation": conversation_id,
