@@ -201,6 +201,12 @@ async def test_policies_blocks_and_outsiders_across_nodes(three):
     await eventually(block_known)
     with pytest.raises(Forbidden):
         await dms_a.send(alice, secret.conversation_id, "still there?")
+    # A new conversation including eve is refused before anything is stored.
+    with pytest.raises(Forbidden):
+        await dms_a.start(alice, f"@eve@{b.domain} @bob@{b.domain}", "group with eve")
+    assert await a[DB].fetchvalue(
+        "SELECT COUNT(*) FROM posts WHERE source = 'group with eve'"
+    ) == 0
 
 
 async def test_chat_message_from_pleroma_joins_the_conversation(three):

@@ -63,18 +63,29 @@ async def _find(
     return await store.by_exact_members(conn, participants)
 
 
+def join_state(*, local: bool, blocked: bool, follows_author: bool, policy: str) -> str | None:
+    """The state a recipient joins a conversation in, or None when refused (the rule, pure)."""
+    if not local:
+        return "accepted"  # remote servers apply their own rules
+    if blocked:
+        return None
+    if follows_author:
+        return "accepted"
+    return "request" if policy == "everyone" else None
+
+
 async def new_member_state(
     conn: aiosqlite.Connection, recipient: Account, author: Account
 ) -> str | None:
-    """The state a recipient joins a conversation in, or None when refused."""
+    """:func:`join_state` for a recipient, read inside the message's transaction."""
     if not recipient.is_local:
         return "accepted"
-    if await store.blocked_either_way_in(conn, recipient.id, author.id):
-        return None
-    if await store.is_following(conn, recipient.id, author.id):
-        return "accepted"
-    policy = await store.dm_policy_in(conn, recipient.id)
-    return "request" if policy == "everyone" else None
+    return join_state(
+        local=True,
+        blocked=await store.blocked_either_way_in(conn, recipient.id, author.id),
+        follows_author=await store.is_following(conn, recipient.id, author.id),
+        policy=await store.dm_policy_in(conn, recipient.id),
+    )
 
 
 async def place_message(

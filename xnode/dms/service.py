@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from xnode.accounts.models import Account
 from xnode.clock import Clock
 from xnode.dms.models import ConversationPage, ConversationSummary, Message, Reaction
-from xnode.dms.placement import MAX_PARTICIPANTS, new_member_state
+from xnode.dms.placement import MAX_PARTICIPANTS, join_state
 from xnode.errors import Forbidden, InvalidInput, NotFound
 from xnode.events import ConversationChanged, EventBus, ReactionChanged
 from xnode.ids import new_id
@@ -25,6 +25,7 @@ from xnode.posts.service import Draft, ImageUpload, PostService
 from xnode.settings import Settings
 from xnode.store import conversations as store
 from xnode.store import posts as post_store
+from xnode.store import relationships as relationship_store
 from xnode.store import remote as remote_store
 from xnode.store.database import Database
 
@@ -116,16 +117,18 @@ class DirectMessages:
         Raises:
             Forbidden: a block either way, or the recipient's DM setting.
         """
-        async with self.db.transaction() as conn:
-            for recipient in recipients:
-                if not recipient.is_local:
-                    continue
-                if await store.blocked_either_way_in(conn, recipient.id, sender.id):
-                    raise Forbidden(f"You can't message @{recipient.acct}.")
-                if await new_member_state(conn, recipient, sender) is None:
-                    policy = await store.dm_policy_in(conn, recipient.id)
-                    who = "nobody" if policy == "nobody" else "people they follow"
-                    raise Forbidden(f"@{recipient.acct} only accepts messages from {who}.")
+        for recipient in recipients:
+            await self._check_blocks(sender, recipient)
+            if not recipient.is_local:
+                continue
+            policy = await store.get_dm_policy(self.db, recipient.id)
+            follows = await relationship_store.get_follow_state(self.db, recipient.id, sender.id)
+            state = join_state(
+                local=True, blocked=False, follows_author=follows == "accepted", policy=policy
+            )
+            if state is None:
+                who = "nobody" if policy == "nobody" else "people they follow"
+                raise Forbidden(f"@{recipient.acct} only accepts messages from {who}.")
 
     async def start(
         self,
@@ -213,9 +216,13 @@ class DirectMessages:
         )
 
     async def _check_blocks(self, sender: Account, other: Account) -> None:
-        async with self.db.transaction() as conn:
-            if await store.blocked_either_way_in(conn, sender.id, other.id):
-                raise Forbidden(f"You can't message @{other.acct}.")
+        """Blocks either way, local or learnt from a remote server's Block.
+
+        Raises:
+            Forbidden: there is one.
+        """
+        if await relationship_store.blocked_either_way(self.db, sender.id, other.id):
+            raise Forbidden(f"You can't message @{other.acct}.")
 
     # --- reading -------------------------------------------------------------------
 
