@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from xnode.ids import IdGenerator, id_for_time, id_timestamp
+from xnode.ids import IdGenerator, id_for_time, id_timestamp, typeable_token
 from xnode.store.database import Database, open_database
 from xnode.store.migrations import SchemaTooNewError, all_migrations
 
@@ -97,3 +97,11 @@ def test_ids_are_time_sortable_and_unique():
     assert id_timestamp(later) == pytest.approx(1_800_000_000.5)
     assert id_for_time(1_800_000_000.5) <= later
     assert later < (1 << 63)
+
+
+def test_typeable_tokens_never_start_with_a_dash():
+    # One token in 64 would start with "-" by chance; 2,000 draws miss that with p < 1e-13.
+    tokens = [typeable_token(12) for _ in range(2000)]
+    assert not any(token.startswith("-") for token in tokens)
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(token) == 16 for token in tokens)

@@ -56,3 +56,15 @@ def id_for_time(unix_seconds: float) -> int:
 def id_timestamp(ident: int) -> float:
     """The Unix time (seconds) encoded in an ID."""
     return (ident >> _SEQUENCE_BITS) / 1000.0
+
+
+def typeable_token(nbytes: int) -> str:
+    """A URL-safe random token that does not begin with ``-``.
+
+    Invite codes and one-time passwords are pasted into commands
+    (``xnode invite revoke CODE``); a leading dash would be read as an option.
+    """
+    while True:
+        token = secrets.token_urlsafe(nbytes)
+        if not token.startswith("-"):
+            return token

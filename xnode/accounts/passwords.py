@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from xnode.errors import InvalidInput
+from xnode.ids import typeable_token
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -68,4 +69,4 @@ async def burn_verification_time(password: str) -> None:
 
 def generate_password() -> str:
     """A random password for one-time use (the first admin, resets)."""
-    return secrets.token_urlsafe(15)
+    return typeable_token(15)

@@ -4,7 +4,6 @@ passwords, deletion and invites. Used by the web UI and the CLI alike."""
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from xnode.accounts import passwords
@@ -13,7 +12,7 @@ from xnode.accounts.usernames import validate_username
 from xnode.clock import Clock
 from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from xnode.events import AccountDeleted, EventBus
-from xnode.ids import new_id
+from xnode.ids import new_id, typeable_token
 from xnode.settings import REGISTRATION_MODES, Settings
 from xnode.store import accounts as account_store
 from xnode.store import invites as invite_store
@@ -351,7 +350,7 @@ class AccountService:
                 f"Maximum uses must be between 1 and {MAX_INVITE_USES}.", field="max_uses"
             )
         now = self.clock.now()
-        code = secrets.token_urlsafe(12)
+        code = typeable_token(12)
         await invite_store.insert_invite(
             self.db,
             new_id(),
