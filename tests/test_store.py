@@ -49,6 +49,92 @@ async def test_failed_transaction_leaves_nothing_behind(tmp_path):
         assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 0
 
 
+async def _insert_setting(db, key: str, *, fail: bool = False) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO node_settings (key, value, updated_at) VALUES (?, 'v', 0)", (key,)
+        )
+        if fail:
+            raise ValueError("this block fails")
+
+
+async def test_blocks_ending_together_share_one_commit(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        before = db.commits
+        await asyncio.gather(*(_insert_setting(db, f"k{n}") for n in range(20)))
+        assert db.commits - before == 1
+        # Each block returned only once committed: readers see every row.
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 20
+
+
+async def test_a_failing_block_rolls_back_alone_within_its_group(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        results = await asyncio.gather(
+            _insert_setting(db, "a"), _insert_setting(db, "b", fail=True), _insert_setting(db, "c"),
+            _insert_setting(db, "a"),  # a duplicate key: IntegrityError, also alone
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], ValueError)
+        assert isinstance(results[3], sqlite3.IntegrityError)
+        rows = await db.fetchall("SELECT key FROM node_settings ORDER BY key")
+        assert [row[0] for row in rows] == ["a", "c"]
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_groups_commit(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        task = asyncio.create_task(_insert_setting(db, "kept"))
+        other = asyncio.create_task(_insert_setting(db, "other"))
+        await asyncio.sleep(0)  # both blocks have run; their commit is pending
+        task.cancel()
+        await other
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rows = await db.fetchall("SELECT key FROM node_settings ORDER BY key")
+        assert [row[0] for row in rows] == ["kept", "other"]
+
+
+async def test_a_failing_commit_fails_every_block_of_its_group(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+
+        async def dangling_invite() -> None:
+            async with db.transaction() as conn:
+                # A deferred foreign-key violation is only detected by COMMIT.
+                await conn.execute("PRAGMA defer_foreign_keys = ON")
+                await conn.execute(
+                    "INSERT INTO invites (id, code, created_by, created_at) VALUES (1, 'x', 999, 0)"
+                )
+
+        results = await asyncio.gather(
+            _insert_setting(db, "innocent"), dangling_invite(), return_exceptions=True
+        )
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 0
+        assert await db.fetchvalue("SELECT COUNT(*) FROM invites") == 0
+        await _insert_setting(db, "later")  # the writer is usable again
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 1
+
+
+async def test_a_block_waiting_on_io_delays_but_keeps_the_others(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        release = asyncio.Event()
+
+        async def slow() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO node_settings (key, value, updated_at) VALUES ('slow', 'v', 0)"
+                )
+                await release.wait()
+
+        slow_task = asyncio.create_task(slow())
+        fast_task = asyncio.create_task(_insert_setting(db, "fast"))
+        await asyncio.sleep(0.01)
+        assert not fast_task.done()  # the writer is one connection: it waits its turn
+        release.set()
+        await asyncio.gather(slow_task, fast_task)
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 2
+
+
 async def test_readers_are_not_blocked_by_an_open_write(tmp_path):
     async with open_database(tmp_path / "db.sqlite3") as db:
         await db.execute("INSERT INTO node_settings (key, value, updated_at) VALUES ('k', 'v', 0)")

@@ -80,13 +80,13 @@ async def local_username_taken(conn: aiosqlite.Connection, username: str) -> boo
 
 async def get_account(db: Database, account_id: int) -> Account | None:
     """Fetch any account by id."""
-    row = await db.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+    row = db.lookup("SELECT * FROM accounts WHERE id = ?", (account_id,))
     return None if row is None else Account.from_row(row)
 
 
 async def get_local_account(db: Database, username: str) -> Account | None:
     """Fetch a local account by username (case-insensitive)."""
-    row = await db.fetchone(
+    row = db.lookup(
         "SELECT * FROM accounts WHERE domain IS NULL AND username_key = ?", (username.lower(),)
     )
     return None if row is None else Account.from_row(row)

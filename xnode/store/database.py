@@ -11,7 +11,14 @@ mode with ``synchronous = NORMAL`` takes tens of microseconds, but a hop to a
 worker thread and back costs a whole event-loop iteration, which under load is
 milliseconds; a transaction of a dozen statements held the write lock for a
 dozen such hops, and that, not SQLite, capped the inbox and the delivery queue
-(issue 4). Readers stay on aiosqlite threads: queries can be slow, writes are not.
+(issue 4). Readers stay on their own threads: queries can be slow, writes are not.
+
+Point reads (one row by a unique index: an account by id, a key by its id) have
+the same problem as writes did: the thread hop costs far more than the read,
+and a reader thread handing its rows back waits for the GIL while the loop is
+busy. :meth:`Database.lookup` runs such reads on a read-only connection on the
+loop's thread instead. It is for indexed lookups of a few rows only; anything
+that scans goes through :meth:`Database.fetchall`.
 
 Durability: WAL with ``synchronous = NORMAL`` makes a commit durable against the
 process dying (``kill -9``: the WAL is in the OS's hands once ``COMMIT`` returns);
@@ -29,6 +36,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -197,12 +205,7 @@ class _Reader:
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA query_only = ON")
-            self._conn = conn
+            self._conn = _connect_reader(self._path)
         return work(self._conn)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -222,6 +225,15 @@ class _Reader:
         self._pool.shutdown(wait=False)
 
 
+def _connect_reader(path: Path, *, same_thread: bool = True) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=same_thread)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
 def _connect_writer(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -233,6 +245,14 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
     # Checkpoints fsync; they run from the background connection instead.
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
+
+
+@dataclass
+class _CommitGroup:
+    """Transaction blocks waiting for one ``COMMIT``."""
+
+    committed: asyncio.Future[None]
+    task: asyncio.Task[None] | None = None
 
 
 class Database:
@@ -248,12 +268,16 @@ class Database:
         # Migrations, backups and WAL checkpoints: slow work, on aiosqlite's thread.
         self._maintenance: aiosqlite.Connection | None = None
         self._writer: WriterConnection | None = None
+        self._inline_reader: sqlite3.Connection | None = None
         self._commits_since_checkpoint = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._table_versions: dict[str, int] = {}
         self._readers: asyncio.Queue[_Reader] = asyncio.Queue()
         self._all_readers: list[_Reader] = []
         self._write_lock = asyncio.Lock()
+        self._open_group: _CommitGroup | None = None
+        self.commits = 0
+        """Commits made by the writer since opening (each may carry many blocks)."""
 
     async def open(self) -> None:
         """Open connections, switch to WAL and apply pending migrations.
@@ -269,6 +293,8 @@ class Database:
             if applied:
                 log.info("applied migrations %s", ", ".join(str(v) for v in applied))
             self._writer = WriterConnection(_connect_writer(self.path), self._table_versions)
+            # Readers never wait for the writer in WAL mode, so this cannot block on a lock.
+            self._inline_reader = _connect_reader(self.path, same_thread=False)
             for _ in range(self._reader_count):
                 reader = _Reader(self.path)
                 self._all_readers.append(reader)
@@ -281,6 +307,10 @@ class Database:
 
     async def close(self) -> None:
         """Close every connection (the last one to close checkpoints the WAL)."""
+        group = self._open_group
+        if group is not None:  # blocks that ended just now: let their commit run
+            with contextlib.suppress(Exception):
+                await asyncio.shield(group.committed)
         if self._checkpoint_task is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint_task
@@ -288,6 +318,9 @@ class Database:
         for reader in self._all_readers:
             await reader.close()
         self._all_readers.clear()
+        if self._inline_reader is not None:
+            self._inline_reader.close()
+            self._inline_reader = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -307,24 +340,79 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run the block's writes as one transaction on the writer connection.
 
-        Commits when the block ends normally and rolls back on any exception,
-        so a failed operation never leaves partial rows behind.
+        The block's writes are committed when the block ends normally (the
+        ``async with`` returns only once they are durable) and rolled back on any
+        exception, so a failed operation never leaves partial rows behind.
+
+        Group commit: blocks that end within the same event-loop iteration share
+        one ``COMMIT``, each inside its own savepoint. A commit writes every page
+        the transaction touched to the WAL (the posts table, its indexes, a new
+        full-text segment), so under load one commit per block was the largest
+        single cost of the inbox (issue 4). Each block still succeeds or fails on
+        its own; only a failing ``COMMIT`` fails every block of its group.
         """
         writer = self._writer
         if writer is None:
             raise RuntimeError("database is not open")
         async with self._write_lock:
-            await self._begin(writer)
+            group = self._open_group
+            if group is None:
+                await self._begin(writer)
+                group = self._open_group = _CommitGroup(asyncio.get_running_loop().create_future())
+                asyncio.get_running_loop().call_soon(self._schedule_commit, group)
+            writer.run("SAVEPOINT block")
             try:
                 # Duck-typed: the subset of aiosqlite's Connection that store code uses.
                 yield cast(aiosqlite.Connection, writer)
-            except BaseException:
-                if writer.in_transaction:  # some errors (SQLITE_FULL) already rolled back
-                    writer.run("ROLLBACK")
+            except BaseException as exc:
+                if writer.in_transaction:
+                    writer.run("ROLLBACK TO block")
+                    writer.run("RELEASE block")
+                else:  # some errors (SQLITE_FULL) roll back the whole transaction
+                    self._end_group(group, exc)
                 raise
             else:
+                writer.run("RELEASE block")
+        # Outside the lock: the next blocks join the group meanwhile. Shielded, so
+        # that a cancelled caller does not take the group's commit down with it.
+        await asyncio.shield(group.committed)
+
+    def _schedule_commit(self, group: _CommitGroup) -> None:
+        if self._open_group is group:
+            group.task = asyncio.create_task(self._commit(group))
+
+    async def _commit(self, group: _CommitGroup) -> None:
+        """Commit ``group`` once the block running now (if any) has ended."""
+        async with self._write_lock:
+            if self._open_group is not group:
+                return  # already ended by a failure
+            writer = self._writer
+            try:
+                if writer is None:
+                    raise RuntimeError("database closed with a transaction open")
                 writer.run("COMMIT")
+            except BaseException as exc:
+                if writer is not None and writer.in_transaction:
+                    writer.run("ROLLBACK")
+                self._end_group(group, exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                self._end_group(group, None)
                 self._committed()
+
+    def _end_group(self, group: _CommitGroup, error: BaseException | None) -> None:
+        if self._open_group is group:
+            self._open_group = None
+        if group.committed.done():
+            return
+        if error is None:
+            group.committed.set_result(None)
+        else:
+            group.committed.set_exception(
+                error if isinstance(error, Exception) else RuntimeError(f"commit failed: {error!r}")
+            )
+            group.committed.exception()  # retrieved: members that were cancelled never await it
 
     async def write_batch(self, work: Callable[[WriterConnection], T]) -> T:
         """Run ``work`` as one transaction, synchronously, and return its result.
@@ -352,6 +440,7 @@ class Database:
 
     def _committed(self) -> None:
         """Count a commit; now and then checkpoint the WAL in the background."""
+        self.commits += 1
         self._commits_since_checkpoint += 1
         if self._commits_since_checkpoint < CHECKPOINT_EVERY_COMMITS:
             return
@@ -397,6 +486,28 @@ class Database:
 
         async with self._reader() as reader:
             return await reader.run(query)
+
+    def lookup(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """An indexed point read on the loop's thread: the first row, if any.
+
+        Only for queries that reach a few rows through an index (tens of
+        microseconds); they skip the reader threads' hop. It sees every committed
+        write, like the readers, and never the writer's open transaction.
+        """
+        if self._inline_reader is None:
+            raise RuntimeError("database is not open")
+        cursor = self._inline_reader.execute(sql, params)
+        try:
+            row: sqlite3.Row | None = cursor.fetchone()
+        finally:
+            cursor.close()  # ends the read: the next lookup sees newer commits
+        return row
+
+    def lookup_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Like :meth:`lookup`, every row (for a handful of rows by an index)."""
+        if self._inline_reader is None:
+            raise RuntimeError("database is not open")
+        return list(self._inline_reader.execute(sql, params).fetchall())
 
     async def fetchvalue(self, sql: str, params: Params = ()) -> Any:
         """Run a query and return the first column of the first row (or None)."""

@@ -16,7 +16,7 @@ async def keys_of(db: Database, account_id: int | None) -> list[sqlite3.Row]:
 
 async def key_by_id(db: Database, key_id: str) -> sqlite3.Row | None:
     """A key row by its id (URL)."""
-    return await db.fetchone("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
+    return db.lookup("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
 
 
 async def save_key(

@@ -30,7 +30,7 @@ async def insert_post(conn: aiosqlite.Connection, **fields: Any) -> None:
 
 async def get_post(db: Database, post_id: int) -> Post | None:
     """Fetch one post by id (tombstones included)."""
-    row = await db.fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
+    row = db.lookup("SELECT * FROM posts WHERE id = ?", (post_id,))
     return None if row is None else Post.from_row(row)
 
 

@@ -48,7 +48,7 @@ class RemoteAccountRow:
 
 async def account_by_uri(db: Database, uri: str) -> Account | None:
     """Any account (local or remote) by its actor URI."""
-    row = await db.fetchone("SELECT * FROM accounts WHERE uri = ?", (uri,))
+    row = db.lookup("SELECT * FROM accounts WHERE uri = ?", (uri,))
     return None if row is None else Account.from_row(row)
 
 
@@ -194,25 +194,23 @@ async def set_moved_to(conn: aiosqlite.Connection, account_id: int, target_id: i
 
 async def post_by_uri(db: Database, uri: str) -> Post | None:
     """A post (or boost row) by its ActivityPub id."""
-    row = await db.fetchone("SELECT * FROM posts WHERE uri = ?", (uri,))
+    row = db.lookup("SELECT * FROM posts WHERE uri = ?", (uri,))
     return None if row is None else Post.from_row(row)
 
 
 async def mentioned_ids(db: Database, post_id: int) -> list[int]:
     """The accounts a post mentions."""
-    rows = await db.fetchall("SELECT account_id FROM mentions WHERE post_id = ?", (post_id,))
+    rows = db.lookup_all("SELECT account_id FROM mentions WHERE post_id = ?", (post_id,))
     return [row[0] for row in rows]
 
 
 async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
     """Whether an account may see a live post, by the one visibility rule."""
     condition, params = visible_sql(viewer_id)
-    return bool(
-        await db.fetchvalue(
-            f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
-            [post_id, *params],
-        )
-    )
+    return db.lookup(
+        f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
+        [post_id, *params],
+    ) is not None
 
 
 async def tombstone_post(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
@@ -409,14 +407,12 @@ async def local_followers(db: Database, account_id: int) -> list[tuple[int, Acco
 
 async def has_local_follower(db: Database, account_id: int) -> bool:
     """Whether any local account follows (accepted) this account."""
-    return bool(
-        await db.fetchvalue(
-            "SELECT 1 FROM follows f JOIN accounts a ON a.id = f.account_id"
-            " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NULL"
-            " LIMIT 1",
-            (account_id,),
-        )
-    )
+    return db.lookup(
+        "SELECT 1 FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NULL"
+        " LIMIT 1",
+        (account_id,),
+    ) is not None
 
 
 # --- reports ------------------------------------------------------------------------
