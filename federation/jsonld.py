@@ -252,22 +252,27 @@ def check_limits(
     Raises:
         DocumentTooComplex: a limit is exceeded.
     """
+    # Level by level: no per-value bookkeeping, which made this a visible part
+    # of reading every activity.
+    level: list[Any] = [doc]
     nodes = 0
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
+    depth = 1
+    while level:
+        nodes += len(level)
         if nodes > max_nodes:
             raise DocumentTooComplex(f"document has more than {max_nodes} values")
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > max_depth:
-            raise DocumentTooComplex(f"document is nested deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children)
+        below: list[Any] = []
+        for value in level:
+            if isinstance(value, dict):
+                below.extend(value.values())
+            elif isinstance(value, list):
+                below.extend(value)
+            else:
+                continue
+            if depth > max_depth:
+                raise DocumentTooComplex(f"document is nested deeper than {max_depth} levels")
+        level = below
+        depth += 1
 
 
 def parse_json(

@@ -10,7 +10,9 @@ decided. Anything hostile or unusable raises ``InvalidObject`` with a reason.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,17 +79,48 @@ class InvalidActivity(InvalidObject):
 # --- small shared helpers (also used by federation.actors) ---------------------
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
+_MAX_MEMO_URL_CHARS = 2048
+
+
+def _scheme_and_origin(url: str) -> tuple[str, str | None] | None:
+    """(scheme, ``host[:port]``) of a URL; None when it does not split or its port is bad.
+
+    Memoised for URLs of ordinary length: the same actor, collection and Public
+    URLs recur in every activity, and ``urlsplit`` is a measurable part of
+    reading one. Longer (hostile) strings are not kept.
+    """
+    if len(url) <= _MAX_MEMO_URL_CHARS:
+        return _memo_scheme_and_origin(url)
+    return _split_scheme_and_origin(url)
+
+
+def _split_scheme_and_origin(url: str) -> tuple[str, str | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return parts.scheme, None
+    host = parts.hostname.lower()
+    return parts.scheme, (f"{host}:{port}" if port is not None else host)
+
+
+_memo_scheme_and_origin = functools.lru_cache(maxsize=8192)(_split_scheme_and_origin)
+
+
 def is_http_url(value: Any, *, allow_http: bool = True) -> bool:
     """Whether ``value`` is an absolute http(s) URL with a host and no whitespace."""
-    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value):
+    if not isinstance(value, str) or not value or _WHITESPACE.search(value):
         return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
+    facts = _scheme_and_origin(value)
+    if facts is None:
         return False
     schemes = ("https", "http") if allow_http else ("https",)
-    return parts.scheme in schemes and bool(parts.hostname)
+    return facts[0] in schemes and facts[1] is not None
 
 
 def origin_of(url: str | None) -> str | None:
@@ -98,15 +131,8 @@ def origin_of(url: str | None) -> str | None:
     """
     if not isinstance(url, str):
         return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    host = parts.hostname.lower()
-    return f"{host}:{port}" if port is not None else host
+    facts = _scheme_and_origin(url)
+    return None if facts is None else facts[1]
 
 
 def same_origin(a: str | None, b: str | None) -> bool:

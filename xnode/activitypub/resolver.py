@@ -10,6 +10,7 @@ servers (only links are kept).
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -50,6 +51,12 @@ from xnode.store.remote import RemoteAccountRow
 from xnode.text import sanitize_html, strip_control_chars
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stored_key(pem: str) -> PublicKey:
+    """A stored public key, loaded once per distinct PEM (loading costs more than checking)."""
+    return PublicKey.from_pem(pem)
 
 ACTOR_CACHE_S = 24 * 3600.0
 # A failed signature may mean the key rotated; refetching is cheap for us but
@@ -336,7 +343,7 @@ class Resolver:
             owner = await account_store.get_account(self.db, row["account_id"])
             stale_ok = owner is not None and self._fresh(owner, KEY_REFRESH_MIN_S)
             if owner is not None and (not refresh or owner.is_local or stale_ok):
-                return owner, PublicKey.from_pem(row["public_pem"])
+                return owner, _stored_key(row["public_pem"])
         if self.is_local(key_id):
             raise ResolveError(f"no local key {key_id}")
         document_url = urldefrag(key_id).url
@@ -352,7 +359,7 @@ class Resolver:
         row = await key_store.key_by_id(self.db, key_id)
         if row is None or row["account_id"] != owner.id:
             raise ResolveError(f"{owner.uri} does not publish the key {key_id}")
-        return owner, PublicKey.from_pem(row["public_pem"])
+        return owner, _stored_key(row["public_pem"])
 
     async def _key_owner(self, doc: Any, document_url: str, key_id: str) -> Account:
         """The actor a fetched key (or actor) document belongs to, stored fresh."""
