@@ -96,7 +96,7 @@ class Account:
         """Build an account from an ``accounts`` row."""
         fields = tuple(
             ProfileField(str(item.get("name", "")), str(item.get("value", "")))
-            for item in json.loads(row["fields_json"] or "[]")
+            for item in _json_list(row["fields_json"])
             if isinstance(item, dict)
         )
         return cls(
@@ -122,10 +122,18 @@ class Account:
         )
 
 
+def _json_list(value: str | None) -> list[object]:
+    """A JSON array column; most are empty, which needs no parsing."""
+    if not value or value == "[]":
+        return []
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, list) else []
+
+
 def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
     """Columns added by the federation migration (absent in older row shapes)."""
-    keys = set(row.keys())
-    if "inbox_url" not in keys:
+    # sqlite3.Row's `in` tests values, not column names.
+    if "inbox_url" not in row.keys():  # noqa: SIM118
         return {}
     return {
         "actor_type": row["actor_type"],
@@ -135,7 +143,7 @@ def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
         "followers_url": row["followers_url"],
         "following_url": row["following_url"],
         "featured_url": row["featured_url"],
-        "also_known_as": tuple(json.loads(row["also_known_as"] or "[]")),
+        "also_known_as": tuple(_json_list(row["also_known_as"])),
         "moved_to_account_id": row["moved_to_account_id"],
         "avatar_remote_url": row["avatar_remote_url"],
         "header_remote_url": row["header_remote_url"],

@@ -246,9 +246,10 @@ async def receive(request: web.Request) -> web.Response:
         activity = parse_activity(doc, require_same_origin=False)
     except (InvalidJson, DocumentTooComplex, InvalidActivity) as exc:
         raise web.HTTPBadRequest(text=f"Not an activity: {exc}") from None
-    if await _suspended(db, activity.actor, signature_key_id(request.headers)):
+    key_id = signature_key_id(request.headers)
+    if await _suspended(db, activity.actor, key_id):
         raise web.HTTPForbidden(text="Your server is blocked here.")
-    signed = await verify_incoming(request, body, resolver, settings, clock)
+    signed = await verify_incoming(request, body, resolver, settings, clock, key_id=key_id)
     if signed.actor.uri != activity.actor and not await _signed_by_actor(
         resolver, doc, activity.actor
     ):

@@ -137,8 +137,10 @@ class Outbox:
     async def on_post_published(self, event: PostPublished) -> None:
         """Create{Note} for a new post, Announce for a boost."""
         author = await self._local(event.account_id)
+        if author is None:
+            return  # remote posts arrive here too (live updates need them); nothing to send
         post = await post_store.get_post(self.db, event.post_id)
-        if author is None or post is None:
+        if post is None:
             return
         if post.is_boost:
             await self._announce(author, post)

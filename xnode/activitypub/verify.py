@@ -53,7 +53,7 @@ def is_signed(request: web.Request) -> bool:
 
 async def verify_incoming(
     request: web.Request, body: bytes | None, resolver: Resolver, settings: Settings,
-    clock: Clock,
+    clock: Clock, *, key_id: str | None = None,
 ) -> SignedRequest:
     """Verify a request's HTTP signature (cavage or RFC 9421) and name its signer.
 
@@ -63,6 +63,7 @@ async def verify_incoming(
         resolver: where keys are looked up (and fetched from the signer's server).
         settings: for the public base URL.
         clock: the current time, for the Date window.
+        key_id: the key id, when the caller has read it already.
 
     Returns:
         The verified signer.
@@ -71,7 +72,7 @@ async def verify_incoming(
         web.HTTPUnauthorized: unsigned, unknown key, bad signature, stale date, or a
             digest that does not match the body; ``text`` says which.
     """
-    key_id = signature_key_id(request.headers)
+    key_id = key_id or signature_key_id(request.headers)
     if key_id is None:
         raise web.HTTPUnauthorized(text="Request is not signed.")
     url = public_url(request, settings)

@@ -136,6 +136,8 @@ class LiveHub:
 
     async def on_post_published(self, event: PostPublished) -> None:
         """A new message: its HTML to every member who may see it, then their counts."""
+        if not self._sockets:
+            return  # nobody has a tab open: nothing to push (the common case for a busy inbox)
         post = await post_store.get_post(self.db, event.post_id)
         if post is None or post.conversation_id is None:
             return

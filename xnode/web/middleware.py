@@ -123,7 +123,13 @@ def _add_security_headers(response: web.StreamResponse, https: bool) -> None:
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Attach ``request['user']``, the CSRF binding and flash messages."""
+    """Attach ``request['user']``, the CSRF binding and flash messages.
+
+    Requests authenticated by other means (signed inbox POSTs) get no session:
+    they carry no cookies, and would only be handed an anonymous one they drop.
+    """
+    if _signature_authenticated(request):
+        return await handler(request)
     settings = request.app[SETTINGS]
     token = request.cookies.get(SESSION_COOKIE, "")
     user: User | None = await request.app[SESSIONS].resolve(token) if token else None
@@ -190,6 +196,10 @@ def _origin_matches(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
+def _signature_authenticated(request: web.Request) -> bool:
+    return request.method in UNSAFE_METHODS and request.path.startswith(CSRF_EXEMPT_PREFIXES)
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse state-changing requests without this visitor's CSRF token.
@@ -198,7 +208,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     hidden form field or the ``X-CSRF-Token`` header. A cross-site ``Origin``
     is refused too, as a second line.
     """
-    if request.method not in UNSAFE_METHODS or request.path.startswith(CSRF_EXEMPT_PREFIXES):
+    if request.method not in UNSAFE_METHODS or _signature_authenticated(request):
         return await handler(request)
     if not _origin_matches(request):
         raise web.HTTPForbidden(text="Cross-site request refused.")
