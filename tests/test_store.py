@@ -159,6 +159,39 @@ async def test_readers_are_not_blocked_by_an_open_write(tmp_path):
         assert await db.fetchvalue("SELECT value FROM node_settings WHERE key = 'k'") == "new"
 
 
+async def test_inline_reads_see_commits_but_not_an_open_write(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await db.execute("INSERT INTO node_settings (key, value, updated_at) VALUES ('k', 'v', 0)")
+        sql = "SELECT value FROM node_settings WHERE key = ?"
+        async with db.transaction() as conn:
+            await conn.execute("UPDATE node_settings SET value = 'new' WHERE key = 'k'")
+            assert db.lookup_value(sql, ("k",)) == "v"
+        assert db.lookup_value(sql, ("k",)) == "new"
+        assert db.lookup(sql, ("missing",)) is None
+
+
+async def test_keyed_reads_give_the_same_rows_inline_and_on_a_reader(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        async with db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO node_settings (key, value, updated_at) VALUES (?, ?, 0)",
+                [(f"k{i}", f"v{i}") for i in range(200)],
+            )
+        for count in (3, 150):  # inline, then past INLINE_KEYS_MAX (a reader thread)
+            keys = [f"k{i}" for i in range(count)]
+            marks = ", ".join("?" for _ in keys)
+            rows = await db.fetch_keyed(
+                f"SELECT key, value FROM node_settings WHERE key IN ({marks})", keys, len(keys)
+            )
+            assert sorted(tuple(r) for r in rows) == sorted((k, "v" + k[1:]) for k in keys)
+
+
+async def test_inline_reader_cannot_write(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        with pytest.raises(sqlite3.OperationalError):
+            db.lookup("DELETE FROM node_settings RETURNING key")
+
+
 async def test_reader_connections_cannot_write(tmp_path):
     async with open_database(tmp_path / "db.sqlite3") as db:
         with pytest.raises(sqlite3.OperationalError):

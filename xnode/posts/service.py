@@ -128,7 +128,7 @@ class PostService:
         domain = handle.domain
         if domain is None or domain == self.settings.domain.lower():
             return await account_store.get_local_account(self.db, handle.username)
-        row = await self.db.fetchone(
+        row = self.db.lookup(
             "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
             (handle.username.lower(), domain),
         )
@@ -525,7 +525,7 @@ class PostService:
         blocked: set[int] = set()
         if viewer_id is not None and author_ids:
             marks = ", ".join("?" for _ in author_ids)
-            rows = await self.db.fetchall(
+            rows = await self.db.fetch_keyed(
                 f"SELECT target_account_id, 'f' FROM follows WHERE account_id = ?"
                 f" AND state = 'accepted' AND target_account_id IN ({marks})"
                 f" UNION ALL SELECT target_account_id, 'b' FROM blocks WHERE account_id = ?"
@@ -533,6 +533,7 @@ class PostService:
                 f" UNION ALL SELECT account_id, 'b' FROM blocks WHERE target_account_id = ?"
                 f" AND account_id IN ({marks})",
                 [viewer_id, *author_ids] * 3,
+                len(author_ids),
             )
             for row in rows:
                 (following if row[1] == "f" else blocked).add(row[0])

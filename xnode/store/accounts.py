@@ -94,13 +94,13 @@ async def get_local_account(db: Database, username: str) -> Account | None:
 
 async def get_user(db: Database, account_id: int) -> User | None:
     """Fetch a local user by account id."""
-    row = await db.fetchone(f"{_USER_SELECT} WHERE users.account_id = ?", (account_id,))
+    row = db.lookup(f"{_USER_SELECT} WHERE users.account_id = ?", (account_id,))
     return None if row is None else User.from_row(row)
 
 
 async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | None:
     """Fetch a local user and their password hash by username."""
-    row = await db.fetchone(
+    row = db.lookup(
         f"{_USER_SELECT} WHERE accounts.domain IS NULL AND accounts.username_key = ?",
         (username.lower(),),
     )
@@ -109,9 +109,7 @@ async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | 
 
 async def get_password_hash(db: Database, account_id: int) -> str | None:
     """The stored password hash of a local user."""
-    return await db.fetchvalue(
-        "SELECT password_hash FROM users WHERE account_id = ?", (account_id,)
-    )
+    return db.lookup_value("SELECT password_hash FROM users WHERE account_id = ?", (account_id,))
 
 
 async def list_users(db: Database, state: str | None = None) -> list[User]:

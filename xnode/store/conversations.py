@@ -201,12 +201,12 @@ async def drop_recipients(
 
 async def get_conversation(db: Database, conversation_id: int) -> sqlite3.Row | None:
     """One conversation row."""
-    return await db.fetchone("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+    return db.lookup("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
 
 
 async def membership(db: Database, conversation_id: int, account_id: int) -> sqlite3.Row | None:
     """A member's row (state, read marker), or None."""
-    return await db.fetchone(
+    return db.lookup(
         "SELECT * FROM conversation_members WHERE conversation_id = ? AND account_id = ?",
         (conversation_id, account_id),
     )
@@ -214,7 +214,7 @@ async def membership(db: Database, conversation_id: int, account_id: int) -> sql
 
 async def member_ids(db: Database, conversation_id: int) -> list[int]:
     """Every participant's account id."""
-    rows = await db.fetchall(
+    rows = db.lookup_all(
         "SELECT account_id FROM conversation_members WHERE conversation_id = ?",
         (conversation_id,),
     )
@@ -302,10 +302,11 @@ async def reactions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[
     """(emoji, account id) pairs per post, oldest first."""
     found: dict[int, list[tuple[str, int]]] = {}
     if post_ids:
-        rows = await db.fetchall(
+        rows = await db.fetch_keyed(
             f"SELECT post_id, emoji, account_id FROM reactions WHERE post_id IN"
             f" ({_marks(post_ids)}) ORDER BY id",
             list(post_ids),
+            len(post_ids),
         )
         for row in rows:
             found.setdefault(row[0], []).append((row[1], row[2]))
@@ -314,8 +315,8 @@ async def reactions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[
 
 async def get_dm_policy(db: Database, account_id: int) -> str:
     """Who may start a conversation with a local account."""
-    value = await db.fetchvalue("SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
-    return value or "everyone"
+    row = db.lookup("SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
+    return (row[0] if row is not None else None) or "everyone"
 
 
 async def set_dm_policy(conn: aiosqlite.Connection, account_id: int, policy: str) -> None:

@@ -52,6 +52,8 @@ BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_EVERY_COMMITS = 1000
 """Writer commits between background WAL checkpoints (SQLite's own default is per 1000 pages)."""
 _BUSY_RETRY_S = 0.005
+INLINE_KEYS_MAX = 64
+"""Keyed reads of up to this many keys run inline (:meth:`Database.fetch_keyed`)."""
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
@@ -503,11 +505,28 @@ class Database:
             cursor.close()  # ends the read: the next lookup sees newer commits
         return row
 
+    def lookup_value(self, sql: str, params: Params = ()) -> Any:
+        """Like :meth:`lookup`, the first column of the first row (or None)."""
+        row = self.lookup(sql, params)
+        return None if row is None else row[0]
+
     def lookup_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Like :meth:`lookup`, every row (for a handful of rows by an index)."""
         if self._inline_reader is None:
             raise RuntimeError("database is not open")
         return list(self._inline_reader.execute(sql, params).fetchall())
+
+    async def fetch_keyed(self, sql: str, params: Params, keys: int) -> list[sqlite3.Row]:
+        """Rows of a query that selects by ``keys`` index keys (``WHERE id IN (...)``).
+
+        Hydrating a page or one message is a handful of such reads; inline, each
+        costs what SQLite takes, where a reader thread's hop costs an event-loop
+        iteration (milliseconds while the loop signs a delivery). Many keys go to
+        a reader thread, so one large read never holds up the loop.
+        """
+        if keys <= INLINE_KEYS_MAX:
+            return self.lookup_all(sql, params)
+        return await self.fetchall(sql, params)
 
     async def fetchvalue(self, sql: str, params: Params = ()) -> Any:
         """Run a query and return the first column of the first row (or None)."""

@@ -393,13 +393,13 @@ async def purge_finished(db: Database, before: float) -> int:
 
 async def host_health(db: Database, host: str) -> HostHealth | None:
     """A host's delivery health, if we ever delivered there."""
-    row = await db.fetchone("SELECT * FROM hosts WHERE host = ?", (host,))
+    row = db.lookup("SELECT * FROM hosts WHERE host = ?", (host,))
     return None if row is None else HostHealth.from_row(row)
 
 
 async def signature_scheme(db: Database, host: str) -> str | None:
     """The signature scheme that last worked for this host, if known."""
-    return await db.fetchvalue("SELECT signature_scheme FROM hosts WHERE host = ?", (host,))
+    return db.lookup_value("SELECT signature_scheme FROM hosts WHERE host = ?", (host,))
 
 
 async def signature_schemes(db: Database, hosts: Sequence[str]) -> dict[str, str | None]:

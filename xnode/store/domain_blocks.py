@@ -150,7 +150,7 @@ async def list_blocks(db: Database) -> list[DomainBlock]:
 
 async def get_block(db: Database, domain: str) -> DomainBlock | None:
     """The block on exactly this (normalised) domain, if any."""
-    row = await db.fetchone("SELECT * FROM domain_blocks WHERE domain = ?", (domain,))
+    row = db.lookup("SELECT * FROM domain_blocks WHERE domain = ?", (domain,))
     return None if row is None else DomainBlock.from_row(row)
 
 

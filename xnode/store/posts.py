@@ -46,7 +46,9 @@ async def get_posts(db: Database, ids: Iterable[int]) -> dict[int, Post]:
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await db.fetchall(f"SELECT * FROM posts WHERE id IN ({_marks(wanted)})", wanted)
+    rows = await db.fetch_keyed(
+        f"SELECT * FROM posts WHERE id IN ({_marks(wanted)})", wanted, len(wanted)
+    )
     return {row["id"]: Post.from_row(row) for row in rows}
 
 
@@ -55,7 +57,9 @@ async def get_accounts(db: Database, ids: Iterable[int]) -> dict[int, Account]:
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await db.fetchall(f"SELECT * FROM accounts WHERE id IN ({_marks(wanted)})", wanted)
+    rows = await db.fetch_keyed(
+        f"SELECT * FROM accounts WHERE id IN ({_marks(wanted)})", wanted, len(wanted)
+    )
     return {row["id"]: Account.from_row(row) for row in rows}
 
 
@@ -83,9 +87,10 @@ async def mentions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[i
     """Mentioned account ids per post."""
     found: dict[int, list[int]] = defaultdict(list)
     if post_ids:
-        rows = await db.fetchall(
+        rows = await db.fetch_keyed(
             f"SELECT post_id, account_id FROM mentions WHERE post_id IN ({_marks(post_ids)})",
             list(post_ids),
+            len(post_ids),
         )
         for row in rows:
             found[row["post_id"]].append(row["account_id"])
@@ -96,9 +101,10 @@ async def tags_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[str]]
     """Hashtags per post."""
     found: dict[int, list[str]] = defaultdict(list)
     if post_ids:
-        rows = await db.fetchall(
+        rows = await db.fetch_keyed(
             f"SELECT post_id, tag FROM post_tags WHERE post_id IN ({_marks(post_ids)})",
             list(post_ids),
+            len(post_ids),
         )
         for row in rows:
             found[row["post_id"]].append(row["tag"])
@@ -275,7 +281,7 @@ async def viewer_states(
         f" UNION ALL SELECT post_id, 'pinned' FROM pins WHERE account_id = ?"
         f" AND post_id IN ({marks})"
     )
-    rows = await db.fetchall(sql, [viewer_id, *ids] * 4)
+    rows = await db.fetch_keyed(sql, [viewer_id, *ids] * 4, len(ids))
     flags: dict[int, dict[str, bool]] = defaultdict(dict)
     for row in rows:
         flags[row[0]][row[1]] = True

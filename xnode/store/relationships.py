@@ -10,7 +10,7 @@ from xnode.store.database import Database
 
 async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
     """'accepted', 'pending' or None."""
-    return await db.fetchvalue(
+    return db.lookup_value(
         "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
         (follower_id, target_id),
     )
@@ -82,7 +82,7 @@ async def has_edge(db: Database, table: str, account_id: int, target_id: int) ->
     """Whether ``account_id`` blocks/mutes ``target_id``."""
     assert table in ("blocks", "mutes")
     return bool(
-        await db.fetchvalue(
+        db.lookup_value(
             f"SELECT 1 FROM {table} WHERE account_id = ? AND target_account_id = ?",
             (account_id, target_id),
         )
@@ -92,7 +92,7 @@ async def has_edge(db: Database, table: str, account_id: int, target_id: int) ->
 async def blocked_either_way(db: Database, a: int, b: int) -> bool:
     """Whether either account blocks the other."""
     return bool(
-        await db.fetchvalue(
+        db.lookup_value(
             "SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
             " OR (account_id = ? AND target_account_id = ?)",
             (a, b, b, a),

@@ -27,7 +27,7 @@ async def insert_session(
 
 async def get_session(db: Database, token_hash: str, now: float) -> tuple[int, float] | None:
     """Return (account id, last seen) of an unexpired session."""
-    row = await db.fetchone(
+    row = db.lookup(
         "SELECT account_id, last_seen_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
         (token_hash, now),
     )
