@@ -17,17 +17,32 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import unquote, urldefrag, urlsplit
 
 from federation.actors import ACTOR_TYPES, InvalidActor, Multikey, RemoteActor, parse_actor
-from federation.http import JRD_ACCEPT, Fetcher, FetchError, FetchSettings
+from federation.http import (
+    JRD_ACCEPT,
+    BadStatus,
+    Fetcher,
+    FetchError,
+    FetchSettings,
+    InvalidJsonResponse,
+    UnexpectedContentType,
+)
 from federation.jsonld import id_of
 from federation.keys import KeyFormatError, PublicKey
 from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note, same_origin
 from federation.signatures import Scheme, sign_request
 from federation.webfinger import (
+    JRD_CONTENT_TYPE,
+    MAX_HOST_META_BYTES,
+    XRD_CONTENT_TYPE,
+    Handle,
+    Resolution,
     WebFingerError,
+    WebFingerMismatch,
     parse_handle,
+    parse_host_meta,
     parse_jrd,
     resolve_actor_url,
     webfinger_url,
@@ -66,6 +81,10 @@ MAX_REPLY_FETCH_DEPTH = 5
 MAX_NAME_CHARS = 200
 MAX_FIELD_CHARS = 2_000
 _LOCAL_ACTOR = re.compile(r"^/(?:users/|@)([A-Za-z0-9_]{1,64})/?$")
+# Servers label host-meta loosely (text/xml, application/xml, even text/plain); the
+# parser decides, so the Accept header only states a preference.
+HOST_META_ACCEPT = f"{XRD_CONTENT_TYPE}, {JRD_CONTENT_TYPE};q=0.9, application/xml;q=0.8"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ResolveError(XnodeError):
@@ -145,6 +164,24 @@ def _key_rows(actor: RemoteActor) -> list[tuple[int, str, str, str]]:
             continue
         rows.append((new_id(), entry.id, key.algorithm.value, key.to_pem()))
     return rows
+
+
+def _host_meta_may_help(exc: Exception) -> bool:
+    """Whether a failed WebFinger query is worth a host-meta lookup.
+
+    A 4xx or an answer that is not a usable JRD means the host is up but keeps
+    WebFinger elsewhere (or not at all); 5xx, timeouts and connection failures
+    would only fail again, and a 429 asks for fewer requests, not more.
+    """
+    if isinstance(exc, BadStatus):
+        return 400 <= exc.status < 500 and exc.status != 429
+    return isinstance(exc, UnexpectedContentType | InvalidJsonResponse | WebFingerError)
+
+
+def _query_key(url: str) -> tuple[str, str, str, str]:
+    """A URL in a form where two spellings of the same WebFinger query compare equal."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path), unquote(parts.query)
 
 
 class Resolver:
@@ -307,21 +344,104 @@ class Resolver:
             if account is None or account.is_deleted or account.is_suspended:
                 raise ResolveError(f"no account {parsed}")
             return account
-        scheme = "http" if self.allow_http else "https"
-        url = webfinger_url(parsed, scheme=scheme)
-        await self.check_domain(url)
-        try:
-            jrd = parse_jrd(await self.fetcher.fetch_json(url, accept=JRD_ACCEPT))
-            found = resolve_actor_url(
-                jrd, served_by=parsed.host, requested=parsed, allow_http=self.allow_http
-            )
-        except (FetchError, WebFingerError) as exc:
-            raise ResolveError(f"WebFinger lookup of {parsed} failed: {exc}") from exc
+        found = await self.webfinger(parsed)
         if not found.same_origin:
             # Split-domain setups (handle on example.com, server on social.example.com):
             # the stored handle uses the actor's own host, so nothing is impersonated.
             log.info("%s is served from another host: %s", parsed, found.actor_url)
         return await self.actor(found.actor_url)
+
+    async def webfinger(self, handle: Handle) -> Resolution:
+        """Ask the handle's host who the account is, via host-meta when WebFinger is delegated.
+
+        The query goes to ``/.well-known/webfinger`` first. When that answers a
+        4xx or something that is not a usable JRD, the host's ``host-meta`` is
+        read once and its ``lrdd`` template tried instead (RFC 6415), which is how
+        hosts that keep WebFinger elsewhere (``user@sdf.org`` style) resolve.
+
+        Raises:
+            BlockedDomain: the host, or the one host-meta delegates to, is suspended.
+            ResolveError: neither lookup gave a JRD that vouches for an actor.
+        """
+        scheme = "http" if self.allow_http else "https"
+        url = webfinger_url(handle, scheme=scheme)
+        await self.check_domain(url)
+        try:
+            return await self._query_webfinger(url, handle, (handle.host,))
+        except (FetchError, WebFingerError) as exc:
+            if not _host_meta_may_help(exc):
+                raise ResolveError(f"WebFinger lookup of {handle} failed: {exc}") from exc
+            first_error = exc
+        template = await self._host_meta_template(handle, scheme, first_error)
+        delegated = webfinger_url(handle, template=template)
+        if _query_key(delegated) == _query_key(url):
+            # host-meta names the endpoint that just failed: asking again cannot help.
+            raise ResolveError(f"WebFinger lookup of {handle} failed: {first_error}")
+        delegate = self._template_host(delegated)
+        if delegate is None:
+            raise ResolveError(
+                f"WebFinger lookup of {handle} failed: host-meta of {handle.host}"
+                f" names an unusable WebFinger template {template[:200]!r}"
+            )
+        await self.check_domain(delegated)
+        log.info("WebFinger for %s is delegated by host-meta to %s", handle, delegated)
+        try:
+            # The handle's own host delegated to this endpoint, so its answer may
+            # vouch for accounts on either host (but no third one).
+            return await self._query_webfinger(delegated, handle, (delegate, handle.host))
+        except (FetchError, WebFingerError) as exc:
+            raise ResolveError(
+                f"WebFinger lookup of {handle} failed: {first_error};"
+                f" the host-meta template ({delegated}) failed too: {exc}"
+            ) from exc
+
+    async def _query_webfinger(
+        self, url: str, handle: Handle, vouchers: tuple[str, ...]
+    ) -> Resolution:
+        """Fetch one JRD and check it against each host allowed to vouch for the handle."""
+        jrd = parse_jrd(await self.fetcher.fetch_json(url, accept=JRD_ACCEPT))
+        mismatch: WebFingerMismatch | None = None
+        for host in dict.fromkeys(vouchers):
+            try:
+                return resolve_actor_url(
+                    jrd, served_by=host, requested=handle, allow_http=self.allow_http
+                )
+            except WebFingerMismatch as exc:
+                mismatch = mismatch or exc
+        assert mismatch is not None
+        raise mismatch
+
+    async def _host_meta_template(
+        self, handle: Handle, scheme: str, first_error: Exception
+    ) -> str:
+        """The ``lrdd`` template from the handle's host's host-meta (one bounded GET)."""
+        url = f"{scheme}://{handle.host}/.well-known/host-meta"
+        try:
+            response = await self.fetcher.get(
+                url, headers={"Accept": HOST_META_ACCEPT}, max_bytes=MAX_HOST_META_BYTES
+            )
+            return parse_host_meta(response.body)
+        except (FetchError, WebFingerError) as exc:
+            raise ResolveError(
+                f"WebFinger lookup of {handle} failed: {first_error};"
+                f" no usable host-meta either: {exc}"
+            ) from exc
+
+    def _template_host(self, url: str) -> str | None:
+        """``host[:port]`` of a filled-in host-meta template, None if we must not query it."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        # A handle-to-actor mapping read over plain HTTP could be rewritten in transit.
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        if parts.scheme not in schemes or not parts.hostname or "@" in parts.netloc:
+            return None
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+            host = f"{host}:{port}"
+        return host
 
     # --- keys -------------------------------------------------------------------------
 
