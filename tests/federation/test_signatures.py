@@ -612,11 +612,11 @@ def test_rfc9421_b23_rsa_pss_full_coverage_verifies():
 def _signature_base(url: str, headers: list[tuple[str, str]]) -> bytes:
     """The RFC 9421 signature base the module builds (private API, for exact checks
     of vectors our verification policy would reject before the crypto)."""
-    from federation import signatures
+    from federation import rfc9421, signature_types
 
-    req = signatures._request("POST", url, headers, RFC_BODY)
-    label, items, params, _ = signatures._pick_label(req, None)
-    return signatures._signature_base(req, items, label, params)
+    req = signature_types._request("POST", url, headers, RFC_BODY)
+    label, items, params, _ = rfc9421._pick_label(req, None)
+    return rfc9421._signature_base(req, items, label, params)
 
 
 def test_rfc9421_b22_query_param_and_tag_base_and_signature():
@@ -1286,7 +1286,7 @@ def _random_bare(rng: random.Random):
 def test_fast_item_serialiser_matches_http_sf():
     import http_sf
 
-    from federation.signatures import _ser_item
+    from federation.structured_fields import _ser_item
 
     rng = random.Random(9421)
     for _ in range(3000):
@@ -1311,7 +1311,7 @@ def test_fast_item_serialiser_matches_http_sf():
 def test_fast_item_serialiser_leaves_unusual_values_to_http_sf():
     import http_sf
 
-    from federation.signatures import _ser_item
+    from federation.structured_fields import _ser_item
 
     with pytest.raises(Exception):  # noqa: B017 - http_sf's own error type for a non-ASCII string
         _ser_item("café", {})
@@ -1345,7 +1345,7 @@ def _random_header(rng: random.Random) -> str:
 def test_fast_dictionary_parser_agrees_with_http_sf():
     import http_sf
 
-    from federation.signatures import _fast_dictionary, _members
+    from federation.structured_fields import _fast_dictionary, _members
 
     rng = random.Random(8941)
     fast_hits = 0
