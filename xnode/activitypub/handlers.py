@@ -25,11 +25,13 @@ from federation.objects import (
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import RelationshipService
 from xnode.activitypub.post_handlers import (
+    handle_add,
     handle_announce,
     handle_create,
     handle_delete,
     handle_emoji_react,
     handle_like,
+    handle_remove,
     handle_update,
     reaction_of,
 )
@@ -400,6 +402,8 @@ HANDLERS: dict[str, Handler] = {
     "Like": handle_like,
     "EmojiReact": handle_emoji_react,
     "Announce": handle_announce,
+    "Add": handle_add,
+    "Remove": handle_remove,
     "Block": handle_block,
     "Move": handle_move,
     "Flag": handle_flag,
