@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 import xnode
 from federation import nodeinfo, webfinger
@@ -426,6 +427,17 @@ async def status_activity(request: web.Request) -> web.StreamResponse:
 # --- content negotiation on the HTML URLs ---------------------------------------------
 
 
+def vary_on_accept(headers: CIMultiDict[str]) -> None:
+    """Add ``Accept`` to a response's ``Vary``, keeping (and merging) what is there."""
+    names = [
+        name.strip() for value in headers.getall("Vary", []) for name in value.split(",")
+    ]
+    names = [name for name in names if name]
+    if "*" in names or any(name.lower() == "accept" for name in names):
+        return
+    headers["Vary"] = ", ".join([*names, "Accept"])
+
+
 @web.middleware
 async def negotiation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Serve ``/@name`` and ``/@name/{id}`` as ActivityPub JSON to clients asking for it.
@@ -433,16 +445,38 @@ async def negotiation_middleware(request: web.Request, handler: Handler) -> web.
     Mastodon publishes these as ``url``; remote servers and search boxes fetch
     them with an ActivityPub Accept header and expect the actor or the object.
     Browsers (any other Accept) get the HTML pages as before.
+
+    Every answer from a URL that negotiates (these two and ``/users/{name}``,
+    which sends browsers to the profile page) says ``Vary: Accept``: without it a
+    shared cache could hand the HTML page to a peer, or the JSON to a browser.
     """
-    if request.method in ("GET", "HEAD") and request.path.startswith("/@"):
-        match = _PROFILE_PATH.match(request.path)
-        if match is not None and wants_activitypub(request):
-            try:
-                if match[2] is None:
-                    return await _actor_response(request, match[1])
-                return await _status_response(request, match[1], int(match[2]), activity=False)
-            except _Respond as answer:
-                return answer.response
+    if request.method not in ("GET", "HEAD"):
+        return await handler(request)
+    match = _PROFILE_PATH.match(request.path) if request.path.startswith("/@") else None
+    if match is None and request.match_info.route.name != "actor":
+        return await handler(request)
+    try:
+        response = await _negotiate(request, handler, match)
+    except web.HTTPException as exc:
+        # A raised redirect goes out as it is, so it keeps the header; error statuses
+        # are rebuilt as pages by the error middleware, which drops it.
+        vary_on_accept(exc.headers)
+        raise
+    if not response.prepared:
+        vary_on_accept(response.headers)
+    return response
+
+
+async def _negotiate(
+    request: web.Request, handler: Handler, match: re.Match[str] | None
+) -> web.StreamResponse:
+    if match is not None and wants_activitypub(request):
+        try:
+            if match[2] is None:
+                return await _actor_response(request, match[1])
+            return await _status_response(request, match[1], int(match[2]), activity=False)
+        except _Respond as answer:
+            return answer.response
     return await handler(request)
 
 
