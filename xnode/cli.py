@@ -1,7 +1,8 @@
 """The ``xnode`` admin command line: thin commands that parse, call a service, print.
 
 Heavy modules (aiohttp, the web application) are imported inside ``serve``
-only, so every other command starts quickly.
+only, so every other command starts quickly. The ``federation`` group lives in
+:mod:`xnode.cli_federation`; helpers both use are in :mod:`xnode.cli_support`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import os
 import signal
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import click
 
@@ -25,6 +25,8 @@ import xnode
 from xnode.accounts.models import Invite, User
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
+from xnode.cli_federation import federation
+from xnode.cli_support import _data_option, _echo_table, _Node, _when, _with_node
 from xnode.clock import SystemClock
 from xnode.errors import XnodeError
 from xnode.settings import (
@@ -36,10 +38,8 @@ from xnode.settings import (
     load_settings,
     parse_listen,
 )
-from xnode.store.database import Database, open_database
+from xnode.store.database import open_database
 from xnode.store.migrations import SchemaTooNewError, all_migrations
-
-T = TypeVar("T")
 
 
 class _Cli(click.Group):
@@ -53,18 +53,6 @@ class _Cli(click.Group):
             raise click.ClickException(exc.message) from None
         except (SettingsError, SchemaTooNewError) as exc:
             raise click.ClickException(str(exc)) from None
-
-
-def _data_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--data",
-        "data_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="XNODE_DATA",
-        default="./data",
-        show_default=True,
-        help="Node data directory (env: XNODE_DATA).",
-    )(command)
 
 
 def _password_file_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,37 +71,6 @@ def _read_password(password_file: IO[str] | None) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Node:
-    settings: Settings
-    db: Database
-    accounts: AccountService
-
-
-def _with_node(data_dir: Path, action: Callable[[_Node], Awaitable[T]]) -> T:
-    """Load the node's settings, open its database and run ``action`` against it."""
-    settings = load_settings(data_dir)
-    if not settings.database_path.is_file():
-        # Opening would silently create an empty database in its place.
-        raise click.ClickException(f"no database at {settings.database_path}")
-
-    async def run() -> T:
-        async with open_database(settings.database_path) as db:
-            return await action(_Node(settings, db, AccountService(db, settings, SystemClock())))
-
-    return asyncio.run(run())
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _echo_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in (headers, *rows):
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -537,139 +494,6 @@ def _media_problems(settings: Settings) -> list[str]:
     return []
 
 
-# --- federation ------------------------------------------------------------
-# Imports from xnode.activitypub stay inside the commands: they pull in aiohttp
-# and the protocol library, which the other commands do not need.
+# --- federation: xnode/cli_federation.py ----------------------------------
 
-
-@main.group()
-def federation() -> None:
-    """Look up remote accounts, watch the delivery queue, block servers."""
-
-
-@federation.command("lookup")
-@click.argument("handle")
-@_data_option
-def federation_lookup(data_dir: Path, handle: str) -> None:
-    """Find the account HANDLE (@user@host) through WebFinger, store it and show it."""
-    from xnode.accounts.models import Account
-
-    async def action(node: _Node) -> Account:
-        from xnode.activitypub.delivery import fetch_settings_for
-        from xnode.activitypub.keys import KeyRing
-        from xnode.activitypub.resolver import Resolver
-        from xnode.activitypub.urls import Urls
-
-        clock, urls = SystemClock(), Urls(node.settings.base_url)
-        resolver = Resolver(
-            node.db, node.settings, clock, urls, KeyRing(node.db, urls, clock),
-            fetch_settings_for(node.settings),
-        )
-        try:
-            return await resolver.actor_by_handle(handle)
-        finally:
-            await resolver.close()
-
-    found: Account = _with_node(data_dir, action)
-    rows = [
-        ("handle", f"@{found.acct}"),
-        ("name", found.display_name),
-        ("type", found.actor_type),
-        ("id", found.uri or "(local)"),
-        ("inbox", found.inbox_url or "-"),
-        ("shared inbox", found.shared_inbox_url or "-"),
-        ("locked", "yes" if found.locked else "no"),
-    ]
-    for name, value in rows:
-        click.echo(f"{name + ':':14}{value}")
-
-
-@federation.command("queue")
-@_data_option
-def federation_queue(data_dir: Path) -> None:
-    """Show deliveries still pending or failed, per server."""
-    from xnode.store import deliveries
-
-    hosts = _with_node(data_dir, lambda node: deliveries.queue_summary(node.db))
-    if not hosts:
-        click.echo("Nothing is waiting to be delivered.")
-        return
-    now = SystemClock().now()
-    rows = [
-        (
-            h.host,
-            str(h.pending),
-            str(h.failed),
-            f"paused until {_when(h.circuit_open_until)}"
-            if h.circuit_open_until and h.circuit_open_until > now
-            else f"{h.consecutive_failures} failures" if h.consecutive_failures else "ok",
-            (h.last_error or "")[:60],
-        )
-        for h in hosts
-    ]
-    _echo_table(("HOST", "PENDING", "FAILED", "HEALTH", "LAST ERROR"), rows)
-
-
-@federation.command("retry")
-@click.argument("host")
-@_data_option
-def federation_retry(data_dir: Path, host: str) -> None:
-    """Retry HOST's pending and failed deliveries now (the running server picks them up)."""
-    from xnode.store import deliveries
-
-    host = host.strip().lower()
-    reset = _with_node(
-        data_dir, lambda node: deliveries.retry_host(node.db, host, SystemClock().now())
-    )
-    if not reset:
-        raise click.ClickException(f"no pending or failed deliveries for {host}")
-    click.echo(f"{reset} deliveries to {host} are due now; a running server sends them "
-               "within a minute.")
-
-
-@federation.command("block")
-@click.argument("domain")
-@_data_option
-@click.option("--severity", type=click.Choice(("suspend", "silence")), default="suspend",
-              show_default=True, help="suspend: no contact at all; silence: keep out of the "
-              "public timelines.")
-@click.option("--reason", default="", help="A note for the admins.")
-def federation_block(data_dir: Path, domain: str, severity: str, reason: str) -> None:
-    """Block DOMAIN and its subdomains (or change an existing block)."""
-    from xnode.store import domain_blocks
-
-    block, cancelled = _with_node(
-        data_dir,
-        lambda node: domain_blocks.add_block(
-            node.db, domain, severity, reason, SystemClock().now()
-        ),
-    )
-    click.echo(f"Blocked {block.domain} ({block.severity}).")
-    if cancelled:
-        click.echo(f"Cancelled {cancelled} queued deliveries.")
-
-
-@federation.command("unblock")
-@click.argument("domain")
-@_data_option
-def federation_unblock(data_dir: Path, domain: str) -> None:
-    """Lift the block on DOMAIN."""
-    from xnode.store import domain_blocks
-
-    if not _with_node(data_dir, lambda node: domain_blocks.remove_block(node.db, domain)):
-        raise click.ClickException(f"{domain} is not blocked")
-    click.echo(f"Lifted the block on {domain}.")
-
-
-@federation.command("blocks")
-@_data_option
-def federation_blocks(data_dir: Path) -> None:
-    """List blocked domains."""
-    from xnode.store import domain_blocks
-
-    blocks = _with_node(data_dir, lambda node: domain_blocks.list_blocks(node.db))
-    if not blocks:
-        click.echo("No servers are blocked.")
-        return
-    rows = [(b.domain, b.severity, _when(b.created_at), b.reason[:60]) for b in blocks]
-    _echo_table(("DOMAIN", "SEVERITY", "SINCE (UTC)", "REASON"), rows)
+main.add_command(federation)

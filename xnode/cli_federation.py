@@ -1,0 +1,149 @@
+"""``xnode federation …``: look up remote accounts, watch the delivery queue, block servers.
+
+Registered on the root group by :mod:`xnode.cli`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xnode.cli_support import _data_option, _echo_table, _Node, _when, _with_node
+from xnode.clock import SystemClock
+
+# Imports from xnode.activitypub stay inside the commands: they pull in aiohttp
+# and the protocol library, which the other commands do not need.
+
+
+@click.group()
+def federation() -> None:
+    """Look up remote accounts, watch the delivery queue, block servers."""
+
+
+@federation.command("lookup")
+@click.argument("handle")
+@_data_option
+def federation_lookup(data_dir: Path, handle: str) -> None:
+    """Find the account HANDLE (@user@host) through WebFinger, store it and show it."""
+    from xnode.accounts.models import Account
+
+    async def action(node: _Node) -> Account:
+        from xnode.activitypub.delivery import fetch_settings_for
+        from xnode.activitypub.keys import KeyRing
+        from xnode.activitypub.resolver import Resolver
+        from xnode.activitypub.urls import Urls
+
+        clock, urls = SystemClock(), Urls(node.settings.base_url)
+        resolver = Resolver(
+            node.db, node.settings, clock, urls, KeyRing(node.db, urls, clock),
+            fetch_settings_for(node.settings),
+        )
+        try:
+            return await resolver.actor_by_handle(handle)
+        finally:
+            await resolver.close()
+
+    found: Account = _with_node(data_dir, action)
+    rows = [
+        ("handle", f"@{found.acct}"),
+        ("name", found.display_name),
+        ("type", found.actor_type),
+        ("id", found.uri or "(local)"),
+        ("inbox", found.inbox_url or "-"),
+        ("shared inbox", found.shared_inbox_url or "-"),
+        ("locked", "yes" if found.locked else "no"),
+    ]
+    for name, value in rows:
+        click.echo(f"{name + ':':14}{value}")
+
+
+@federation.command("queue")
+@_data_option
+def federation_queue(data_dir: Path) -> None:
+    """Show deliveries still pending or failed, per server."""
+    from xnode.store import deliveries
+
+    hosts = _with_node(data_dir, lambda node: deliveries.queue_summary(node.db))
+    if not hosts:
+        click.echo("Nothing is waiting to be delivered.")
+        return
+    now = SystemClock().now()
+    rows = [
+        (
+            h.host,
+            str(h.pending),
+            str(h.failed),
+            f"paused until {_when(h.circuit_open_until)}"
+            if h.circuit_open_until and h.circuit_open_until > now
+            else f"{h.consecutive_failures} failures" if h.consecutive_failures else "ok",
+            (h.last_error or "")[:60],
+        )
+        for h in hosts
+    ]
+    _echo_table(("HOST", "PENDING", "FAILED", "HEALTH", "LAST ERROR"), rows)
+
+
+@federation.command("retry")
+@click.argument("host")
+@_data_option
+def federation_retry(data_dir: Path, host: str) -> None:
+    """Retry HOST's pending and failed deliveries now (the running server picks them up)."""
+    from xnode.store import deliveries
+
+    host = host.strip().lower()
+    reset = _with_node(
+        data_dir, lambda node: deliveries.retry_host(node.db, host, SystemClock().now())
+    )
+    if not reset:
+        raise click.ClickException(f"no pending or failed deliveries for {host}")
+    click.echo(f"{reset} deliveries to {host} are due now; a running server sends them "
+               "within a minute.")
+
+
+@federation.command("block")
+@click.argument("domain")
+@_data_option
+@click.option("--severity", type=click.Choice(("suspend", "silence")), default="suspend",
+              show_default=True, help="suspend: no contact at all; silence: keep out of the "
+              "public timelines.")
+@click.option("--reason", default="", help="A note for the admins.")
+def federation_block(data_dir: Path, domain: str, severity: str, reason: str) -> None:
+    """Block DOMAIN and its subdomains (or change an existing block)."""
+    from xnode.store import domain_blocks
+
+    block, cancelled = _with_node(
+        data_dir,
+        lambda node: domain_blocks.add_block(
+            node.db, domain, severity, reason, SystemClock().now()
+        ),
+    )
+    click.echo(f"Blocked {block.domain} ({block.severity}).")
+    if cancelled:
+        click.echo(f"Cancelled {cancelled} queued deliveries.")
+
+
+@federation.command("unblock")
+@click.argument("domain")
+@_data_option
+def federation_unblock(data_dir: Path, domain: str) -> None:
+    """Lift the block on DOMAIN."""
+    from xnode.store import domain_blocks
+
+    if not _with_node(data_dir, lambda node: domain_blocks.remove_block(node.db, domain)):
+        raise click.ClickException(f"{domain} is not blocked")
+    click.echo(f"Lifted the block on {domain}.")
+
+
+@federation.command("blocks")
+@_data_option
+def federation_blocks(data_dir: Path) -> None:
+    """List blocked domains."""
+    from xnode.store import domain_blocks
+
+    blocks = _with_node(data_dir, lambda node: domain_blocks.list_blocks(node.db))
+    if not blocks:
+        click.echo("No servers are blocked.")
+        return
+    rows = [(b.domain, b.severity, _when(b.created_at), b.reason[:60]) for b in blocks]
+    _echo_table(("DOMAIN", "SEVERITY", "SINCE (UTC)", "REASON"), rows)
