@@ -184,3 +184,22 @@ async def test_login_required(client, app):
     assert response.status == 303
     await login(client, "alice")
     assert "No pending follow requests." in await page(client, "/follow-requests")
+
+
+async def test_unread_badge_is_bounded(app, people):
+    from xnode.ids import new_id
+    from xnode.store import notifications as notification_store
+    from xnode.web.state import DB
+
+    accounts, clients = people
+    alice, bob = accounts["alice"], accounts["bob"]
+    db = app[DB]
+    async with db.transaction() as conn:
+        for _ in range(notification_store.UNREAD_COUNT_CAP + 5):
+            await notification_store.insert_notification(
+                conn, new_id(), recipient_id=alice.id, kind="follow", from_id=bob.id,
+                post_id=None, now=0.0,
+            )
+    assert await notification_store.unread_count(db, alice.id) == 1000
+    body = await page(clients["alice"], "/@alice")
+    assert '<span class="badge" aria-label="999+ unread">999+</span>' in body

@@ -87,6 +87,14 @@ async def test_deleted_account_tombstone_varies_on_accept(node_a: Node, alice_po
     assert varies_on_accept(response)
 
 
+@pytest.mark.parametrize("accept", ["text/html", AP_JSON])
+async def test_error_answers_of_negotiated_urls_vary_on_accept(node_a: Node, accept: str):
+    """The 404 body is HTML or JSON by ``Accept``: the error page must keep the header."""
+    response = await node_a.client.get("/@nobody", headers={"Accept": accept})
+    assert response.status == 404
+    assert varies_on_accept(response), response.headers.getall("Vary", [])
+
+
 @pytest.mark.parametrize(
     ("existing", "expected"),
     [

@@ -84,12 +84,21 @@ async def list_notifications(
     )
 
 
+UNREAD_COUNT_CAP = 1000
+"""Unread notifications are counted up to this many (the badge says "999+")."""
+
+
 async def unread_count(db: Database, account_id: int) -> int:
-    """How many notifications the user has not read."""
+    """How many notifications the user has not read, up to ``UNREAD_COUNT_CAP``.
+
+    Every logged-in page asks, so the count is bounded and runs inline: an
+    index walk of at most ``UNREAD_COUNT_CAP`` entries, never a thread hop.
+    """
     return int(
-        await db.fetchvalue(
-            "SELECT COUNT(*) FROM notifications WHERE account_id = ? AND read_at IS NULL",
-            (account_id,),
+        db.lookup_value(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE account_id = ?"
+            " AND read_at IS NULL LIMIT ?)",
+            (account_id, UNREAD_COUNT_CAP),
         )
         or 0
     )

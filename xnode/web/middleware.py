@@ -85,7 +85,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else ""
         response = error_response(request, exc.status, message or exc.reason)
-        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+        for name in ("Allow", "Retry-After", "WWW-Authenticate", "Vary"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
