@@ -24,6 +24,7 @@ from federation.signature_types import (
     Reason,
     Scheme,
     Verdict,
+    _add_signed_headers,
     _check_time,
     _Failure,
     _Request,
@@ -160,16 +161,7 @@ def _parse_http_date(value: str) -> float:
 
 
 def _sign_cavage(req: _Request, key_id: str, private_key: PrivateKey, now: float) -> dict[str, str]:
-    added: dict[str, str] = {}
-    if req.field("host") is None:
-        added["Host"] = req.authority
-    if req.field("date") is None:
-        added["Date"] = email.utils.formatdate(now, usegmt=True)
-    has_body = req.body is not None or req.method not in ("GET", "HEAD")
-    if has_body and req.field("digest") is None:
-        added["Digest"] = legacy_digest(req.body or b"")
-    for name, value in added.items():
-        req.headers[name.lower()] = [value]
+    added, has_body = _add_signed_headers(req, now, "Digest", legacy_digest)
     # Mastodon's exact lists: POST adds digest and content-type, GET may add accept.
     names = ["(request-target)", "host", "date"]
     if has_body:

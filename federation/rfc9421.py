@@ -9,7 +9,6 @@ which documents the policy.
 from __future__ import annotations
 
 import base64
-import email.utils
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -26,6 +25,7 @@ from federation.signature_types import (
     Scheme,
     SignatureRequest,
     Verdict,
+    _add_signed_headers,
     _check_time,
     _Failure,
     _Request,
@@ -197,16 +197,7 @@ def _sign_rfc9421(
     now: float,
     accept: SignatureRequest | None,
 ) -> dict[str, str]:
-    added: dict[str, str] = {}
-    if req.field("host") is None:
-        added["Host"] = req.authority
-    if req.field("date") is None:
-        added["Date"] = email.utils.formatdate(now, usegmt=True)
-    has_body = req.body is not None or req.method not in ("GET", "HEAD")
-    if has_body and req.field("content-digest") is None:
-        added["Content-Digest"] = content_digest(req.body or b"")
-    for name, value in added.items():
-        req.headers[name.lower()] = [value]
+    added, has_body = _add_signed_headers(req, now, "Content-Digest", content_digest)
     alg = "ed25519" if isinstance(private_key, ed25519.Ed25519PrivateKey) else "rsa-v1_5-sha256"
     label = "sig1"
     if accept is not None:

@@ -8,8 +8,9 @@ shared by :mod:`federation.cavage` and :mod:`federation.rfc9421`, not API.
 
 from __future__ import annotations
 
+import email.utils
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 from urllib.parse import SplitResult, urlsplit
@@ -157,3 +158,24 @@ def _check_time(moment: float, now: float, window_s: float, what: str) -> None:
         raise _Failure(Reason.NOT_YET_VALID, f"{what} is too far in the future")
     if now - moment > window_s:
         raise _Failure(Reason.EXPIRED, f"{what} is too old")
+
+
+def _add_signed_headers(
+    req: _Request, now: float, digest_header: str, digest: Callable[[bytes], str]
+) -> tuple[dict[str, str], bool]:
+    """Add the Host, Date and body-digest headers a signature covers, where missing.
+
+    Returns the headers added (the caller sends them) and whether the request
+    has a body (POSTs without one still sign the empty body's digest).
+    """
+    added: dict[str, str] = {}
+    if req.field("host") is None:
+        added["Host"] = req.authority
+    if req.field("date") is None:
+        added["Date"] = email.utils.formatdate(now, usegmt=True)
+    has_body = req.body is not None or req.method not in ("GET", "HEAD")
+    if has_body and req.field(digest_header.lower()) is None:
+        added[digest_header] = digest(req.body or b"")
+    for name, value in added.items():
+        req.headers[name.lower()] = [value]
+    return added, has_body
