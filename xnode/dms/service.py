@@ -288,7 +288,8 @@ class DirectMessages:
 
     async def local_members(self, conversation_id: int) -> list[tuple[int, str]]:
         """(account id, state) of the local members, for live updates."""
-        rows = await self.db.fetchall(
+        # At most MAX_PARTICIPANTS rows by the primary key: inline, no thread hop.
+        rows = self.db.lookup_all(
             "SELECT m.account_id, m.state FROM conversation_members m JOIN accounts a"
             " ON a.id = m.account_id WHERE m.conversation_id = ? AND a.domain IS NULL",
             (conversation_id,),

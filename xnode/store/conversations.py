@@ -223,7 +223,7 @@ async def member_ids(db: Database, conversation_id: int) -> list[int]:
 
 async def members(db: Database, conversation_id: int) -> list[sqlite3.Row]:
     """Every member row of a conversation, in joining order."""
-    return await db.fetchall(
+    return db.lookup_all(  # at most 32 rows, by the primary key
         "SELECT * FROM conversation_members WHERE conversation_id = ? ORDER BY joined_at,"
         " account_id",
         (conversation_id,),
