@@ -473,6 +473,7 @@ def _host_meta_from_json(text: str) -> str:
     except InvalidJrd as exc:
         raise InvalidHostMeta(str(exc)) from exc
     for link in jrd.links_with_rel(LRDD_REL):
-        if link.template and "{uri}" in link.template:
-            return link.template
+        template = link.template
+        if template and "{uri}" in template and _is_http_url(template, allow_http=True):
+            return template
     raise InvalidHostMeta("host-meta has no lrdd template")

@@ -215,6 +215,8 @@ def test_host_meta_json_form():
         '<XRD><Link rel="lrdd" template="javascript:{uri}"/></XRD>',
         '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><XRD>&a;</XRD>',
         '{"links": []}',
+        '{"links": [{"rel": "lrdd", "template": "javascript:{uri}"}]}',
+        '{"links": [{"rel": "lrdd", "template": "/relative?resource={uri}"}]}',
         "{broken",
         "<XRD>" + " " * 70_000 + "</XRD>",
     ],
