@@ -318,3 +318,17 @@ async def test_actions_without_csrf_are_refused(app, people):
                                            allow_redirects=False)
     assert response.status == 403
     assert await rel_store.get_follow_state(app[DB], bob.id, alice.id) == "pending"
+
+
+async def test_pin_limit_counts_new_pins_only(app, people):
+    from xnode.errors import Conflict
+    from xnode.posts.service import MAX_PINS
+
+    accounts, _clients = people
+    alice = accounts["alice"]
+    posts = [await app[POSTS].publish(alice, Draft(f"zqxpin{i}")) for i in range(MAX_PINS + 1)]
+    for post in posts[:MAX_PINS]:
+        await app[POSTS].pin(alice.id, post.id)
+    await app[POSTS].pin(alice.id, posts[0].id)  # pinning again at the limit is a no-op
+    with pytest.raises(Conflict):
+        await app[POSTS].pin(alice.id, posts[MAX_PINS].id)

@@ -506,7 +506,12 @@ class PostService:
         if on and post.visibility not in BOOSTABLE:
             raise Forbidden("Only public and unlisted posts can be pinned.")
         async with self.db.transaction() as conn:
-            if on and await post_store.count_pins(conn, account_id) >= MAX_PINS:
+            # Pinning an already pinned post changes nothing, so the limit does not apply.
+            if (
+                on
+                and not await post_store.is_pinned(conn, account_id, post.id)
+                and await post_store.count_pins(conn, account_id) >= MAX_PINS
+            ):
                 raise Conflict(f"You can pin at most {MAX_PINS} posts.")
             await post_store.set_flag(conn, "pins", 0, account_id, post.id, self.clock.now(), on)
 

@@ -256,6 +256,14 @@ async def set_flag(
     return cursor.rowcount == 1
 
 
+async def is_pinned(conn: aiosqlite.Connection, account_id: int, post_id: int) -> bool:
+    """Whether the account has pinned the post."""
+    async with conn.execute(
+        "SELECT 1 FROM pins WHERE account_id = ? AND post_id = ?", (account_id, post_id)
+    ) as cursor:
+        return await cursor.fetchone() is not None
+
+
 async def count_pins(conn: aiosqlite.Connection, account_id: int) -> int:
     """How many posts an account has pinned."""
     async with conn.execute(
