@@ -21,7 +21,7 @@ from conftest import Node, activity, follow_accepted, note, post_activity
 
 from federation.keys import generate_rsa_key, public_key_of
 from xnode.accounts.models import Account
-from xnode.activitypub import post_handlers
+from xnode.activitypub import featured_handlers, post_handlers
 from xnode.activitypub.keys import SigningKey
 from xnode.activitypub.urls import PUBLIC
 from xnode.posts.service import Draft
@@ -171,7 +171,7 @@ async def test_featured_collection_learnt_late_and_pins_are_bounded(
     node_a.clock.advance(post_handlers.ACTOR_REFRESH_MIN_S + 1)
     await receive(node_a, add("Add", bob.account, first.uri, featured), bob.key)
     assert await pins(node_a, bob.account) == [first.uri]
-    monkeypatch.setattr(post_handlers, "MAX_REMOTE_PINS", 1)
+    monkeypatch.setattr(featured_handlers, "MAX_REMOTE_PINS", 1)
     row = await receive(node_a, add("Add", bob.account, second.uri, featured), bob.key)
     assert refused(row) and await pins(node_a, bob.account) == [first.uri]
 

@@ -24,14 +24,13 @@ from federation.objects import (
 )
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import RelationshipService
+from xnode.activitypub.announce_handlers import handle_announce
+from xnode.activitypub.featured_handlers import handle_add, handle_remove
 from xnode.activitypub.post_handlers import (
-    handle_add,
-    handle_announce,
     handle_create,
     handle_delete,
     handle_emoji_react,
     handle_like,
-    handle_remove,
     handle_update,
     reaction_of,
 )
