@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -467,3 +468,64 @@ async def test_status_for_post_and_queue_summary(node, queue, alice, aiohttp_ser
     assert (summary.host, summary.pending, summary.failed, summary.last_error) == (
         store.host_of(bad.base), 1, 0, "HTTP 500"
     )
+
+
+# --- hand-off of fresh rows to the worker ------------------------------------------------
+
+
+async def test_fresh_rows_go_to_the_worker_without_a_queue_read(
+    node, queue, alice, aiohttp_server, monkeypatch
+):
+    peer = await start_peer(aiohttp_server, node)
+    bob = await follower_at(node, peer)
+    await queue.run_due()  # the worker has looked once: its ready list is complete
+    reads = 0
+    real_due = store.due
+
+    async def counting_due(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_due(*args, **kwargs)
+
+    monkeypatch.setattr(store, "due", counting_due)
+    worker = asyncio.create_task(queue.run_forever())
+    try:
+        await asyncio.sleep(0.05)
+        reads = 0
+        await queue.enqueue(activity(node, alice), alice, [bob])
+        for _ in range(200):
+            if peer.received:
+                break
+            await asyncio.sleep(0.01)
+        assert len(peer.received) == 1
+        assert reads == 0  # sent from the hand-off, not from reading the queue back
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    [row] = await rows(node)
+    assert row.state == "delivered"
+
+
+async def test_handed_off_rows_are_sent_once_even_when_the_queue_is_read_too(
+    node, queue, alice, aiohttp_server
+):
+    peer = await start_peer(aiohttp_server, node)
+    bob = await follower_at(node, peer)
+    await queue.run_due()
+    await queue.enqueue(activity(node, alice), alice, [bob])
+    assert await queue.run_due() == 1  # reads the queue: finds the handed-off row again
+    assert await queue.run_due() == 0
+    assert len(peer.received) == 1
+
+
+async def test_rows_for_a_paused_host_are_not_handed_off(node, queue, alice, aiohttp_server):
+    peer = await start_peer(
+        aiohttp_server, node,
+        answer=lambda r: web.Response(status=429, headers={"Retry-After": "3600"}),
+    )  # fmt: skip
+    bob = await follower_at(node, peer)
+    await queue.enqueue(activity(node, alice), alice, [bob])
+    await queue.run_due()  # the host asks for an hour's pause
+    await queue.enqueue(activity(node, alice, 2), alice, [bob])
+    assert not any(d.activity_id.endswith("/2/activity") for d, _ in queue._ready.values())

@@ -29,7 +29,7 @@ import json
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -63,6 +63,10 @@ PREFETCH = 512
 READ_AHEAD_PER_HOST = 64
 """Rows per host in the ready list at most (the per-host limit applies when sending)."""
 REREAD_MIN_S = 0.05
+HANDOFF_MAX = 16
+"""New rows up to this many go straight to the ready list instead of waiting for a read."""
+RECENT_ATTEMPTS = 1024
+"""Finished attempts remembered, so a handed-off row is never sent twice."""
 """Least time between reads made only because the ready list waits for busy hosts."""
 READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
@@ -135,6 +139,7 @@ class DeliveryQueue:
         self._ready_read_at = -float("inf")  # time.monotonic(): staleness is about real time
         self._ready_complete = True  # the last read found every due row
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
+        self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
         self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
 
@@ -203,10 +208,9 @@ class DeliveryQueue:
             for inbox in wanted
             if not any(domain_blocks.domain_covers(d, store.host_of(inbox)) for d in suspended)
         ]
-        added = (
-            await store.insert_many(self.db, rows, self.clock.now(), resend=resend) if rows else 0
-        )
-        if added:
+        now = self.clock.now()
+        added = await store.insert_many(self.db, rows, now, resend=resend) if rows else []
+        if added and (resend or not self._hand_off(dict(zip(added, rows, strict=False)), now)):
             self.wake()
         if local and sender is not None:
             try:
@@ -214,7 +218,46 @@ class DeliveryQueue:
             except Exception:
                 # The sender's action already succeeded; a local hiccup must not undo it.
                 log.exception("local delivery of %s failed", activity.get("id"))
-        return added
+        return len(added)
+
+    def _hand_off(self, fresh: dict[int, NewDelivery], now: float) -> bool:
+        """Put just-queued rows on the ready list, sparing the worker a read of the queue.
+
+        A DM or a reply goes to a few inboxes; reading the due rows back costs a
+        reader round trip and, under load, several loop iterations before the
+        send starts (issue 5). Only when the ready list holds every due row
+        already (so order and limits stay exact), for a few rows, to hosts that
+        are not paused. Returns False when the worker must read the queue instead.
+        """
+        if (
+            len(fresh) > HANDOFF_MAX
+            or not self._ready_complete
+            or self._reread
+            or self._claim_lock.locked()  # a read in progress would overwrite the list
+        ):
+            return False
+        ready: dict[int, tuple[store.Delivery, int]] = {}
+        for delivery_id, row in fresh.items():
+            host = store.host_of(row.inbox_url)
+            health = store.host_health_now(self.db, host)
+            if health is not None and any(
+                until is not None and until > now
+                for until in (health.circuit_open_until, health.retry_after_until)
+            ):
+                return False
+            if delivery_id in self._in_flight or delivery_id in self._attempted:
+                continue  # a read since the insert found it already
+            delivery = store.Delivery(
+                id=delivery_id, activity_id=row.activity_id,
+                sender_account_id=row.sender_account_id, post_id=row.post_id,
+                inbox_url=row.inbox_url, host=host, payload=row.payload, state="pending",
+                attempts=0, next_attempt_at=now, last_status=None, last_error=None,
+                created_at=now, delivered_at=None,
+            )  # fmt: skip
+            ready[delivery_id] = (delivery, health.consecutive_failures if health else 0)
+        self._ready.update(ready)
+        self._wake.set()
+        return True
 
     # --- working -------------------------------------------------------------------
 
@@ -353,6 +396,7 @@ class DeliveryQueue:
             log.exception("recording delivery %d failed", delivery.id)
         finally:
             self._in_flight.pop(delivery.id, None)
+            self._attempted.append(delivery.id)
 
     async def _send(
         self, delivery: store.Delivery

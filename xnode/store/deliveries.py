@@ -111,7 +111,7 @@ class HostSummary(NamedTuple):
 
 async def insert_many(
     db: Database, rows: Sequence[NewDelivery], now: float, *, resend: bool = False
-) -> int:
+) -> list[int]:
     """Queue deliveries, due now.
 
     An (activity, inbox) pair already queued is left alone, unless ``resend``:
@@ -119,7 +119,7 @@ async def insert_many(
     evidently lost it (e.g. a repeated Follow whose Accept went missing).
 
     Returns:
-        How many rows were added (or, with ``resend``, re-armed).
+        The ids of the rows added (or, with ``resend``, re-armed).
     """
     on_conflict = (
         "DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,"
@@ -127,20 +127,20 @@ async def insert_many(
         if resend
         else "DO NOTHING"
     )
-    added = 0
+    added: list[int] = []
     async with db.transaction() as conn:
         for row in rows:
             cursor = await conn.execute(
                 "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
                 " payload, state, attempts, next_attempt_at, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
-                f" ON CONFLICT (activity_id, inbox_url) {on_conflict}",
+                f" ON CONFLICT (activity_id, inbox_url) {on_conflict} RETURNING id",
                 (
                     row.activity_id, row.sender_account_id, row.post_id, row.inbox_url,
                     host_of(row.inbox_url), row.payload, now, now,
                 ),
             )
-            added += cursor.rowcount
+            added.extend(found[0] for found in await cursor.fetchall())
     return added
 
 
@@ -393,6 +393,11 @@ async def purge_finished(db: Database, before: float) -> int:
 
 async def host_health(db: Database, host: str) -> HostHealth | None:
     """A host's delivery health, if we ever delivered there."""
+    return host_health_now(db, host)
+
+
+def host_health_now(db: Database, host: str) -> HostHealth | None:
+    """:func:`host_health` without an await (one row by the primary key, inline)."""
     row = db.lookup("SELECT * FROM hosts WHERE host = ?", (host,))
     return None if row is None else HostHealth.from_row(row)
 
