@@ -26,6 +26,7 @@ from federation.signature_types import (
     Verdict,
     _add_signed_headers,
     _check_time,
+    _covered_fields,
     _Failure,
     _Request,
 )
@@ -163,13 +164,7 @@ def _parse_http_date(value: str) -> float:
 def _sign_cavage(req: _Request, key_id: str, private_key: PrivateKey, now: float) -> dict[str, str]:
     added, has_body = _add_signed_headers(req, now, "Digest", legacy_digest)
     # Mastodon's exact lists: POST adds digest and content-type, GET may add accept.
-    names = ["(request-target)", "host", "date"]
-    if has_body:
-        names.append("digest")
-        if req.field("content-type") is not None:
-            names.append("content-type")
-    elif req.field("accept") is not None:
-        names.append("accept")
+    names = ["(request-target)", "host", "date", *_covered_fields(req, has_body, "digest")]
     message = _cavage_string(req, names, {}, req.path_and_query).encode("utf-8")
     algorithm = "ed25519" if isinstance(private_key, ed25519.Ed25519PrivateKey) else "rsa-sha256"
     signature = base64.b64encode(_sign_raw(private_key, message)).decode("ascii")

@@ -27,6 +27,7 @@ from federation.signature_types import (
     Verdict,
     _add_signed_headers,
     _check_time,
+    _covered_fields,
     _Failure,
     _Request,
 )
@@ -205,13 +206,10 @@ def _sign_rfc9421(
             raise ValueError(f"server asks for {accept.alg!r} but the key signs {alg!r}")
         label, components = accept.label, list(accept.components)
     else:
-        components = ["@method", "@target-uri", "@authority"]
-        if has_body:
-            components.append("content-digest")
-            if req.field("content-type") is not None:
-                components.append("content-type")
-        elif req.field("accept") is not None:
-            components.append("accept")
+        components = [
+            "@method", "@target-uri", "@authority",
+            *_covered_fields(req, has_body, "content-digest"),
+        ]  # fmt: skip
     params: dict[str, Any] = {"created": int(now), "keyid": key_id, "alg": alg}
     if accept is not None:
         if accept.expires:

@@ -179,3 +179,13 @@ def _add_signed_headers(
     for name, value in added.items():
         req.headers[name.lower()] = [value]
     return added, has_body
+
+
+def _covered_fields(req: _Request, has_body: bool, digest_field: str) -> list[str]:
+    """The header fields a signature covers besides the request line: Mastodon's lists.
+
+    A request with a body covers its digest and content type; one without, its Accept.
+    """
+    if has_body:
+        return [digest_field, *(["content-type"] if req.field("content-type") is not None else [])]
+    return ["accept"] if req.field("accept") is not None else []
