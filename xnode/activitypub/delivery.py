@@ -239,7 +239,7 @@ class DeliveryQueue:
         ready: dict[int, tuple[store.Delivery, int]] = {}
         for delivery_id, row in fresh.items():
             host = store.host_of(row.inbox_url)
-            health = store.host_health_now(self.db, host)
+            health = store.host_health(self.db, host)
             if health is not None and any(
                 until is not None and until > now
                 for until in (health.circuit_open_until, health.retry_after_until)

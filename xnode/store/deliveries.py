@@ -391,13 +391,8 @@ async def purge_finished(db: Database, before: float) -> int:
 # --- hosts -------------------------------------------------------------------------
 
 
-async def host_health(db: Database, host: str) -> HostHealth | None:
-    """A host's delivery health, if we ever delivered there."""
-    return host_health_now(db, host)
-
-
-def host_health_now(db: Database, host: str) -> HostHealth | None:
-    """:func:`host_health` without an await (one row by the primary key, inline)."""
+def host_health(db: Database, host: str) -> HostHealth | None:
+    """A host's delivery health, if we ever delivered there (one row by key, inline)."""
     row = db.lookup("SELECT * FROM hosts WHERE host = ?", (host,))
     return None if row is None else HostHealth.from_row(row)
 
