@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 import http_sf
 
 from federation.signature_types import Reason, _Failure
-from federation.structured_fields import _members
+from federation.structured_fields import _fast_dictionary, _members
 
 
 def legacy_digest(body: bytes) -> str:
@@ -27,7 +27,7 @@ def legacy_digest(body: bytes) -> str:
 
 def content_digest(body: bytes) -> str:
     """The RFC 9530 ``Content-Digest`` header value: ``sha-256=:<b64>:``."""
-    return http_sf.ser({"sha-256": (hashlib.sha256(body).digest(), {})})
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
 
 
 _DIGESTS: dict[str, Callable[[bytes], bytes]] = {
@@ -64,12 +64,14 @@ def _check_legacy_digest(value: str, body: bytes) -> None:
 
 
 def _check_content_digest(value: str, body: bytes) -> None:
-    try:
-        parsed = http_sf.parse(value.encode("ascii"), tltype="dictionary")
-    except Exception:  # http_sf raises several types on garbage
-        raise _Failure(Reason.DIGEST_MISMATCH, "Content-Digest is not a dictionary") from None
+    members: Iterable[tuple[str, tuple[object, object]]] | None = _fast_dictionary(value)
+    if members is None:
+        try:
+            members = _members(http_sf.parse(value.encode("ascii"), tltype="dictionary"))
+        except Exception:  # http_sf raises several types on garbage
+            raise _Failure(Reason.DIGEST_MISMATCH, "Content-Digest is not a dictionary") from None
     pairs = []
-    for algorithm, (item, _params) in _members(parsed):
+    for algorithm, (item, _params) in members:
         if not isinstance(item, bytes):
             raise _Failure(Reason.DIGEST_MISMATCH, "Content-Digest value is not a byte sequence")
         pairs.append((algorithm, item))

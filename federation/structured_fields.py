@@ -37,7 +37,7 @@ _SF_KEY = r"[a-z*][a-z0-9_\-.*]*"
 _SF_STRING = r'"[ !#-\[\]-~]*"'  # printable ASCII without escapes
 _SF_INTEGER = r"-?[0-9]{1,15}"
 _SF_PARAMS = rf"(?:;{_SF_KEY}=(?:{_SF_STRING}|{_SF_INTEGER}))*"
-_FAST_BYTES_MEMBER = re.compile(rf"({_SF_KEY})=:([A-Za-z0-9+/]*):")
+_FAST_BYTES_MEMBER = re.compile(rf"({_SF_KEY})=:([A-Za-z0-9+/]*={{0,2}}):")
 _FAST_LIST_MEMBER = re.compile(
     rf"({_SF_KEY})=\(((?:{_SF_STRING}(?: {_SF_STRING})*)?)\)({_SF_PARAMS})"
 )
@@ -78,7 +78,7 @@ def _fast_dictionary(value: str) -> tuple[tuple[str, tuple[Any, dict[str, Any]]]
     return tuple(members.items())
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)
 def _parsed_dictionary(value: str) -> tuple[tuple[str, tuple[Any, dict[str, Any]]], ...] | None:
     """A structured-field dictionary's members, or None if ``value`` is not one.
 

@@ -11,6 +11,7 @@ from federation.objects import parse_note
 from xnode.activitypub.resolver import BlockedDomain, ResolveError
 from xnode.activitypub.urls import PUBLIC
 from xnode.posts.service import Draft
+from xnode.store import accounts as account_store
 from xnode.store import posts as post_store
 from xnode.web.state import POSTS, RELATIONSHIPS
 
@@ -102,6 +103,25 @@ async def test_public_key_by_key_id(node_a: Node, node_b: Node):
     assert cached_owner.id == owner.id
     with pytest.raises(ResolveError):
         await node_a.resolver.public_key(f"{node_b.actor('bob')}#other-key")
+
+
+async def test_keys_kept_in_memory_follow_writes_to_keys_and_accounts(node_a: Node, node_b: Node):
+    bob = await node_b.user("bob")
+    key = await node_b.key(bob)
+    owner, public = await node_a.resolver.public_key(key.key_id)
+    new_key = public_key_of(generate_rsa_key())
+    async with node_a.db.transaction() as conn:
+        await conn.execute(
+            "UPDATE account_keys SET public_pem = ? WHERE key_id = ?",
+            (new_key.to_pem(), key.key_id),
+        )
+    # A rotation stored by this node is seen at once, not after the cache expires.
+    assert (await node_a.resolver.public_key(key.key_id))[1] == new_key
+    async with node_a.db.transaction() as conn:
+        await account_store.set_suspended(conn, owner.id, node_a.clock.now())
+    suspended, _ = await node_a.resolver.public_key(key.key_id)
+    assert suspended.is_suspended and not owner.is_suspended
+    assert public == key.public_key
 
 
 async def test_standalone_key_document_names_its_owner(node_a: Node, aiohttp_server):

@@ -1358,3 +1358,14 @@ def test_fast_dictionary_parser_agrees_with_http_sf():
         expected = tuple(_members(http_sf.parse(header.encode(), tltype="dictionary")))
         assert fast == expected, header
     assert fast_hits > 200  # the fast path is really exercised
+
+
+def test_fast_dictionary_parser_takes_padded_byte_sequences():
+    # An RSA-2048 signature is 256 bytes, so its base64 always ends in "=": the
+    # commonest Signature header of all must not fall back to http_sf.
+    from federation.structured_fields import _fast_dictionary
+
+    signature = bytes(range(256))
+    header = "sig1=:" + base64.b64encode(signature).decode() + ":"
+    assert header.endswith("=:")
+    assert _fast_dictionary(header) == (("sig1", (signature, {})),)

@@ -131,21 +131,31 @@ class InboxProcessor:
         for row in rows:
             by_actor.setdefault(row["actor_uri"], []).append(row)
         slots = asyncio.Semaphore(PROCESS_CONCURRENCY)
+        done: list[int] = []
 
         async def run(items: list[Any]) -> None:
             async with slots:
                 for row in items:
-                    await self._process(row)
+                    if await self._process(row):
+                        done.append(row["id"])
 
-        results = await asyncio.gather(
-            *(run(items) for items in by_actor.values()), return_exceptions=True
-        )
+        try:
+            results = await asyncio.gather(
+                *(run(items) for items in by_actor.values()), return_exceptions=True
+            )
+        finally:
+            # Successes are marked done together, after their handlers committed:
+            # one write for the batch instead of one per item (also when shutdown
+            # cancels the batch). A crash before this runs them again, which
+            # handlers are written to survive.
+            await remote_store.finish_activities_done(self.db, done, now=self.clock.now())
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # e.g. the database failing while recording an outcome
         return len(rows)
 
-    async def _process(self, row: Any) -> None:
+    async def _process(self, row: Any) -> bool:
+        """Handle one queued item; True when it succeeded (the caller marks it done)."""
         now = self.clock.now
         try:
             actor = await self.resolver.actor(row["actor_uri"])
@@ -170,7 +180,8 @@ class InboxProcessor:
                 error=repr(exc)[:MAX_ERROR_CHARS],
             )
         else:
-            await remote_store.finish_activity(self.db, row["id"], state="done", now=now())
+            return True
+        return False
 
 
 INBOX = web.AppKey("ap_inbox", InboxProcessor)

@@ -108,6 +108,12 @@ class Outbox:
 
     async def _local(self, account_id: int) -> Account | None:
         """The account if it is local (the only ones whose actions we federate)."""
+        # Every remote post stored from the inbox passes here: answer those from
+        # one column rather than building the whole account.
+        if not self.db.lookup_value(
+            "SELECT domain IS NULL FROM accounts WHERE id = ?", (account_id,)
+        ):
+            return None
         account = await account_store.get_account(self.db, account_id)
         return account if account is not None and account.is_local else None
 

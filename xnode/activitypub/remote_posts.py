@@ -229,7 +229,9 @@ class NoteWriter:
                 reblog_of_id=None, context=context, local=0,
                 created_at=_timestamp(note.published, now),
             )  # fmt: skip
-            await self._write_parts(conn, post_id, note, author, [m.id for m in mentioned], now)
+            await self._write_parts(
+                conn, post_id, note, author, [m.id for m in mentioned], now, new=True
+            )
             refused: tuple[int, ...] = ()
             if visibility == "direct":
                 placement = await place_message(
@@ -238,10 +240,8 @@ class NoteWriter:
                 )
                 refused = placement.refused
             else:
-                await post_store.index_text(
-                    conn, post_id, "\n".join(t for t in (title, summary, html_to_text(
-                        content_html)) if t),
-                )
+                text = "\n".join(t for t in (title, summary, html_to_text(content_html)) if t)
+                await post_store.index_text(conn, post_id, text, new=True)
             notify: list[tuple[int, str]] = []
             if parent is not None:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
@@ -253,12 +253,12 @@ class NoteWriter:
     @staticmethod
     async def _write_parts(
         conn: aiosqlite.Connection, post_id: int, note: ParsedNote, author: Account,
-        mentioned: list[int], now: float,
+        mentioned: list[int], now: float, *, new: bool = False,
     ) -> None:
-        await post_store.set_mentions(conn, post_id, mentioned)
-        await post_store.set_tags(conn, post_id, _tags(note))
+        await post_store.set_mentions(conn, post_id, mentioned, new=new)
+        await post_store.set_tags(conn, post_id, _tags(note), new=new)
         media = _media_rows(note, author, post_id, now)
-        await remote_store.replace_remote_media(conn, post_id, media)
+        await remote_store.replace_remote_media(conn, post_id, media, new=new)
 
     async def _notify(
         self, conn: aiosqlite.Connection, targets: list[tuple[int, str]], from_id: int,

@@ -15,7 +15,10 @@ import html
 import json
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urldefrag, urlsplit
 
@@ -184,6 +187,19 @@ def _query_key(url: str) -> tuple[str, str, str, str]:
     return parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path), unquote(parts.query)
 
 
+KEY_CACHE_SIZE = 4096
+"""Signature keys kept in memory (see :meth:`Resolver.public_key`)."""
+KEY_CACHE_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    owner: Account
+    key: PublicKey
+    generation: tuple[int, int]
+    expires_at: float
+
+
 class Resolver:
     """Looks up remote actors, keys and posts, fetching and storing them as needed."""
 
@@ -212,6 +228,7 @@ class Resolver:
 
         self.notes = NoteWriter(self, events)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._verified_keys: OrderedDict[str, _CachedKey] = OrderedDict()
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -458,12 +475,25 @@ class Resolver:
             BlockedDomain: the key's domain is suspended.
             ResolveError: the key or its owner cannot be found.
         """
+        generation = (
+            self.db.table_version("account_keys"), self.db.table_version("accounts")
+        )
+        if not refresh:
+            cached = self._verified_keys.get(key_id)
+            if (
+                cached is not None
+                and cached.generation == generation
+                and cached.expires_at > time.monotonic()
+            ):
+                return cached.owner, cached.key
         row = await key_store.key_by_id(self.db, key_id)
         if row is not None and row["account_id"] is not None:
             owner = await account_store.get_account(self.db, row["account_id"])
             stale_ok = owner is not None and self._fresh(owner, KEY_REFRESH_MIN_S)
             if owner is not None and (not refresh or owner.is_local or stale_ok):
-                return owner, _stored_key(row["public_pem"])
+                key = _stored_key(row["public_pem"])
+                self._remember_key(key_id, owner, key, generation)
+                return owner, key
         if self.is_local(key_id):
             raise ResolveError(f"no local key {key_id}")
         document_url = urldefrag(key_id).url
@@ -480,6 +510,23 @@ class Resolver:
         if row is None or row["account_id"] != owner.id:
             raise ResolveError(f"{owner.uri} does not publish the key {key_id}")
         return owner, _stored_key(row["public_pem"])
+
+    def _remember_key(
+        self, key_id: str, owner: Account, key: PublicKey, generation: tuple[int, int]
+    ) -> None:
+        """Keep a key found in the database for the next requests signed with it.
+
+        Checking a signature read the key row and its owner on every inbox POST.
+        The entry is only used while no write through this database touched the
+        keys or accounts tables (rotation, suspension, a refreshed profile); the
+        expiry covers writes made by another process.
+        """
+        self._verified_keys[key_id] = _CachedKey(
+            owner, key, generation, time.monotonic() + KEY_CACHE_TTL_S
+        )
+        self._verified_keys.move_to_end(key_id)
+        while len(self._verified_keys) > KEY_CACHE_SIZE:
+            self._verified_keys.popitem(last=False)
 
     async def _key_owner(self, doc: Any, document_url: str, key_id: str) -> Account:
         """The actor a fetched key (or actor) document belongs to, stored fresh."""

@@ -268,7 +268,7 @@ class PostService:
                 local=1,
                 created_at=now,
             )
-            await post_store.set_mentions(conn, post_id, [m.id for m in mentioned])
+            await post_store.set_mentions(conn, post_id, [m.id for m in mentioned], new=True)
             refused: tuple[int, ...] = ()
             if draft.visibility == "direct":
                 placement = await place_message(
@@ -277,11 +277,13 @@ class PostService:
                     parent_id=parent.id if parent else None, context=context,
                 )
                 refused = placement.refused
-            await post_store.set_tags(conn, post_id, tags)
+            await post_store.set_tags(conn, post_id, tags, new=True)
             for row in media_rows:
                 await post_store.insert_media(conn, post_id=post_id, **row)
             if draft.visibility != "direct":
-                await post_store.index_text(conn, post_id, self._search_text(draft, html))
+                await post_store.index_text(
+                    conn, post_id, self._search_text(draft, html), new=True
+                )
             if parent is not None:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
                 if parent.account_id != author.id:

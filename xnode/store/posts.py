@@ -64,19 +64,23 @@ async def get_accounts(db: Database, ids: Iterable[int]) -> dict[int, Account]:
 
 
 async def set_mentions(
-    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int]
+    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int], *, new: bool = False
 ) -> None:
-    """Replace the accounts a post mentions."""
-    await conn.execute("DELETE FROM mentions WHERE post_id = ?", (post_id,))
+    """Replace the accounts a post mentions (``new``: the post has none yet)."""
+    if not new:
+        await conn.execute("DELETE FROM mentions WHERE post_id = ?", (post_id,))
     await conn.executemany(
         "INSERT INTO mentions (post_id, account_id) VALUES (?, ?)",
         [(post_id, account_id) for account_id in dict.fromkeys(account_ids)],
     )
 
 
-async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: Iterable[str]) -> None:
-    """Replace a post's hashtags."""
-    await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+async def set_tags(
+    conn: aiosqlite.Connection, post_id: int, tags: Iterable[str], *, new: bool = False
+) -> None:
+    """Replace a post's hashtags (``new``: the post has none yet)."""
+    if not new:
+        await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
     await conn.executemany(
         "INSERT INTO post_tags (tag, post_id) VALUES (?, ?)",
         [(tag, post_id) for tag in dict.fromkeys(tags)],
@@ -111,9 +115,14 @@ async def tags_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[str]]
     return found
 
 
-async def index_text(conn: aiosqlite.Connection, post_id: int, text: str) -> None:
-    """(Re)index a post's searchable text."""
-    await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
+async def index_text(
+    conn: aiosqlite.Connection, post_id: int, text: str, *, new: bool = False
+) -> None:
+    """(Re)index a post's searchable text (``new``: it was never indexed)."""
+    # The deletes are for edits; on a new post each was a wasted statement of the
+    # inbox's hot path.
+    if not new:
+        await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
     if text:
         await conn.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, text))
 

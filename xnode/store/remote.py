@@ -229,10 +229,15 @@ async def tombstone_post(conn: aiosqlite.Connection, post_id: int, now: float) -
 
 
 async def replace_remote_media(
-    conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]]
+    conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
+    new: bool = False,
 ) -> None:
-    """Set a remote post's attachments (links to the remote files; nothing is downloaded)."""
-    await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
+    """Set a remote post's attachments (links to the remote files; nothing is downloaded).
+
+    ``new``: the post has no attachments yet.
+    """
+    if not new:
+        await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
     for row in rows:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -474,3 +479,15 @@ async def finish_activity(
         " processed_at = ? WHERE id = ?",
         (state, int(attempted), error, now, row_id),
     )
+
+
+async def finish_activities_done(db: Database, row_ids: Sequence[int], *, now: float) -> None:
+    """Record many successful attempts at once (one statement, one transaction)."""
+    if not row_ids:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE inbox_queue SET state = 'done', attempts = attempts + 1, last_error = NULL,"
+            " processed_at = ? WHERE id = ?",
+            [(now, row_id) for row_id in row_ids],
+        )
