@@ -37,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from aiohttp import ClientSession, ClientWebSocketResponse, CookieJar, WSMsgType
+from machine import calibration_line
 
 P50_TARGET_MS = 20.0
 P99_TARGET_MS = 60.0
@@ -266,6 +267,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     args = parser.parse_args()
+    print(calibration_line())
     with tempfile.TemporaryDirectory(prefix="xnode-dm-bench-") as tmp_name:
         tmp = Path(tmp_name)
         baseline = await run_baseline(args.messages, tmp)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
+from machine import calibration_line
 
 from xnode.activitypub.delivery import GLOBAL_LIMIT
 from xnode.posts.service import Draft
@@ -279,6 +280,7 @@ def main() -> int:
         f"fan-out benchmark: {args.hosts * args.per_host} followers on {args.hosts} hosts "
         f"(python {sys.version.split()[0]}, {os.cpu_count()} cores)"
     )
+    print(calibration_line())
     receivers = Receivers(args.hosts)
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -35,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
+from machine import calibration_line
 
 from federation.keys import generate_rsa_key, public_key_of
 from federation.signatures import sign_request
@@ -353,6 +354,7 @@ def main() -> int:
         f"concurrency {args.concurrency} (python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores)"
     )
+    print(calibration_line())
     with tempfile.TemporaryDirectory() as tmp:
         ok = asyncio.run(run(args, Path(tmp)))
     return 0 if ok else 1

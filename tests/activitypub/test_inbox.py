@@ -19,7 +19,7 @@ from conftest import (
 from federation import ldsignatures, proofs
 from xnode.activitypub import handlers
 from xnode.activitypub.endpoints import KEYRING
-from xnode.activitypub.inbox import MAX_ATTEMPTS, RETRY_DELAY_S, run_forever
+from xnode.activitypub.inbox import INBOX, MAX_ATTEMPTS, RETRY_DELAY_S, run_forever
 from xnode.activitypub.keys import SigningKey
 from xnode.posts.service import Draft
 from xnode.web.state import POSTS
@@ -247,3 +247,30 @@ async def test_refused_activity_is_done_with_the_reason(node_a, node_b, bob):
     await node_a.process()
     (row,) = await queue(node_a)
     assert row["state"] == "done" and row["last_error"].startswith("refused:")
+
+
+async def test_a_cancelled_batch_still_records_what_it_finished(
+    node_a, node_b, bob, alice_post, monkeypatch
+):
+    # Successes are marked done once per batch; shutdown cancelling the batch must
+    # not leave the finished items to run again after a restart.
+    original = handlers.HANDLERS["Like"]
+    stuck = asyncio.Event()
+
+    async def second_one_hangs(ctx, parsed, actor):
+        if parsed.id == second["id"]:
+            stuck.set()
+            await asyncio.Event().wait()
+        await original(ctx, parsed, actor)
+
+    monkeypatch.setitem(handlers.HANDLERS, "Like", second_one_hangs)
+    first, second = like_of(node_b, alice_post.uri), like_of(node_b, alice_post.uri)
+    for like in (first, second):
+        assert (await post_activity(node_a, like, bob)).status == 202
+    batch = asyncio.create_task(node_a.app[INBOX].process_pending())
+    await asyncio.wait_for(stuck.wait(), 5)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    states = {row["activity_id"]: (row["state"], row["attempts"]) for row in await queue(node_a)}
+    assert states == {first["id"]: ("done", 1), second["id"]: ("pending", 0)}

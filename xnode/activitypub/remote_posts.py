@@ -239,16 +239,18 @@ class NoteWriter:
                     parent_id=parent.id if parent else None, context=context,
                 )
                 refused = placement.refused
-            else:
-                text = "\n".join(t for t in (title, summary, html_to_text(content_html)) if t)
-                await post_store.index_text(conn, post_id, text, new=True)
             notify: list[tuple[int, str]] = []
             if parent is not None:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
                 notify.append((parent.account_id, "reply"))
             notify += [(m.id, "mention") for m in mentioned if m.is_local]
             notify = [(recipient, kind) for recipient, kind in notify if recipient not in refused]
-            return await self._notify(conn, notify, author.id, post_id, now)
+            notified = await self._notify(conn, notify, author.id, post_id, now)
+            if visibility != "direct":
+                # Last: see PostService.publish.
+                text = "\n".join(t for t in (title, summary, html_to_text(content_html)) if t)
+                await post_store.index_text(conn, post_id, text, new=True)
+            return notified
 
     @staticmethod
     async def _write_parts(
