@@ -53,6 +53,15 @@ class Liked:
 
 
 @dataclass(frozen=True)
+class PinChanged:
+    """An account pinned (or, with ``unpinned``, unpinned) one of its posts."""
+
+    account_id: int
+    post_id: int
+    unpinned: bool = False
+
+
+@dataclass(frozen=True)
 class FollowChanged:
     """A follow was requested, accepted, rejected or withdrawn."""
 

@@ -186,3 +186,42 @@ async def test_profile_edit_and_account_deletion_reach_followers(nodes):
         return row["deleted_at"] is not None
 
     await eventually(gone)
+
+
+async def test_pinning_and_unpinning_reach_followers(nodes):
+    a, b = nodes
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    alice_on_b = await b.remote(f"alice@{a.domain}")
+    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
+
+    async def accepted():
+        return (await b[RELATIONSHIPS].relationship(bob.id, alice_on_b.id)).following
+
+    await eventually(accepted)
+    post = await a[POSTS].publish(alice, Draft("pin me"))
+    await eventually(lambda: remote_post(b, post.uri))
+
+    async def pinned_on_b() -> list[str]:
+        rows = await b[DB].fetchall(
+            "SELECT p.uri FROM pins JOIN posts p ON p.id = pins.post_id"
+            " WHERE pins.account_id = ?",
+            (alice_on_b.id,),
+        )
+        return [row["uri"] for row in rows]
+
+    # alice pins on A: an Add to her featured collection reaches B.
+    await a[POSTS].pin(alice.id, post.id)
+    assert await eventually(pinned_on_b) == [post.uri]
+    # Pinning it again changes nothing and sends nothing new.
+    await a[POSTS].pin(alice.id, post.id)
+    sent = await a[DB].fetchall("SELECT payload FROM deliveries WHERE payload LIKE '%#featured/%'")
+    assert len(sent) == 1 and '"type": "Add"' in sent[0]["payload"]
+
+    # alice unpins: the Remove reaches B.
+    await a[POSTS].pin(alice.id, post.id, on=False)
+
+    async def unpinned() -> bool:
+        return await pinned_on_b() == []
+
+    await eventually(unpinned)

@@ -40,6 +40,7 @@ from xnode.events import (
     EventBus,
     FollowChanged,
     Liked,
+    PinChanged,
     PostDeleted,
     PostEdited,
     PostPublished,
@@ -92,6 +93,7 @@ class Outbox:
         events.subscribe(FollowChanged, self.on_follow_changed)
         events.subscribe(BlockChanged, self.on_block_changed)
         events.subscribe(ProfileUpdated, self.on_profile_updated)
+        events.subscribe(PinChanged, self.on_pin_changed)
         events.subscribe(AccountDeleted, self.on_account_deleted)
 
     async def on_profile_updated(self, event: ProfileUpdated) -> None:
@@ -99,6 +101,18 @@ class Outbox:
         account = await self._local(event.account_id)
         if account is not None:
             await self.profile_updated(account)
+
+    async def on_pin_changed(self, event: PinChanged) -> None:
+        """Add or Remove to the featured collection, to remote followers (as Mastodon does)."""
+        account = await self._local(event.account_id)
+        post = await post_store.get_post(self.db, event.post_id)
+        if account is None or post is None or post.uri is None:
+            return
+        activity = self.serializer.featured_change(
+            account, post.uri, removed=event.unpinned, stamp=self.posts.clock.now()
+        )
+        followers = await delivery_store.remote_followers(self.db, account.id)
+        await self.delivery.enqueue(activity, account, followers)
 
     async def on_account_deleted(self, event: AccountDeleted) -> None:
         """Delete{actor} after a local account was deleted."""

@@ -351,6 +351,23 @@ class Serializer:
             self.actor_id(actor), self.actor_id(target), to=[self.actor_id(target)],
         )
 
+    def featured_change(
+        self, account: Account, post_uri: str, *, removed: bool, stamp: float
+    ) -> dict[str, Any]:
+        """Add (a pin) or Remove (an unpin) of a post to the account's featured collection.
+
+        Mastodon's shape: the object is the post's id, the target the collection,
+        sent to Public and the followers. The id names the change and its time,
+        so pinning the same post again later is a new activity.
+        """
+        actor_id = self.urls.actor(account.username)
+        kind = "Remove" if removed else "Add"
+        return self.activity(
+            kind, f"{actor_id}#featured/{kind.lower()}/{int(stamp * 1000)}", actor_id, post_uri,
+            to=[PUBLIC], cc=[self.urls.followers(account.username)],
+            target=self.urls.featured(account.username),
+        )
+
     def update_actor(self, account: Account, keys: PublicKeys) -> dict[str, Any]:
         """Update{Person} after a profile edit, to followers."""
         person = self.actor(account, keys)

@@ -22,6 +22,7 @@ from xnode.events import (
     EventBus,
     Liked,
     NotificationCreated,
+    PinChanged,
     PostDeleted,
     PostEdited,
     PostPublished,
@@ -518,7 +519,11 @@ class PostService:
                 and await post_store.count_pins(conn, account_id) >= MAX_PINS
             ):
                 raise Conflict(f"You can pin at most {MAX_PINS} posts.")
-            await post_store.set_flag(conn, "pins", 0, account_id, post.id, self.clock.now(), on)
+            changed = await post_store.set_flag(
+                conn, "pins", 0, account_id, post.id, self.clock.now(), on
+            )
+        if changed:
+            await self.events.publish(PinChanged(account_id, post.id, unpinned=not on))
 
     # --- reading ---------------------------------------------------------------
 
