@@ -13,7 +13,7 @@ Figures: accepted/s (until the last 202) and processed/s (until `inbox_queue` ha
 no pending rows and every activity is stored as a post). Baseline in the same run:
 the same load against a bare aiohttp endpoint that reads the body and answers 202.
 
-Usage: python bench/inbox.py [--activities N] [--actors N] [--concurrency N]
+Usage: python bench/inbox.py [--activities N] [--actors N] [--concurrency N] [--inbox-process]
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ async def post_from_other_process(url: str, requests: list[Request], concurrency
 # --- the node -----------------------------------------------------------------------------
 
 
-def start_node(data: Path, port: int) -> subprocess.Popen:
+def start_node(data: Path, port: int, *, inbox_process: bool = False) -> subprocess.Popen:
     py = sys.executable
     subprocess.run(
         [py, "-m", "xnode", "init", "--data", str(data), "--domain", "127.0.0.1", "--http",
@@ -217,7 +217,10 @@ def start_node(data: Path, port: int) -> subprocess.Popen:
          "--password-file", "-"],
         input=b"correct horse battery staple\n", check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    env = {**os.environ, "XNODE_ALLOW_PRIVATE_ADDRESSES": "true"}
+    env = {
+        **os.environ, "XNODE_ALLOW_PRIVATE_ADDRESSES": "true",
+        "XNODE_INBOX_PROCESS": "true" if inbox_process else "false",
+    }  # fmt: skip
     log = open(data / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
     return subprocess.Popen(
         [py, "-m", "xnode", "serve", "--data", str(data)], env=env, stdout=log, stderr=log
@@ -277,7 +280,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> bool:
     runner = await actors.serve()
     node_port, baseline_port = free_port(), free_port()
     data = tmp / "node"
-    node = start_node(data, node_port)
+    node = start_node(data, node_port, inbox_process=args.inbox_process)
     script = tmp / "baseline.py"
     script.write_text(BASELINE_SERVER)
     baseline = subprocess.Popen([sys.executable, str(script), str(baseline_port)])
@@ -348,11 +351,15 @@ def main() -> int:
     parser.add_argument("--activities", type=int, default=10_000)
     parser.add_argument("--actors", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--inbox-process", action="store_true",
+        help="run the node with inbox_process = true (the inbox in a second process)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"inbox benchmark: {args.activities} activities from {args.actors} actors, "
-        f"concurrency {args.concurrency} (python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} cores)"
+        f"concurrency {args.concurrency}, inbox_process {args.inbox_process} "
+        f"(python {sys.version.split()[0]}, {os.cpu_count()} cores)"
     )
     print(calibration_line())
     with tempfile.TemporaryDirectory() as tmp:

@@ -200,6 +200,18 @@ def serve(
     asyncio.run(_serve(settings, ssl_context, access_log))
 
 
+@main.command("inbox-process", hidden=True)
+@click.option("--fd", type=int, required=True, help="The socket shared with `xnode serve`.")
+def inbox_process(fd: int) -> None:
+    """The inbox process `xnode serve` starts when `inbox_process` is set (not run by hand)."""
+    from xnode.activitypub.inbox_process import serve_inbox_process
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s inbox %(name)s: %(message)s"
+    )
+    asyncio.run(serve_inbox_process(fd))
+
+
 async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_log: bool) -> None:
     """Run the web application until a stop signal; cleanup_ctx stops the workers."""
     from aiohttp import web

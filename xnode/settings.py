@@ -48,6 +48,9 @@ class Settings:
     behind_proxy: bool = False
     # "Authorized fetch": ActivityPub GETs other than actors and WebFinger need a signature.
     authorized_fetch: bool = False
+    # Process the inbox queue in a second process (uses a second core; see
+    # xnode/activitypub/inbox_process.py).
+    inbox_process: bool = False
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -89,6 +92,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "max_upload_mb": (int,),
     "behind_proxy": (bool,),
     "authorized_fetch": (bool,),
+    "inbox_process": (bool,),
 }
 
 

@@ -52,13 +52,14 @@ class LiveNode:
         return await self.app[RESOLVER].actor_by_handle(handle)
 
 
-async def start_node(tmp: Path, name: str) -> LiveNode:
+async def start_node(tmp: Path, name: str, **extra: Any) -> LiveNode:
+    """A node named ``name`` serving on a free loopback port; ``extra``: more settings."""
     port = free_port()
     domain = f"127.0.0.1:{port}"
     settings = settings_from_mapping(
         tmp / name,
         {"domain": domain, "base_url": f"http://{domain}", "registration": "open",
-         "allow_private_addresses": True},
+         "allow_private_addresses": True, **extra},
         secret_key=secrets.token_bytes(32),
     )
     (tmp / name).mkdir(parents=True, exist_ok=True)

@@ -138,6 +138,9 @@ class DeliveryQueue:
         self._ready: dict[int, tuple[store.Delivery, int]] = {}
         self._ready_read_at = -float("inf")  # time.monotonic(): staleness is about real time
         self._ready_complete = True  # the last read found every due row
+        # Called after rows are queued: a process that queues but does not send
+        # (the inbox process) tells the sending process this way.
+        self.on_queued: Callable[[], None] | None = None
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
         self._senders: dict[int, tuple[float, Account]] = {}
@@ -212,6 +215,8 @@ class DeliveryQueue:
         added = await store.insert_many(self.db, rows, now, resend=resend) if rows else []
         if added and (resend or not self._hand_off(dict(zip(added, rows, strict=False)), now)):
             self.wake()
+        if added and self.on_queued is not None:
+            self.on_queued()
         if local and sender is not None:
             try:
                 await self.local_inbox(activity, sender)

@@ -185,6 +185,8 @@ class InboxProcessor:
 
 
 INBOX = web.AppKey("ap_inbox", InboxProcessor)
+INBOX_LINK = web.AppKey("ap_inbox_link", Any)
+"""The inbox process's link (:class:`xnode.activitypub.inbox_process.InboxProcessLink`), if any."""
 
 
 # --- receiving --------------------------------------------------------------------------
@@ -272,14 +274,20 @@ async def receive(request: web.Request) -> web.Response:
     # Servers that send transient activities without an id get one from the body,
     # so that replays of the same bytes are still recognised.
     activity_id = activity.id or "urn:sha256:" + hashlib.sha256(body).hexdigest()
-    queued = await remote_store.enqueue_activity(
-        db, new_id(), activity_id=activity_id, actor_uri=activity.actor,
-        signer_key_id=signed.key_id, payload=body.decode("utf-8"), now=clock.now(),
-    )  # fmt: skip
-    if queued:
-        processor = app.get(INBOX)
-        if processor is not None:
-            processor.wake()
+    fields = {
+        "activity_id": activity_id, "actor_uri": activity.actor,
+        "signer_key_id": signed.key_id, "payload": body.decode("utf-8"),
+    }  # fmt: skip
+    link = app.get(INBOX_LINK)
+    queued = None if link is None else await link.enqueue(**fields)
+    if queued is None:  # no inbox process, or it is down: store the row here
+        queued = await remote_store.enqueue_activity(db, new_id(), now=clock.now(), **fields)
+        if queued:
+            if link is not None:
+                link.wake()
+            processor = app.get(INBOX)
+            if processor is not None and link is None:
+                processor.wake()
     else:
         log.info("replayed activity %s", activity_id)
     return web.Response(status=202, text="")

@@ -18,7 +18,8 @@ from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
 from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
-from xnode.activitypub.inbox import INBOX, InboxProcessor
+from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
+from xnode.activitypub.inbox_process import InboxProcessLink, link_ctx
 from xnode.activitypub.keys import KeyRing
 from xnode.activitypub.outbox import Outbox
 from xnode.activitypub.resolver import Resolver
@@ -26,16 +27,22 @@ from xnode.activitypub.serialize import Serializer
 from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import Urls
 from xnode.errors import XnodeError
+from xnode.events import EventBus
 from xnode.posts.content import Handle
-from xnode.web.state import CLOCK, DB, EVENTS, POSTS, RELATIONSHIPS, SETTINGS
+from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTINGS
 
 log = logging.getLogger(__name__)
 
 OUTBOX = web.AppKey("ap_outbox", Outbox)
 
 
-def setup_federation(app: web.Application) -> None:
-    """Add ActivityPub to an application built by ``create_app``."""
+def setup_federation(app: web.Application, role: str = "all") -> None:
+    """Add ActivityPub to an application built by ``create_app``.
+
+    ``role``: "all" runs every worker here; "web" leaves the inbox queue to the
+    inbox process (:mod:`xnode.activitypub.inbox_process`), which runs with
+    "inbox": the inbox worker but not the delivery worker.
+    """
     settings, db, clock, events = app[SETTINGS], app[DB], app[CLOCK], app[EVENTS]
     urls = Urls(settings.base_url)
     keys = KeyRing(db, urls, clock)
@@ -75,8 +82,15 @@ def setup_federation(app: web.Application) -> None:
     app[POSTS].resolve_handle = resolve_mention
     endpoints.add_routes(app)
     inbox.add_routes(app)
-    app.cleanup_ctx.append(inbox.worker_ctx)
-    app.cleanup_ctx.append(worker_ctx)
+    if role in ("all", "inbox"):
+        app.cleanup_ctx.append(inbox.worker_ctx)
+    if role in ("all", "web"):
+        app.cleanup_ctx.append(worker_ctx)
+    if role == "web":
+        relayed = EventBus()  # what the inbox process did, for open tabs only
+        app[LIVE].subscribe(relayed)
+        app[INBOX_LINK] = InboxProcessLink(app[SETTINGS], relayed, queue.wake)
+        app.cleanup_ctx.append(link_ctx)
 
     async def close(app: web.Application) -> None:
         await resolver.close()

@@ -101,12 +101,21 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, role: str | None = None
+) -> web.Application:
     """Build the node's web application from its settings.
 
     The database opens when the application starts (``cleanup_ctx``) and the
-    background workers run for as long as it serves.
+    background workers run for as long as it serves. ``role`` is "all" (every
+    worker in this process), "web" (the inbox queue is left to a second process,
+    the default when ``settings.inbox_process`` is set) or "inbox" (that second
+    process: the inbox worker only; see :mod:`xnode.activitypub.inbox_process`).
     """
+    if role is None:
+        role = "web" if settings.inbox_process else "all"
+    if role not in ("all", "web", "inbox"):
+        raise ValueError(f"unknown role {role!r}")
     clock = clock or SystemClock()
     # Room for a multipart form carrying a post's images (or an avatar and a
     # header) at the limit.
@@ -146,7 +155,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0))
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(_workers_ctx)
+    if role != "inbox":
+        app.cleanup_ctx.append(_workers_ctx)
 
     app.router.add_static("/static/", renderer.static_dir, name="static")
     pages.add_routes(app)
@@ -161,5 +171,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     search.add_routes(app)
     feeds.add_routes(app)
     messages.add_routes(app)
-    setup_federation(app)
+    setup_federation(app, role)
     return app

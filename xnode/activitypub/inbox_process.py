@@ -1,0 +1,312 @@
+"""The inbox queue processed in a second process (setting ``inbox_process``).
+
+One Python process uses one core. With this setting, ``xnode serve`` starts a
+second process that owns the inbox: the serving (web) process verifies each
+POST and hands the activity over a socket pair; the inbox process writes it to
+``inbox_queue``, answers once that write is committed (the 202 still means
+"stored"), and runs the handlers. Only one process writes the inbox's rows:
+SQLite has one write lock, and a first design where both processes wrote
+(the web process the queue rows, the worker the posts) was slower than one
+process, each waiting on the other's lock (docs/benchmarks.md).
+
+What the inbox process does that the web process must know comes back on the
+same socket: events that open browser tabs show (a new message, a notification)
+and "deliveries were queued" (an Accept for a Follow), so that the web
+process's delivery worker sends them at once. If the inbox process is down,
+the web process writes the queue row itself and the worker catches up when it
+is back; it is restarted after a pause.
+
+The protocol is JSON lines. Web to inbox: first ``{"start": ...}`` (the
+settings), then ``{"n": N, "queue": {...}}`` and ``{"wake": "inbox"}``. Inbox to
+web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
+"fields": {...}}`` and ``{"wake": "delivery"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from xnode.events import (
+    ConversationChanged,
+    EventBus,
+    NotificationCreated,
+    PostDeleted,
+    PostPublished,
+    ReactionChanged,
+)
+from xnode.settings import Settings, settings_from_mapping
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 1.0
+ACK_TIMEOUT_S = 10.0
+MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped
+
+# What open tabs show (xnode.dms.live.LiveHub listens to these).
+RELAYED_EVENTS: dict[str, type] = {
+    kind.__name__: kind
+    for kind in (
+        PostPublished, PostDeleted, ReactionChanged, ConversationChanged, NotificationCreated
+    )
+}  # fmt: skip
+
+
+def encode_event(event: object) -> bytes:
+    """One line carrying a relayed event."""
+    fields = dataclasses.asdict(event)  # type: ignore[call-overload]
+    return _line({"event": type(event).__name__, "fields": fields})
+
+
+def decode_event(message: dict[str, Any]) -> object | None:
+    """The event a line carries (None for an unknown or malformed one)."""
+    kind = RELAYED_EVENTS.get(str(message.get("event")))
+    fields = message.get("fields")
+    if kind is None or not isinstance(fields, dict):
+        return None
+    # JSON has no tuples; the events' sequence fields are tuples.
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    try:
+        return kind(**values)
+    except TypeError:
+        return None
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def settings_message(settings: Settings) -> dict[str, Any]:
+    """The settings, as the inbox process rebuilds them."""
+    values = {
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.name not in ("data_dir", "secret_key")
+    }
+    values = {name: value for name, value in values.items() if value is not None}
+    return {
+        "data_dir": str(settings.data_dir),
+        "settings": values,
+        "secret": settings.secret_key.hex(),
+    }
+
+
+# --- the web process's side -------------------------------------------------------------
+
+
+class InboxProcessLink:
+    """Runs the inbox process and talks to it (in the web process)."""
+
+    def __init__(self, settings: Settings, live: EventBus, wake_delivery: Callable[[], None]):
+        self.settings = settings
+        self.live = live
+        self.wake_delivery = wake_delivery
+        self._writer: asyncio.StreamWriter | None = None
+        self._ready = False
+        self._pending: dict[int, asyncio.Future[bool | None]] = {}
+        self._next = 0
+        self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether the inbox process is up and taking activities."""
+        return self._ready
+
+    def start(self) -> None:
+        """Start (and keep restarting) the inbox process."""
+        self._task = asyncio.create_task(self._supervise(), name="inbox-process")
+
+    async def stop(self) -> None:
+        """Stop the inbox process: it finishes the batch it is on and exits."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def enqueue(self, **fields: Any) -> bool | None:
+        """Have the inbox process store an activity; None if it cannot right now.
+
+        Returns whether the activity was new (False: its id was seen before),
+        once the row is committed. None means the caller stores it itself.
+        """
+        if not self._ready or self._writer is None:
+            return None
+        self._next += 1
+        number = self._next
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._pending[number] = future
+        try:
+            self._writer.write(_line({"n": number, "queue": fields}))
+            return await asyncio.wait_for(future, ACK_TIMEOUT_S)
+        except (TimeoutError, ConnectionError):
+            return None
+        finally:
+            self._pending.pop(number, None)
+
+    def wake(self) -> None:
+        """Tell the inbox process that rows were queued without it."""
+        if self._ready and self._writer is not None:
+            with contextlib.suppress(ConnectionError):
+                self._writer.write(_line({"wake": "inbox"}))
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("inbox process link failed")
+            log.warning("inbox process stopped; restarting in %.0f s", RESTART_DELAY_S)
+            await asyncio.sleep(RESTART_DELAY_S)
+
+    async def _run_once(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "xnode", "inbox-process", "--fd", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self.starts += 1
+        reader, writer = await asyncio.open_connection(sock=ours, limit=MAX_LINE_BYTES)
+        self._writer = writer
+        try:
+            writer.write(_line({"start": settings_message(self.settings)}))
+            while line := await reader.readline():
+                await self._received(json.loads(line))
+        except asyncio.CancelledError:
+            writer.close()  # EOF: the inbox process finishes and exits
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._process.wait(), 15)
+            raise
+        finally:
+            self._ready = False
+            self._writer = None
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_result(None)
+            if self._process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._process.terminate()
+                await self._process.wait()
+
+    async def _received(self, message: dict[str, Any]) -> None:
+        if "ack" in message:
+            future = self._pending.get(message["ack"])
+            if future is not None and not future.done():
+                future.set_result(message.get("queued"))
+        elif "event" in message:
+            event = decode_event(message)
+            if event is not None:
+                await self.live.publish(event)
+        elif message.get("wake") == "delivery":
+            self.wake_delivery()
+        elif message.get("ready"):
+            self._ready = True
+            log.info("inbox process ready")
+
+
+# --- the inbox process -------------------------------------------------------------------
+
+
+async def serve_inbox_process(fd: int) -> None:
+    """The inbox process's main loop: until the web process closes the socket."""
+    from xnode.activitypub.delivery import DELIVERY
+    from xnode.activitypub.inbox import INBOX
+    from xnode.ids import new_id
+    from xnode.store import remote as remote_store
+    from xnode.web.app import create_app
+    from xnode.web.state import CLOCK, DB, EVENTS
+
+    reader, writer = await asyncio.open_connection(
+        sock=socket.socket(fileno=fd), limit=MAX_LINE_BYTES
+    )
+    first = json.loads(await reader.readline())["start"]
+    settings = settings_from_mapping(
+        Path(first["data_dir"]), first["settings"], bytes.fromhex(first["secret"])
+    )
+    app = create_app(settings, role="inbox")
+
+    def send(message: bytes) -> None:
+        if not writer.is_closing():
+            writer.write(message)
+
+    async def relay(event: object) -> None:
+        send(encode_event(event))
+
+    for kind in RELAYED_EVENTS.values():
+        app[EVENTS].subscribe(kind, relay)
+    wake_sent = False
+
+    def deliveries_queued() -> None:
+        # At most one wake-up a loop iteration, however many rows were queued.
+        nonlocal wake_sent
+        if not wake_sent:
+            wake_sent = True
+            asyncio.get_running_loop().call_soon(flush_wake)
+
+    def flush_wake() -> None:
+        nonlocal wake_sent
+        wake_sent = False
+        send(_line({"wake": "delivery"}))
+
+    app[DELIVERY].on_queued = deliveries_queued
+    runner = web.AppRunner(app)
+    await runner.setup()  # opens the database and starts the inbox worker
+    db, clock, processor = app[DB], app[CLOCK], app[INBOX]
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def store(number: int, fields: dict[str, Any]) -> None:
+        try:
+            queued = await remote_store.enqueue_activity(
+                db, new_id(), activity_id=fields["activity_id"], actor_uri=fields["actor_uri"],
+                signer_key_id=fields["signer_key_id"], payload=fields["payload"],
+                now=clock.now(),
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not queue %s", fields.get("activity_id"))
+            send(_line({"ack": number, "queued": None}))
+            return
+        send(_line({"ack": number, "queued": queued}))
+        if queued:
+            processor.wake()
+
+    send(_line({"ready": True}))
+    try:
+        while line := await reader.readline():
+            message = json.loads(line)
+            if "queue" in message:
+                # Each in its own task: the writes of many requests share a commit.
+                task = asyncio.create_task(store(message["n"], message["queue"]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            elif message.get("wake") == "inbox":
+                processor.wake()
+    finally:
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+
+
+async def link_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx`` entry of the web process: the inbox process runs while it serves."""
+    from xnode.activitypub.inbox import INBOX_LINK
+
+    link = app[INBOX_LINK]
+    link.start()
+    yield
+    await link.stop()
