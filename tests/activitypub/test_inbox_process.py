@@ -16,7 +16,7 @@ from live_nodes import LiveNode, eventually, remote_post, start_node
 
 from xnode.activitypub.inbox import INBOX_LINK
 from xnode.activitypub.inbox_process import decode_event, encode_event
-from xnode.events import NotificationCreated, PostDeleted
+from xnode.events import NotificationCreated, PostDeleted, PostPublished
 from xnode.posts.service import Draft
 from xnode.web.state import DB, POSTS, RELATIONSHIPS
 
@@ -47,6 +47,7 @@ async def test_activities_are_handled_by_the_inbox_process(split_nodes):
         notified.append(event)
 
     link.live.subscribe(NotificationCreated, record)
+    link.live.subscribe(PostPublished, record)
 
     # bob@B follows alice@A: the inbox process takes the Follow and queues the
     # Accept; the web process, woken by it, sends the Accept at once.
@@ -63,8 +64,16 @@ async def test_activities_are_handled_by_the_inbox_process(split_nodes):
     row = await eventually(lambda: remote_post(a, post.uri))
     assert "hello from B" in row["content_html"]
     await eventually(lambda: _true(NotificationCreated(alice.id) in notified))
+    # A public post is not relayed (no open tab shows it live); a message is.
+    assert not [e for e in notified if isinstance(e, PostPublished)]
+    dm = await b[POSTS].publish(bob, Draft(f"@alice@{a.domain} psst", visibility="direct"))
+    dm_row = await eventually(lambda: remote_post(a, dm.uri))
+    assert dm_row["conversation_id"] is not None
+    await eventually(
+        lambda: _true(PostPublished(dm_row["id"], dm_row["account_id"]) in notified)
+    )
     handled = await a[DB].fetchall("SELECT state FROM inbox_queue")
-    assert [r["state"] for r in handled] == ["done", "done"]
+    assert [r["state"] for r in handled] == ["done", "done", "done"]
     assert link.starts == 1
 
 

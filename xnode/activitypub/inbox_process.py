@@ -246,6 +246,12 @@ async def serve_inbox_process(fd: int) -> None:
             writer.write(message)
 
     async def relay(event: object) -> None:
+        # Open tabs show new posts only when they are messages: the public posts
+        # of a busy inbox are not worth a line each.
+        if isinstance(event, PostPublished) and app[DB].lookup_value(
+            "SELECT conversation_id FROM posts WHERE id = ?", (event.post_id,)
+        ) is None:
+            return
         send(encode_event(event))
 
     for kind in RELAYED_EVENTS.values():
