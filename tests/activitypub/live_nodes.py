@@ -23,7 +23,7 @@ from xnode.accounts.models import Account
 from xnode.activitypub.endpoints import RESOLVER
 from xnode.settings import settings_from_mapping
 from xnode.web.app import create_app
-from xnode.web.state import ACCOUNTS, DB
+from xnode.web.state import ACCOUNTS, DB, RELATIONSHIPS
 
 PASSWORD = "correct horse battery"
 
@@ -92,3 +92,16 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0)
 
 async def remote_post(node: LiveNode, uri: str) -> Any:
     return await node[DB].fetchone("SELECT * FROM posts WHERE uri = ?", (uri,))
+
+
+async def follow_across(node: LiveNode, follower: Account, other: LiveNode, name: str) -> Account:
+    """``follower`` (on ``node``) follows ``name`` on ``other``; the followed account, as
+    ``node`` knows it, once the Accept arrived."""
+    target = await node.remote(f"{name}@{other.domain}")
+    await node.app[RELATIONSHIPS].follow(follower.id, target.id)
+
+    async def accepted() -> bool:
+        return (await node.app[RELATIONSHIPS].relationship(follower.id, target.id)).following
+
+    await eventually(accepted)
+    return target

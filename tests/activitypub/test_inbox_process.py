@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from live_nodes import LiveNode, eventually, remote_post, start_node
+from live_nodes import LiveNode, eventually, follow_across, remote_post, start_node
 
 from xnode.activitypub.inbox import INBOX_LINK
 from xnode.activitypub.inbox_process import decode_event, encode_event
 from xnode.events import NotificationCreated, PostDeleted, PostPublished
 from xnode.posts.service import Draft
-from xnode.web.state import DB, POSTS, RELATIONSHIPS
+from xnode.web.state import DB, POSTS
 
 
 @pytest.fixture
@@ -51,13 +51,7 @@ async def test_activities_are_handled_by_the_inbox_process(split_nodes):
 
     # bob@B follows alice@A: the inbox process takes the Follow and queues the
     # Accept; the web process, woken by it, sends the Accept at once.
-    alice_on_b = await b.remote(f"alice@{a.domain}")
-    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
-
-    async def accepted() -> bool:
-        return (await b[RELATIONSHIPS].relationship(bob.id, alice_on_b.id)).following
-
-    await eventually(accepted)
+    await follow_across(b, bob, a, "alice")
     # bob mentions alice: stored on A by the inbox process; alice's open tabs
     # hear of the notification through the web process.
     post = await b[POSTS].publish(bob, Draft(f"@alice@{a.domain} hello from B"))

@@ -8,7 +8,7 @@ signed activities through the delivery queues and inboxes.
 from __future__ import annotations
 
 import pytest
-from live_nodes import PASSWORD, LiveNode, eventually, nodes, remote_post
+from live_nodes import PASSWORD, LiveNode, eventually, follow_across, nodes, remote_post
 
 from xnode.accounts.models import Account
 from xnode.errors import NotFound
@@ -192,13 +192,7 @@ async def test_pinning_and_unpinning_reach_followers(nodes):
     a, b = nodes
     alice = await a.user("alice")
     bob = await b.user("bob")
-    alice_on_b = await b.remote(f"alice@{a.domain}")
-    await b[RELATIONSHIPS].follow(bob.id, alice_on_b.id)
-
-    async def accepted():
-        return (await b[RELATIONSHIPS].relationship(bob.id, alice_on_b.id)).following
-
-    await eventually(accepted)
+    alice_on_b = await follow_across(b, bob, a, "alice")
     post = await a[POSTS].publish(alice, Draft("pin me"))
     await eventually(lambda: remote_post(b, post.uri))
 

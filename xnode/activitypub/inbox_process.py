@@ -37,14 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
-from xnode.events import (
-    ConversationChanged,
-    EventBus,
-    NotificationCreated,
-    PostDeleted,
-    PostPublished,
-    ReactionChanged,
-)
+from xnode.dms.live import LIVE_EVENTS
+from xnode.events import EventBus, PostPublished
 from xnode.settings import Settings, settings_from_mapping
 
 log = logging.getLogger(__name__)
@@ -53,13 +47,7 @@ RESTART_DELAY_S = 1.0
 ACK_TIMEOUT_S = 10.0
 MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped
 
-# What open tabs show (xnode.dms.live.LiveHub listens to these).
-RELAYED_EVENTS: dict[str, type] = {
-    kind.__name__: kind
-    for kind in (
-        PostPublished, PostDeleted, ReactionChanged, ConversationChanged, NotificationCreated
-    )
-}  # fmt: skip
+RELAYED_EVENTS: dict[str, type] = {kind.__name__: kind for kind in LIVE_EVENTS}
 
 
 def encode_event(event: object) -> bytes:

@@ -28,6 +28,7 @@ from xnode.dms.service import DirectMessages
 from xnode.events import (
     ConversationChanged,
     EventBus,
+    Handler,
     NotificationCreated,
     PostDeleted,
     PostPublished,
@@ -39,6 +40,10 @@ from xnode.store import posts as post_store
 log = logging.getLogger(__name__)
 
 TYPING_INTERVAL_S = 2.0
+LIVE_EVENTS: tuple[type, ...] = (
+    PostPublished, PostDeleted, ReactionChanged, ConversationChanged, NotificationCreated
+)
+"""What open tabs show; the inbox process relays these (xnode.activitypub.inbox_process)."""
 
 Renderer = Callable[[int, int], Awaitable[str | None]]
 
@@ -70,12 +75,16 @@ class LiveHub:
         self.render_reactions: Renderer = _no_html
 
     def subscribe(self, events: EventBus) -> None:
-        """Listen to the events that change what an open tab shows."""
-        events.subscribe(PostPublished, self.on_post_published)
-        events.subscribe(PostDeleted, self.on_post_deleted)
-        events.subscribe(ReactionChanged, self.on_reaction_changed)
-        events.subscribe(ConversationChanged, self.on_conversation_changed)
-        events.subscribe(NotificationCreated, self.on_notification_created)
+        """Listen to the events that change what an open tab shows (``LIVE_EVENTS``)."""
+        handlers: dict[type, Handler] = {
+            PostPublished: self.on_post_published,
+            PostDeleted: self.on_post_deleted,
+            ReactionChanged: self.on_reaction_changed,
+            ConversationChanged: self.on_conversation_changed,
+            NotificationCreated: self.on_notification_created,
+        }
+        for kind in LIVE_EVENTS:
+            events.subscribe(kind, handlers[kind])
 
     # --- sockets -----------------------------------------------------------------------
 
