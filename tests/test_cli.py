@@ -506,3 +506,51 @@ def test_serve_refuses_bad_tls_files(node: Path, tmp_path: Path) -> None:
     result = run("serve", "--data", str(node), "--tls-cert", str(cert), "--tls-key", str(key))
     assert result.exit_code == 1
     assert "Error: cannot load TLS certificate" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_with_the_inbox_process_stops_cleanly_on_a_group_sigterm(
+    node: Path, tmp_path: Path
+) -> None:
+    # A service manager signals the whole group; the inbox process must not die
+    # mid-batch on its own but exit when `xnode serve` closes their socket.
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xnode", "serve", "--data", str(node),
+             "--listen", f"127.0.0.1:{port}"],
+            stdout=log, stderr=log, env={**clean_env(), "XNODE_INBOX_PROCESS": "true"},
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while "inbox process ready" not in log_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        (child,) = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = log_path.read_text()
+    assert proc.returncode == 0, output
+    # It finished and exited when `xnode serve` let it go, not before.
+    assert "inbox process exited (status 0)" in output, output
+    assert "restarting" not in output, output
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()

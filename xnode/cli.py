@@ -206,6 +206,11 @@ def inbox_process(fd: int) -> None:
     """The inbox process `xnode serve` starts when `inbox_process` is set (not run by hand)."""
     from xnode.activitypub.inbox_process import serve_inbox_process
 
+    # Its life is bound to the socket: `xnode serve` stops it by closing it, after
+    # its own requests are done. A Ctrl-C or a service manager's SIGTERM sent to
+    # the whole process group must not cut a batch short before that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s inbox %(name)s: %(message)s"
     )

@@ -180,6 +180,7 @@ class InboxProcessLink:
             writer.close()  # EOF: the inbox process finishes and exits
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._process.wait(), 15)
+            log.info("inbox process exited (status %s)", self._process.returncode)
             raise
         finally:
             self._ready = False
