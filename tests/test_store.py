@@ -94,6 +94,37 @@ async def test_a_cancelled_caller_does_not_cancel_the_groups_commit(tmp_path):
         assert [row[0] for row in rows] == ["kept", "other"]
 
 
+async def _defer_setting(db, key: str, *, fail: bool = False) -> None:
+    async with db.transaction() as conn:
+        conn.at_commit(
+            "INSERT INTO node_settings (key, value, updated_at) VALUES (?, 'late', 0)", (key,)
+        )
+        if fail:
+            raise ValueError("this block fails")
+
+
+async def test_deferred_writes_land_with_their_groups_commit_unless_their_block_fails(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        before = db.commits
+        results = await asyncio.gather(
+            _defer_setting(db, "kept"), _defer_setting(db, "dropped", fail=True),
+            _insert_setting(db, "plain"), return_exceptions=True,
+        )  # fmt: skip
+        assert results[0] is None and isinstance(results[1], ValueError)
+        assert db.commits - before == 1
+        # Committed (and visible) by the time each block returned.
+        rows = await db.fetchall("SELECT key, value FROM node_settings ORDER BY key")
+        assert [tuple(row) for row in rows] == [("kept", "late"), ("plain", "v")]
+        # A deferred write that fails takes its whole group down, as a failed COMMIT would.
+        results = await asyncio.gather(
+            _defer_setting(db, "kept"), _insert_setting(db, "innocent"), return_exceptions=True
+        )
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 2
+        await _defer_setting(db, "later")  # the writer is usable again
+        assert await db.fetchvalue("SELECT value FROM node_settings WHERE key = 'later'") == "late"
+
+
 async def test_a_failing_commit_fails_every_block_of_its_group(tmp_path):
     async with open_database(tmp_path / "db.sqlite3") as db:
 

@@ -36,7 +36,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -136,6 +136,18 @@ class WriterConnection:
     def __init__(self, conn: sqlite3.Connection, versions: dict[str, int]) -> None:
         self._conn = conn
         self._versions = versions  # shared with Database.table_version
+        self.deferred: list[tuple[str, Params]] = []  # the running block's at_commit()s
+
+    def at_commit(self, sql: str, parameters: Params = ()) -> None:
+        """Run a write just before this block's group commits, in the same transaction.
+
+        For inserts nothing reads back before the commit, into tables whose writes
+        cost more one at a time: FTS5 writes its pending terms out at every later
+        statement savepoint, so the full-text rows of a commit group go in
+        together. If the block fails, its deferred writes are dropped with it;
+        if a deferred write fails, the whole group fails.
+        """
+        self.deferred.append((sql, parameters))
 
     def _note(self, sql: str) -> None:
         # In-memory caches of small tables go stale on any write naming the table
@@ -255,6 +267,8 @@ class _CommitGroup:
 
     committed: asyncio.Future[None]
     task: asyncio.Task[None] | None = None
+    # Statements its blocks deferred to just before the COMMIT (WriterConnection.at_commit).
+    deferred: list[tuple[str, Params]] = field(default_factory=list)
 
 
 class Database:
@@ -363,10 +377,12 @@ class Database:
                 group = self._open_group = _CommitGroup(asyncio.get_running_loop().create_future())
                 asyncio.get_running_loop().call_soon(self._schedule_commit, group)
             writer.run("SAVEPOINT block")
+            writer.deferred = []
             try:
                 # Duck-typed: the subset of aiosqlite's Connection that store code uses.
                 yield cast(aiosqlite.Connection, writer)
             except BaseException as exc:
+                writer.deferred = []
                 if writer.in_transaction:
                     writer.run("ROLLBACK TO block")
                     writer.run("RELEASE block")
@@ -375,6 +391,8 @@ class Database:
                 raise
             else:
                 writer.run("RELEASE block")
+                group.deferred.extend(writer.deferred)
+                writer.deferred = []
         # Outside the lock: the next blocks join the group meanwhile. Shielded, so
         # that a cancelled caller does not take the group's commit down with it.
         await asyncio.shield(group.committed)
@@ -392,6 +410,8 @@ class Database:
             try:
                 if writer is None:
                     raise RuntimeError("database closed with a transaction open")
+                for sql, parameters in group.deferred:
+                    writer.run(sql, parameters)
                 writer.run("COMMIT")
             except BaseException as exc:
                 if writer is not None and writer.in_transaction:

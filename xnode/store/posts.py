@@ -10,7 +10,7 @@ import aiosqlite
 
 from xnode.accounts.models import Account
 from xnode.posts.models import MediaAttachment, Post, PostEdit, ViewerState
-from xnode.store.database import Database
+from xnode.store.database import Database, WriterConnection
 
 MAX_THREAD_DEPTH = 100
 MAX_DESCENDANTS = 500
@@ -119,7 +119,12 @@ async def index_text(
     conn: aiosqlite.Connection, post_id: int, text: str, *, new: bool = False
 ) -> None:
     """(Re)index a post's searchable text (``new``: it was never indexed)."""
-    # The deletes are for edits; on a new post each was a wasted statement of the
+    if new and text and isinstance(conn, WriterConnection):
+        # A new post's row goes in with the rest of its commit group's (see
+        # WriterConnection.at_commit): one FTS5 flush per commit, not per post.
+        conn.at_commit("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, text))
+        return
+    # The delete is for edits; on a new post it was a wasted statement of the
     # inbox's hot path.
     if not new:
         await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
