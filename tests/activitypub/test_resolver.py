@@ -124,6 +124,19 @@ async def test_keys_kept_in_memory_follow_writes_to_keys_and_accounts(node_a: No
     assert public == key.public_key
 
 
+async def test_accounts_kept_in_memory_follow_writes_to_accounts(node_a: Node, node_b: Node):
+    await node_b.user("bob")
+    uri = node_b.actor("bob")
+    fetched = await node_a.resolver.actor(uri)
+    assert (await node_a.resolver.known_account(uri)) == fetched
+    async with node_a.db.transaction() as conn:
+        await account_store.set_suspended(conn, fetched.id, node_a.clock.now())
+    # Both the by-URI read and the no-fetch path of actor() see the write at once.
+    known = await node_a.resolver.known_account(uri)
+    assert known is not None and known.is_suspended
+    assert (await node_a.resolver.actor(uri)).is_suspended
+
+
 async def test_standalone_key_document_names_its_owner(node_a: Node, aiohttp_server):
     """GoToSocial-style key ids: the key is a document of its own with an ``owner``."""
     private = generate_rsa_key()

@@ -190,6 +190,8 @@ def _query_key(url: str) -> tuple[str, str, str, str]:
 KEY_CACHE_SIZE = 4096
 """Signature keys kept in memory (see :meth:`Resolver.public_key`)."""
 KEY_CACHE_TTL_S = 30.0
+ACCOUNT_MEMO_S = 5.0
+"""How long an account read by URI is reused (see :meth:`Resolver.known_account`)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,7 @@ class Resolver:
         self.notes = NoteWriter(self, events)
         self._locks: dict[str, asyncio.Lock] = {}
         self._verified_keys: OrderedDict[str, _CachedKey] = OrderedDict()
+        self._accounts: OrderedDict[str, tuple[Account, int, float]] = OrderedDict()
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -279,10 +282,31 @@ class Resolver:
 
     async def known_account(self, uri: str) -> Account | None:
         """A local account by actor or profile URL, or a remote one we have stored; no fetch."""
+        generation = self.db.table_version("accounts")
+        memo = self._accounts.get(uri)
+        if memo is not None and memo[1] == generation and memo[2] > time.monotonic():
+            return memo[0]
         if self.is_local(uri):
             match = _LOCAL_ACTOR.match(uri[len(self.urls.base) :])
-            return await account_store.get_local_account(self.db, match[1]) if match else None
-        return await remote_store.account_by_uri(self.db, uri)
+            account = await account_store.get_local_account(self.db, match[1]) if match else None
+        else:
+            account = await remote_store.account_by_uri(self.db, uri)
+        if account is not None:
+            self._remember_account(uri, account, generation)
+        return account
+
+    def _remember_account(self, uri: str, account: Account, generation: int) -> None:
+        """Keep an account read by URI for the next activities that name it.
+
+        Every activity names its actor and the accounts it mentions; reading and
+        building each was a tenth of the inbox's handling. As with keys, an
+        entry holds only while no write through this database touched the
+        accounts table, and for a few seconds (writes by the other process).
+        """
+        self._accounts[uri] = (account, generation, time.monotonic() + ACCOUNT_MEMO_S)
+        self._accounts.move_to_end(uri)
+        while len(self._accounts) > KEY_CACHE_SIZE:
+            self._accounts.popitem(last=False)
 
     async def actor(self, uri: str, *, refresh: bool = False) -> Account:
         """The account for an actor URI, fetched when unknown or older than a day.
@@ -301,6 +325,10 @@ class Resolver:
         # waits for the first fetch instead of each hitting their server. (A
         # waiter may occasionally fetch once more after the lock is dropped from
         # the dict; storing is idempotent, so that only costs a request.)
+        if not refresh:
+            known = await self.known_account(uri)
+            if known is not None and self._fresh(known, ACTOR_CACHE_S):
+                return known
         lock = self._locks.setdefault(uri, asyncio.Lock())
         try:
             async with lock:
