@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,7 +37,8 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_activities_are_handled_by_the_inbox_process(split_nodes):
+async def test_activities_are_handled_by_the_inbox_process(split_nodes, caplog):
+    caplog.set_level(logging.INFO, logger="xnode.activitypub.inbox")
     a, b = split_nodes
     link = a[INBOX_LINK]
     alice = await a.user("alice")
@@ -69,6 +71,8 @@ async def test_activities_are_handled_by_the_inbox_process(split_nodes):
     handled = await a[DB].fetchall("SELECT state FROM inbox_queue")
     assert [r["state"] for r in handled] == ["done", "done", "done"]
     assert link.starts == 1
+    # New activities handed over are not mistaken for replays in the log.
+    assert not [r for r in caplog.records if "replayed" in r.getMessage()]
 
 
 async def test_activities_are_kept_while_the_inbox_process_is_down(split_nodes):

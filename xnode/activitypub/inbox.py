@@ -288,7 +288,7 @@ async def receive(request: web.Request) -> web.Response:
             processor = app.get(INBOX)
             if processor is not None and link is None:
                 processor.wake()
-    else:
+    if not queued:
         log.info("replayed activity %s", activity_id)
     return web.Response(status=202, text="")
 
