@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
-from machine import calibration_line
+from machine import calibration_line, child_pids, process_cpu_s
 
 from federation.keys import generate_rsa_key, public_key_of
 from federation.signatures import sign_request
@@ -171,7 +171,7 @@ async def _post_all(url: str, requests: list[Request], concurrency: int) -> dict
     statuses: Counter[int] = Counter()
     async with ClientSession(connector=TCPConnector(limit=concurrency)) as session:
         queue = iter(requests)
-        start_wall, start = time.time(), time.perf_counter()
+        start_wall, start, start_cpu = time.time(), time.perf_counter(), time.process_time()
 
         async def worker() -> None:
             for body, headers in queue:
@@ -181,7 +181,10 @@ async def _post_all(url: str, requests: list[Request], concurrency: int) -> dict
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"start_wall": start_wall, "elapsed": elapsed, "statuses": dict(statuses)}
+        cpu_s = time.process_time() - start_cpu
+    return {
+        "start_wall": start_wall, "elapsed": elapsed, "statuses": dict(statuses), "cpu_s": cpu_s,
+    }  # fmt: skip
 
 
 def _generator_main(url: str, requests: list[Request], concurrency: int, conn) -> None:
@@ -268,6 +271,17 @@ async def wait_processed(db_path: Path, total: int, timeout_s: float) -> float:
         await asyncio.sleep(0.02)
 
 
+def cpu_line(name: str, count: int, cpu_s: dict[str, float]) -> None:
+    """CPU per activity of each process: what the 2 cores have to share.
+
+    At the target rate two cores give 1.0 ms of CPU per activity to everything
+    together, the load generator included.
+    """
+    parts = ", ".join(f"{who} {1e3 * s / count:.2f}" for who, s in cpu_s.items())
+    total = 1e3 * sum(cpu_s.values()) / count
+    print(f"{name + ': CPU ms per activity':<34} {parts}; total {total:.2f}")
+
+
 def rate_line(name: str, count: int, seconds: float, statuses: dict | None = None) -> float:
     rate = count / seconds
     extra = f"   statuses {statuses}" if statuses is not None else ""
@@ -295,15 +309,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> bool:
         await asyncio.to_thread(wait_ready, f"{node_base}/", node)
         await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{baseline_port}/", baseline)
 
+        baseline_cpu = process_cpu_s(baseline.pid)
         result = await post_from_other_process(
             f"http://127.0.0.1:{baseline_port}/inbox", timed, args.concurrency
         )
+        baseline_cpu = process_cpu_s(baseline.pid) - baseline_cpu
         base_rate = rate_line(
             "baseline: aiohttp 202, accepted",
             args.activities,
             result["elapsed"],
             result["statuses"],
         )
+        cpu_line("baseline", args.activities, {
+            "load generator": result["cpu_s"], "aiohttp server": baseline_cpu,
+        })  # fmt: skip
 
         db_path = data / "xnode.sqlite3"
         result = await post_from_other_process(inbox, warmup, args.concurrency)
@@ -314,14 +333,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> bool:
         )
 
         total = len(warmup) + args.activities
+        node_pids = {"xnode web": node.pid}
+        for pid in child_pids(node.pid):  # the inbox process, when there is one
+            node_pids["inbox process"] = pid
+        node_cpu = {name: process_cpu_s(pid) for name, pid in node_pids.items()}
         result = await post_from_other_process(inbox, timed, args.concurrency)
         accepted_rate = rate_line(
             "xnode /inbox: accepted (202)", args.activities, result["elapsed"], result["statuses"]
         )
         done = await wait_processed(db_path, total, timeout_s=600)
+        node_cpu = {name: process_cpu_s(pid) - node_cpu[name] for name, pid in node_pids.items()}
         processed_rate = rate_line(
             "xnode /inbox: processed (stored)", args.activities, done - result["start_wall"]
         )
+        cpu_line("xnode", args.activities, {"load generator": result["cpu_s"], **node_cpu})
         queued, pending, posts = queue_state(db_path)
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
             (errors,) = conn.execute(

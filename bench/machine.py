@@ -28,3 +28,23 @@ def calibration_s() -> float:
 def calibration_line() -> str:
     """One line for a benchmark's output."""
     return f"CPU calibration: 10M-iteration Python loop in {calibration_s():.2f} s (best of 3)"
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from ``/proc``."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name may hold spaces; the fields after its ")" are fixed.
+        fields = stat.read().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (e.g. the node's inbox process)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(p) for p in children.read().split()]
+    except FileNotFoundError:
+        return []
