@@ -37,7 +37,9 @@ import time
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
-from machine import calibration_line
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from machine import calibration_line, process_cpu_s
 
 from xnode.activitypub.delivery import GLOBAL_LIMIT
 from xnode.posts.service import Draft
@@ -98,6 +100,7 @@ class Receivers:
         self.proc = ctx.Process(target=_receivers_main, args=(hosts, child), daemon=True)
         self.proc.start()
         self.ports: list[int] = self.conn.recv()
+        self.pid: int = self.proc.pid or 0
 
     def count(self) -> int:
         self.conn.send("count")
@@ -203,6 +206,33 @@ async def plain_posts(urls: list[str], body: bytes, concurrency: int) -> tuple[f
         return time.perf_counter() - start, ok
 
 
+def rsa_signature_ms() -> float:
+    """CPU milliseconds for one RSA-2048 PKCS#1 v1.5 signature (every delivery needs one)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    count = 300
+    start = time.process_time()
+    for n in range(count):
+        key.sign(b"signature base %d" % n, padding.PKCS1v15(), hashes.SHA256())
+    return 1e3 * (time.process_time() - start) / count
+
+
+class CpuMeter:
+    """CPU used by this process (all threads) and the receivers' process between two reads."""
+
+    def __init__(self, receivers_pid: int) -> None:
+        self.receivers_pid = receivers_pid
+        self.start = (time.process_time(), process_cpu_s(receivers_pid))
+
+    def line(self, name: str, count: int) -> str:
+        """CPU ms per delivery since the meter started, for ``count`` deliveries."""
+        here = 1e3 * (time.process_time() - self.start[0]) / count
+        there = 1e3 * (process_cpu_s(self.receivers_pid) - self.start[1]) / count
+        return (
+            f"{'':<44} CPU ms per delivery: {name} {here:.2f}, receivers {there:.2f};"
+            f" total {here + there:.2f}"
+        )
+
+
 def show(name: str, count: int, seconds: float) -> float:
     rate = count / seconds
     print(f"{name:<44} {count:6d} in {seconds:6.2f} s = {rate:7.0f}/s")
@@ -246,10 +276,12 @@ async def run(args: argparse.Namespace, tmp: Path, receivers: Receivers) -> bool
         for name, shared in cases:
             expected = args.hosts if shared else followers
             before = receivers.count()
+            meter = CpuMeter(receivers.pid)
             seconds, delivered = await fan_out(app, db_path, authors[name], expected)
             got = receivers.count() - before
             label = "shared inboxes" if shared else "personal inboxes"
             rate = show(f"xnode fan-out, {label}", delivered, seconds)
+            print(meter.line("xnode", max(delivered, 1)))
             print(f"{'':<44} receivers counted {got} requests")
             with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
                 (body,) = conn.execute(
@@ -261,12 +293,18 @@ async def run(args: argparse.Namespace, tmp: Path, receivers: Receivers) -> bool
                 else f"http://127.0.0.1:{p}/users/{name[0]}{n}/inbox"
                 for p in receivers.ports for n in range(1 if shared else args.per_host)
             ]  # fmt: skip
+            meter = CpuMeter(receivers.pid)
             base_s, base_ok = await plain_posts(urls, body.encode(), GLOBAL_LIMIT)
             base_rate = show(f"baseline: plain aiohttp POSTs, {label}", base_ok, base_s)
+            print(meter.line("aiohttp client", max(base_ok, 1)))
             print(f"{'':<44} xnode at {rate / base_rate:.0%} of the baseline")
             ok = ok and delivered == expected and rate >= TARGET_PER_S
     finally:
         await runner.cleanup()
+    print(
+        f"RSA-2048 signature (one per delivery): {rsa_signature_ms():.2f} ms CPU;"
+        f" at the target two cores give {2e3 / TARGET_PER_S:.2f} ms per delivery to everything"
+    )
     print(f"target: >= {TARGET_PER_S:.0f} deliveries/s in both cases -> {'PASS' if ok else 'FAIL'}")
     return ok
 
