@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from federation.digests import content_digest, legacy_digest
 from federation.http import Fetcher
 from federation.proofs import create_proof
 from federation.signatures import Scheme, sign_request
@@ -67,6 +68,29 @@ SCHEME_CACHE_SIZE = 20_000
 """Hosts whose signature scheme is remembered in memory (the ``hosts`` table has them all)."""
 
 RequestSigner = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Body:
+    """Bytes to POST, with their digest headers worked out once for a whole fan-out."""
+
+    data: bytes
+    digests: dict[str, str]  # scheme -> the digest header it signs
+
+    @classmethod
+    def of(cls, data: bytes) -> Body:
+        """The body and the digest header each signature scheme covers."""
+        return cls(data, {
+            Scheme.RFC9421.value: content_digest(data), Scheme.CAVAGE.value: legacy_digest(data),
+        })  # fmt: skip
+
+    def headers(self, scheme: str) -> dict[str, str]:
+        """Request headers for ``scheme``: content type, Accept and the digest it signs."""
+        name = "Content-Digest" if scheme == Scheme.RFC9421.value else "Digest"
+        return {
+            "Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACTIVITY_CONTENT_TYPE,
+            name: self.digests[scheme],
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,7 +143,7 @@ class Signer:
         self.keys = keys
         self.clock = clock
         # (signing key id, payload) -> (monotonic time made, body bytes)
-        self._bodies: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._bodies: OrderedDict[tuple[str, str], tuple[float, Body]] = OrderedDict()
         # host -> scheme that worked (None: not known yet); only this node writes it.
         self._schemes: OrderedDict[str, str | None] = OrderedDict()
 
@@ -171,7 +195,7 @@ class Signer:
         keys = await self._keys(sender)
         # Serialised once: both knocks send the very same bytes.
         body = json.dumps(self._prepare(activity, keys), ensure_ascii=False).encode("utf-8")
-        return await self._deliver(fetcher, url, body, keys)
+        return await self._deliver(fetcher, url, Body.of(body), keys)
 
     async def post_payload(
         self, fetcher: Fetcher, sender: Account | None, url: str, payload: str
@@ -193,7 +217,7 @@ class Signer:
             body = cached[1]
         else:
             prepared = self._prepare(json.loads(payload), keys)
-            body = json.dumps(prepared, ensure_ascii=False).encode("utf-8")
+            body = Body.of(json.dumps(prepared, ensure_ascii=False).encode("utf-8"))
             self._bodies[cache_key] = (now, body)
             while len(self._bodies) > BODY_CACHE_SIZE:
                 self._bodies.popitem(last=False)
@@ -223,7 +247,7 @@ class Signer:
             self._schemes.popitem(last=False)
 
     async def _deliver(
-        self, fetcher: Fetcher, url: str, body: bytes, keys: ActorKeys
+        self, fetcher: Fetcher, url: str, body: Body, keys: ActorKeys
     ) -> DeliveryResult:
         """Send ``body`` signed, double-knocking on a 4xx, and remember what worked."""
         host = delivery_store.host_of(url)
@@ -241,13 +265,13 @@ class Signer:
         return DeliveryResult(status, retry_after, scheme)
 
     async def _send(
-        self, fetcher: Fetcher, url: str, body: bytes, key: SigningKey, scheme: str
+        self, fetcher: Fetcher, url: str, body: Body, key: SigningKey, scheme: str
     ) -> tuple[int, float | None]:
         response = await fetcher.request(
             "POST",
             url,
-            headers={"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACTIVITY_CONTENT_TYPE},
-            body=body,
+            headers=body.headers(scheme),
+            body=body.data,
             sign=self._hook(key, scheme),
             raise_for_status=False,
         )
