@@ -70,3 +70,62 @@ async def test_an_outcome_does_not_revive_a_cancelled_delivery(tmp_path):
         )
         state = await db.fetchvalue("SELECT state FROM deliveries WHERE id = ?", (delivery.id,))
         assert state == "failed"
+
+
+async def test_insert_many_maps_each_new_id_to_its_own_row(tmp_path):
+    """Rows already queued are skipped, and every returned id belongs to its row
+    (the hand-off to the worker relies on it)."""
+    async with open_database(tmp_path / "x.sqlite3") as db:
+
+        def row(activity: str, inbox: str) -> store.NewDelivery:
+            return store.NewDelivery(activity, None, None, inbox, f'{{"id": "{activity}"}}')
+
+        first = await store.insert_many(db, [row("a1", "https://h1.example/inbox")], now=0)
+        again = [
+            row("a2", "https://h1.example/inbox"),
+            row("a1", "https://h1.example/inbox"),  # queued already
+            row("a1", "https://h2.example/inbox"),
+        ]
+        added = await store.insert_many(db, again, now=1)
+        assert sorted((r.activity_id, r.inbox_url) for r in added.values()) == [
+            ("a1", "https://h2.example/inbox"), ("a2", "https://h1.example/inbox"),
+        ]
+        for delivery_id, new in added.items():
+            stored = await db.fetchone(
+                "SELECT activity_id, inbox_url, payload FROM deliveries WHERE id = ?",
+                (delivery_id,),
+            )
+            assert tuple(stored) == (new.activity_id, new.inbox_url, new.payload)
+        assert set(first).isdisjoint(added)
+
+
+async def test_follower_inboxes_share_inboxes_and_skip_gone_accounts(tmp_path):
+    """One inbox per shared inbox; deleted, suspended, pending and local followers add none."""
+    async with open_database(tmp_path / "x.sqlite3") as db:
+        rows = [  # id, domain, inbox, shared inbox, deleted, suspended
+            (1, None, None, None, None, None),  # the local author
+            (2, "one.example", "https://one.example/u/a", "https://one.example/inbox", None, None),
+            (3, "one.example", "https://one.example/u/b", "https://one.example/inbox", None, None),
+            (4, "two.example", "https://two.example/u/c", "", None, None),
+            (5, "three.example", "https://three.example/u/d", None, 1.0, None),
+            (6, "four.example", "https://four.example/u/e", None, None, 1.0),
+            (7, None, None, None, None, None),  # a local follower
+            (8, "five.example", "https://five.example/u/f", None, None, None),  # pending
+        ]
+        for account_id, domain, inbox, shared, deleted, suspended in rows:
+            await db.execute(
+                "INSERT INTO accounts (id, username, username_key, domain, uri, inbox_url,"
+                " shared_inbox_url, deleted_at, suspended_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+                (account_id, f"u{account_id}", f"u{account_id}", domain,
+                 f"https://x.example/{account_id}", inbox, shared, deleted, suspended),
+            )
+        for follower in range(2, 9):
+            await db.execute(
+                "INSERT INTO follows (account_id, target_account_id, state, created_at)"
+                " VALUES (?, 1, ?, 0)",
+                (follower, "pending" if follower == 8 else "accepted"),
+            )
+        assert await store.remote_follower_inboxes(db, 1) == [
+            "https://one.example/inbox", "https://two.example/u/c",
+        ]

@@ -13,7 +13,9 @@ hands them out as slots free up. The list is short-lived: it is re-read when
 new rows are queued, after ``READY_MAX_AGE_S``, and a host's entries are
 dropped as soon as it fails, so the circuit breaker and Retry-After pauses
 apply from the next read on. The sending account is cached briefly, and the
-signer prepares each activity's body once per fan-out.
+signer prepares each activity's body once per fan-out. Outcomes are written in
+batches (``RECORD_DELAY_S``): a row whose answer came back but is not written
+yet gives its slot up at once, and no read or hand-off takes it meanwhile.
 
 Crash safety: a row becomes ``delivered`` only after a 2xx. A row that was
 being sent when the process died is still ``pending`` and due, so it is sent
@@ -63,11 +65,15 @@ PREFETCH = 512
 READ_AHEAD_PER_HOST = 64
 """Rows per host in the ready list at most (the per-host limit applies when sending)."""
 REREAD_MIN_S = 0.05
+"""Least time between reads made only because the ready list waits for busy hosts."""
 HANDOFF_MAX = 16
 """New rows up to this many go straight to the ready list instead of waiting for a read."""
 RECENT_ATTEMPTS = 1024
 """Finished attempts remembered, so a handed-off row is never sent twice."""
-"""Least time between reads made only because the ready list waits for busy hosts."""
+RECORD_DELAY_S = 0.01
+"""Outcomes are written together, at most this long after the first of a batch finished."""
+RECORD_BATCH_MAX = 256
+"""A batch of outcomes this large is written at once."""
 READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
 SENDER_CACHE_S = 5.0
@@ -143,6 +149,11 @@ class DeliveryQueue:
         self.on_queued: Callable[[], None] | None = None
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
+        self._unrecorded: set[int] = set()  # answered, outcome not written yet
+        self._outcomes: list[store.Outcome] = []  # the batch being gathered
+        self._outcomes_written: asyncio.Future[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
 
@@ -212,8 +223,8 @@ class DeliveryQueue:
             if not any(domain_blocks.domain_covers(d, store.host_of(inbox)) for d in suspended)
         ]
         now = self.clock.now()
-        added = await store.insert_many(self.db, rows, now, resend=resend) if rows else []
-        if added and (resend or not self._hand_off(dict(zip(added, rows, strict=False)), now)):
+        added = await store.insert_many(self.db, rows, now, resend=resend)
+        if added and (resend or not self._hand_off(added, now)):
             self.wake()
         if added and self.on_queued is not None:
             self.on_queued()
@@ -250,7 +261,11 @@ class DeliveryQueue:
                 for until in (health.circuit_open_until, health.retry_after_until)
             ):
                 return False
-            if delivery_id in self._in_flight or delivery_id in self._attempted:
+            if (
+                delivery_id in self._in_flight
+                or delivery_id in self._unrecorded
+                or delivery_id in self._attempted
+            ):
                 continue  # a read since the insert found it already
             delivery = store.Delivery(
                 id=delivery_id, activity_id=row.activity_id,
@@ -307,7 +322,7 @@ class DeliveryQueue:
         self._reread = False
         candidates = await store.due(
             self.db, self.clock.now(), per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
-            exclude=self._in_flight,
+            exclude=[*self._in_flight, *self._unrecorded],
         )
         self._ready = {delivery.id: (delivery, failures) for delivery, failures in candidates}
         self._ready_read_at = time.monotonic()
@@ -374,6 +389,7 @@ class DeliveryQueue:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._write_outcomes_now()
             await self.close()
 
     async def _idle_s(self) -> float:
@@ -394,37 +410,47 @@ class DeliveryQueue:
     async def _attempt(self, delivery: store.Delivery) -> None:
         """Send one delivery and write its outcome back."""
         try:
-            status, error, pause, permanent = await self._send(delivery)
-            await self._record(delivery, status, error, pause, permanent)
+            status, error, pause, permanent, scheme = await self._send(delivery)
+            # The slot is free once the peer has answered; until the outcome is
+            # written the row stays out of reads, so it is not sent twice.
+            self._unrecorded.add(delivery.id)
+            self._in_flight.pop(delivery.id, None)
+            self._wake.set()
+            await self._record(delivery, status, error, pause, permanent, scheme)
         except Exception:
             # A database problem while recording: the row stays pending and is retried.
             log.exception("recording delivery %d failed", delivery.id)
         finally:
             self._in_flight.pop(delivery.id, None)
+            self._unrecorded.discard(delivery.id)
             self._attempted.append(delivery.id)
 
     async def _send(
         self, delivery: store.Delivery
-    ) -> tuple[int | None, str | None, float | None, bool]:
-        """(status, error, Retry-After pause, permanent) for one attempt."""
+    ) -> tuple[int | None, str | None, float | None, bool, str | None]:
+        """(status, error, Retry-After pause, permanent, newly learnt scheme) for one attempt."""
         sender = None
         if delivery.sender_account_id is not None:
             sender = await self._sender(delivery.sender_account_id)
             if sender is None:
-                return None, "the sending account no longer exists", None, True
+                return None, "the sending account no longer exists", None, True, None
         try:
             result = await self.signer.post_payload(
                 self.fetcher, sender, delivery.inbox_url, delivery.payload
             )
         except (InvalidURL, ForbiddenAddress) as exc:
-            return None, str(exc), None, True  # no retry will make this URL acceptable
+            # No retry will make this URL acceptable.
+            return None, str(exc), None, True, None
         except FetchError as exc:
-            return None, str(exc) or type(exc).__name__, None, False
+            return None, str(exc) or type(exc).__name__, None, False, None
         except Exception as exc:
             log.exception("delivery %d to %s crashed", delivery.id, delivery.inbox_url)
-            return None, f"internal error: {exc!r}", None, False
+            return None, f"internal error: {exc!r}", None, False, None
         ok = 200 <= result.status < 300
-        return result.status, None if ok else f"HTTP {result.status}", result.retry_after_s, False
+        return (
+            result.status, None if ok else f"HTTP {result.status}", result.retry_after_s, False,
+            result.scheme if result.learnt else None,
+        )
 
     async def _sender(self, account_id: int) -> Account | None:
         """The sending account, reused for ``SENDER_CACHE_S``; a fan-out asks a lot.."""
@@ -441,7 +467,7 @@ class DeliveryQueue:
 
     async def _record(
         self, delivery: store.Delivery, status: int | None, error: str | None,
-        pause: float | None, permanent: bool,
+        pause: float | None, permanent: bool, scheme: str | None = None,
     ) -> None:
         now = self.clock.now()
         attempts = delivery.attempts + 1
@@ -469,13 +495,60 @@ class DeliveryQueue:
         log.log(logging.DEBUG if state == "delivered" else logging.INFO,
                 "delivery %d of %s to %s: %s (%s)", delivery.id, delivery.activity_id,
                 delivery.inbox_url, state, error or status)
-        await store.record_attempt(
-            self.db,
-            store.Attempt(delivery.id, delivery.host, state, attempts, status, error, next_at, now),
-            host_up=host_up,
-            retry_after_until=None if pause is None else now + pause,
-            circuit_for=lambda failures: retry.circuit_open_until(failures, now),
+        attempt = store.Attempt(
+            delivery.id, delivery.host, state, attempts, status, error, next_at, now
         )
+        await self._write_outcome(
+            store.Outcome(attempt, host_up, None if pause is None else now + pause, scheme)
+        )
+
+    async def _write_outcome(self, outcome: store.Outcome) -> None:
+        """Add an outcome to the batch being gathered; return once the batch is written.
+
+        Raises:
+            Exception: the batch's transaction failed (its rows stay pending).
+        """
+        loop = asyncio.get_running_loop()
+        if self._outcomes_written is None:
+            self._outcomes_written = loop.create_future()
+            self._flush_timer = loop.call_later(RECORD_DELAY_S, self._start_flush)
+        written = self._outcomes_written
+        self._outcomes.append(outcome)
+        if len(self._outcomes) >= RECORD_BATCH_MAX or outcome.host_up is False or (
+            outcome.retry_after_until is not None
+        ):
+            # Trouble is written at once: the next read must see the breaker or the pause.
+            self._start_flush()
+        # Shielded: a cancelled attempt (shutdown) must not cancel its batch's write.
+        await asyncio.shield(written)
+
+    def _start_flush(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        outcomes, written = self._outcomes, self._outcomes_written
+        self._outcomes, self._outcomes_written = [], None
+        if written is None:
+            return
+        task = asyncio.create_task(self._flush(outcomes, written))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, outcomes: list[store.Outcome], written: asyncio.Future[None]) -> None:
+        try:
+            await store.record_attempts(self.db, outcomes, retry.circuit_open_until)
+        except asyncio.CancelledError:
+            written.cancel()
+            raise
+        except Exception as exc:
+            written.set_exception(exc)
+        else:
+            written.set_result(None)
+
+    async def _write_outcomes_now(self) -> None:
+        """Write the batch being gathered, and wait for every batch in progress."""
+        self._start_flush()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
 
     # --- reporting -----------------------------------------------------------------
 

@@ -111,8 +111,8 @@ class Outbox:
         activity = self.serializer.featured_change(
             account, post.uri, removed=event.unpinned, stamp=self.posts.clock.now()
         )
-        followers = await delivery_store.remote_followers(self.db, account.id)
-        await self.delivery.enqueue(activity, account, followers)
+        followers = await delivery_store.remote_follower_inboxes(self.db, account.id)
+        await self.delivery.enqueue(activity, account, (), inboxes=followers)
 
     async def on_account_deleted(self, event: AccountDeleted) -> None:
         """Delete{actor} after a local account was deleted."""
@@ -143,16 +143,18 @@ class Outbox:
     async def _audience(
         self, author: Account, visibility: str, mentioned: list[Account],
         in_reply_to_id: int | None,
-    ) -> list[Account]:
-        """Who a post (or its edit or deletion) goes to, remote accounts only."""
+    ) -> tuple[list[Account], list[str]]:
+        """Who a post (or its edit or deletion) goes to: remote accounts, and the
+        inboxes of the author's remote followers (none for a direct post)."""
         audience = list(mentioned)
-        if visibility != "direct":
-            audience += await delivery_store.remote_followers(self.db, author.id)
-            if in_reply_to_id is not None:
-                parent = await post_store.get_post(self.db, in_reply_to_id)
-                if parent is not None:
-                    audience.append(await self._account(parent.account_id))
-        return _remote(audience)
+        if visibility == "direct":
+            return _remote(audience), []
+        if in_reply_to_id is not None:
+            parent = await post_store.get_post(self.db, in_reply_to_id)
+            if parent is not None:
+                audience.append(await self._account(parent.account_id))
+        followers = await delivery_store.remote_follower_inboxes(self.db, author.id)
+        return _remote(audience), followers
 
     async def on_post_published(self, event: PostPublished) -> None:
         """Create{Note} for a new post, Announce for a boost."""
@@ -168,11 +170,11 @@ class Outbox:
         view = await self._view(post)
         if view is None:
             return
-        audience = await self._audience(
+        audience, followers = await self._audience(
             author, post.visibility, list(view.mentions), post.in_reply_to_id
         )
         await self.delivery.enqueue(
-            self.serializer.create(view), author, audience, post_id=post.id
+            self.serializer.create(view), author, audience, post_id=post.id, inboxes=followers
         )
 
     async def _announce(self, booster: Account, boost: Post) -> None:
@@ -184,9 +186,9 @@ class Outbox:
         if original_author is None:
             return
         activity = self.serializer.announce(booster, boost, original.uri, original_author)
-        audience = await delivery_store.remote_followers(self.db, booster.id)
+        followers = await delivery_store.remote_follower_inboxes(self.db, booster.id)
         await self.delivery.enqueue(
-            activity, booster, _remote([*audience, original_author]), post_id=boost.id
+            activity, booster, _remote([original_author]), post_id=boost.id, inboxes=followers
         )
 
     async def on_post_edited(self, event: PostEdited) -> None:
@@ -198,11 +200,12 @@ class Outbox:
         view = await self._view(post)
         if view is None:
             return
-        audience = await self._audience(
+        audience, followers = await self._audience(
             author, post.visibility, list(view.mentions), post.in_reply_to_id
         )
         await self.delivery.enqueue(
-            self.serializer.update_note(view), author, audience, post_id=post.id
+            self.serializer.update_note(view), author, audience, post_id=post.id,
+            inboxes=followers,
         )
 
     async def on_post_deleted(self, event: PostDeleted) -> None:
@@ -222,19 +225,23 @@ class Outbox:
         view = PostView(post=post, author=author, mentions=tuple(mentioned))
         to, cc = self.serializer.addressing(view)
         activity = self.serializer.delete_post(author, event.uri, to, cc)
-        audience = await self._audience(author, event.visibility, mentioned, post.in_reply_to_id)
+        audience, followers = await self._audience(
+            author, event.visibility, mentioned, post.in_reply_to_id
+        )
         # Everyone who got the post, even if they have unfollowed since, must drop it.
         reached = await delivery_store.inboxes_of(self.db, f"{event.uri}/activity")
-        await self.delivery.enqueue(activity, author, audience, post_id=post.id, inboxes=reached)
+        await self.delivery.enqueue(
+            activity, author, audience, post_id=post.id, inboxes=[*followers, *reached]
+        )
 
     async def _undo_announce(self, booster: Account, announce_id: str) -> None:
         inner = await delivery_store.payload_of(self.db, announce_id) or {
             "id": announce_id, "type": "Announce", "actor": self.serializer.actor_id(booster),
         }
         reached = await delivery_store.inboxes_of(self.db, announce_id)
-        audience = await delivery_store.remote_followers(self.db, booster.id)
+        followers = await delivery_store.remote_follower_inboxes(self.db, booster.id)
         await self.delivery.enqueue(
-            self.serializer.undo(booster, inner), booster, audience, inboxes=reached
+            self.serializer.undo(booster, inner), booster, (), inboxes=[*followers, *reached]
         )
 
     # --- interactions --------------------------------------------------------------
@@ -376,15 +383,15 @@ class Outbox:
         if not account.is_local:
             return
         activity = self.serializer.update_actor(account, await self._public_keys(account))
-        followers = await delivery_store.remote_followers(self.db, account.id)
-        await self.delivery.enqueue(activity, account, followers)
+        followers = await delivery_store.remote_follower_inboxes(self.db, account.id)
+        await self.delivery.enqueue(activity, account, (), inboxes=followers)
 
     async def account_deleted(self, account: Account) -> None:
         """Delete of the actor to every server that may know it."""
         if not account.is_local:
             return
-        followers = await delivery_store.remote_followers(self.db, account.id)
+        followers = await delivery_store.remote_follower_inboxes(self.db, account.id)
         reached = await delivery_store.inboxes_of_sender(self.db, account.id)
         await self.delivery.enqueue(
-            self.serializer.delete_actor(account), account, followers, inboxes=reached
+            self.serializer.delete_actor(account), account, (), inboxes=[*followers, *reached]
         )

@@ -101,11 +101,14 @@ class DeliveryResult:
         status: The final HTTP status.
         retry_after_s: The pause the peer asked for (Retry-After on 429/503).
         scheme: The signature scheme of the last request sent.
+        learnt: The scheme worked and was not the one remembered for the host:
+            the caller that asked to write it itself (``post_payload``) must.
     """
 
     status: int
     retry_after_s: float | None
     scheme: str
+    learnt: bool = False
 
 
 def _other(scheme: str) -> str:
@@ -221,7 +224,7 @@ class Signer:
             self._bodies[cache_key] = (now, body)
             while len(self._bodies) > BODY_CACHE_SIZE:
                 self._bodies.popitem(last=False)
-        return await self._deliver(fetcher, url, body, keys)
+        return await self._deliver(fetcher, url, body, keys, persist=False)
 
     async def _scheme_for(self, host: str) -> str | None:
         """The scheme that last worked for ``host``: from memory, else from ``hosts``."""
@@ -247,9 +250,10 @@ class Signer:
             self._schemes.popitem(last=False)
 
     async def _deliver(
-        self, fetcher: Fetcher, url: str, body: Body, keys: ActorKeys
+        self, fetcher: Fetcher, url: str, body: Body, keys: ActorKeys, *, persist: bool = True
     ) -> DeliveryResult:
-        """Send ``body`` signed, double-knocking on a 4xx, and remember what worked."""
+        """Send ``body`` signed, double-knocking on a 4xx, and remember what worked
+        (in the ``hosts`` table too when ``persist``)."""
         host = delivery_store.host_of(url)
         remembered = await self._scheme_for(host)
         scheme = remembered or Scheme.RFC9421.value
@@ -259,10 +263,12 @@ class Signer:
                       host, status, scheme)
             scheme = _other(scheme)
             status, retry_after = await self._send(fetcher, url, body, keys.rsa, scheme)
-        if 200 <= status < 300 and scheme != remembered:
+        learnt = 200 <= status < 300 and scheme != remembered
+        if learnt:
             self._remember_in_memory(host, scheme)
-            await delivery_store.remember_scheme(self.db, host, scheme)
-        return DeliveryResult(status, retry_after, scheme)
+            if persist:
+                await delivery_store.remember_scheme(self.db, host, scheme)
+        return DeliveryResult(status, retry_after, scheme, learnt)
 
     async def _send(
         self, fetcher: Fetcher, url: str, body: Body, key: SigningKey, scheme: str
