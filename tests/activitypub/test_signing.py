@@ -351,3 +351,30 @@ async def test_sign_hook_signs_gets_with_cavage(node, fetcher, aiohttp_server):
     assert (first.method, first.scheme) == ("GET", "cavage")
     assert first.verdict.ok and first.verdict.key_id == node.urls.main_key("alice")
     assert second.verdict.ok and second.verdict.key_id == node.urls.instance_key
+
+
+async def test_processes_making_the_first_key_at_once_agree_on_one(tmp_path: Path):
+    """The serving, inbox and delivery processes each have a KeyRing on one database:
+    when two make an actor's first keys at the same moment, both sign with the stored
+    pair (a half-replaced row would make every signature fail)."""
+    async with open_node(tmp_path) as node:
+        alice = await local_account(node, "alice")
+        other_db = Database(node.settings.database_path)
+        await other_db.open()
+        try:
+            other = KeyRing(other_db, node.urls, node.clock)
+            mine, theirs = await asyncio.gather(
+                node.keys.for_account(alice), other.for_account(alice)
+            )
+        finally:
+            await other_db.close()
+        stored = await node.db.fetchall(
+            "SELECT key_id, public_pem FROM account_keys WHERE account_id = ? ORDER BY key_id",
+            (alice.id,),
+        )
+        assert len(stored) == 2  # one RSA and one Ed25519 key
+        for keys in (mine, theirs):
+            by_id = {row["key_id"]: row["public_pem"] for row in stored}
+            assert by_id[keys.rsa.key_id] == keys.rsa.public_key.to_pem()
+            assert keys.ed25519 is not None
+            assert by_id[keys.ed25519.key_id] == keys.ed25519.public_key.to_pem()

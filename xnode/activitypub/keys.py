@@ -83,18 +83,23 @@ class KeyRing:
         self, account_id: int | None, key_id: str, algorithm: str, row: sqlite3.Row | None
     ) -> SigningKey:
         if row is not None and row["private_pem"]:
-            private = load_private_key_pem(row["private_pem"])
+            # Our own key from our own database: no 30 ms consistency check.
+            private = load_private_key_pem(row["private_pem"], own=True)
             return SigningKey(row["key_id"], private, public_key_of(private))
         # RSA generation takes tens of milliseconds: keep it off the event loop.
         private = await asyncio.to_thread(
             generate_rsa_key if algorithm == "rsa" else generate_ed25519_key
         )
         public = public_key_of(private)
-        await key_store.save_key(
+        stored = await key_store.add_own_key(
             self.db, new_id(), account_id=account_id, key_id=key_id, algorithm=algorithm,
             public_pem=public.to_pem(), private_pem=private_key_to_pem(private),
             now=self.clock.now(),
-        )
+        )  # fmt: skip
+        if stored["private_pem"] and stored["public_pem"] != public.to_pem():
+            # Another process of this node made the key first: use that one.
+            private = load_private_key_pem(stored["private_pem"], own=True)
+            public = public_key_of(private)
         return SigningKey(key_id, private, public)
 
     def forget(self, account_id: int) -> None:

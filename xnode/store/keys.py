@@ -19,6 +19,36 @@ async def key_by_id(db: Database, key_id: str) -> sqlite3.Row | None:
     return db.lookup("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
 
 
+async def add_own_key(
+    db: Database,
+    row_id: int,
+    *,
+    account_id: int | None,
+    key_id: str,
+    algorithm: str,
+    public_pem: str,
+    private_pem: str,
+    now: float,
+) -> sqlite3.Row:
+    """Store a key we generated, unless one with its id exists; return the stored row.
+
+    Several processes of one node (the serving, inbox and delivery processes)
+    may each make an actor's first key at the same moment: the first stored
+    wins and every process signs with that one, never a half-replaced pair.
+    """
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO account_keys (id, account_id, key_id, algorithm, public_pem,"
+            " private_pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key_id) DO NOTHING",
+            (row_id, account_id, key_id, algorithm, public_pem, private_pem, now),
+        )
+        rows = await conn.execute_fetchall(
+            "SELECT * FROM account_keys WHERE key_id = ?", (key_id,)
+        )
+    return rows[0]
+
+
 async def save_key(
     db: Database,
     row_id: int,
