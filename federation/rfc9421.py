@@ -31,7 +31,12 @@ from federation.signature_types import (
     _Failure,
     _Request,
 )
-from federation.structured_fields import _members, _parsed_dictionary, _ser_item
+from federation.structured_fields import (
+    _members,
+    _parsed_dictionary,
+    _ser_item,
+    serialize_dictionary,
+)
 
 _REQUEST_DERIVED: dict[str, Callable[[_Request], str]] = {
     "@method": lambda r: r.method,
@@ -224,8 +229,8 @@ def _sign_rfc9421(
     except _Failure as failure:
         raise ValueError(f"cannot sign: {failure.detail}") from None
     signature = _sign_raw(private_key, base)
-    added["Signature-Input"] = http_sf.ser({label: (items, params)})
-    added["Signature"] = http_sf.ser({label: (signature, {})})
+    added["Signature-Input"] = serialize_dictionary({label: (items, params)})
+    added["Signature"] = serialize_dictionary({label: (signature, {})})
     return added
 
 

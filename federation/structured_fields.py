@@ -143,3 +143,18 @@ def _ser_item(value: Any, params: Mapping[str, Any]) -> str:
             return http_sf.ser_item((value, dict(params)))
         out += f";{key}={bare}"
     return out
+
+
+def serialize_dictionary(members: Mapping[str, tuple[Any, Mapping[str, Any]]]) -> str:
+    """RFC 8941 serialisation of a dictionary, as ``http_sf.ser`` gives, only faster.
+
+    Used for the ``Signature-Input`` and ``Signature`` headers of every signed
+    request (a fan-out makes thousands); unusual items still go through http_sf.
+    """
+    parts = []
+    for key, (value, params) in members.items():
+        if value is True:
+            parts.append(key + _ser_item(True, params)[2:])  # a bare key: "?1" left out
+        else:
+            parts.append(f"{key}={_ser_item(value, params)}")
+    return ", ".join(parts)

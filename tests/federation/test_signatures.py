@@ -1308,6 +1308,28 @@ def test_fast_item_serialiser_matches_http_sf():
         assert _ser_item(value, params) == expected
 
 
+def test_fast_dictionary_serialiser_matches_http_sf():
+    """Signature-Input and Signature headers: the fast path writes what http_sf writes."""
+    import http_sf
+
+    from federation.structured_fields import serialize_dictionary
+
+    rng = random.Random(8941)
+    for _ in range(2000):
+        members = {}
+        for label in rng.sample(["sig1", "sig-b", "a*", "x.y", "k9"], rng.randrange(1, 4)):
+            params = {
+                rng.choice(["keyid", "alg", "created", "nonce"]): _random_bare(rng)
+                for _ in range(rng.randrange(0, 4))
+            }
+            if rng.random() < 0.4:
+                value = [(_random_bare(rng), {}) for _ in range(rng.randrange(0, 5))]
+            else:
+                value = _random_bare(rng)
+            members[label] = (value, params)
+        assert serialize_dictionary(members) == http_sf.ser(members)
+
+
 def test_fast_item_serialiser_leaves_unusual_values_to_http_sf():
     import http_sf
 
