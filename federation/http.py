@@ -282,6 +282,12 @@ def create_session(
         connector=connector,
         trust_env=False,
         headers={"User-Agent": settings.user_agent},
+        # Federation requests carry no cookies: a peer's Set-Cookie must not
+        # follow us to the next request (and the jar costs time per request).
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # The deadline is ``Fetcher.request``'s, over all hops; aiohttp's own
+        # five-minute default would only add a timer per request.
+        timeout=aiohttp.ClientTimeout(total=None),
     )
 
 
