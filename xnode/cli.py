@@ -217,6 +217,21 @@ def inbox_process(fd: int) -> None:
     asyncio.run(serve_inbox_process(fd))
 
 
+@main.command("delivery-process", hidden=True)
+@click.option("--fd", type=int, required=True, help="The socket shared with `xnode serve`.")
+def delivery_process(fd: int) -> None:
+    """A delivery process `xnode serve` starts when `delivery_processes` is set."""
+    from xnode.activitypub.delivery_process import serve_delivery_process
+
+    # As the inbox process: stopped by `xnode serve` closing the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s delivery %(name)s: %(message)s"
+    )
+    asyncio.run(serve_delivery_process(fd))
+
+
 async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_log: bool) -> None:
     """Run the web application until a stop signal; cleanup_ctx stops the workers."""
     from aiohttp import web

@@ -51,6 +51,10 @@ class Settings:
     # Process the inbox queue in a second process (uses a second core; see
     # xnode/activitypub/inbox_process.py).
     inbox_process: bool = False
+    # Send deliveries from this many helper processes, each for its own share
+    # of the hosts (0: the serving process sends; see
+    # xnode/activitypub/delivery_process.py).
+    delivery_processes: int = 0
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -79,6 +83,8 @@ class Settings:
         return parse_listen(self.listen)
 
 
+MAX_DELIVERY_PROCESSES = 16
+
 # Keys accepted in xnode.toml (and as XNODE_<KEY> variables), with their types.
 _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "domain": (str,),
@@ -93,6 +99,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "behind_proxy": (bool,),
     "authorized_fetch": (bool,),
     "inbox_process": (bool,),
+    "delivery_processes": (int,),
 }
 
 
@@ -155,6 +162,11 @@ def _validate(values: Mapping[str, Any]) -> None:
     max_mb = values.get("max_upload_mb", 8)
     if not 1 <= max_mb <= 1024:
         raise SettingsError(f"max_upload_mb: expected 1 to 1024, got {max_mb}")
+    senders = values.get("delivery_processes", 0)
+    if not 0 <= senders <= MAX_DELIVERY_PROCESSES:
+        raise SettingsError(
+            f"delivery_processes: expected 0 to {MAX_DELIVERY_PROCESSES}, got {senders}"
+        )
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise SettingsError("tls_cert and tls_key must be set together")
     if "listen" in values:

@@ -80,7 +80,7 @@ async def test_activities_are_kept_while_the_inbox_process_is_down(split_nodes):
     link = a[INBOX_LINK]
     await a.user("alice")
     bob = await b.user("bob")
-    link._process.kill()
+    link.process.kill()
     await eventually(lambda: _true(not link.ready))
     # The web process stores the activity itself and answers 202 as usual...
     post = await b[POSTS].publish(bob, Draft(f"@alice@{a.domain} sent while it was down"))
@@ -108,7 +108,7 @@ async def test_the_inbox_process_exits_when_the_web_process_goes(tmp_path: Path)
     a = await start_node(tmp_path, "a", inbox_process=True)
     link = a[INBOX_LINK]
     await eventually(lambda: _true(link.ready), timeout=30)
-    process = link._process
+    process = link.process
     await a.server.close()
     await asyncio.wait_for(process.wait(), 20)
     assert process.returncode == 0

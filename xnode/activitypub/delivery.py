@@ -111,6 +111,7 @@ class DeliveryQueue:
         rng: retry.Random | None = None,
         per_host_limit: int = PER_HOST_LIMIT,
         global_limit: int = GLOBAL_LIMIT,
+        shard: store.Shard | None = None,
     ) -> None:
         """Create the queue.
 
@@ -125,6 +126,8 @@ class DeliveryQueue:
             rng: Jitter source for the retry schedule.
             per_host_limit: Deliveries in flight per host at most.
             global_limit: Deliveries in flight in all at most.
+            shard: Send only this delivery process's rows, k of n
+                (``xnode.activitypub.delivery_process``); None: every row.
         """
         self.db = db
         self.settings = settings
@@ -135,8 +138,10 @@ class DeliveryQueue:
         self.rng: retry.Random = rng or random.Random()
         self.per_host_limit = per_host_limit
         self.global_limit = global_limit
+        self.shard = shard
         self._fetcher = fetcher
         self._owns_fetcher = fetcher is None
+        self._working = False  # run_forever is running in this process
         self._wake = asyncio.Event()
         self._in_flight: dict[int, str] = {}  # delivery id -> host
         self._claim_lock = asyncio.Lock()
@@ -144,8 +149,9 @@ class DeliveryQueue:
         self._ready: dict[int, tuple[store.Delivery, int]] = {}
         self._ready_read_at = -float("inf")  # time.monotonic(): staleness is about real time
         self._ready_complete = True  # the last read found every due row
-        # Called after rows are queued: a process that queues but does not send
-        # (the inbox process) tells the sending process this way.
+        # Called when rows were queued or made due: a process that queues but
+        # does not send (the inbox process; the serving process when delivery
+        # processes send) tells the sending processes this way.
         self.on_queued: Callable[[], None] | None = None
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
@@ -171,9 +177,11 @@ class DeliveryQueue:
             self._fetcher = None
 
     def wake(self) -> None:
-        """Make the worker look for due deliveries now (new rows were queued)."""
+        """Make the worker look for due deliveries now, here and where else it runs."""
         self._reread = True
         self._wake.set()
+        if self.on_queued is not None:
+            self.on_queued()
 
     # --- queueing ------------------------------------------------------------------
 
@@ -224,10 +232,11 @@ class DeliveryQueue:
         ]
         now = self.clock.now()
         added = await store.insert_many(self.db, rows, now, resend=resend)
-        if added and (resend or not self._hand_off(added, now)):
-            self.wake()
-        if added and self.on_queued is not None:
-            self.on_queued()
+        if added:
+            if resend or not self._hand_off(added, now):
+                self.wake()
+            elif self.on_queued is not None:
+                self.on_queued()
         if local and sender is not None:
             try:
                 await self.local_inbox(activity, sender)
@@ -246,7 +255,9 @@ class DeliveryQueue:
         are not paused. Returns False when the worker must read the queue instead.
         """
         if (
-            len(fresh) > HANDOFF_MAX
+            not self._working  # no worker here to take them (it runs in other processes)
+            or self.shard is not None
+            or len(fresh) > HANDOFF_MAX
             or not self._ready_complete
             or self._reread
             or self._claim_lock.locked()  # a read in progress would overwrite the list
@@ -322,7 +333,7 @@ class DeliveryQueue:
         self._reread = False
         candidates = await store.due(
             self.db, self.clock.now(), per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
-            exclude=[*self._in_flight, *self._unrecorded],
+            exclude=[*self._in_flight, *self._unrecorded], shard=self.shard,
         )
         self._ready = {delivery.id: (delivery, failures) for delivery, failures in candidates}
         self._ready_read_at = time.monotonic()
@@ -357,6 +368,11 @@ class DeliveryQueue:
         stay pending and go out after the restart.
         """
         tasks: set[asyncio.Task[None]] = set()
+        self._working = True
+        # The HTTP session now rather than at the first delivery: loading the
+        # system's CA certificates takes tens of milliseconds, which would
+        # otherwise delay the first fan-out after a start.
+        _ = self.fetcher.session
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -386,6 +402,7 @@ class DeliveryQueue:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)
         finally:
+            self._working = False
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -394,7 +411,7 @@ class DeliveryQueue:
 
     async def _idle_s(self) -> float:
         now = self.clock.now()
-        wake_at = await store.next_wake_at(self.db, now)
+        wake_at = await store.next_wake_at(self.db, now, self.shard)
         if wake_at is None:
             return MAX_IDLE_S
         return min(max(wake_at - now, 0.05), MAX_IDLE_S)

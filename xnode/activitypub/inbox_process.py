@@ -25,27 +25,23 @@ web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from xnode.child_process import ChildProcess, connect_to_parent, encode_line, settings_message
 from xnode.dms.live import LIVE_EVENTS
 from xnode.events import EventBus, PostPublished
 from xnode.settings import Settings, settings_from_mapping
 
 log = logging.getLogger(__name__)
 
-RESTART_DELAY_S = 1.0
 ACK_TIMEOUT_S = 10.0
-MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped
 
 RELAYED_EVENTS: dict[str, type] = {kind.__name__: kind for kind in LIVE_EVENTS}
 
@@ -53,7 +49,7 @@ RELAYED_EVENTS: dict[str, type] = {kind.__name__: kind for kind in LIVE_EVENTS}
 def encode_event(event: object) -> bytes:
     """One line carrying a relayed event."""
     fields = dataclasses.asdict(event)  # type: ignore[call-overload]
-    return _line({"event": type(event).__name__, "fields": fields})
+    return encode_line({"event": type(event).__name__, "fields": fields})
 
 
 def decode_event(message: dict[str, Any]) -> object | None:
@@ -70,25 +66,6 @@ def decode_event(message: dict[str, Any]) -> object | None:
         return None
 
 
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
-
-
-def settings_message(settings: Settings) -> dict[str, Any]:
-    """The settings, as the inbox process rebuilds them."""
-    values = {
-        field.name: getattr(settings, field.name)
-        for field in dataclasses.fields(settings)
-        if field.name not in ("data_dir", "secret_key")
-    }
-    values = {name: value for name, value in values.items() if value is not None}
-    return {
-        "data_dir": str(settings.data_dir),
-        "settings": values,
-        "secret": settings.secret_key.hex(),
-    }
-
-
 # --- the web process's side -------------------------------------------------------------
 
 
@@ -99,29 +76,35 @@ class InboxProcessLink:
         self.settings = settings
         self.live = live
         self.wake_delivery = wake_delivery
-        self._writer: asyncio.StreamWriter | None = None
-        self._ready = False
         self._pending: dict[int, asyncio.Future[bool | None]] = {}
         self._next = 0
-        self._task: asyncio.Task[None] | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self.starts = 0
+        self._child = ChildProcess(
+            "inbox process", "inbox-process", settings_message(settings), self._received,
+            on_down=self._down,
+        )  # fmt: skip
 
     @property
     def ready(self) -> bool:
         """Whether the inbox process is up and taking activities."""
-        return self._ready
+        return self._child.ready
+
+    @property
+    def starts(self) -> int:
+        """How many times the inbox process was started."""
+        return self._child.starts
+
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The inbox process now (or last) running."""
+        return self._child.process
 
     def start(self) -> None:
         """Start (and keep restarting) the inbox process."""
-        self._task = asyncio.create_task(self._supervise(), name="inbox-process")
+        self._child.start()
 
     async def stop(self) -> None:
         """Stop the inbox process: it finishes the batch it is on and exits."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._child.stop()
 
     async def enqueue(self, **fields: Any) -> bool | None:
         """Have the inbox process store an activity; None if it cannot right now.
@@ -129,14 +112,15 @@ class InboxProcessLink:
         Returns whether the activity was new (False: its id was seen before),
         once the row is committed. None means the caller stores it itself.
         """
-        if not self._ready or self._writer is None:
+        if not self._child.ready:
             return None
         self._next += 1
         number = self._next
         future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending[number] = future
         try:
-            self._writer.write(_line({"n": number, "queue": fields}))
+            if not self._child.send({"n": number, "queue": fields}):
+                return None
             return await asyncio.wait_for(future, ACK_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
             return None
@@ -145,53 +129,14 @@ class InboxProcessLink:
 
     def wake(self) -> None:
         """Tell the inbox process that rows were queued without it."""
-        if self._ready and self._writer is not None:
-            with contextlib.suppress(ConnectionError):
-                self._writer.write(_line({"wake": "inbox"}))
+        if self._child.ready:
+            self._child.send({"wake": "inbox"})
 
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("inbox process link failed")
-            log.warning("inbox process stopped; restarting in %.0f s", RESTART_DELAY_S)
-            await asyncio.sleep(RESTART_DELAY_S)
-
-    async def _run_once(self) -> None:
-        ours, theirs = socket.socketpair()
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "xnode", "inbox-process", "--fd", str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
-            )  # fmt: skip
-        finally:
-            theirs.close()
-        self.starts += 1
-        reader, writer = await asyncio.open_connection(sock=ours, limit=MAX_LINE_BYTES)
-        self._writer = writer
-        try:
-            writer.write(_line({"start": settings_message(self.settings)}))
-            while line := await reader.readline():
-                await self._received(json.loads(line))
-        except asyncio.CancelledError:
-            writer.close()  # EOF: the inbox process finishes and exits
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._process.wait(), 15)
-            log.info("inbox process exited (status %s)", self._process.returncode)
-            raise
-        finally:
-            self._ready = False
-            self._writer = None
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_result(None)
-            if self._process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._process.terminate()
-                await self._process.wait()
+    def _down(self) -> None:
+        # Whoever waits for an answer stores the activity itself.
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
 
     async def _received(self, message: dict[str, Any]) -> None:
         if "ack" in message:
@@ -204,9 +149,6 @@ class InboxProcessLink:
                 await self.live.publish(event)
         elif message.get("wake") == "delivery":
             self.wake_delivery()
-        elif message.get("ready"):
-            self._ready = True
-            log.info("inbox process ready")
 
 
 # --- the inbox process -------------------------------------------------------------------
@@ -221,10 +163,7 @@ async def serve_inbox_process(fd: int) -> None:
     from xnode.web.app import create_app
     from xnode.web.state import CLOCK, DB, EVENTS
 
-    reader, writer = await asyncio.open_connection(
-        sock=socket.socket(fileno=fd), limit=MAX_LINE_BYTES
-    )
-    first = json.loads(await reader.readline())["start"]
+    reader, writer, first = await connect_to_parent(fd)
     settings = settings_from_mapping(
         Path(first["data_dir"]), first["settings"], bytes.fromhex(first["secret"])
     )
@@ -257,7 +196,7 @@ async def serve_inbox_process(fd: int) -> None:
     def flush_wake() -> None:
         nonlocal wake_sent
         wake_sent = False
-        send(_line({"wake": "delivery"}))
+        send(encode_line({"wake": "delivery"}))
 
     app[DELIVERY].on_queued = deliveries_queued
     runner = web.AppRunner(app)
@@ -274,13 +213,13 @@ async def serve_inbox_process(fd: int) -> None:
             )  # fmt: skip
         except Exception:
             log.exception("could not queue %s", fields.get("activity_id"))
-            send(_line({"ack": number, "queued": None}))
+            send(encode_line({"ack": number, "queued": None}))
             return
-        send(_line({"ack": number, "queued": queued}))
+        send(encode_line({"ack": number, "queued": queued}))
         if queued:
             processor.wake()
 
-    send(_line({"ready": True}))
+    send(encode_line({"ready": True}))
     try:
         while line := await reader.readline():
             message = json.loads(line)

@@ -17,6 +17,7 @@ from aiohttp import web
 from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
+from xnode.activitypub.delivery_process import DeliveryProcesses, processes_ctx
 from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
 from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
 from xnode.activitypub.inbox_process import InboxProcessLink, link_ctx
@@ -34,6 +35,8 @@ from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTI
 log = logging.getLogger(__name__)
 
 OUTBOX = web.AppKey("ap_outbox", Outbox)
+DELIVERY_PROCESSES = web.AppKey("ap_delivery_processes", DeliveryProcesses)
+"""The delivery processes, when ``delivery_processes`` is set."""
 
 
 def setup_federation(app: web.Application, role: str = "all") -> None:
@@ -41,7 +44,9 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
 
     ``role``: "all" runs every worker here; "web" leaves the inbox queue to the
     inbox process (:mod:`xnode.activitypub.inbox_process`), which runs with
-    "inbox": the inbox worker but not the delivery worker.
+    "inbox": the inbox worker but not the delivery worker. With
+    ``delivery_processes`` set, the delivery worker runs in those processes
+    (:mod:`xnode.activitypub.delivery_process`) rather than here.
     """
     settings, db, clock, events = app[SETTINGS], app[DB], app[CLOCK], app[EVENTS]
     urls = Urls(settings.base_url)
@@ -84,7 +89,14 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     inbox.add_routes(app)
     if role in ("all", "inbox"):
         app.cleanup_ctx.append(inbox.worker_ctx)
-    if role in ("all", "web"):
+    if role in ("all", "web") and settings.delivery_processes:
+        # This process only queues; the delivery processes send.
+        senders = app[DELIVERY_PROCESSES] = DeliveryProcesses(
+            settings, settings.delivery_processes
+        )
+        queue.on_queued = senders.wake
+        app.cleanup_ctx.append(processes_ctx(senders))
+    elif role in ("all", "web"):
         app.cleanup_ctx.append(worker_ctx)
     if role == "web":
         relayed = EventBus()  # what the inbox process did, for open tabs only

@@ -22,6 +22,17 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from xnode.store.database import Database
+from xnode.store.shards import host_shard
+
+Shard = tuple[int, int]
+"""(k, n): the rows of this delivery process, k of n (``xnode.store.shards``)."""
+
+
+def _shard_sql(shard: Shard | None, column: str = "shard") -> tuple[str, list[int]]:
+    """A condition (with its leading AND) keeping one process's rows; none for None."""
+    if shard is None or shard[1] <= 1:
+        return "", []
+    return f" AND {column} % ? = ?", [shard[1], shard[0]]
 
 
 def host_of(url: str) -> str:
@@ -124,14 +135,14 @@ async def insert_many(
         return {}
     by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
     params = [
-        (row.activity_id, row.sender_account_id, row.post_id, row.inbox_url,
-         host_of(row.inbox_url), row.payload, now, now)
-        for row in rows
+        (row.activity_id, row.sender_account_id, row.post_id, row.inbox_url, host,
+         host_shard(host), row.payload, now, now)
+        for row, host in ((row, host_of(row.inbox_url)) for row in rows)
     ]  # fmt: skip
     insert = (
         "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
-        " payload, state, attempts, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (activity_id, inbox_url)"
+        " shard, payload, state, attempts, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (activity_id, inbox_url)"
     )
     async with db.transaction() as conn:
         if resend:
@@ -160,7 +171,8 @@ async def insert_many(
 
 
 async def due(
-    db: Database, now: float, *, per_host: int, limit: int, exclude: Iterable[int] = ()
+    db: Database, now: float, *, per_host: int, limit: int, exclude: Iterable[int] = (),
+    shard: Shard | None = None,
 ) -> list[tuple[Delivery, int]]:
     """Pending deliveries due now whose host is not paused, with the host's failure count.
 
@@ -172,9 +184,11 @@ async def due(
         per_host: Rows per host at most.
         limit: Rows in all at most.
         exclude: Ids already being sent.
+        shard: Only this delivery process's rows (None: all).
     """
     skip = list(exclude)
     skip_sql = f" AND d.id NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
+    shard_sql, shard_params = _shard_sql(shard, "d.shard")
     # The ranking sees only (id, host, due time); the whole rows, payload
     # included, are read for the chosen ids alone. Ranking entire rows made
     # SQLite sort every pending payload on every call: 80 ms with 10,000
@@ -187,20 +201,21 @@ async def due(
         " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
         " AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
-        f" AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}) ranked"
-        " WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+        f" AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}{shard_sql})"
+        " ranked WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
         " ORDER BY d.next_attempt_at, d.id",
-        [now, now, now, *skip, per_host, limit],
+        [now, now, now, *skip, *shard_params, per_host, limit],
     )
     return [(Delivery.from_row(row), row["host_failures"]) for row in rows]
 
 
-async def next_wake_at(db: Database, now: float) -> float | None:
+async def next_wake_at(db: Database, now: float, shard: Shard | None = None) -> float | None:
     """The earliest future moment something may become due (a row, or a host's pause ending)."""
+    shard_sql, shard_params = _shard_sql(shard)
     row_at = await db.fetchvalue(
         "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
-        " AND next_attempt_at > ?",
-        (now,),
+        f" AND next_attempt_at > ?{shard_sql}",
+        (now, *shard_params),
     )
     host_at = await db.fetchvalue(
         "SELECT MIN(t) FROM (SELECT circuit_open_until AS t FROM hosts WHERE circuit_open_until > ?"

@@ -3,6 +3,8 @@
 Each migration is a module ``mNNN_<name>.py`` defining ``STATEMENTS``; it is
 applied in one transaction and recorded in ``schema_migrations``. A node
 refuses to open a database that records a migration newer than its code.
+Statements may call the SQL functions in ``MIGRATION_FUNCTIONS`` (for data
+changes that must agree with Python code, such as a host's delivery shard).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from xnode.store.shards import host_shard
+
 _MODULE_NAME = re.compile(r"^m(\d{3})_(\w+)$")
+
+
+MIGRATION_FUNCTIONS = {"xnode_host_shard": host_shard}
+"""SQL functions (one argument, deterministic) that migrations may call."""
 
 
 class SchemaTooNewError(Exception):
@@ -74,6 +82,8 @@ async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
             f"database schema version {max(done)} is newer than this xnode "
             f"(knows up to {newest_known}); upgrade xnode before serving this data"
         )
+    for name, function in MIGRATION_FUNCTIONS.items():
+        await conn.create_function(name, 1, function, deterministic=True)
     applied: list[int] = []
     for migration in migrations:
         if migration.version in done:
