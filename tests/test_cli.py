@@ -122,6 +122,20 @@ def test_init_creates_node_and_refuses_a_second_init(tmp_path: Path) -> None:
     assert (data / "xnode.toml").read_text() == config_before
 
 
+@pytest.mark.parametrize(("cores", "inbox", "senders"), [(1, False, 0), (2, True, 3), (64, True, 16)])
+def test_init_gives_multi_core_machines_helper_processes(
+    tmp_path: Path, cores: int, inbox: bool, senders: int
+) -> None:
+    from xnode.bootstrap import init_node
+
+    data = tmp_path / "data"
+    asyncio.run(init_node(data, domain="example.org", cores=cores))
+    settings = load_settings(data, environ={})
+    assert (settings.inbox_process, settings.delivery_processes) == (inbox, senders)
+    written = (data / "xnode.toml").read_text()
+    assert ("delivery_processes" in written) == bool(senders)
+
+
 def test_init_admin_gets_a_one_time_password(tmp_path: Path) -> None:
     data = tmp_path / "data"
     # Exactly what `make run` does on first start.
@@ -522,26 +536,30 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_serve_with_the_inbox_process_stops_cleanly_on_a_group_sigterm(
+def test_serve_with_helper_processes_stops_cleanly_on_a_group_sigterm(
     node: Path, tmp_path: Path
 ) -> None:
-    # A service manager signals the whole group; the inbox process must not die
-    # mid-batch on its own but exit when `xnode serve` closes their socket.
+    # A service manager signals the whole group; the inbox and delivery processes
+    # must not die mid-batch on their own but exit when `xnode serve` closes
+    # their sockets.
     port = free_port()
     log_path = tmp_path / "serve.log"
+    helpers = {"XNODE_INBOX_PROCESS": "true", "XNODE_DELIVERY_PROCESSES": "2"}
+    names = ["inbox process", "delivery process 1/2", "delivery process 2/2"]
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "xnode", "serve", "--data", str(node),
              "--listen", f"127.0.0.1:{port}"],
-            stdout=log, stderr=log, env={**clean_env(), "XNODE_INBOX_PROCESS": "true"},
+            stdout=log, stderr=log, env={**clean_env(), **helpers},
             start_new_session=True,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while "inbox process ready" not in log_path.read_text():
+        while not all(f"{name} ready" in log_path.read_text() for name in names):
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
-        (child,) = _children(proc.pid)
+        children = _children(proc.pid)
+        assert len(children) == len(names)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
     finally:
@@ -550,7 +568,9 @@ def test_serve_with_the_inbox_process_stops_cleanly_on_a_group_sigterm(
             proc.wait()
     output = log_path.read_text()
     assert proc.returncode == 0, output
-    # It finished and exited when `xnode serve` let it go, not before.
-    assert "inbox process exited (status 0)" in output, output
+    # Each finished and exited when `xnode serve` let it go, not before.
+    for name in names:
+        assert f"{name} exited (status 0)" in output, output
     assert "restarting" not in output, output
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
