@@ -18,10 +18,13 @@ Baseline in the same run, same process: the same number of unsigned POSTs of the
 same body to the same inbox URLs, from a plain aiohttp client at the queue's global
 concurrency (32).
 
-With ``--delivery-processes N`` the node runs with that setting: the post is
-queued in this process and N helper processes (``xnode delivery-process``)
-send the deliveries, each for its share of the hosts; their CPU is counted
-with the node's.
+The node runs with ``delivery_processes`` as ``xnode init`` sets it on this
+machine (one per core on two or more cores; ``--delivery-processes N`` to choose,
+0 for the serving process alone): the post is queued in this process and the
+helper processes (``xnode delivery-process``) send the deliveries, each for
+its share of the hosts; their CPU is counted with the node's. The authors'
+keys exist before the post, as they do for any account that has followers
+(following fetches the actor and its key).
 
 Usage: python bench/fanout.py [--hosts N] [--per-host N] [--delivery-processes N]
 """
@@ -49,6 +52,7 @@ from machine import calibration_line, process_cpu_s
 from xnode.activitypub.delivery import GLOBAL_LIMIT
 from xnode.activitypub.endpoints import KEYRING
 from xnode.activitypub.node import DELIVERY_PROCESSES
+from xnode.bootstrap import helper_processes_for
 from xnode.posts.service import Draft
 from xnode.settings import DATABASE_FILE, settings_from_mapping
 from xnode.web.app import create_app
@@ -341,7 +345,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--per-host", type=int, default=10)
-    parser.add_argument("--delivery-processes", type=int, default=0)
+    parser.add_argument(
+        "--delivery-processes", type=int,
+        default=helper_processes_for(os.cpu_count()).get("delivery_processes", 0),
+        help="delivery processes (0: the node's own process sends); the default is what"
+        " `xnode init` writes on this machine",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"fan-out benchmark: {args.hosts * args.per_host} followers on {args.hosts} hosts, "

@@ -13,7 +13,8 @@ Figures: accepted/s (until the last 202) and processed/s (until `inbox_queue` ha
 no pending rows and every activity is stored as a post). Baseline in the same run:
 the same load against a bare aiohttp endpoint that reads the body and answers 202.
 
-Usage: python bench/inbox.py [--activities N] [--actors N] [--concurrency N] [--inbox-process]
+Usage: python bench/inbox.py [--activities N] [--actors N] [--concurrency N]
+       [--inbox-process | --no-inbox-process]   (default: as `xnode init` sets this machine up)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from machine import calibration_line, child_pids, process_cpu_s
 
 from federation.keys import generate_rsa_key, public_key_of
 from federation.signatures import sign_request
+from xnode.bootstrap import helper_processes_for
 
 TARGET_PER_S = 2000.0
 LOCAL_USER = "alice"
@@ -230,6 +232,14 @@ def start_node(data: Path, port: int, *, inbox_process: bool = False) -> subproc
     )
 
 
+def helper_name(pid: int) -> str:
+    """What a child of `xnode serve` is, from its command line."""
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        words = cmdline.read().split(b"\0")
+    command = next((w.decode() for w in words if w.endswith(b"-process")), "child")
+    return f"{command.replace('-', ' ')} {pid}"
+
+
 def any_pending(db_path: Path) -> bool:
     """Whether ``inbox_queue`` has a pending row (stops at the first)."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
@@ -334,8 +344,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> bool:
 
         total = len(warmup) + args.activities
         node_pids = {"xnode web": node.pid}
-        for pid in child_pids(node.pid):  # the inbox process, when there is one
-            node_pids["inbox process"] = pid
+        for pid in child_pids(node.pid):  # the inbox and delivery processes, if any
+            node_pids[helper_name(pid)] = pid
         node_cpu = {name: process_cpu_s(pid) for name, pid in node_pids.items()}
         result = await post_from_other_process(inbox, timed, args.concurrency)
         accepted_rate = rate_line(
@@ -377,8 +387,10 @@ def main() -> int:
     parser.add_argument("--actors", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
-        "--inbox-process", action="store_true",
-        help="run the node with inbox_process = true (the inbox in a second process)",
+        "--inbox-process", action=argparse.BooleanOptionalAction,
+        default=bool(helper_processes_for(os.cpu_count()).get("inbox_process")),
+        help="run the node with inbox_process = true (the inbox in a second process);"
+        " the default is what `xnode init` writes on this machine",
     )  # fmt: skip
     args = parser.parse_args()
     print(

@@ -122,7 +122,9 @@ def test_init_creates_node_and_refuses_a_second_init(tmp_path: Path) -> None:
     assert (data / "xnode.toml").read_text() == config_before
 
 
-@pytest.mark.parametrize(("cores", "inbox", "senders"), [(1, False, 0), (2, True, 3), (64, True, 16)])
+@pytest.mark.parametrize(
+    ("cores", "inbox", "senders"), [(1, False, 0), (2, True, 2), (64, True, 16)]
+)
 def test_init_gives_multi_core_machines_helper_processes(
     tmp_path: Path, cores: int, inbox: bool, senders: int
 ) -> None:

@@ -37,17 +37,15 @@ SECRET_BYTES = 32
 
 def helper_processes_for(cores: int | None) -> dict[str, Any]:
     """Settings that put a machine's cores to work: on two or more, the inbox and
-    the deliveries get processes of their own (one Python process uses one core).
-
-    Three delivery processes on two cores, because a sender's loop spends part of
-    its time waiting (connections, signatures on a thread): on the reference
-    machine three sent 10-20 % more than two (docs/benchmarks.md).
+    the deliveries get processes of their own (one Python process uses one core),
+    one delivery process per core (three on two cores sent no more than two,
+    within the noise, and each costs memory: docs/benchmarks.md).
     """
     if cores is None or cores < 2:
         return {}
     return {
         "inbox_process": True,
-        "delivery_processes": min(cores + 1, MAX_DELIVERY_PROCESSES),
+        "delivery_processes": min(cores, MAX_DELIVERY_PROCESSES),
     }
 
 
