@@ -529,3 +529,15 @@ async def test_rows_for_a_paused_host_are_not_handed_off(node, queue, alice, aio
     await queue.run_due()  # the host asks for an hour's pause
     await queue.enqueue(activity(node, alice, 2), alice, [bob])
     assert not any(d.activity_id.endswith("/2/activity") for d, _ in queue._ready.values())
+
+
+async def test_the_worker_stops_when_cancelled_as_it_is_woken(node, queue):
+    """Python 3.11's wait_for loses a cancellation that arrives as the awaited event
+    fires; the worker must stop anyway (else shutdown, and a test, hang forever)."""
+    worker = asyncio.create_task(queue.run_forever())
+    await asyncio.sleep(0.05)  # idle, waiting to be woken
+    queue.wake()
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(worker, 5)
+    assert worker.done()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -215,6 +216,18 @@ async def test_worker_processes_on_wake_up(node_a, node_b, bob, alice_post):
         assert (await queue(node_a))[0]["state"] == "done"
     finally:
         task.cancel()
+
+
+async def test_worker_stops_when_cancelled_as_it_is_woken(node_a):
+    """Python 3.11's wait_for loses a cancellation that arrives as the awaited event
+    fires; the worker must stop anyway (else shutdown hangs forever)."""
+    task = asyncio.create_task(run_forever(node_a.app))
+    await asyncio.sleep(0.05)  # idle, waiting to be woken
+    node_a.app[INBOX].wake()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert task.done()
 
 
 async def test_failing_handler_is_retried_then_marked_failed(

@@ -399,8 +399,11 @@ class DeliveryQueue:
                 except Exception:
                     log.exception("delivery worker iteration failed")
                     pause = ERROR_PAUSE_S
+                # Not wait_for: in Python 3.11 it drops a cancellation that arrives
+                # as the event fires, and shutdown would then wait forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), pause)
+                    async with asyncio.timeout(pause):
+                        await self._wake.wait()
         finally:
             self._working = False
             for task in tasks:

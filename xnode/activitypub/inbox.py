@@ -307,8 +307,11 @@ async def run_forever(app: web.Application) -> None:
                 await asyncio.sleep(0)  # let requests in between batches
         except Exception:
             log.exception("inbox worker failed")
+        # Not wait_for: in Python 3.11 it drops a cancellation that arrives as
+        # the event fires, and shutdown would then wait forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(processor.wakeup.wait(), IDLE_POLL_S)
+            async with asyncio.timeout(IDLE_POLL_S):
+                await processor.wakeup.wait()
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
