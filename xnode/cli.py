@@ -15,7 +15,7 @@ import os
 import signal
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
@@ -200,21 +200,26 @@ def serve(
     asyncio.run(_serve(settings, ssl_context, access_log))
 
 
+def _run_helper(label: str, serve: Callable[[int], Coroutine[Any, Any, None]], fd: int) -> None:
+    """Run a helper process of `xnode serve` (inbox, delivery) on its socket ``fd``."""
+    # Its life is bound to the socket: `xnode serve` stops it by closing it, after
+    # its own requests are done. A Ctrl-C or a service manager's SIGTERM sent to
+    # the whole process group must not cut its work short before that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {label} %(name)s: %(message)s"
+    )
+    asyncio.run(serve(fd))
+
+
 @main.command("inbox-process", hidden=True)
 @click.option("--fd", type=int, required=True, help="The socket shared with `xnode serve`.")
 def inbox_process(fd: int) -> None:
     """The inbox process `xnode serve` starts when `inbox_process` is set (not run by hand)."""
     from xnode.activitypub.inbox_process import serve_inbox_process
 
-    # Its life is bound to the socket: `xnode serve` stops it by closing it, after
-    # its own requests are done. A Ctrl-C or a service manager's SIGTERM sent to
-    # the whole process group must not cut a batch short before that.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s inbox %(name)s: %(message)s"
-    )
-    asyncio.run(serve_inbox_process(fd))
+    _run_helper("inbox", serve_inbox_process, fd)
 
 
 @main.command("delivery-process", hidden=True)
@@ -223,13 +228,7 @@ def delivery_process(fd: int) -> None:
     """A delivery process `xnode serve` starts when `delivery_processes` is set."""
     from xnode.activitypub.delivery_process import serve_delivery_process
 
-    # As the inbox process: stopped by `xnode serve` closing the socket.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s delivery %(name)s: %(message)s"
-    )
-    asyncio.run(serve_delivery_process(fd))
+    _run_helper("delivery", serve_delivery_process, fd)
 
 
 async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_log: bool) -> None:
