@@ -47,24 +47,3 @@ async def add_own_key(
             "SELECT * FROM account_keys WHERE key_id = ?", (key_id,)
         )
     return rows[0]
-
-
-async def save_key(
-    db: Database,
-    row_id: int,
-    *,
-    account_id: int | None,
-    key_id: str,
-    algorithm: str,
-    public_pem: str,
-    private_pem: str | None,
-    now: float,
-) -> None:
-    """Store a key; a remote key seen again with new material replaces the old (rotation)."""
-    await db.execute(
-        "INSERT INTO account_keys (id, account_id, key_id, algorithm, public_pem, private_pem,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (key_id) DO UPDATE SET public_pem = excluded.public_pem,"
-        " algorithm = excluded.algorithm, account_id = excluded.account_id",
-        (row_id, account_id, key_id, algorithm, public_pem, private_pem, now),
-    )
