@@ -64,9 +64,9 @@ async def test_an_outcome_does_not_revive_a_cancelled_delivery(tmp_path):
         await store.insert_many(db, [row], now=0)
         ((delivery, _),) = await store.due(db, 1, per_host=4, limit=10)
         await domain_blocks.add_block(db, "bad.example", "suspend", "", now=1)
-        await store.record_attempt(
-            db, store.Attempt(delivery.id, delivery.host, "delivered", 1, 202, None, 0, 2),
-            host_up=True, retry_after_until=None, circuit_for=lambda failures: None,
+        attempt = store.Attempt(delivery.id, delivery.host, "delivered", 1, 202, None, 0, 2)
+        await store.record_attempts(
+            db, [store.Outcome(attempt, True, None)], lambda failures, now: None
         )
         state = await db.fetchvalue("SELECT state FROM deliveries WHERE id = ?", (delivery.id,))
         assert state == "failed"
@@ -129,3 +129,36 @@ async def test_follower_inboxes_share_inboxes_and_skip_gone_accounts(tmp_path):
         assert await store.remote_follower_inboxes(db, 1) == [
             "https://one.example/inbox", "https://two.example/u/c",
         ]
+
+
+async def test_a_batch_of_outcomes_leaves_each_host_as_its_last_answer_says(tmp_path):
+    """Outcomes are written together; per host, the later answer in the batch stands."""
+    async with open_database(tmp_path / "x.sqlite3") as db:
+        rows = [
+            store.NewDelivery(f"a{n}", None, None, f"https://{host}/inbox", "{}")
+            for n in range(2) for host in ("up-then-down.example", "down-then-up.example")
+        ]  # fmt: skip
+        added = await store.insert_many(db, rows, now=0)
+
+        def outcome(n: int, host: str, ok: bool) -> store.Outcome:
+            delivery_id = next(
+                i for i, r in added.items()
+                if r.activity_id == f"a{n}" and r.inbox_url == f"https://{host}/inbox"
+            )  # fmt: skip
+            state = "delivered" if ok else "pending"
+            attempt = store.Attempt(delivery_id, host, state, 1, 202 if ok else 503,
+                                    None if ok else "HTTP 503", 60, 5.0 + n)  # fmt: skip
+            return store.Outcome(attempt, ok, None, "rfc9421" if ok else None)
+
+        await store.record_attempts(db, [
+            outcome(0, "up-then-down.example", True), outcome(0, "down-then-up.example", False),
+            outcome(1, "up-then-down.example", False), outcome(1, "down-then-up.example", True),
+        ], lambda failures, now: now + 60 * failures)  # fmt: skip
+        down = store.host_health(db, "up-then-down.example")
+        up = store.host_health(db, "down-then-up.example")
+        assert down is not None and up is not None
+        assert (down.consecutive_failures, down.circuit_open_until) == (1, 6.0 + 60)
+        assert (up.consecutive_failures, up.circuit_open_until) == (0, None)
+        assert (down.signature_scheme, up.signature_scheme) == ("rfc9421", "rfc9421")
+        states = await db.fetchall("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        assert {r[0]: r[1] for r in states} == {"delivered": 2, "pending": 2}

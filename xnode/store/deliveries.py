@@ -22,10 +22,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from xnode.store.database import Database
-from xnode.store.shards import host_shard
-
-Shard = tuple[int, int]
-"""(k, n): the rows of this delivery process, k of n (``xnode.store.shards``)."""
+from xnode.store.shards import Shard, host_shard
 
 
 def _shard_sql(shard: Shard | None, column: str = "shard") -> tuple[str, list[int]]:
@@ -348,21 +345,6 @@ async def _host_trouble(
             "UPDATE hosts SET retry_after_until = ? WHERE host = ?",
             (outcome.retry_after_until, a.host),
         )
-
-
-async def record_attempt(
-    db: Database,
-    attempt: Attempt,
-    *,
-    host_up: bool | None,
-    retry_after_until: float | None,
-    circuit_for: Callable[[int], float | None],
-) -> None:
-    """Write one attempt's outcome and the host's health (:func:`record_attempts` for one)."""
-    await record_attempts(
-        db, [Outcome(attempt, host_up, retry_after_until)],
-        lambda failures, _now: circuit_for(failures),
-    )
 
 
 async def retry_host(db: Database, host: str, now: float) -> int:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import zlib
 
+Shard = tuple[int, int]
+"""(k, n): the rows of delivery process k of n (those whose shard is k modulo n)."""
+
 SHARDS = 1024
 """Shards in all; any process count up to this splits them evenly enough."""
 
