@@ -33,7 +33,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -80,6 +80,16 @@ SENDER_CACHE_S = 5.0
 """How long a sending account's row is reused between deliveries (one fan-out, roughly)."""
 KEEP_FINISHED_S = 30 * 24 * 3600.0
 """Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
+
+
+class _Answer(NamedTuple):
+    """What one attempt came to, as :meth:`DeliveryQueue._record` writes it."""
+
+    status: int | None
+    error: str | None
+    pause_s: float | None = None  # the pause the peer asked for (Retry-After)
+    permanent: bool = False  # no retry can succeed
+    learnt_scheme: str | None = None  # a signature scheme the host accepted, news to us
 
 
 def fetch_settings_for(settings: Settings) -> FetchSettings:
@@ -162,6 +172,11 @@ class DeliveryQueue:
         self._flushes: set[asyncio.Task[None]] = set()
         self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
+
+    @property
+    def working(self) -> bool:
+        """Whether this process's worker is sending (not when delivery processes send)."""
+        return self._working
 
     @property
     def fetcher(self) -> Fetcher:
@@ -430,13 +445,13 @@ class DeliveryQueue:
     async def _attempt(self, delivery: store.Delivery) -> None:
         """Send one delivery and write its outcome back."""
         try:
-            status, error, pause, permanent, scheme = await self._send(delivery)
+            answer = await self._send(delivery)
             # The slot is free once the peer has answered; until the outcome is
             # written the row stays out of reads, so it is not sent twice.
             self._unrecorded.add(delivery.id)
             self._in_flight.pop(delivery.id, None)
             self._wake.set()
-            await self._record(delivery, status, error, pause, permanent, scheme)
+            await self._record(delivery, answer)
         except Exception:
             # A database problem while recording: the row stays pending and is retried.
             log.exception("recording delivery %d failed", delivery.id)
@@ -445,31 +460,28 @@ class DeliveryQueue:
             self._unrecorded.discard(delivery.id)
             self._attempted.append(delivery.id)
 
-    async def _send(
-        self, delivery: store.Delivery
-    ) -> tuple[int | None, str | None, float | None, bool, str | None]:
-        """(status, error, Retry-After pause, permanent, newly learnt scheme) for one attempt."""
+    async def _send(self, delivery: store.Delivery) -> _Answer:
+        """What one attempt came to (nothing here raises)."""
         sender = None
         if delivery.sender_account_id is not None:
             sender = await self._sender(delivery.sender_account_id)
             if sender is None:
-                return None, "the sending account no longer exists", None, True, None
+                return _Answer(None, "the sending account no longer exists", permanent=True)
         try:
             result = await self.signer.post_payload(
                 self.fetcher, sender, delivery.inbox_url, delivery.payload
             )
         except (InvalidURL, ForbiddenAddress) as exc:
-            # No retry will make this URL acceptable.
-            return None, str(exc), None, True, None
+            return _Answer(None, str(exc), permanent=True)  # no retry makes this URL acceptable
         except FetchError as exc:
-            return None, str(exc) or type(exc).__name__, None, False, None
+            return _Answer(None, str(exc) or type(exc).__name__)
         except Exception as exc:
             log.exception("delivery %d to %s crashed", delivery.id, delivery.inbox_url)
-            return None, f"internal error: {exc!r}", None, False, None
+            return _Answer(None, f"internal error: {exc!r}")
         ok = 200 <= result.status < 300
-        return (
-            result.status, None if ok else f"HTTP {result.status}", result.retry_after_s, False,
-            result.scheme if result.learnt else None,
+        return _Answer(
+            result.status, None if ok else f"HTTP {result.status}", result.retry_after_s,
+            learnt_scheme=result.scheme if result.learnt else None,
         )
 
     async def _sender(self, account_id: int) -> Account | None:
@@ -485,13 +497,11 @@ class DeliveryQueue:
             self._senders[account_id] = (now, account)
         return account
 
-    async def _record(
-        self, delivery: store.Delivery, status: int | None, error: str | None,
-        pause: float | None, permanent: bool, scheme: str | None = None,
-    ) -> None:
+    async def _record(self, delivery: store.Delivery, answer: _Answer) -> None:
+        status, error, pause = answer.status, answer.error, answer.pause_s
         now = self.clock.now()
         attempts = delivery.attempts + 1
-        outcome = "permanent" if permanent else retry.classify(status)
+        outcome = "permanent" if answer.permanent else retry.classify(status)
         next_at = delivery.next_attempt_at
         if outcome == "delivered":
             state = "delivered"
@@ -519,7 +529,9 @@ class DeliveryQueue:
             delivery.id, delivery.host, state, attempts, status, error, next_at, now
         )
         await self._write_outcome(
-            store.Outcome(attempt, host_up, None if pause is None else now + pause, scheme)
+            store.Outcome(
+                attempt, host_up, None if pause is None else now + pause, answer.learnt_scheme
+            )
         )
 
     async def _write_outcome(self, outcome: store.Outcome) -> None:
