@@ -19,9 +19,10 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from xnode.settings import Settings
+from xnode.settings import Settings, settings_from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def encode_line(message: dict[str, Any]) -> bytes:
 
 
 def settings_message(settings: Settings) -> dict[str, Any]:
-    """The settings, as a helper process rebuilds them (``settings_from_mapping``)."""
+    """The settings, for the start message (:func:`settings_from_message` reads them)."""
     values = {
         field.name: getattr(settings, field.name)
         for field in dataclasses.fields(settings)
@@ -48,6 +49,13 @@ def settings_message(settings: Settings) -> dict[str, Any]:
         "settings": values,
         "secret": settings.secret_key.hex(),
     }
+
+
+def settings_from_message(message: dict[str, Any]) -> Settings:
+    """In a helper: the serving process's settings, from its start message."""
+    return settings_from_mapping(
+        Path(message["data_dir"]), message["settings"], bytes.fromhex(message["secret"])
+    )
 
 
 class ChildProcess:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,9 +33,15 @@ from xnode.activitypub.delivery import DeliveryQueue, fetch_settings_for
 from xnode.activitypub.keys import KeyRing
 from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import Urls
-from xnode.child_process import ChildProcess, connect_to_parent, encode_line, settings_message
+from xnode.child_process import (
+    ChildProcess,
+    connect_to_parent,
+    encode_line,
+    settings_from_message,
+    settings_message,
+)
 from xnode.clock import SystemClock
-from xnode.settings import Settings, settings_from_mapping
+from xnode.settings import Settings
 from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -84,9 +90,7 @@ async def _no_local_deliveries(activity: dict[str, Any], sender: Account) -> Non
 async def serve_delivery_process(fd: int) -> None:
     """A delivery process's main loop: send its shard's due rows until the socket closes."""
     reader, writer, first = await connect_to_parent(fd)
-    settings = settings_from_mapping(
-        Path(first["data_dir"]), first["settings"], bytes.fromhex(first["secret"])
-    )
+    settings = settings_from_message(first)
     k, count = (int(n) for n in first["shard"])
     clock = SystemClock()
     db = Database(settings.database_path)
@@ -100,7 +104,7 @@ async def serve_delivery_process(fd: int) -> None:
     writer.write(encode_line({"ready": True}))
     try:
         while line := await reader.readline():
-            if b'"wake"' in line:
+            if json.loads(line).get("wake") == "delivery":
                 queue.wake()
     finally:
         worker.cancel()
@@ -109,7 +113,9 @@ async def serve_delivery_process(fd: int) -> None:
         await db.close()
 
 
-def processes_ctx(processes: DeliveryProcesses) -> Any:
+def processes_ctx(
+    processes: DeliveryProcesses,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """A ``cleanup_ctx`` entry: the delivery processes run while the application serves."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

@@ -29,15 +29,20 @@ import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from xnode.child_process import ChildProcess, connect_to_parent, encode_line, settings_message
+from xnode.child_process import (
+    ChildProcess,
+    connect_to_parent,
+    encode_line,
+    settings_from_message,
+    settings_message,
+)
 from xnode.dms.live import LIVE_EVENTS
 from xnode.events import EventBus, PostPublished
-from xnode.settings import Settings, settings_from_mapping
+from xnode.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +169,7 @@ async def serve_inbox_process(fd: int) -> None:
     from xnode.web.state import CLOCK, DB, EVENTS
 
     reader, writer, first = await connect_to_parent(fd)
-    settings = settings_from_mapping(
-        Path(first["data_dir"]), first["settings"], bytes.fromhex(first["secret"])
-    )
+    settings = settings_from_message(first)
     app = create_app(settings, role="inbox")
 
     def send(message: bytes) -> None:
