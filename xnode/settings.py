@@ -21,8 +21,9 @@ SECRET_FILE = "secret.key"
 REGISTRATION_MODES = ("open", "approval", "invite", "closed")
 
 # Environment variables with the XNODE_ prefix that are not settings keys:
-# the CLI uses them as defaults for its own options.
-NON_SETTING_ENV = frozenset({"XNODE_DATA"})
+# the CLI uses them as defaults for its own options, and crash tests arm
+# fault points with XNODE_FAULT_PAUSE (xnode/faults.py).
+NON_SETTING_ENV = frozenset({"XNODE_DATA", "XNODE_FAULT_PAUSE"})
 
 
 class SettingsError(Exception):

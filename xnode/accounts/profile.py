@@ -184,7 +184,6 @@ class ProfileService:
             elif removals[kind]:
                 changes[kind] = None
         await self._write(account_id, text, changes)
-        await self.events.publish(ProfileUpdated(account_id))
         return await self._require_account(account_id)
 
     async def update_profile(
@@ -255,8 +254,10 @@ class ProfileService:
     async def _write(
         self, account_id: int, text: ProfileText | None, images: dict[str, str | None]
     ) -> None:
+        """Write the changes and tell followers' servers (Update{Person}), in one transaction."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             if text is not None:
                 await account_store.update_profile(
                     conn,
@@ -272,6 +273,7 @@ class ProfileService:
                 )
             for kind, file_name in images.items():
                 await account_store.set_profile_image(conn, account_id, kind, file_name, now)
+            change.emit(ProfileUpdated(account_id))
         log.info("updated profile of account %d", account_id)
 
 

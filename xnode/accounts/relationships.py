@@ -88,7 +88,8 @@ class RelationshipService:
         # A remote follow is only real once the other server sends its Accept.
         state = "pending" if target.locked or not target.is_local else "accepted"
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             created = await rel_store.upsert_follow(
                 conn, new_id(), follower_id, target_id, state, now
             )
@@ -101,24 +102,24 @@ class RelationshipService:
                 post_id=None,
                 now=now,
             )
+            if created:
+                change.emit(FollowChanged(follower_id, target_id, state))
+            if notified:
+                change.emit(NotificationCreated(target_id))
         if not created:
             return await rel_store.get_follow_state(self.db, follower_id, target_id) or state
-        await self.events.publish(FollowChanged(follower_id, target_id, state))
-        if notified:
-            await self.events.publish(NotificationCreated(target_id))
         return state
 
     async def unfollow(self, follower_id: int, target_id: int) -> None:
         """Stop following, or withdraw a request."""
-        async with self.db.transaction() as conn:
-            removed = await rel_store.delete_follow(conn, follower_id, target_id)
-            if removed:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
+            if await rel_store.delete_follow(conn, follower_id, target_id):
                 for kind in ("follow", "follow_request"):
                     await notification_store.delete_notifications(
                         conn, kind=kind, from_id=follower_id, recipient_id=target_id
                     )
-        if removed:
-            await self.events.publish(FollowChanged(follower_id, target_id, "removed"))
+                change.emit(FollowChanged(follower_id, target_id, "removed"))
 
     async def accept_request(self, target_id: int, follower_id: int) -> None:
         """Approve a pending follow request to ``target_id``.
@@ -126,7 +127,8 @@ class RelationshipService:
         Raises:
             NotFound: there is no such pending request.
         """
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             if not await rel_store.accept_follow(conn, follower_id, target_id):
                 raise NotFound("There is no pending follow request from that account.")
             await notification_store.delete_notifications(
@@ -141,7 +143,7 @@ class RelationshipService:
                 post_id=None,
                 now=self.clock.now(),
             )
-        await self.events.publish(FollowChanged(follower_id, target_id, "accepted"))
+            change.emit(FollowChanged(follower_id, target_id, "accepted"))
 
     async def reject_request(self, target_id: int, follower_id: int) -> None:
         """Refuse a pending follow request.
@@ -151,19 +153,19 @@ class RelationshipService:
         """
         if await rel_store.get_follow_state(self.db, follower_id, target_id) != "pending":
             raise NotFound("There is no pending follow request from that account.")
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             await rel_store.delete_follow(conn, follower_id, target_id)
             await notification_store.delete_notifications(
                 conn, kind="follow_request", from_id=follower_id, recipient_id=target_id
             )
-        await self.events.publish(FollowChanged(follower_id, target_id, "rejected"))
+            change.emit(FollowChanged(follower_id, target_id, "rejected"))
 
     async def remove_follower(self, account_id: int, follower_id: int) -> None:
         """Make someone stop following you."""
-        async with self.db.transaction() as conn:
-            removed = await rel_store.delete_follow(conn, follower_id, account_id)
-        if removed:
-            await self.events.publish(FollowChanged(follower_id, account_id, "rejected"))
+        async with self.events.change(self.db) as change:
+            if await rel_store.delete_follow(change.conn, follower_id, account_id):
+                change.emit(FollowChanged(follower_id, account_id, "rejected"))
 
     async def block(self, account_id: int, target_id: int) -> None:
         """Block an account: follows both ways end, and neither sees the other.
@@ -175,26 +177,23 @@ class RelationshipService:
         if account_id == target_id:
             raise Conflict("You cannot block yourself.")
         await self._target(target_id)
-        removed: list[tuple[int, int]] = []
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             await rel_store.set_edge(
                 conn, "blocks", new_id(), account_id, target_id, self.clock.now(), True
             )
             for follower, followed in ((account_id, target_id), (target_id, account_id)):
                 if await rel_store.delete_follow(conn, follower, followed):
-                    removed.append((follower, followed))
-        for follower, followed in removed:
-            await self.events.publish(FollowChanged(follower, followed, "removed"))
-        await self.events.publish(BlockChanged(account_id, target_id, True))
+                    change.emit(FollowChanged(follower, followed, "removed"))
+            change.emit(BlockChanged(account_id, target_id, True))
 
     async def unblock(self, account_id: int, target_id: int) -> None:
         """Lift a block."""
-        async with self.db.transaction() as conn:
-            changed = await rel_store.set_edge(
-                conn, "blocks", 0, account_id, target_id, self.clock.now(), False
-            )
-        if changed:
-            await self.events.publish(BlockChanged(account_id, target_id, False))
+        async with self.events.change(self.db) as change:
+            if await rel_store.set_edge(
+                change.conn, "blocks", 0, account_id, target_id, self.clock.now(), False
+            ):
+                change.emit(BlockChanged(account_id, target_id, False))
 
     async def set_mute(self, account_id: int, target_id: int, muted: bool) -> None:
         """Mute (hide from my timelines and notifications) or unmute an account.

@@ -312,10 +312,10 @@ class AccountService:
             admins = [u for u in await self.list_users("active") if u.is_admin and u.is_active]
             if len(admins) <= 1 and user.is_active:
                 raise Conflict("The last administrator cannot be deleted.")
-        async with self.db.transaction() as conn:
-            await account_store.tombstone_local_account(conn, account_id, self.clock.now())
+        async with self.events.change(self.db) as change:
+            await account_store.tombstone_local_account(change.conn, account_id, self.clock.now())
+            change.emit(AccountDeleted(account_id))
         log.info("deleted user %s", user.username)
-        await self.events.publish(AccountDeleted(account_id))
 
     async def delete_own_account(self, account_id: int, password: str) -> None:
         """Self-deletion, confirmed with the password.

@@ -32,9 +32,10 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
+import aiosqlite
 from aiohttp import web
 
 import xnode
@@ -80,6 +81,16 @@ SENDER_CACHE_S = 5.0
 """How long a sending account's row is reused between deliveries (one fan-out, roughly)."""
 KEEP_FINISHED_S = 30 * 24 * 3600.0
 """Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
+
+
+class Planned(NamedTuple):
+    """What queueing one activity takes (:meth:`DeliveryQueue.plan`): its rows, and
+    whether local recipients get it handed over."""
+
+    activity: dict[str, Any]
+    sender: Account | None
+    rows: tuple[NewDelivery, ...]
+    local: bool
 
 
 class _Answer(NamedTuple):
@@ -200,6 +211,61 @@ class DeliveryQueue:
 
     # --- queueing ------------------------------------------------------------------
 
+    async def plan(
+        self,
+        activity: dict[str, Any],
+        sender: Account | None,
+        recipients: Iterable[Account],
+        *,
+        post_id: int | None = None,
+        inboxes: Iterable[str] = (),
+    ) -> Planned:
+        """The delivery rows an activity needs (see :meth:`enqueue`), not written yet."""
+        wanted: dict[str, None] = {}
+        local = False
+        for account in recipients:
+            if account.is_local:
+                local = local or sender is None or account.id != sender.id
+            elif not account.is_deleted and not account.is_suspended and account.delivery_inbox:
+                wanted[account.delivery_inbox] = None
+        for inbox in inboxes:
+            wanted[inbox] = None
+        suspended = await domain_blocks.suspended_domains(self.db)
+        payload = json.dumps(activity, ensure_ascii=False)
+        rows = tuple(
+            NewDelivery(activity["id"], sender.id if sender else None, post_id, inbox, payload)
+            for inbox in wanted
+            if not any(domain_blocks.domain_covers(d, store.host_of(inbox)) for d in suspended)
+        )
+        return Planned(activity, sender, rows, local)
+
+    async def insert_planned(
+        self, conn: aiosqlite.Connection, planned: Sequence[Planned]
+    ) -> dict[int, NewDelivery]:
+        """Write planned rows inside the caller's transaction (an outbox claim's).
+
+        Call :meth:`queued` with the result once the transaction has committed.
+        """
+        rows = [row for plan in planned for row in plan.rows]
+        return await store.insert_rows(conn, rows, self.clock.now())
+
+    async def queued(
+        self, added: dict[int, NewDelivery], planned: Sequence[Planned], *, resend: bool = False
+    ) -> None:
+        """After rows were committed: get them sent, and hand local recipients their copy."""
+        if added:
+            if resend or not self._hand_off(added, self.clock.now()):
+                self.wake()
+            elif self.on_queued is not None:
+                self.on_queued()
+        for plan in planned:
+            if plan.local and plan.sender is not None:
+                try:
+                    await self.local_inbox(plan.activity, plan.sender)
+                except Exception:
+                    # The sender's action already succeeded; a local hiccup must not undo it.
+                    log.exception("local delivery of %s failed", plan.activity.get("id"))
+
     async def enqueue(
         self,
         activity: dict[str, Any],
@@ -217,6 +283,12 @@ class DeliveryQueue:
         activity for the same inbox is a no-op). Servers under a ``suspend``
         block are skipped. Local recipients are handed to ``local_inbox`` once.
 
+        Local people's own actions do not come here but through the outbox
+        table (:mod:`xnode.activitypub.outbox`), which queues their rows in
+        the transaction that claims the entry; this is for answers the inbox
+        sends while handling an activity (an Accept), which the inbox queue
+        runs again if the process dies first.
+
         Args:
             activity: The activity JSON; its ``id`` keys the rows.
             sender: The local account it is from (None: the instance actor).
@@ -229,35 +301,9 @@ class DeliveryQueue:
         Returns:
             How many new delivery rows were queued.
         """
-        wanted: dict[str, None] = {}
-        local = False
-        for account in recipients:
-            if account.is_local:
-                local = local or sender is None or account.id != sender.id
-            elif not account.is_deleted and not account.is_suspended and account.delivery_inbox:
-                wanted[account.delivery_inbox] = None
-        for inbox in inboxes:
-            wanted[inbox] = None
-        suspended = await domain_blocks.suspended_domains(self.db)
-        payload = json.dumps(activity, ensure_ascii=False)
-        rows = [
-            NewDelivery(activity["id"], sender.id if sender else None, post_id, inbox, payload)
-            for inbox in wanted
-            if not any(domain_blocks.domain_covers(d, store.host_of(inbox)) for d in suspended)
-        ]
-        now = self.clock.now()
-        added = await store.insert_many(self.db, rows, now, resend=resend)
-        if added:
-            if resend or not self._hand_off(added, now):
-                self.wake()
-            elif self.on_queued is not None:
-                self.on_queued()
-        if local and sender is not None:
-            try:
-                await self.local_inbox(activity, sender)
-            except Exception:
-                # The sender's action already succeeded; a local hiccup must not undo it.
-                log.exception("local delivery of %s failed", activity.get("id"))
+        planned = await self.plan(activity, sender, recipients, post_id=post_id, inboxes=inboxes)
+        added = await store.insert_many(self.db, planned.rows, self.clock.now(), resend=resend)
+        await self.queued(added, [planned], resend=resend)
         return len(added)
 
     def _hand_off(self, fresh: dict[int, NewDelivery], now: float) -> bool:

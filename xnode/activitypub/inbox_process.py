@@ -25,7 +25,6 @@ web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -41,7 +40,7 @@ from xnode.child_process import (
     settings_message,
 )
 from xnode.dms.live import LIVE_EVENTS
-from xnode.events import EventBus, PostPublished
+from xnode.events import EventBus, PostPublished, event_fields, event_from
 from xnode.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,22 +52,13 @@ RELAYED_EVENTS: dict[str, type] = {kind.__name__: kind for kind in LIVE_EVENTS}
 
 def encode_event(event: object) -> bytes:
     """One line carrying a relayed event."""
-    fields = dataclasses.asdict(event)  # type: ignore[call-overload]
-    return encode_line({"event": type(event).__name__, "fields": fields})
+    return encode_line({"event": type(event).__name__, "fields": event_fields(event)})
 
 
 def decode_event(message: dict[str, Any]) -> object | None:
     """The event a line carries (None for an unknown or malformed one)."""
-    kind = RELAYED_EVENTS.get(str(message.get("event")))
-    fields = message.get("fields")
-    if kind is None or not isinstance(fields, dict):
-        return None
-    # JSON has no tuples; the events' sequence fields are tuples.
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-    try:
-        return kind(**values)
-    except TypeError:
-        return None
+    name = str(message.get("event"))
+    return event_from(name, message.get("fields")) if name in RELAYED_EVENTS else None
 
 
 # --- the web process's side -------------------------------------------------------------

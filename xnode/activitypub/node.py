@@ -22,7 +22,7 @@ from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
 from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
 from xnode.activitypub.inbox_process import InboxProcessLink, link_ctx
 from xnode.activitypub.keys import KeyRing
-from xnode.activitypub.outbox import Outbox
+from xnode.activitypub.outbox import OUTBOX, Outbox, sweeper_ctx
 from xnode.activitypub.resolver import Resolver
 from xnode.activitypub.serialize import Serializer
 from xnode.activitypub.signing import Signer
@@ -34,7 +34,6 @@ from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTI
 
 log = logging.getLogger(__name__)
 
-OUTBOX = web.AppKey("ap_outbox", Outbox)
 DELIVERY_PROCESSES = web.AppKey("ap_delivery_processes", DeliveryProcesses)
 """The delivery processes, when ``delivery_processes`` is set."""
 
@@ -98,6 +97,10 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
         app.cleanup_ctx.append(processes_ctx(senders))
     elif role in ("all", "web"):
         app.cleanup_ctx.append(worker_ctx)
+    if role in ("all", "web"):
+        # What a crash left in the outbox goes out at start; later sweeps catch
+        # entries another process recorded but could not queue.
+        app.cleanup_ctx.append(sweeper_ctx)
     if role == "web":
         relayed = EventBus()  # what the inbox process did, for open tabs only
         app[LIVE].subscribe(relayed)

@@ -414,7 +414,8 @@ class DirectMessages:
         post = await self._message_for(account.id, message_id)
         reaction_id = new_id()
         uri = f"{self.settings.base_url}/users/{account.username}#reactions/{reaction_id}"
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             if on:
                 changed = await remote_store.insert_reaction(
                     conn, reaction_id, account.id, post.id, emoji, uri, self.clock.now()
@@ -425,10 +426,8 @@ class DirectMessages:
                     conn, account.id, post_id=post.id, emoji=emoji
                 )
                 changed = removed > 0
-        if changed:
-            await self.events.publish(
-                ReactionChanged(account.id, post.id, emoji, undone=not on, uri=uri)
-            )
+            if changed:
+                change.emit(ReactionChanged(account.id, post.id, emoji, undone=not on, uri=uri))
         return post
 
     async def delete(self, account_id: int, message_id: int) -> Post:

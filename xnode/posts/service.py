@@ -248,7 +248,8 @@ class PostService:
         context = draft.context or (
             parent.context if parent and parent.context else f"{base}/contexts/{post_id}"
         )
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             await post_store.insert_post(
                 conn,
                 id=post_id,
@@ -295,9 +296,9 @@ class PostService:
                 await post_store.index_text(
                     conn, post_id, self._search_text(draft, html), new=True
                 )
-        await self.events.publish(PostPublished(post_id, author.id))
-        for recipient in notified:
-            await self.events.publish(NotificationCreated(recipient))
+            change.emit(PostPublished(post_id, author.id))
+            for recipient in notified:
+                change.emit(NotificationCreated(recipient))
         post = await post_store.get_post(self.db, post_id)
         assert post is not None
         return post
@@ -373,7 +374,8 @@ class PostService:
         self._check_draft(draft, has_media=has_media)
         html, mentioned, tags = await self._render(source, post.source_format)
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             await post_store.save_edit(conn, new_id(), post)
             await post_store.update_content(
                 conn,
@@ -391,7 +393,7 @@ class PostService:
             await post_store.set_tags(conn, post.id, tags)
             if post.visibility != "direct":
                 await post_store.index_text(conn, post.id, self._search_text(draft, html))
-        await self.events.publish(PostEdited(post.id, account_id))
+            change.emit(PostEdited(post.id, account_id))
         updated = await post_store.get_post(self.db, post.id)
         assert updated is not None
         return updated
@@ -404,14 +406,15 @@ class PostService:
         """
         post = await self._own_post(account_id, post_id)
         mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             await post_store.tombstone(conn, post.id, self.clock.now())
             if post.in_reply_to_id is not None:
                 await post_store.add_to_counter(conn, post.in_reply_to_id, "replies_count", -1)
             await conn.execute("DELETE FROM notifications WHERE post_id = ?", (post.id,))
-        await self.events.publish(
-            PostDeleted(post.id, account_id, post.uri, post.visibility, tuple(mentioned))
-        )
+            change.emit(
+                PostDeleted(post.id, account_id, post.uri, post.visibility, tuple(mentioned))
+            )
 
     # --- interactions --------------------------------------------------------
 
@@ -424,7 +427,8 @@ class PostService:
         post = await self._visible_post(account_id, post_id)
         now = self.clock.now()
         notified: list[int] = []
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             if on:
                 changed = await post_store.insert_like(conn, new_id(), account_id, post.id, now)
                 if changed:
@@ -439,10 +443,9 @@ class PostService:
                     )
             if changed:
                 await post_store.add_to_counter(conn, post.id, "likes_count", 1 if on else -1)
-        if changed:
-            await self.events.publish(Liked(account_id, post.id, undone=not on))
-        for recipient in notified:
-            await self.events.publish(NotificationCreated(recipient))
+                change.emit(Liked(account_id, post.id, undone=not on))
+                for recipient in notified:
+                    change.emit(NotificationCreated(recipient))
 
     async def boost(self, account: Account, post_id: int, on: bool = True) -> None:
         """Boost (or un-boost) a public or unlisted post.
@@ -455,10 +458,8 @@ class PostService:
         if on and post.visibility not in BOOSTABLE:
             raise Forbidden("Only public and unlisted posts can be boosted.")
         now = self.clock.now()
-        notified: list[int] = []
-        created_id: int | None = None
-        removed: Post | None = None
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             existing = await post_store.find_boost(conn, account.id, post.id)
             if on and existing is None:
                 created_id = new_id()
@@ -474,9 +475,11 @@ class PostService:
                     created_at=now,
                 )
                 await post_store.add_to_counter(conn, post.id, "reblogs_count", 1)
-                notified = await self._notify(
+                change.emit(PostPublished(created_id, account.id))
+                for recipient in await self._notify(
                     conn, [(post.account_id, "boost")], account.id, post.id, now
-                )
+                ):
+                    change.emit(NotificationCreated(recipient))
             elif not on and existing is not None:
                 removed = await post_store.get_post_in(conn, existing)
                 await conn.execute("DELETE FROM posts WHERE id = ?", (existing,))
@@ -484,14 +487,10 @@ class PostService:
                 await notification_store.delete_notifications(
                     conn, kind="boost", from_id=account.id, post_id=post.id
                 )
-        if created_id is not None:
-            await self.events.publish(PostPublished(created_id, account.id))
-        if removed is not None:
-            await self.events.publish(
-                PostDeleted(removed.id, account.id, removed.uri, removed.visibility, ())
-            )
-        for recipient in notified:
-            await self.events.publish(NotificationCreated(recipient))
+                if removed is not None:
+                    change.emit(
+                        PostDeleted(removed.id, account.id, removed.uri, removed.visibility, ())
+                    )
 
     async def bookmark(self, account_id: int, post_id: int, on: bool = True) -> None:
         """Bookmark (or un-bookmark) a visible post; bookmarks are private."""
@@ -511,7 +510,8 @@ class PostService:
         post = await self._own_post(account_id, post_id)
         if on and post.visibility not in BOOSTABLE:
             raise Forbidden("Only public and unlisted posts can be pinned.")
-        async with self.db.transaction() as conn:
+        async with self.events.change(self.db) as change:
+            conn = change.conn
             # Pinning an already pinned post changes nothing, so the limit does not apply.
             if (
                 on
@@ -519,11 +519,10 @@ class PostService:
                 and await post_store.count_pins(conn, account_id) >= MAX_PINS
             ):
                 raise Conflict(f"You can pin at most {MAX_PINS} posts.")
-            changed = await post_store.set_flag(
+            if await post_store.set_flag(
                 conn, "pins", 0, account_id, post.id, self.clock.now(), on
-            )
-        if changed:
-            await self.events.publish(PinChanged(account_id, post.id, unpinned=not on))
+            ):
+                change.emit(PinChanged(account_id, post.id, unpinned=not on))
 
     # --- reading ---------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import aiosqlite
+
 from xnode.store.database import Database
 from xnode.store.shards import Shard, host_shard
 
@@ -130,41 +132,67 @@ async def insert_many(
     """
     if not rows:
         return {}
-    by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
-    params = [
+    async with db.transaction() as conn:
+        if resend:
+            return await _rearm(conn, rows, now)
+        return await insert_rows(conn, rows, now)
+
+
+def _insert_params(rows: Sequence[NewDelivery], now: float) -> list[tuple[Any, ...]]:
+    return [
         (row.activity_id, row.sender_account_id, row.post_id, row.inbox_url, host,
          host_shard(host), row.payload, now, now)
         for row, host in ((row, host_of(row.inbox_url)) for row in rows)
     ]  # fmt: skip
-    insert = (
-        "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
-        " shard, payload, state, attempts, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (activity_id, inbox_url)"
+
+
+_INSERT = (
+    "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
+    " shard, payload, state, attempts, next_attempt_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (activity_id, inbox_url)"
+)
+
+
+async def insert_rows(
+    conn: aiosqlite.Connection, rows: Sequence[NewDelivery], now: float
+) -> dict[int, NewDelivery]:
+    """Queue deliveries inside the caller's transaction (pairs already queued are skipped).
+
+    Returns:
+        The rows added, by their new ids.
+    """
+    if not rows:
+        return {}
+    by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
+    # One statement for the lot (a fan-out queues thousands): the writer holds
+    # the only write lock, so the new rows are exactly those above the old
+    # largest id.
+    async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM deliveries") as cursor:
+        (before,) = await cursor.fetchone()
+    await conn.executemany(f"{_INSERT} DO NOTHING", _insert_params(rows, now))
+    found = await conn.execute_fetchall(
+        "SELECT id, activity_id, inbox_url FROM deliveries WHERE id > ? ORDER BY id",
+        (before,),
     )
-    async with db.transaction() as conn:
-        if resend:
-            added: dict[int, NewDelivery] = {}
-            for param in params:
-                cursor = await conn.execute(
-                    f"{insert} DO UPDATE SET state = 'pending', attempts = 0,"
-                    " next_attempt_at = excluded.next_attempt_at, payload = excluded.payload,"
-                    " last_error = NULL WHERE deliveries.state <> 'pending' RETURNING id",
-                    param,
-                )
-                for (delivery_id,) in await cursor.fetchall():
-                    added[delivery_id] = by_inbox[(param[0], param[3])]
-            return added
-        # One statement for the lot (a fan-out queues thousands): the writer holds
-        # the only write lock, so the new rows are exactly those above the old
-        # largest id.
-        async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM deliveries") as cursor:
-            (before,) = await cursor.fetchone()
-        await conn.executemany(f"{insert} DO NOTHING", params)
-        found = await conn.execute_fetchall(
-            "SELECT id, activity_id, inbox_url FROM deliveries WHERE id > ? ORDER BY id",
-            (before,),
-        )
     return {row[0]: by_inbox[(row[1], row[2])] for row in found}
+
+
+async def _rearm(
+    conn: aiosqlite.Connection, rows: Sequence[NewDelivery], now: float
+) -> dict[int, NewDelivery]:
+    """Queue deliveries, starting over those already delivered or given up on."""
+    by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
+    added: dict[int, NewDelivery] = {}
+    for param in _insert_params(rows, now):
+        cursor = await conn.execute(
+            f"{_INSERT} DO UPDATE SET state = 'pending', attempts = 0,"
+            " next_attempt_at = excluded.next_attempt_at, payload = excluded.payload,"
+            " last_error = NULL WHERE deliveries.state <> 'pending' RETURNING id",
+            param,
+        )
+        for (delivery_id,) in await cursor.fetchall():
+            added[delivery_id] = by_inbox[(param[0], param[3])]
+    return added
 
 
 async def due(

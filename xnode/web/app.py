@@ -138,7 +138,7 @@ def create_app(
     app[CLOCK] = clock
     app[DB] = db
     app[RENDERER] = renderer
-    events = app[EVENTS] = EventBus()
+    events = app[EVENTS] = EventBus(clock)
     app[ACCOUNTS] = AccountService(db, settings, clock, events)
     app[SESSIONS] = SessionService(db, clock)
     app[LIMITER] = RateLimiter(clock)
