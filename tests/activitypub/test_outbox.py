@@ -6,6 +6,7 @@ the tests read the queued rows (inbox and payload).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from xnode.accounts.relationships import RelationshipService
 from xnode.activitypub.delivery import DeliveryQueue
 from xnode.activitypub.endpoints import KEYRING
 from xnode.activitypub.inbox import INBOX
-from xnode.activitypub.outbox import Outbox
+from xnode.activitypub.outbox import MAX_EXPANSION_ATTEMPTS, Outbox
 from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import PUBLIC
 from xnode.events import EventBus, Liked, PostPublished
@@ -326,6 +327,80 @@ async def test_account_deletion_reaches_followers_and_every_inbox_used(world: Wo
     sent = await queued(world, "Delete")
     assert set(sent) == FOLLOWER_INBOXES | {EVE_INBOX}
     assert sent[EVE_INBOX]["object"] == world.node.urls.actor("alice")
+
+
+# --- the transactional outbox ------------------------------------------------------------
+
+
+async def entries(world: World) -> list[tuple[str, str, int]]:
+    """(event, state, attempts) of the outbox table's entries."""
+    rows = await world.node.db.fetchall("SELECT event, state, attempts FROM outbox ORDER BY id")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_a_change_keeps_its_event_in_its_own_transaction(world: World):
+    """What a crash between the commit and the queueing leaves: the entry, then the rows."""
+    silent = EventBus()  # kept like the node's bus, but nobody drains it: a crash after commit
+    silent.keep(PostPublished)
+    posts = PostService(world.node.db, world.node.settings, world.node.clock, silent,
+                        MediaStore(world.node.settings.media_dir))  # fmt: skip
+    post = await posts.publish(world.alice, Draft("committed, then the process died"))
+    assert await queued(world) == {}
+    assert await entries(world) == [("PostPublished", "pending", 0)]
+    assert await world.outbox.drain() == 1  # what the sweep does after the restart
+    assert set(await queued(world, "Create")) == FOLLOWER_INBOXES
+    assert (await queued(world, "Create"))[DAVE_INBOX]["object"]["id"] == post.uri
+    assert await entries(world) == []
+
+
+async def test_a_change_that_fails_keeps_nothing_and_publishes_nothing(world: World):
+    published: list[object] = []
+
+    async def record(event: object) -> None:
+        published.append(event)
+
+    world.events.subscribe(PostPublished, record)
+    with pytest.raises(RuntimeError):
+        async with world.events.change(world.node.db) as change:
+            change.emit(PostPublished(new_id(), world.alice.id))
+            raise RuntimeError("the change failed")
+    assert await entries(world) == []
+    assert published == []
+
+
+async def test_an_entry_becomes_rows_once_whoever_drains_it(world: World):
+    """Two outboxes (two processes, or a sweep racing a publish) claim each entry once."""
+    other = Outbox(world.node.db, world.node.settings, world.node.serializer, world.node.keys,
+                   world.posts, world.outbox.delivery)  # fmt: skip
+    silent = EventBus()
+    silent.keep(PostPublished)
+    posts = PostService(world.node.db, world.node.settings, world.node.clock, silent,
+                        MediaStore(world.node.settings.media_dir))  # fmt: skip
+    for n in range(5):
+        await posts.publish(world.alice, Draft(f"post {n}"))
+    drained = await asyncio.gather(world.outbox.drain(), other.drain(), world.outbox.drain())
+    assert sum(drained) == 5  # each entry claimed by one drain only
+    rows = await world.node.db.fetchall("SELECT activity_id, inbox_url FROM deliveries")
+    assert len(rows) == 5 * len(FOLLOWER_INBOXES)
+    assert len(set(rows)) == len(rows)
+    assert await entries(world) == []
+
+
+async def test_an_entry_that_cannot_be_expanded_is_retried_then_kept_as_failed(world: World):
+    await world.node.db.execute(
+        "INSERT INTO outbox (id, event, fields, next_attempt_at, created_at)"
+        " VALUES (?, 'PostPublished', '{\"post_id\": \"not a number\"}', 0, 0)",
+        (new_id(),),
+    )
+    assert await world.outbox.drain() == 0
+    assert await entries(world) == [("PostPublished", "pending", 1)]
+    await world.outbox.drain()
+    assert await entries(world) == [("PostPublished", "pending", 1)]  # not before its pause
+    for _ in range(MAX_EXPANSION_ATTEMPTS):
+        world.node.clock.advance(7 * 24 * 3600)
+        await world.outbox.drain()
+    assert await entries(world) == [("PostPublished", "failed", MAX_EXPANSION_ATTEMPTS)]
+    assert await queued(world) == {}
 
 
 # --- two real nodes ----------------------------------------------------------------------

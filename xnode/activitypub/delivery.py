@@ -40,6 +40,7 @@ from aiohttp import web
 
 import xnode
 from federation.http import Fetcher, FetchError, FetchSettings, ForbiddenAddress, InvalidURL
+from xnode import faults
 from xnode.accounts.models import Account
 from xnode.activitypub import retry
 from xnode.activitypub.signing import Signer
@@ -183,6 +184,7 @@ class DeliveryQueue:
         self._flushes: set[asyncio.Task[None]] = set()
         self._senders: dict[int, tuple[float, Account]] = {}
         self._last_purge = 0.0
+        self._answers = 0  # answers had, counted only for fault injection (crash tests)
 
     @property
     def working(self) -> bool:
@@ -492,6 +494,9 @@ class DeliveryQueue:
         """Send one delivery and write its outcome back."""
         try:
             answer = await self._send(delivery)
+            if faults.enabled():
+                self._answers += 1
+                faults.point(f"after-sends:{self._answers}")
             # The slot is free once the peer has answered; until the outcome is
             # written the row stays out of reads, so it is not sent twice.
             self._unrecorded.add(delivery.id)

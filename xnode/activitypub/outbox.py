@@ -155,26 +155,25 @@ class Outbox:
     # --- the transactional outbox ----------------------------------------------------
 
     async def drain(self) -> int:
-        """Turn every due outbox entry into delivery rows; returns how many entries were seen.
+        """Turn every due outbox entry into delivery rows; returns how many this call queued.
 
         One transaction per batch claims the entries and queues their rows, so
         an entry becomes rows exactly once, whichever process gets to it first.
         """
-        seen = 0
+        queued = 0
         async with self._drain_lock:
             while True:
                 entries = outbox_store.due(self.db, self.clock.now(), DRAIN_BATCH)
                 if not entries:
-                    return seen
-                seen += len(entries)
+                    return queued
                 plans: list[tuple[int, list[Planned]]] = []
                 for entry in entries:
                     planned = await self._plan(entry)
                     if planned is not None:
                         plans.append((entry.id, planned))
-                await self._queue(plans)
+                queued += await self._queue(plans)
                 if len(entries) < DRAIN_BATCH:
-                    return seen
+                    return queued
 
     async def _plan(self, entry: outbox_store.OutboxEntry) -> list[Planned] | None:
         """The deliveries an entry stands for; None if working them out failed (retried later)."""
@@ -203,16 +202,23 @@ class Outbox:
             )  # fmt: skip
             return None
 
-    async def _queue(self, plans: list[tuple[int, list[Planned]]]) -> None:
-        """Claim the entries and queue their rows in one transaction; then wake the senders."""
+    async def _queue(self, plans: list[tuple[int, list[Planned]]]) -> int:
+        """Claim the entries and queue their rows in one transaction; then wake the senders.
+
+        Returns:
+            How many entries were ours (the others were claimed by someone else).
+        """
         won: list[Planned] = []
+        claimed = 0
         async with self.db.transaction() as conn:
             for entry_id, planned in plans:
                 if await outbox_store.claim(conn, entry_id):
+                    claimed += 1
                     won.extend(planned)
             added = await self.delivery.insert_planned(conn, won)
         faults.point("after-outbox")
         await self.delivery.queued(added, won)
+        return claimed
 
     async def _send(self, outgoing: Iterable[Outgoing]) -> None:
         """Queue activities at once, outside the outbox table (for direct calls)."""

@@ -8,15 +8,16 @@ queues and inboxes, nothing stubbed.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import streams, web
 from aiohttp.test_utils import TestServer
 
 from xnode.accounts.models import Account
@@ -41,6 +42,13 @@ class LiveNode:
     app: web.Application
     server: TestServer
     domain: str
+    # With ``record_inbox``: (activity id, type) of every activity its inboxes accepted,
+    # replays included (so a test can count duplicates).
+    received: list[tuple[str, str]] = field(default_factory=list)
+
+    def received_ids(self, kind: str | None = None) -> list[str]:
+        """Ids of the activities received (of one type), in arrival order, duplicates kept."""
+        return [i for i, t in self.received if kind is None or t == kind]
 
     def __getitem__(self, key: Any) -> Any:
         return self.app[key]
@@ -52,7 +60,9 @@ class LiveNode:
         return await self.app[RESOLVER].actor_by_handle(handle)
 
 
-async def start_node(tmp: Path, name: str, **extra: Any) -> LiveNode:
+async def start_node(
+    tmp: Path, name: str, *, record_inbox: bool = False, **extra: Any
+) -> LiveNode:
     """A node named ``name`` serving on a free loopback port; ``extra``: more settings."""
     port = free_port()
     domain = f"127.0.0.1:{port}"
@@ -64,9 +74,33 @@ async def start_node(tmp: Path, name: str, **extra: Any) -> LiveNode:
     )
     (tmp / name).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    server = TestServer(app, host="127.0.0.1", port=port)
-    await server.start_server()
-    return LiveNode(app, server, domain)
+    node = LiveNode(app, TestServer(app, host="127.0.0.1", port=port), domain)
+    if record_inbox:
+        app.middlewares.append(_inbox_recorder(node))
+    await node.server.start_server()
+    return node
+
+
+def _inbox_recorder(node: LiveNode) -> Any:
+    """Middleware noting every activity an inbox accepts (202), replays included."""
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST" or not request.path.endswith("inbox"):
+            return await handler(request)
+        body = await request.read()
+        # The inbox reads the body as a stream: give it a fresh one with the same bytes.
+        stream = streams.StreamReader(request.protocol, 2**16, loop=asyncio.get_running_loop())
+        stream.feed_data(body)
+        stream.feed_eof()
+        request._payload = stream  # test-only: aiohttp has no public way to re-feed a body
+        response = await handler(request)
+        if response.status == 202:
+            activity = json.loads(body)
+            node.received.append((activity.get("id", ""), activity.get("type", "")))
+        return response
+
+    return record
 
 
 @pytest.fixture

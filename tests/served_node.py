@@ -1,0 +1,322 @@
+"""A real ``xnode serve`` in a subprocess, with its helper processes, for tests that kill it.
+
+Durability is about what survives ``kill -9``, which an in-process node cannot
+show. :class:`ServedNode` initialises a node as ``xnode init`` does, starts
+``xnode serve`` in a process group of its own (the serving process, the inbox
+process and the delivery processes), can arm fault points
+(``XNODE_FAULT_PAUSE``, :mod:`xnode.faults`) so that a process freezes at an
+exact moment, and kills the whole group with SIGKILL. :class:`WebUser` drives
+it through its web UI as a browser would (login, CSRF tokens, forms).
+
+Also used by ``bench/crash_fanout.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from xnode.accounts.service import AccountService
+from xnode.bootstrap import init_node
+from xnode.clock import SystemClock
+from xnode.settings import DATABASE_FILE, load_settings
+from xnode.store.database import open_database
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServedNode:
+    """A node in ``data_dir``, served by a real ``xnode serve`` process group when started."""
+
+    data_dir: Path
+    port: int
+    log_path: Path
+    settings: dict[str, str] = field(default_factory=dict)  # XNODE_* for every start
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def domain(self) -> str:
+        """The node's domain (host:port on loopback)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The node's public URL."""
+        return f"http://{self.domain}"
+
+    @classmethod
+    async def create(
+        cls, tmp: Path, name: str, *, users: tuple[str, ...] = (), **settings: Any
+    ) -> ServedNode:
+        """Initialise a node (not started) with these users; ``settings``: XNODE_* overrides.
+
+        Helper processes are on, as ``xnode init`` sets them on a two-core
+        machine, whatever this machine has: an inbox process and two delivery
+        processes.
+        """
+        port = free_port()
+        data_dir = tmp / name
+        await init_node(
+            data_dir, domain=f"127.0.0.1:{port}", https=False,
+            listen=f"127.0.0.1:{port}", registration="open", cores=2,
+        )  # fmt: skip
+        async with open_database(data_dir / DATABASE_FILE) as db:
+            accounts = AccountService(db, load_settings(data_dir, environ={}), SystemClock())
+            for user in users:
+                await accounts.create_user(user, PASSWORD)
+        values = {"allow_private_addresses": "true", **{k: str(v) for k, v in settings.items()}}
+        env = {f"XNODE_{key.upper()}": value.lower() for key, value in values.items()}
+        return cls(data_dir, port, tmp / f"{name}.log", env)
+
+    def start(
+        self, *, pause_at: str | None = None, cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start ``xnode serve`` (a process group of its own); ``pause_at`` arms fault points."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("XNODE_")}
+        environ.update(self.settings)
+        if pause_at:
+            environ["XNODE_FAULT_PAUSE"] = pause_at
+        environ.update(env or {})
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start (pause at {pause_at})\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "xnode", "serve", "--data", str(self.data_dir)],
+                stdout=log, stderr=subprocess.STDOUT, env=environ, start_new_session=True,
+                cwd=cwd or self.data_dir.parent,
+            )  # fmt: skip
+
+    async def wait_serving(self, timeout_s: float = 30.0) -> None:
+        """Wait until the node answers its front page."""
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert self.process is not None and self.process.poll() is None, self.log()
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{self.base_url}/") as response:
+                        if response.status == 200:
+                            return
+                assert time.monotonic() < deadline, f"not serving in time:\n{self.log()}"
+                await asyncio.sleep(0.1)
+
+    async def wait_log(self, text: str, timeout_s: float = 30.0, after: int = 0) -> int:
+        """Wait until the log holds ``text`` (from offset ``after``); returns where it ends."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            log = self.log_path.read_bytes()
+            found = log.find(text.encode(), after)
+            if found >= 0:
+                return found + len(text)
+            assert time.monotonic() < deadline, f"{text!r} not logged in time:\n{self.log()}"
+            await asyncio.sleep(0.05)
+
+    async def wait_paused(self, point: str, timeout_s: float = 30.0) -> None:
+        """Wait until a process of the node froze at fault point ``point``."""
+        await self.wait_log(f"paused at {point}", timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (serving process and helpers), as a crash would."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        # Helpers are in the group too; wait until none is left.
+        deadline = time.monotonic() + 10
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM the group and wait (a clean stop)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.process = None
+
+    def log(self) -> str:
+        """Everything the node's processes wrote (for failure messages)."""
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[sqlite3.Connection]:
+        """A read connection to the node's database (to look, never to change)."""
+        conn = sqlite3.connect(self.data_dir / DATABASE_FILE)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            yield conn
+        finally:
+            conn.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class WebUser:
+    """A person using a served node's web UI (cookies, CSRF tokens, forms)."""
+
+    def __init__(self, node: ServedNode) -> None:
+        self.node = node
+        # unsafe: cookies for an IP-address host (127.0.0.1) are kept too.
+        self.session = aiohttp.ClientSession(
+            base_url=node.base_url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self.session.close()
+
+    async def token(self, page: str = "/") -> str:
+        """The CSRF token of a page's forms."""
+        async with self.session.get(page) as response:
+            assert response.status == 200, await response.text()
+            match = _CSRF.search(await response.text())
+        assert match, f"no CSRF token on {page}"
+        return match[1]
+
+    async def login(self, username: str, password: str = PASSWORD) -> None:
+        """Sign in through the login form."""
+        status = await self.submit("/login", {"username": username, "password": password},
+                                   token_page="/login")  # fmt: skip
+        assert status == 303, f"login answered {status}"
+
+    async def submit(
+        self, path: str, data: dict[str, str], *, token_page: str = "/"
+    ) -> int:
+        """Post a form with a fresh CSRF token; the response's status."""
+        form = {"csrf_token": await self.token(token_page), **data}
+        async with self.session.post(path, data=form, allow_redirects=False) as response:
+            return response.status
+
+    async def submit_until_frozen(
+        self, path: str, data: dict[str, str], point: str, *, token_page: str = "/"
+    ) -> None:
+        """Post a form that freezes the node at ``point``; returns once it has frozen."""
+        form = {"csrf_token": await self.token(token_page), **data}
+        request = asyncio.ensure_future(self.session.post(path, data=form, allow_redirects=False))
+        try:
+            await self.node.wait_paused(point)
+        finally:
+            request.cancel()
+            with contextlib.suppress(BaseException):
+                await request
+
+
+# --- other servers' inboxes, for a large fan-out ----------------------------------------
+
+
+class Receivers:
+    """Inboxes on many loopback ports (hosts) that answer 202 and record what came.
+
+    No signature is checked: they stand for dozens of other servers in a test
+    about what reaches them, not about how it is signed (other tests are).
+    """
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []
+        self.received: list[tuple[str, str]] = []  # (inbox URL, activity id), duplicates kept
+        self._runner: Any = None
+
+    async def start(self, hosts: int) -> None:
+        """Listen on ``hosts`` ports."""
+        from aiohttp import web
+
+        async def inbox(request: web.Request) -> web.Response:
+            activity = await request.json()
+            self.received.append((f"http://{request.host}{request.path}", activity["id"]))
+            return web.Response(status=202)
+
+        app = web.Application()
+        app.router.add_post("/users/{name}/inbox", inbox)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        for _ in range(hosts):
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def inboxes(self, per_host: int) -> list[str]:
+        """The personal inbox URL of every follower :func:`add_followers` makes."""
+        return [
+            f"http://127.0.0.1:{port}/users/f{n}/inbox"
+            for port in self.ports for n in range(per_host)
+        ]  # fmt: skip
+
+    def reached(self, activity_id: str) -> list[str]:
+        """The inboxes an activity reached, once per arrival (duplicates kept)."""
+        return [inbox for inbox, received in self.received if received == activity_id]
+
+
+def add_followers(node: ServedNode, username: str, ports: list[int], per_host: int) -> int:
+    """Remote accounts ``f<n>`` on every port, each with a personal inbox, following
+    ``username`` (accepted), as the node stores them after real follows; returns how many.
+
+    Written before the node starts (test set-up, through SQLite itself: thousands
+    of real follows would make the test about following).
+    """
+    now = time.time()
+    conn = sqlite3.connect(node.data_dir / DATABASE_FILE)
+    try:
+        with conn:
+            (author_id,) = conn.execute(
+                "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
+            ).fetchone()
+            (next_id,) = conn.execute("SELECT max(id) + 1 FROM accounts").fetchone()
+            rows = []
+            for port in ports:
+                for n in range(per_host):
+                    uri = f"http://127.0.0.1:{port}/users/f{n}"
+                    rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
+                                 f"{uri}/inbox", now, now, now))  # fmt: skip
+                    next_id += 1
+            conn.executemany(
+                "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
+                " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
+                " VALUES (?, ?, ?, 'accepted', ?)",
+                [(row[0], row[0], author_id, now) for row in rows],
+            )
+    finally:
+        conn.close()
+    return len(rows)
