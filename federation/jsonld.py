@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 
 from pyld import jsonld as _pyld
 
+from federation import json_text
+from federation.json_text import JsonTextError
+
 logger = logging.getLogger(__name__)
 
 AS_CONTEXT: Final = "https://www.w3.org/ns/activitystreams"
@@ -282,20 +285,24 @@ def parse_json(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Any:
-    """Parse JSON with size, depth and value-count limits.
+    """Parse JSON from another server with size, depth and value-count limits.
+
+    Strict about what is text (:mod:`federation.json_text`): UTF-8 only,
+    strings of valid Unicode, finite numbers of database size.
 
     Raises:
-        InvalidJson: not JSON, not UTF-8, or larger than ``max_bytes``.
+        InvalidJson: not JSON, not UTF-8, a lone surrogate, a number out of range, or
+            larger than ``max_bytes``.
         DocumentTooComplex: nested deeper than ``max_depth`` or too many values.
     """
     if len(data) > max_bytes:
         raise InvalidJson(f"JSON document larger than {max_bytes} bytes")
     try:
-        doc = json.loads(data)
+        doc = json_text.loads(data)
     except RecursionError as exc:
         raise DocumentTooComplex("JSON document nests too deeply") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson(f"not a JSON document: {exc}") from exc
+    except JsonTextError as exc:
+        raise InvalidJson(str(exc)) from exc
     check_limits(doc, max_depth=max_depth, max_nodes=max_nodes)
     return doc
 

@@ -8,7 +8,6 @@ Pure functions: fetching ``/.well-known/webfinger`` is the caller's job (see
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,8 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import idna
+
+from federation import json_text
 
 JRD_CONTENT_TYPE: Final = "application/jrd+json"
 XRD_CONTENT_TYPE: Final = "application/xrd+xml"
@@ -465,8 +466,8 @@ def parse_host_meta(text: str | bytes) -> str:
 
 def _host_meta_from_json(text: str) -> str:
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
+        doc = json_text.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise InvalidHostMeta("host-meta JSON is not valid") from exc
     try:
         jrd = parse_jrd(doc)

@@ -18,9 +18,10 @@ from xnode.settings import Settings, settings_from_mapping
 from xnode.web.app import create_app
 from xnode.web.state import ACCOUNTS
 
-# The Fedify peer fixture lives beside the interop tests; registering it here
-# (not in a second conftest.py) keeps `from conftest import …` unambiguous.
-pytest_plugins = ["interop.fedify_peer"]
+# The Fedify peer fixture lives beside the interop tests, the crash tests' fixtures beside
+# theirs; registering them here (not in more conftest.py files) keeps `from conftest
+# import …` unambiguous.
+pytest_plugins = ["interop.fedify_peer", "durability.fixtures"]
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

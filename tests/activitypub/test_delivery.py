@@ -223,6 +223,19 @@ async def test_gone_inbox_fails_for_good(node, queue, alice, aiohttp_server):
     assert len(peer.received) == 2
 
 
+async def test_a_payload_that_cannot_be_read_fails_for_good(node, queue, alice, aiohttp_server):
+    """A queued row that can never be sent is not retried for days (issue 14)."""
+    peer = await start_peer(aiohttp_server, node)
+    bob = await follower_at(node, peer)
+    rows_in = [store.NewDelivery("https://a.test/broken", alice.id, None, bob.inbox_url, "{")]
+    await store.insert_many(node.db, rows_in, node.clock.now())
+    assert await queue.run_due() == 1
+    [row] = await rows(node)
+    assert row.state == "failed" and row.attempts == 1
+    assert "cannot be sent" in (row.last_error or "")
+    assert peer.received == []
+
+
 async def test_retry_after_pauses_the_whole_host(node, queue, alice, aiohttp_server):
     peer = await start_peer(
         aiohttp_server, node,

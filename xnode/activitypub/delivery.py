@@ -524,6 +524,9 @@ class DeliveryQueue:
             )
         except (InvalidURL, ForbiddenAddress) as exc:
             return _Answer(None, str(exc), permanent=True)  # no retry makes this URL acceptable
+        except (json.JSONDecodeError, UnicodeError) as exc:
+            # A payload that cannot be read or encoded never will be: no retries.
+            return _Answer(None, f"the queued activity cannot be sent: {exc!r}", permanent=True)
         except FetchError as exc:
             return _Answer(None, str(exc) or type(exc).__name__)
         except Exception as exc:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from federation import json_text
+from federation.json_text import JsonTextError
 from federation.jsonld import DocumentTooComplex, InvalidJson, parse_json
 from federation.keys import KeyAlgorithm
 from federation.ldsignatures import signature_creator, verify_signature
@@ -158,8 +159,9 @@ class InboxProcessor:
         """Handle one queued item; True when it succeeded (the caller marks it done)."""
         now = self.clock.now
         try:
+            activity = _stored_activity(row["payload"])
             actor = await self.resolver.actor(row["actor_uri"])
-            await self.handle(json.loads(row["payload"]), actor)
+            await self.handle(activity, actor)
         except (Refused, BlockedDomain) as exc:
             # Refused for good: recorded as done (nothing left to do), with the reason.
             reason = exc.reason if isinstance(exc, Refused) else exc.message
@@ -182,6 +184,23 @@ class InboxProcessor:
         else:
             return True
         return False
+
+
+def _stored_activity(payload: str) -> dict[str, Any]:
+    """A queued payload as the activity it holds.
+
+    Raises:
+        Refused: it can never be parsed (rows queued before the inbox refused
+            such bodies at the door): retrying would not change that.
+    """
+    try:
+        # Its size and depth were checked at the door; what is left is whether it is text.
+        activity = json_text.loads(payload)
+    except (JsonTextError, RecursionError) as exc:
+        raise Refused(f"the stored payload is not an activity: {exc!r}") from None
+    if not isinstance(activity, dict):
+        raise Refused("the stored payload is not a JSON object")
+    return activity
 
 
 INBOX = web.AppKey("ap_inbox", InboxProcessor)

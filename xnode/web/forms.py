@@ -16,8 +16,31 @@ FormData = MultiDictProxy[str | bytes | web.FileField]
 
 
 async def read_form(request: web.Request) -> FormData:
-    """The request's form fields (already parsed and cached by the CSRF check)."""
-    return await request.post()
+    """The request's form fields (parsed once, by the CSRF check, and cached).
+
+    Raises:
+        HTTPBadRequest: the form is not UTF-8 text (a browser never sends that;
+            a hand-made request may, and it must not end in a 500).
+    """
+    try:
+        form = await request.post()
+    except ValueError:  # UnicodeDecodeError among them
+        raise web.HTTPBadRequest(text="The form could not be read: it is not UTF-8 text.") from None
+    for value in form.values():
+        if isinstance(value, str) and not _is_text(value):
+            raise web.HTTPBadRequest(text="The form holds text that is not Unicode.")
+    return form
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is Unicode text (no lone surrogates, which no database stores)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_field(form: FormData, name: str, *, max_length: int = 10_000) -> str:

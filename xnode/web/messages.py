@@ -10,7 +10,6 @@ adds the live socket and sends without reloading, using the same routes with
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from federation import json_text
 from xnode.accounts.models import User
 from xnode.dms.models import ConversationSummary, Message
 from xnode.dms.service import LIST_SIZE, DirectMessages
@@ -446,8 +446,8 @@ def _origin_allowed(request: web.Request) -> bool:
 def _typing_conversation(data: str) -> int | None:
     """The conversation of a ``{"type": "typing", "conversation": id}`` frame, else None."""
     try:
-        frame = json.loads(data)
-    except ValueError:
+        frame = json_text.loads(data)
+    except (ValueError, RecursionError):
         return None
     if not isinstance(frame, dict) or frame.get("type") != "typing":
         return None

@@ -12,6 +12,7 @@ from aiohttp import web
 from xnode.accounts.models import User
 from xnode.accounts.sessions import hash_token
 from xnode.errors import RateLimited, XnodeError
+from xnode.web.forms import read_form
 from xnode.web.render import RENDERER
 from xnode.web.security import (
     CSRF_FIELD,
@@ -53,14 +54,23 @@ ERROR_TITLES = {
 
 
 def wants_json(request: web.Request) -> bool:
-    """Whether the client asked for JSON rather than a page."""
+    """Whether the client asked for JSON rather than a page.
+
+    A server delivering an activity (a JSON body) usually sends no Accept, or
+    ``*/*``; it gets its error as JSON too, which its logs show as text.
+    """
     accept = request.headers.get("Accept", "")
     return (
         request.path.startswith("/api/")
         or "application/json" in accept
         or "application/activity+json" in accept
         or "application/ld+json" in accept
+        or (accept in ("", "*/*") and request.content_type in _JSON_BODIES)
     ) and "text/html" not in accept
+
+
+_JSON_BODIES = frozenset({"application/json", "application/activity+json",
+                          "application/ld+json"})  # fmt: skip
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
@@ -217,7 +227,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        form = await request.post()
+        form = await read_form(request)
         value = form.get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     if not csrf_valid(request.app[SETTINGS].secret_key, visitor_of(request).csrf_binding, token):

@@ -1,4 +1,5 @@
-"""Fixtures for crash tests: a real `xnode serve` process group (A) and an ordinary node (B)."""
+"""Fixtures for crash tests (registered in tests/conftest.py): a real `xnode serve` process
+group (A) and an ordinary node (B)."""
 
 from __future__ import annotations
 
