@@ -103,8 +103,10 @@ class ServedNode:
         environ.update(env or {})
         with self.log_path.open("ab") as log:
             log.write(f"--- start (pause at {pause_at})\n".encode())
+            # The installed `xnode` command, as people run it (not `python -m`, which
+            # would take an xnode/ folder in the working directory first).
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "xnode", "serve", "--data", str(self.data_dir)],
+                [str(Path(sys.executable).parent / "xnode"), "serve", "--data", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT, env=environ, start_new_session=True,
                 cwd=cwd or self.data_dir.parent,
             )  # fmt: skip
@@ -188,12 +190,18 @@ def _group_alive(pgid: int) -> bool:
 class WebUser:
     """A person using a served node's web UI (cookies, CSRF tokens, forms)."""
 
-    def __init__(self, node: ServedNode) -> None:
+    def __init__(self, node: ServedNode | None, base_url: str | None = None) -> None:
         self.node = node
         # unsafe: cookies for an IP-address host (127.0.0.1) are kept too.
         self.session = aiohttp.ClientSession(
-            base_url=node.base_url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+            base_url=base_url or (node.base_url if node else None),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
         )
+
+    @classmethod
+    def for_url(cls, base_url: str) -> WebUser:
+        """A browser for any node at ``base_url`` (an in-process one, say)."""
+        return cls(None, base_url)
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -227,6 +235,7 @@ class WebUser:
         """Post a form that freezes the node at ``point``; returns once it has frozen."""
         form = {"csrf_token": await self.token(token_page), **data}
         request = asyncio.ensure_future(self.session.post(path, data=form, allow_redirects=False))
+        assert self.node is not None
         try:
             await self.node.wait_paused(point)
         finally:

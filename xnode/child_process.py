@@ -2,11 +2,22 @@
 
 One Python process uses one core. The serving process can hand work to helper
 processes (the inbox process, the delivery processes): each is started as
-``python -m xnode COMMAND --fd N`` with one end of a socket pair, gets a first
-``{"start": ...}`` line, and answers ``{"ready": true}`` once it works. Its
-life is bound to the socket: the serving process stops it by closing its end
-(the helper finishes what it is doing and exits), and restarts it after
-``RESTART_DELAY_S`` if it dies.
+``python -P -m xnode COMMAND --fd N`` with one end of a socket pair, gets a
+first ``{"start": ...}`` line, and answers ``{"ready": true}`` once it works.
+Its life is bound to the socket: the serving process stops it by closing its
+end (the helper finishes what it is doing and exits).
+
+A helper that dies is restarted, after a pause that doubles with each crash
+in a row (:func:`restart_delay_s`); a run that lasted ``STABLE_S`` resets the
+count. After ``GIVE_UP_AFTER`` crashes in a row the serving process stops
+trying, says so at error level, and calls ``on_given_up`` so that it does the
+helper's work itself (as when the helper is turned off). Each change of state
+is written to the ``helper_processes`` table for ``xnode check`` and admins.
+
+``-P``: Python would otherwise put the working directory first on the module
+path, and ``xnode serve`` started from a folder holding an ``xnode/``
+directory (the one with the checkout, say) would start helpers from that
+folder instead of the installed package.
 """
 
 from __future__ import annotations
@@ -16,18 +27,31 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from xnode.settings import Settings, settings_from_mapping
+from xnode.store import helper_processes as status_store
+from xnode.store.database import Database
+from xnode.store.helper_processes import HelperState
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
+"""The pause before the first restart; it doubles with each crash in a row."""
+MAX_RESTART_DELAY_S = 60.0
+STABLE_S = 60.0
+"""A run this long was not a crash loop: the next crash starts the count again."""
+GIVE_UP_AFTER = 5
+"""Crashes in a row after which the serving process does the helper's work itself."""
 STOP_TIMEOUT_S = 15.0
+EXIT_GRACE_S = 2.0
+"""How long a helper whose socket closed may take to exit before it is terminated."""
 MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped
 
 
@@ -58,6 +82,11 @@ def settings_from_message(message: dict[str, Any]) -> Settings:
     )
 
 
+def restart_delay_s(crashes: int) -> float:
+    """The pause before restarting a helper that crashed ``crashes`` times in a row."""
+    return min(RESTART_DELAY_S * 2 ** max(crashes - 1, 0), MAX_RESTART_DELAY_S)
+
+
 class ChildProcess:
     """One helper process, seen from the serving process: started, restarted, talked to."""
 
@@ -68,23 +97,32 @@ class ChildProcess:
         start_message: dict[str, Any],
         on_message: Callable[[dict[str, Any]], Awaitable[None]],
         on_down: Callable[[], None] | None = None,
+        *,
+        db: Database | None = None,
     ) -> None:
         """Describe the helper; nothing runs before :meth:`start`.
 
         Args:
-            name: For logs ("inbox process").
+            name: For logs and the status table ("inbox process").
             command: The hidden ``xnode`` command that runs it.
             start_message: Sent as ``{"start": ...}`` first, after every (re)start.
             on_message: Called with every other line the helper sends.
             on_down: Called whenever the helper stops being ready.
+            db: Where its state is reported (``helper_processes``); None: nowhere.
         """
         self.name = name
         self.command = command
         self.start_message = start_message
         self.on_message = on_message
         self.on_down = on_down
+        self.db = db
+        self.on_given_up: Callable[[], None] | None = None
+        """Called once when the serving process stops restarting the helper."""
         self.starts = 0
+        self.crashes = 0  # in a row
+        self.given_up = False
         self.process: asyncio.subprocess.Process | None = None  # the latest one
+        self._last_exit: str | None = None
         self._ready = False
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -116,21 +154,67 @@ class ChildProcess:
         return True
 
     async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s link failed", self.name)
-            log.warning("%s stopped; restarting in %.0f s", self.name, RESTART_DELAY_S)
-            await asyncio.sleep(RESTART_DELAY_S)
+        try:
+            while True:
+                started = time.monotonic()
+                await self._report("starting")
+                try:
+                    await self._run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s link failed", self.name)
+                self._last_exit = self._exit_text()
+                self.crashes = 1 if time.monotonic() - started >= STABLE_S else self.crashes + 1
+                if self.crashes >= GIVE_UP_AFTER:
+                    await self._give_up()
+                    return
+                delay = restart_delay_s(self.crashes)
+                log.warning("%s stopped (%s; %d in a row); restarting in %.0f s",
+                            self.name, self._last_exit, self.crashes, delay)  # fmt: skip
+                await self._report("restarting")
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            if not self.given_up:
+                await asyncio.shield(self._report("stopped"))
+            raise
+
+    async def _give_up(self) -> None:
+        self.given_up = True
+        log.error(
+            "%s crashed %d times in a row (last: %s); no more restarts: the serving process "
+            "does its work from now on. Fix the cause (see the messages above) and restart "
+            "xnode serve; `xnode check` reports it until then.",
+            self.name, self.crashes, self._last_exit,
+        )  # fmt: skip
+        await self._report("failed")
+        if self.on_given_up is not None:
+            self.on_given_up()
+
+    def _exit_text(self) -> str:
+        code = None if self.process is None else self.process.returncode
+        if code is None:
+            return "no exit status"
+        return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+    async def _report(self, state: str) -> None:
+        """Write the helper's state for ``xnode check`` and admins (never fails the caller)."""
+        if self.db is None:
+            return
+        pid = self.process.pid if self.process is not None and state == "running" else None
+        try:
+            await status_store.report(self.db, HelperState(
+                self.name, state, self.crashes, self._last_exit, pid, os.getpid(), time.time()
+            ))  # fmt: skip
+        except Exception:
+            log.exception("could not record the state of the %s", self.name)
 
     async def _run_once(self) -> None:
         ours, theirs = socket.socketpair()
         try:
+            # -P: never the working directory's xnode/ (see the module's docstring).
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "xnode", self.command, "--fd", str(theirs.fileno()),
+                sys.executable, "-P", "-m", "xnode", self.command, "--fd", str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
             )  # fmt: skip
         finally:
@@ -141,11 +225,12 @@ class ChildProcess:
         self._writer = writer
         try:
             writer.write(encode_line({"start": self.start_message}))
-            while line := await reader.readline():
+            while line := await _read_line(reader):
                 message = json.loads(line)
                 if message.get("ready"):
                     self._ready = True
                     log.info("%s ready (pid %d)", self.name, process.pid)
+                    await self._report("running")
                 else:
                     await self.on_message(message)
         except asyncio.CancelledError:
@@ -159,10 +244,25 @@ class ChildProcess:
             self._writer = None
             if self.on_down is not None:
                 self.on_down()
+            # The socket closing usually means the helper exited: give the child
+            # watcher a moment to collect its status before signalling it. (A signal
+            # sent first makes subprocess poll the pid, which reaps it under the
+            # watcher's nose, and the exit status is then lost: reported as 255.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EXIT_GRACE_S):
+                    await process.wait()
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.terminate()
                 await process.wait()
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    """The next line from a helper; b"" at the end (a helper that died resets the socket)."""
+    try:
+        return await reader.readline()
+    except ConnectionError:
+        return b""
 
 
 async def connect_to_parent(fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any]:

@@ -22,6 +22,7 @@ from typing import IO, Any
 import click
 
 import xnode
+from xnode import faults
 from xnode.accounts.models import Invite, User
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
@@ -38,7 +39,10 @@ from xnode.settings import (
     load_settings,
     parse_listen,
 )
+from xnode.store import helper_processes as helper_store
+from xnode.store import outbox as outbox_store
 from xnode.store.database import open_database
+from xnode.store.helper_processes import HelperState
 from xnode.store.migrations import SchemaTooNewError, all_migrations
 
 
@@ -207,6 +211,7 @@ def _run_helper(label: str, serve: Callable[[int], Coroutine[Any, Any, None]], f
     # the whole process group must not cut its work short before that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    faults.exit_point(f"helper-start:{label}")
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s {label} %(name)s: %(message)s"
     )
@@ -507,11 +512,55 @@ async def _database_problems(settings: Settings) -> list[str]:
             known = len(all_migrations())
             click.echo(f"ok      database schema version {version} (this xnode knows {known})")
             problems = await db.integrity_problems()
+            helpers = helper_store.all_states(db)
+            outbox = await outbox_store.counts(db)
     except SchemaTooNewError as exc:
         return [str(exc)]
     if not problems:
         click.echo("ok      database integrity")
-    return [f"database: {problem}" for problem in problems]
+    found = [f"database: {problem}" for problem in problems]
+    found += _helper_problems(helpers)
+    if outbox.get("failed"):
+        found.append(
+            f"{outbox['failed']} outgoing change(s) could not be turned into deliveries"
+            " (the admin federation page lists them; the log says why)"
+        )
+    return found
+
+
+def _helper_problems(helpers: list[HelperState]) -> list[str]:
+    """What `xnode serve` last reported of its helper processes, as problems and ok lines."""
+    problems = []
+    for helper in helpers:
+        serving = _process_alive(helper.serving_pid)
+        where = "" if serving else (
+            f" (reported by xnode serve pid {helper.serving_pid}, which is not running now)"
+        )
+        if helper.state == "failed":
+            problems.append(
+                f"{helper.name} crashed {helper.crashes} times in a row ({helper.last_exit})"
+                f" and is no longer restarted; xnode serve does its work itself{where}."
+                " See the log, fix the cause and restart xnode serve"
+            )
+        elif helper.in_trouble:
+            problems.append(
+                f"{helper.name} keeps crashing: {helper.crashes} times in a row"
+                f" ({helper.last_exit}){where}. See the log"
+            )
+        elif serving:
+            pid = f" (pid {helper.pid})" if helper.pid else ""
+            click.echo(f"ok      {helper.name} {helper.state}{pid}")
+    return problems
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _media_problems(settings: Settings) -> list[str]:

@@ -22,8 +22,8 @@ REGISTRATION_MODES = ("open", "approval", "invite", "closed")
 
 # Environment variables with the XNODE_ prefix that are not settings keys:
 # the CLI uses them as defaults for its own options, and crash tests arm
-# fault points with XNODE_FAULT_PAUSE (xnode/faults.py).
-NON_SETTING_ENV = frozenset({"XNODE_DATA", "XNODE_FAULT_PAUSE"})
+# fault points with XNODE_FAULT_PAUSE and XNODE_FAULT_EXIT (xnode/faults.py).
+NON_SETTING_ENV = frozenset({"XNODE_DATA", "XNODE_FAULT_PAUSE", "XNODE_FAULT_EXIT"})
 
 
 class SettingsError(Exception):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -43,20 +44,42 @@ from xnode.child_process import (
 from xnode.clock import SystemClock
 from xnode.settings import Settings
 from xnode.store.database import Database
+from xnode.store.shards import Shard
 
 log = logging.getLogger(__name__)
 
 class DeliveryProcesses:
     """The delivery processes, seen from the serving process."""
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        *,
+        db: Database | None = None,
+        sender_here: Callable[[Shard], DeliveryQueue] | None = None,
+    ) -> None:
+        """Describe the processes; nothing runs before :meth:`start`.
+
+        Args:
+            settings: The node's settings (sent to each process).
+            count: How many delivery processes.
+            db: Where their states are reported.
+            sender_here: Makes a queue for one shard, to run in this process when
+                that shard's delivery process keeps crashing and is given up on.
+        """
+        self.sender_here = sender_here
         self.children = [
             ChildProcess(
                 f"delivery process {k + 1}/{count}", "delivery-process",
-                {**settings_message(settings), "shard": [k, count]}, self._received,
+                {**settings_message(settings), "shard": [k, count]}, self._received, db=db,
             )
             for k in range(count)
         ]  # fmt: skip
+        # Shards whose process was given up on: the queue sending them from here.
+        self._here: dict[int, tuple[DeliveryQueue, asyncio.Task[None]]] = {}
+        for k, child in enumerate(self.children):
+            child.on_given_up = functools.partial(self._take_over, k)
 
     def start(self) -> None:
         """Start every delivery process (each is restarted if it dies)."""
@@ -66,16 +89,36 @@ class DeliveryProcesses:
     async def stop(self) -> None:
         """Stop them all: each ends its sends in flight (they stay pending) and exits."""
         await asyncio.gather(*(child.stop() for child in self.children))
+        for _, task in self._here.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in self._here.values()), return_exceptions=True)
 
     @property
     def ready(self) -> bool:
         """Whether every delivery process is up."""
         return all(child.ready for child in self.children)
 
+    @property
+    def given_up(self) -> list[int]:
+        """The shards whose delivery process crashed too often (this process sends them)."""
+        return sorted(self._here)
+
     def wake(self) -> None:
-        """Tell every delivery process that rows were queued or made due."""
-        for child in self.children:
-            child.send({"wake": "delivery"})
+        """Tell every delivery process (or the queue standing in for it) that rows were
+        queued or made due."""
+        for k, child in enumerate(self.children):
+            if k in self._here:
+                self._here[k][0].wake()
+            else:
+                child.send({"wake": "delivery"})
+
+    def _take_over(self, k: int) -> None:
+        """Send shard ``k`` from this process: its delivery process is given up on."""
+        if self.sender_here is None or k in self._here:
+            return
+        queue = self.sender_here((k, len(self.children)))
+        task = asyncio.create_task(queue.run_forever(), name=f"deliveries-shard-{k}")
+        self._here[k] = (queue, task)
 
     async def _received(self, message: dict[str, Any]) -> None:
         log.debug("unexpected message from a delivery process: %r", message)

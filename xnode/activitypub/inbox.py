@@ -305,7 +305,7 @@ async def receive(request: web.Request) -> web.Response:
             if link is not None:
                 link.wake()
             processor = app.get(INBOX)
-            if processor is not None and link is None:
+            if processor is not None and (link is None or link.given_up):
                 processor.wake()
     if not queued:
         log.info("replayed activity %s", activity_id)

@@ -25,9 +25,10 @@ web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +43,7 @@ from xnode.child_process import (
 from xnode.dms.live import LIVE_EVENTS
 from xnode.events import EventBus, PostPublished, event_fields, event_from
 from xnode.settings import Settings
+from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +69,46 @@ def decode_event(message: dict[str, Any]) -> object | None:
 class InboxProcessLink:
     """Runs the inbox process and talks to it (in the web process)."""
 
-    def __init__(self, settings: Settings, live: EventBus, wake_delivery: Callable[[], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        live: EventBus,
+        wake_delivery: Callable[[], None],
+        *,
+        db: Database | None = None,
+        work_here: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Describe the link; nothing runs before :meth:`start`.
+
+        Args:
+            settings: The node's settings (sent to the inbox process).
+            live: Where relayed events are published (for open tabs).
+            wake_delivery: Called when the inbox process queued deliveries.
+            db: Where the inbox process's state is reported.
+            work_here: The inbox worker, run in this process if the inbox process
+                keeps crashing and is given up on.
+        """
         self.settings = settings
         self.live = live
         self.wake_delivery = wake_delivery
+        self.work_here = work_here
         self._pending: dict[int, asyncio.Future[bool | None]] = {}
         self._next = 0
+        self._here: asyncio.Task[None] | None = None
         self._child = ChildProcess(
             "inbox process", "inbox-process", settings_message(settings), self._received,
-            on_down=self._down,
+            on_down=self._down, db=db,
         )  # fmt: skip
+        self._child.on_given_up = self._take_over
+
+    @property
+    def given_up(self) -> bool:
+        """Whether the inbox process crashed too often and this process does its work."""
+        return self._child.given_up
+
+    def _take_over(self) -> None:
+        if self.work_here is not None:
+            self._here = asyncio.create_task(self.work_here(), name="inbox-worker-fallback")
 
     @property
     def ready(self) -> bool:
@@ -98,8 +130,13 @@ class InboxProcessLink:
         self._child.start()
 
     async def stop(self) -> None:
-        """Stop the inbox process: it finishes the batch it is on and exits."""
+        """Stop the inbox process (it finishes the batch it is on and exits), or the
+        worker that took over from it."""
         await self._child.stop()
+        if self._here is not None:
+            self._here.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._here
 
     async def enqueue(self, **fields: Any) -> bool | None:
         """Have the inbox process store an activity; None if it cannot right now.

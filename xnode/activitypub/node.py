@@ -9,7 +9,9 @@ queue hands them straight to the inbox processor.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -30,12 +32,19 @@ from xnode.activitypub.urls import Urls
 from xnode.errors import XnodeError
 from xnode.events import EventBus
 from xnode.posts.content import Handle
+from xnode.store import helper_processes
+from xnode.store.shards import Shard
 from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTINGS
 
 log = logging.getLogger(__name__)
 
 DELIVERY_PROCESSES = web.AppKey("ap_delivery_processes", DeliveryProcesses)
 """The delivery processes, when ``delivery_processes`` is set."""
+
+
+async def _helper_states_ctx(app: web.Application) -> AsyncIterator[None]:
+    await helper_processes.forget_all(app[DB])
+    yield
 
 
 def setup_federation(app: web.Application, role: str = "all") -> None:
@@ -64,7 +73,13 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
         db, settings, clock, events, resolver, app[POSTS], app[RELATIONSHIPS], serializer,
         deliver,
     )
-    queue = DeliveryQueue(db, settings, clock, Signer(db, keys, clock), fetch, processor.handle)
+    signer = Signer(db, keys, clock)
+    queue = DeliveryQueue(db, settings, clock, signer, fetch, processor.handle)
+
+    def sender_here(shard: Shard) -> DeliveryQueue:
+        """A queue sending one shard from here (its delivery process was given up on)."""
+        return DeliveryQueue(db, settings, clock, signer, fetch, processor.handle, shard=shard)
+
     outbox = Outbox(db, settings, serializer, keys, app[POSTS], queue)
     outbox.subscribe(events)
     app[URLS], app[KEYRING], app[SERIALIZER], app[RESOLVER] = urls, keys, serializer, resolver
@@ -88,10 +103,13 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     inbox.add_routes(app)
     if role in ("all", "inbox"):
         app.cleanup_ctx.append(inbox.worker_ctx)
+    if role in ("all", "web"):
+        # Helpers write their states afresh; rows of an earlier run would mislead.
+        app.cleanup_ctx.append(_helper_states_ctx)
     if role in ("all", "web") and settings.delivery_processes:
         # This process only queues; the delivery processes send.
         senders = app[DELIVERY_PROCESSES] = DeliveryProcesses(
-            settings, settings.delivery_processes
+            settings, settings.delivery_processes, db=db, sender_here=sender_here
         )
         queue.on_queued = senders.wake
         app.cleanup_ctx.append(processes_ctx(senders))
@@ -104,7 +122,10 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     if role == "web":
         relayed = EventBus()  # what the inbox process did, for open tabs only
         app[LIVE].subscribe(relayed)
-        app[INBOX_LINK] = InboxProcessLink(app[SETTINGS], relayed, queue.wake)
+        app[INBOX_LINK] = InboxProcessLink(
+            app[SETTINGS], relayed, queue.wake, db=db,
+            work_here=functools.partial(inbox.run_forever, app),
+        )  # fmt: skip
         app.cleanup_ctx.append(link_ctx)
 
     async def close(app: web.Application) -> None:

@@ -25,6 +25,7 @@ from xnode.posts.service import MAX_MEDIA, PostService
 from xnode.ratelimit import RateLimiter
 from xnode.search import SearchService
 from xnode.settings import Settings
+from xnode.store import helper_processes
 from xnode.store.database import Database
 from xnode.timelines import TimelineService
 from xnode.web import (
@@ -154,6 +155,10 @@ def create_app(
     app[LIVE].subscribe(events)
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0))
+    # The admin pages' alert about helper processes that keep crashing (a few rows, inline).
+    renderer.add_globals(
+        helper_trouble=lambda request: [h for h in helper_processes.all_states(db) if h.in_trouble]
+    )
     app.cleanup_ctx.append(_database_ctx)
     if role != "inbox":
         app.cleanup_ctx.append(_workers_ctx)

@@ -14,7 +14,8 @@ from aiohttp import web
 from xnode.activitypub.delivery import DELIVERY
 from xnode.errors import XnodeError
 from xnode.store import deliveries as delivery_store
-from xnode.store import domain_blocks
+from xnode.store import domain_blocks, helper_processes
+from xnode.store import outbox as outbox_store
 from xnode.web.forms import read_form, require_admin, text_field
 from xnode.web.render import RENDERER, redirect
 from xnode.web.state import CLOCK, DB
@@ -37,6 +38,8 @@ async def _page(
         "admin_section": "federation",
         "blocks": await domain_blocks.list_blocks(db),
         "hosts": await delivery_store.queue_summary(db),
+        "helpers": helper_processes.all_states(db),
+        "outbox_failed": await outbox_store.failed(db),
         "severities": list(SEVERITY_HELP.items()),
         "now": request.app[CLOCK].now(),
         "error": error,

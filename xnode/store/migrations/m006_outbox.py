@@ -34,6 +34,8 @@ STATEMENTS = [
                                              'stopped')),
         crashes INTEGER NOT NULL DEFAULT 0,
         last_exit TEXT,
+        pid INTEGER,
+        serving_pid INTEGER NOT NULL,
         updated_at REAL NOT NULL
     )
     """,
