@@ -81,6 +81,8 @@ class SearchService:
         """Live accounts whose handle or name matches; exact handles first."""
         handle = text.lstrip("@").lower()
         username, _, domain = handle.partition("@")
+        if domain == self.posts.settings.domain.lower():
+            domain = ""  # our own people by their full handle (@bob@this.node)
         exact = await self.db.fetchall(
             "SELECT * FROM accounts WHERE username_key = ? AND"
             " (domain IS ? OR (? = '' AND domain IS NULL))"

@@ -9,7 +9,9 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
+from xnode.posts.models import PostView
 from xnode.web.security import sign_value, unsign_value
 from xnode.web.visitor import visitor_of
 
@@ -28,6 +30,23 @@ def _format_time(value: float | None) -> str:
     if value is None:
         return ""
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def local_profile_links(view: PostView) -> Markup:
+    """A post's HTML with links to mentioned remote people pointed at their local view.
+
+    The stored HTML keeps each person's own URL (other servers read it, and it
+    federates as is); readers here should land on ``/@user@host``, where they
+    can follow, mute or message, rather than on a server where they are logged
+    out. Mastodon and Pleroma link mentions by profile URL or by actor id.
+    """
+    html = view.post.content_html
+    for account in view.mentions:
+        if account.is_local:
+            continue
+        for target in {account.url, account.uri} - {None}:
+            html = html.replace(f'href="{escape(target)}"', f'href="/@{escape(account.acct)}"')
+    return Markup(html)  # sanitised (nh3) when it was stored
 
 
 def _iso_time(value: float | None) -> str:
@@ -55,6 +74,7 @@ class Renderer:
         )
         self.env.filters["datetime"] = _format_time
         self.env.filters["isotime"] = _iso_time
+        self.env.filters["post_html"] = local_profile_links
 
     def add_globals(self, **values: Any) -> None:
         """Values every template sees (node name, version)."""

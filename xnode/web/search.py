@@ -12,7 +12,7 @@ from xnode.errors import InvalidInput, XnodeError
 from xnode.search import MAX_QUERY_CHARS, SearchResults
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.state import SEARCH
+from xnode.web.state import SEARCH, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ async def _resolve_remote_handle(request: web.Request, query: str) -> None:
     username, _, domain = handle.partition("@")
     if not username or not domain or " " in handle:
         return
+    if domain.lower() == request.app[SETTINGS].domain.lower():
+        return  # one of ours: in the database already, no WebFinger to ourselves
     try:
         await request.app[RESOLVER].actor_by_handle(handle)
     except (XnodeError, FetchError, ValueError) as exc:

@@ -121,37 +121,42 @@ async def pending_request_count(db: Database, account_id: int) -> int:
 
 
 async def _follow(rels: RelationshipService, viewer_id: int, account: Account) -> str:
-    if await rels.follow(viewer_id, account.id) == "pending":
-        return f"Follow request sent. @{account.username} reviews requests before accepting."
-    return f"You now follow @{account.username}."
+    state = await rels.follow(viewer_id, account.id)
+    if state == "accepted":
+        return f"You now follow @{account.acct}."
+    if account.locked:
+        return f"Follow request sent. @{account.acct} reviews requests before accepting."
+    # Unlocked but remote: following starts when their server's Accept comes back,
+    # which is usually a moment; nobody has to review anything.
+    return f"Your follow is on its way to @{account.acct}; their server confirms it in a moment."
 
 
 async def _unfollow(rels: RelationshipService, viewer_id: int, account: Account) -> str:
     before = await rels.relationship(viewer_id, account.id)
     await rels.unfollow(viewer_id, account.id)
     if before.requested:
-        return f"Your follow request to @{account.username} was withdrawn."
-    return f"You no longer follow @{account.username}."
+        return f"Your follow request to @{account.acct} was withdrawn."
+    return f"You no longer follow @{account.acct}."
 
 
 async def _block(rels: RelationshipService, viewer_id: int, account: Account) -> str:
     await rels.block(viewer_id, account.id)
-    return f"You blocked @{account.username}. Neither of you follows or sees the other now."
+    return f"You blocked @{account.acct}. Neither of you follows or sees the other now."
 
 
 async def _unblock(rels: RelationshipService, viewer_id: int, account: Account) -> str:
     await rels.unblock(viewer_id, account.id)
-    return f"You unblocked @{account.username}."
+    return f"You unblocked @{account.acct}."
 
 
 async def _mute(rels: RelationshipService, viewer_id: int, account: Account) -> str:
     await rels.set_mute(viewer_id, account.id, True)
-    return f"You muted @{account.username}: their posts and notifications stay out of sight."
+    return f"You muted @{account.acct}: their posts and notifications stay out of sight."
 
 
 async def _unmute(rels: RelationshipService, viewer_id: int, account: Account) -> str:
     await rels.set_mute(viewer_id, account.id, False)
-    return f"You unmuted @{account.username}."
+    return f"You unmuted @{account.acct}."
 
 
 ACTIONS: dict[str, Action] = {
