@@ -235,12 +235,33 @@ async def test_image_with_alt_text(app, people):
 async def test_reply_to_quotes_the_message(people):
     _, clients = people
     conversation, first = await start(clients["alice"], "@bob", "zqx question?")
+    await send(clients["alice"], conversation, "zqx and another thing")
     form = await page(clients["bob"], f"/messages/{conversation}?reply_to={first}")
     assert f'name="reply_to" value="{first}"' in form
     answer = await send(clients["bob"], conversation, "zqx answer", reply_to=str(first))
     body = await page(clients["alice"], f"/messages/{conversation}")
     bubble = body[body.index(f'id="m{answer}"'):]
     assert f'href="#m{first}">Replying to alice' in bubble
+
+
+async def test_send_answers_the_latest_message_in_the_conversations_context(people, app):
+    """Other servers thread a DM by inReplyTo and context: Send sets both (issue 15)."""
+    _, clients = people
+    conversation, first = await start(clients["alice"], "@bob", "zqx hello")
+    answer = await send(clients["bob"], conversation, "zqx hi there")
+    again = await send(clients["alice"], conversation, "zqx how are you?")
+    rows = await app[DB].fetchall(
+        "SELECT id, in_reply_to_id, context FROM posts WHERE conversation_id = ?",
+        (conversation,),
+    )
+    posts = {row["id"]: row for row in rows}
+    assert posts[answer]["in_reply_to_id"] == first
+    assert posts[again]["in_reply_to_id"] == answer
+    uri = await app[DB].fetchvalue("SELECT uri FROM conversations WHERE id = ?", (conversation,))
+    assert uri and {row["context"] for row in posts.values()} == {uri}
+    # Answering the message right above needs no quote.
+    body = await page(clients["alice"], f"/messages/{conversation}")
+    assert "Replying to" not in body
 
 
 async def test_delete_own_message_leaves_a_tombstone(people):

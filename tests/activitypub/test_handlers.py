@@ -13,7 +13,7 @@ from xnode.activitypub.urls import PUBLIC
 from xnode.events import FollowChanged
 from xnode.posts.service import Draft
 from xnode.store import posts as post_store
-from xnode.web.state import EVENTS, POSTS, RELATIONSHIPS
+from xnode.web.state import DMS, EVENTS, POSTS, RELATIONSHIPS
 
 
 @pytest.fixture
@@ -175,6 +175,30 @@ async def test_direct_message_reaches_only_its_addressee(node_a, node_b, alice, 
     assert await posts.hydrate(alice.id, [post]) and not await posts.hydrate(carol.id, [post])
     assert await notifications(node_a, alice) == [("mention", bob.id)]
     assert await node_a.db.fetchvalue("SELECT COUNT(*) FROM posts_fts") == 0
+
+
+async def test_a_dm_without_context_gets_one_that_our_answers_keep(node_a, node_b, alice, bob):
+    """A remote message with no context opens a conversation with an id of ours; alice's
+    answers carry it and answer bob's message, so his server threads them (issue 15)."""
+    doc = note(bob.uri, "<p>no context here</p>", to=[node_a.actor("alice")], cc=[],
+               tag=[{"type": "Mention", "href": node_a.actor("alice")}])  # fmt: skip
+    doc.pop("context", None)
+    doc.pop("conversation", None)
+    await receive(node_a, node_b, create(doc))
+    row = await node_a.db.fetchone(
+        "SELECT p.conversation_id, c.uri FROM posts p JOIN conversations c"
+        " ON c.id = p.conversation_id WHERE p.uri = ?", (doc["id"],),
+    )
+    assert row["uri"] == f"{node_a.base}/contexts/{row['conversation_id']}"
+    dms = node_a.app[DMS]
+    for text in ("first answer", "second answer"):
+        await dms.send(alice, row["conversation_id"], text)
+    sent = [json.loads(r[0]) for r in await node_a.db.fetchall(
+        "SELECT payload FROM deliveries WHERE payload LIKE '%answer%' ORDER BY id")]  # fmt: skip
+    notes = [a["object"] for a in sent]
+    assert [n["context"] for n in notes] == [row["uri"], row["uri"]]
+    assert notes[0]["inReplyTo"] == doc["id"]
+    assert notes[1]["inReplyTo"] == notes[0]["id"]
 
 
 async def test_chat_message_is_a_direct_note(node_a, node_b, alice, bob):

@@ -127,6 +127,8 @@ class NoteWriter:
         self.db = resolver.db
         self.clock = resolver.clock
         self.events = events
+        # Conversations we give an id to (opened by a remote message with no context).
+        self.contexts_url = f"{resolver.settings.base_url}/contexts"
 
     async def mentioned(self, note: ParsedNote, *, fetch_unknown: bool = False) -> list[Account]:
         """Accounts the post mentions: Mention tags we know, and local addressees.
@@ -237,6 +239,7 @@ class NoteWriter:
                 placement = await place_message(
                     conn, post_id=post_id, author=author, recipients=mentioned, now=now,
                     parent_id=parent.id if parent else None, context=context,
+                    contexts_url=self.contexts_url,
                 )
                 refused = placement.refused
             notify: list[tuple[int, str]] = []

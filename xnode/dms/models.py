@@ -43,7 +43,8 @@ class Message:
 
     view: PostView
     reactions: tuple[Reaction, ...] = ()
-    reply_to: PostView | None = None
+    reply_to: PostView | None = None  # the message it answers, when worth quoting
+    answers_unseen: bool = False  # it answers a message the reader cannot see
 
     @property
     def id(self) -> int:

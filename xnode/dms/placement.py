@@ -98,8 +98,14 @@ async def place_message(
     conversation_id: int | None = None,
     parent_id: int | None = None,
     context: str | None = None,
+    contexts_url: str | None = None,
 ) -> Placement:
-    """File a stored direct post into its conversation; see the module rule."""
+    """File a stored direct post into its conversation; see the module rule.
+
+    A new conversation takes the message's ``context`` as its id; a remote
+    message that had none gets one of ours (``contexts_url``/conversation id),
+    which our replies then carry, so that every server can thread them.
+    """
     recipients = [r for r in dict((r.id, r) for r in recipients).values() if r.id != author.id]
     participants = {author.id, *(r.id for r in recipients)}
     found = await _find(
@@ -113,7 +119,8 @@ async def place_message(
     created = found is None
     if found is None:
         found = new_id()
-        await store.insert_conversation(conn, found, context, author.id, now)
+        uri = context or (f"{contexts_url}/{found}" if contexts_url else None)
+        await store.insert_conversation(conn, found, uri, author.id, now)
     members = await store.member_ids_in(conn, found)
     if author.id not in members:
         await store.add_member(conn, found, author.id, "accepted", now)

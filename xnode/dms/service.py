@@ -202,6 +202,16 @@ class DirectMessages:
             parent = await post_store.get_post(self.db, reply_to_id)
             if parent is None or parent.conversation_id != conversation_id:
                 raise NotFound("No such message in this conversation.")
+        else:
+            # Other servers (Mastodon, Fedify-based ones…) thread a direct message
+            # by what it answers: a message typed at the bottom answers the latest.
+            reply_to_id = await store.latest_message_id(self.db, conversation_id, sender.id)
+        context = conversation["uri"]
+        if context is None:
+            # Opened before conversations always had an id: give it one, for good.
+            context = await store.give_uri(
+                self.db, conversation_id, f"{self.settings.base_url}/contexts/{conversation_id}"
+            )
         return await self.posts.publish(
             sender,
             Draft(
@@ -211,7 +221,7 @@ class DirectMessages:
                 in_reply_to_id=reply_to_id,
                 recipients=tuple(others),
                 conversation_id=conversation_id,
-                context=conversation["uri"],
+                context=context,
             ),
         )
 
@@ -339,14 +349,22 @@ class DirectMessages:
         names = await post_store.get_accounts(
             self.db, {who for pairs in reactions.values() for _, who in pairs}
         )
-        return [
-            Message(
+        # Every message answers one (that is how servers thread them); quoting the
+        # message right above it would repeat what the reader just read.
+        previous = await store.previous_message_ids(
+            self.db, [v.post.id for v in views if v.post.in_reply_to_id]
+        )
+        found = []
+        for view in views:
+            answered = view.post.in_reply_to_id
+            quoted = answered is not None and answered != previous.get(view.post.id)
+            found.append(Message(
                 view=view,
                 reactions=_group_reactions(reactions.get(view.post.id, []), viewer_id, names),
-                reply_to=parent_views.get(view.post.in_reply_to_id or 0),
-            )
-            for view in views
-        ]
+                reply_to=parent_views.get(answered) if quoted and answered else None,
+                answers_unseen=quoted and answered not in parent_views,
+            ))  # fmt: skip
+        return found
 
     async def message(self, viewer_id: int, message_id: int) -> Message | None:
         """One message as the viewer sees it, or None."""

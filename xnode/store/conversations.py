@@ -91,6 +91,43 @@ async def insert_conversation(
     )
 
 
+async def give_uri(db: Database, conversation_id: int, uri: str) -> str:
+    """Set a conversation's id if it has none; returns the id it has now."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE conversations SET uri = ? WHERE id = ? AND uri IS NULL", (uri, conversation_id)
+        )
+        async with conn.execute(
+            "SELECT uri FROM conversations WHERE id = ?", (conversation_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+    return str(row[0]) if row is not None and row[0] else uri
+
+
+async def latest_message_id(db: Database, conversation_id: int, viewer_id: int) -> int | None:
+    """The newest live message of a conversation that ``viewer_id`` can see."""
+    value = await db.fetchvalue(
+        "SELECT MAX(p.id) FROM posts p WHERE p.conversation_id = ? AND p.deleted_at IS NULL"
+        " AND (p.account_id = ? OR EXISTS (SELECT 1 FROM mentions vm WHERE vm.post_id = p.id"
+        " AND vm.account_id = ?))",
+        (conversation_id, viewer_id, viewer_id),
+    )
+    return int(value) if value is not None else None
+
+
+async def previous_message_ids(db: Database, post_ids: Sequence[int]) -> dict[int, int | None]:
+    """For each message, the id of the message just before it in its conversation."""
+    if not post_ids:
+        return {}
+    marks = ", ".join("?" for _ in post_ids)
+    rows = await db.fetch_keyed(
+        "SELECT p.id, (SELECT MAX(q.id) FROM posts q WHERE q.conversation_id = p.conversation_id"
+        f" AND q.id < p.id) FROM posts p WHERE p.id IN ({marks})",
+        list(post_ids), len(post_ids),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 async def add_member(
     conn: aiosqlite.Connection, conversation_id: int, account_id: int, state: str, now: float
 ) -> None:
