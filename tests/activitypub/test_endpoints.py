@@ -6,6 +6,7 @@ import json
 
 from conftest import AP_JSON, Node, signed_get
 
+from federation import jsonld
 from federation import nodeinfo as nodeinfo_lib
 from federation.actors import parse_actor
 from federation.keys import PublicKey
@@ -102,6 +103,23 @@ async def test_actor_document_has_keys_endpoints_and_multikey(node_a: Node):
     PublicKey.from_pem(actor.public_key.pem)
     (multikey,) = actor.assertion_methods
     assert PublicKey.from_multibase(multikey.public_key_multibase).algorithm == "ed25519"
+
+
+async def test_json_ld_readers_find_our_ed25519_key(node_a: Node):
+    """Expanded as JSON-LD (as Fedify reads actors), the actor still has its Multikey in
+    assertionMethod, so FEP-8b32 proofs can be verified (issue 15)."""
+    await node_a.user("alice")
+    response = await node_a.client.get("/users/alice", headers={"Accept": AP_JSON})
+    [expanded] = jsonld.expand(await body_of(response))
+    sec = "https://w3id.org/security#"
+    [method] = expanded[f"{sec}assertionMethod"]
+    assert method["@id"].endswith("#ed25519-key")
+    assert method["@type"] == [f"{sec}Multikey"]
+    [value] = method[f"{sec}publicKeyMultibase"]
+    key = PublicKey.from_multibase(value["@value"])
+    assert key.algorithm == "ed25519"
+    [controller] = method[f"{sec}controller"]
+    assert controller["@id"] == node_a.actor("alice")
 
 
 async def test_instance_actor(node_a: Node):

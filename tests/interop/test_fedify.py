@@ -125,6 +125,20 @@ async def test_xnode_answers_over_https_with_the_test_ca(node: TlsNode):
     assert (await asyncio.to_thread(fetch))["links"]
 
 
+async def test_fedify_sees_our_actors_ed25519_key(node: TlsNode, fedify_peer: FedifyPeer):
+    """Fedify reads actors as JSON-LD; our Multikey must survive it (issue 15), or
+    Fedify-based servers cannot verify our FEP-8b32 proofs."""
+    local, _ = names()
+    await node.user(local)
+    found = (await ctl(fedify_peer, "/lookup", {"handle": f"@{local}@{NODE_HOST}"}))["object"]
+    methods = found.get("assertionMethod")
+    methods = methods if isinstance(methods, list) else [methods]
+    keys = [m for m in methods if isinstance(m, dict) and m.get("publicKeyMultibase")]
+    assert keys, f"no Multikey in Fedify's view of our actor: {json.dumps(found)[:2000]}"
+    assert keys[0]["id"] == f"https://{NODE_HOST}/users/{local}#ed25519-key"
+    assert keys[0]["publicKeyMultibase"].startswith("z6Mk")  # an Ed25519 public key
+
+
 async def test_peer_follows_xnode_user_and_gets_posts(node: TlsNode, fedify_peer: FedifyPeer):
     local, remote = names()
     alice = await node.user(local)

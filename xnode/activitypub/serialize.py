@@ -45,8 +45,18 @@ EXTENSIONS: dict[str, Any] = {
     "ostatus": "http://ostatus.org#",
 }
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTENSIONS]
+# The Ed25519 key (FEP-521a) sits in ``assertionMethod``, a term no context above
+# defines at the top level (DID Core's context does; the Multikey context only
+# defines what is inside a key). Without it a JSON-LD reader such as Fedify
+# drops the property, finds no key and cannot verify our FEP-8b32 proofs.
+ACTOR_EXTENSIONS: dict[str, Any] = {
+    **EXTENSIONS,
+    "assertionMethod": {
+        "@id": "https://w3id.org/security#assertionMethod", "@type": "@id", "@container": "@set",
+    },
+}
 ACTOR_CONTEXT: list[Any] = [
-    AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, DATA_INTEGRITY_CONTEXT, EXTENSIONS,
+    AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, DATA_INTEGRITY_CONTEXT, ACTOR_EXTENSIONS,
 ]
 
 
