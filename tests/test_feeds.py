@@ -139,8 +139,42 @@ async def test_builder_drops_characters_xml_cannot_carry(app):
         post=dataclasses.replace(view.post, content_html="<p>a\x0bb\x00c</p>", summary="w\x1b"),
     )
     account = await account_store.get_account(app[DB], alice.id)
-    source = FeedSource(account=account, base_url="http://xnode.test", domain="xnode.test")
+    source = FeedSource.for_account(account, "http://xnode.test", "xnode.test")
     for build in (atom_feed, rss_feed):
         root = ET.fromstring(build(source, [odd]))
         assert "abc" in ET.tostring(root, encoding="unicode")
     assert clean("a\x00b\ud800c\n\td") == "abc\n\td"
+
+
+# --- hashtag feeds --------------------------------------------------------------------------
+
+
+async def test_hashtag_feeds_have_the_tags_public_posts(client, app):
+    alice = (await create_user(app, "alice")).account
+    bob = (await create_user(app, "bob")).account
+    await app[POSTS].publish(alice, Draft("hello #introductions zqxpublic"))
+    await app[POSTS].publish(bob, Draft("me too #Introductions zqxbob"))
+    await app[POSTS].publish(alice, Draft("#introductions zqxhidden", visibility="followers"))
+    await app[POSTS].publish(alice, Draft("no tag zqxuntagged"))
+    body, root = await fetch(client, "/tags/introductions.atom", "application/atom+xml")
+    entries = atom_entries(root)
+    assert len(entries) == 2
+    assert b"zqxpublic" in body and b"zqxbob" in body
+    assert b"zqxhidden" not in body and b"zqxuntagged" not in body
+    # A feed of many people's posts names each entry's author.
+    authors = {e.find(f"{A}author/{A}name").text for e in entries}
+    assert authors == {"alice (@alice)", "bob (@bob)"}
+    self_link = root.find(f"{A}link[@rel='self']").get("href")
+    assert self_link == "http://xnode.test/tags/introductions.atom"
+    body, root = await fetch(client, "/tags/introductions.rss", "application/rss+xml")
+    assert len(rss_items(root)) == 2
+
+
+async def test_a_tag_with_a_dot_is_a_feed_or_nothing(client, app):
+    # Not the page of a tag called "introductions.rss" (issue 15).
+    response = await client.get("/tags/introductions.rss")
+    assert response.status == 200 and response.content_type == "application/rss+xml"
+    assert (await client.get("/tags/introductions.json")).status == 404
+    assert (await client.get("/tags/introductions.rss.rss")).status == 404
+    redirect = await client.get("/tags/Introductions.atom", allow_redirects=False)
+    assert redirect.status == 302 and redirect.headers["Location"] == "/tags/introductions.atom"

@@ -1,4 +1,4 @@
-"""Atom and RSS feeds of an account's public posts (pure: posts in, XML bytes out).
+"""Atom and RSS feeds of public posts, an account's or a hashtag's (pure: posts in, XML out).
 
 Everything goes through ElementTree, which escapes text and attributes, so a
 post's HTML ends up as escaped character data and cannot break out of the
@@ -32,27 +32,50 @@ ET.register_namespace("atom", ATOM_NS)
 
 @dataclass(frozen=True)
 class FeedSource:
-    """Whose feed it is and where the node lives."""
+    """What a feed is of (an account's posts, a hashtag's) and where the node lives."""
 
-    account: Account
     base_url: str
-    domain: str
+    page_url: str  # the HTML page the feed mirrors
+    feed_url: str  # the feed's own address, without ``.atom`` / ``.rss``
+    title: str
+    description: str
+    author: Account | None = None  # whose feed it is (None: posts by many)
+    updated_floor: float = 0.0  # the feed changed at least this recently
+
+    @classmethod
+    def for_account(cls, account: Account, base_url: str, domain: str) -> FeedSource:
+        """A local account's public posts."""
+        handle = f"@{account.username}@{domain}"
+        return cls(
+            base_url=base_url,
+            page_url=f"{base_url}/@{account.username}",
+            feed_url=f"{base_url}/@{account.username}/feed",
+            title=f"{account.name_for_display} ({handle})",
+            description=html_to_text(account.bio_html) or f"Public posts by {handle}",
+            author=account,
+            updated_floor=account.updated_at,
+        )
+
+    @classmethod
+    def for_tag(cls, tag: str, base_url: str, domain: str) -> FeedSource:
+        """Public posts with a hashtag, from here and from the servers the node knows."""
+        return cls(
+            base_url=base_url,
+            page_url=f"{base_url}/tags/{tag}",
+            feed_url=f"{base_url}/tags/{tag}",
+            title=f"#{tag} on {domain}",
+            description=f"Public posts tagged #{tag} that {domain} knows of",
+        )
 
     @property
-    def profile_url(self) -> str:
-        """The account's HTML profile."""
-        return f"{self.base_url}/@{self.account.username}"
+    def atom_url(self) -> str:
+        """The Atom feed's address."""
+        return f"{self.feed_url}.atom"
 
     @property
-    def title(self) -> str:
-        """The feed's title: name and full handle."""
-        return f"{self.account.name_for_display} (@{self.account.username}@{self.domain})"
-
-    @property
-    def description(self) -> str:
-        """The bio as plain text, or a plain sentence when there is none."""
-        bio = html_to_text(self.account.bio_html)
-        return bio or f"Public posts by @{self.account.username}@{self.domain}"
+    def rss_url(self) -> str:
+        """The RSS feed's address."""
+        return f"{self.feed_url}.rss"
 
 
 def clean(text: str) -> str:
@@ -66,8 +89,17 @@ def absolute(base_url: str, url: str) -> str:
 
 
 def post_url(source: FeedSource, view: PostView) -> str:
-    """The public page of a post, absolute."""
-    return f"{source.base_url}/@{view.author.username}/{view.post.id}"
+    """The public page of a post, absolute (a remote post's page on its own server)."""
+    if view.author.is_local:
+        return f"{source.base_url}/@{view.author.username}/{view.post.id}"
+    return view.post.url or view.post.uri or f"{source.base_url}/posts/{view.post.id}"
+
+
+def author_url(source: FeedSource, author: Account) -> str:
+    """An author's profile, absolute: here for local people, their own server's otherwise."""
+    if author.is_local:
+        return f"{source.base_url}/@{author.username}"
+    return author.url or author.uri or source.base_url
 
 
 def entry_title(view: PostView) -> str:
@@ -79,7 +111,7 @@ def entry_title(view: PostView) -> str:
         return post.summary
     text = " ".join(html_to_text(post.content_html).split())
     if not text:
-        return f"Post by @{view.author.username}"
+        return f"Post by @{view.author.acct}"
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
 
 
@@ -103,7 +135,7 @@ def entry_html(source: FeedSource, view: PostView) -> str:
 
 def _updated(source: FeedSource, posts: Sequence[PostView]) -> float:
     times = [v.post.edited_at or v.post.created_at for v in posts]
-    return max([*times, source.account.updated_at])
+    return max([*times, source.updated_floor])
 
 
 def _rfc3339(value: float) -> str:
@@ -130,22 +162,27 @@ def atom_feed(source: FeedSource, posts: Sequence[PostView]) -> bytes:
     # Plain names under an xmlns attribute: ElementTree's default_namespace
     # option refuses the (rightly) unqualified attribute names Atom uses.
     feed = ET.Element("feed", xmlns=ATOM_NS)
-    _add(feed, "id", source.profile_url)
+    _add(feed, "id", source.page_url)
     _add(feed, "title", source.title)
     _add(feed, "subtitle", source.description)
     _add(feed, "updated", _rfc3339(_updated(source, posts)))
-    _add(feed, "link", rel="alternate", type="text/html", href=source.profile_url)
-    _add(feed, "link", rel="self", type=ATOM_TYPE, href=f"{source.profile_url}/feed.atom")
+    _add(feed, "link", rel="alternate", type="text/html", href=source.page_url)
+    _add(feed, "link", rel="self", type=ATOM_TYPE, href=source.atom_url)
     _add(feed, "generator", "xnode")
-    author = _add(feed, "author")
-    _add(author, "name", source.account.name_for_display)
-    _add(author, "uri", source.profile_url)
+    if source.author is not None:
+        author = _add(feed, "author")
+        _add(author, "name", source.author.name_for_display)
+        _add(author, "uri", source.page_url)
     for view in posts:
         post = view.post
         url = post_url(source, view)
         entry = _add(feed, "entry")
         _add(entry, "id", post.uri or url)
         _add(entry, "title", entry_title(view))
+        if source.author is None:  # Atom wants an author for every entry of a shared feed
+            author = _add(entry, "author")
+            _add(author, "name", f"{view.author.name_for_display} (@{view.author.acct})")
+            _add(author, "uri", author_url(source, view.author))
         _add(entry, "link", rel="alternate", type="text/html", href=url)
         _add(entry, "published", _rfc3339(post.created_at))
         _add(entry, "updated", _rfc3339(post.edited_at or post.created_at))
@@ -165,14 +202,11 @@ def rss_feed(source: FeedSource, posts: Sequence[PostView]) -> bytes:
     rss = ET.Element("rss", version="2.0")
     channel = _add(rss, "channel")
     _add(channel, "title", source.title)
-    _add(channel, "link", source.profile_url)
+    _add(channel, "link", source.page_url)
     _add(channel, "description", source.description)
     _add(channel, "lastBuildDate", _rfc822(_updated(source, posts)))
     _add(channel, "generator", "xnode")
-    _add(
-        channel, f"{{{ATOM_NS}}}link", rel="self", type=RSS_TYPE,
-        href=f"{source.profile_url}/feed.rss",
-    )
+    _add(channel, f"{{{ATOM_NS}}}link", rel="self", type=RSS_TYPE, href=source.rss_url)
     for view in posts:
         url = post_url(source, view)
         item = _add(channel, "item")

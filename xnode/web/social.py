@@ -24,6 +24,8 @@ from xnode.web.state import DB, RELATIONSHIPS, SETTINGS
 USERNAME = r"{username:[A-Za-z0-9_]{1,30}}"
 # A local username or a remote ``user@host`` (as in /@bob@social.example).
 ACCT = r"{username:[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?)?}"
+# A hashtag in a path: no dots, so /tags/NAME.rss is a feed, never the tag "NAME.rss".
+TAG = r"{tag:[^/.]{1,200}}"
 # SQLite integers are signed 64-bit; larger ids would raise inside the driver.
 MAX_ID = 2**63 - 1
 

@@ -19,6 +19,7 @@ from xnode.posts.service import MAX_MEDIA, MAX_NOTE_CHARS
 from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user, require_user
 from xnode.web.render import RENDERER
+from xnode.web.social import TAG
 from xnode.web.state import ACCOUNTS, SETTINGS, TIMELINES
 
 # Cursors are 63-bit ids; anything larger is not one of ours (and SQLite would refuse it).
@@ -193,5 +194,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home_page, name="home")
     app.router.add_get("/local", local_page, name="local")
     app.router.add_get("/federated", federated_page, name="federated")
-    app.router.add_get("/tags/{tag}", tag_page, name="tag")
+    app.router.add_get(f"/tags/{TAG}", tag_page, name="tag")
     app.router.add_get("/bookmarks", bookmarks_page, name="bookmarks")
