@@ -33,3 +33,17 @@ def test_wheel_contains_code_templates_and_static(tmp_path):
     assert "xnode/templates/static/xnode.css" in expected
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel: {missing}"
+
+
+def test_make_run_and_the_readme_give_the_nodes_own_address():
+    """`make run` creates a node whose links use its domain; the README must send people
+    there, not to the listening socket's address (issue 15)."""
+    import re
+
+    makefile = (ROOT / "Makefile").read_text()
+    init = re.search(r"xnode init .*--domain (\S+) --http --port (\d+)", makefile)
+    assert init, "make run no longer initialises with --domain/--port"
+    address = f"http://{init[1]}:{init[2]}"
+    readme = (ROOT / "README.md").read_text()
+    assert f"serves {address}" in readme and f"{address}/login" in readme
+    assert "127.0.0.1:8080/login" not in readme

@@ -260,7 +260,10 @@ async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_
         # Everything loaded at start-up lives for the whole process: moving it out
         # of the collector's reach keeps full collections (and page p99) short.
         gc.freeze()
-        click.echo(f"xnode serving {settings.base_url} on {settings.listen}")
+        # The node's own address, not the socket's: links, invites and feeds use it.
+        click.echo(
+            f"xnode serving {settings.base_url} on {settings.listen}; open {settings.base_url}/"
+        )
         await stop.wait()
         click.echo("xnode stopping")
     finally:
