@@ -546,7 +546,10 @@ def test_serve_with_helper_processes_stops_cleanly_on_a_group_sigterm(
     # their sockets.
     port = free_port()
     log_path = tmp_path / "serve.log"
-    helpers = {"XNODE_INBOX_PROCESS": "true", "XNODE_DELIVERY_PROCESSES": "2"}
+    helpers = {
+        "XNODE_INBOX_PROCESS": "true", "XNODE_DELIVERY_PROCESSES": "2",
+        "XNODE_HELPER_IDLE_STOP_S": "0",  # started with the node, not by load
+    }
     names = ["inbox process", "delivery process 1/2", "delivery process 2/2"]
     with log_path.open("w") as log:
         proc = subprocess.Popen(

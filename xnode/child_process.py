@@ -118,6 +118,8 @@ class ChildProcess:
         self.db = db
         self.on_given_up: Callable[[], None] | None = None
         """Called once when the serving process stops restarting the helper."""
+        self.on_ready: Callable[[], None] | None = None
+        """Called each time the helper says it is ready."""
         self.starts = 0
         self.crashes = 0  # in a row
         self.given_up = False
@@ -132,9 +134,15 @@ class ChildProcess:
         """Whether the helper is up and has said it is ready."""
         return self._ready
 
+    @property
+    def running(self) -> bool:
+        """Whether the helper is being kept running (started, not stopped or given up)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
-        """Start the helper and keep it running until :meth:`stop`."""
-        self._task = asyncio.create_task(self._supervise(), name=self.name)
+        """Start the helper and keep it running until :meth:`stop` (again after a stop)."""
+        if not self.running and not self.given_up:
+            self._task = asyncio.create_task(self._supervise(), name=self.name)
 
     async def stop(self) -> None:
         """Close the helper's socket and wait for it to finish and exit."""
@@ -142,6 +150,7 @@ class ChildProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
 
     def send(self, message: dict[str, Any]) -> bool:
         """Write one line to the helper; False if it is not running."""
@@ -191,6 +200,10 @@ class ChildProcess:
         if self.on_given_up is not None:
             self.on_given_up()
 
+    async def report_idle(self) -> None:
+        """Record that the helper is not running because nothing needs it now."""
+        await self._report("idle")
+
     def _exit_text(self) -> str:
         code = None if self.process is None else self.process.returncode
         if code is None:
@@ -231,6 +244,8 @@ class ChildProcess:
                     self._ready = True
                     log.info("%s ready (pid %d)", self.name, process.pid)
                     await self._report("running")
+                    if self.on_ready is not None:
+                        self.on_ready()
                 else:
                     await self.on_message(message)
         except asyncio.CancelledError:

@@ -56,6 +56,10 @@ class Settings:
     # of the hosts (0: the serving process sends; see
     # xnode/activitypub/delivery_process.py).
     delivery_processes: int = 0
+    # Helper processes start when the load needs them and stop after this many
+    # seconds of quiet (0: start them with the node, never stop them); see
+    # xnode/activitypub/helper_pool.py.
+    helper_idle_stop_s: int = 300
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -101,6 +105,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "authorized_fetch": (bool,),
     "inbox_process": (bool,),
     "delivery_processes": (int,),
+    "helper_idle_stop_s": (int,),
 }
 
 
@@ -167,6 +172,10 @@ def _validate(values: Mapping[str, Any]) -> None:
     if not 0 <= senders <= MAX_DELIVERY_PROCESSES:
         raise SettingsError(
             f"delivery_processes: expected 0 to {MAX_DELIVERY_PROCESSES}, got {senders}"
+        )
+    if not 0 <= values.get("helper_idle_stop_s", 300) <= 86_400:
+        raise SettingsError(
+            f"helper_idle_stop_s: expected 0 to 86400 seconds, got {values['helper_idle_stop_s']}"
         )
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise SettingsError("tls_cert and tls_key must be set together")

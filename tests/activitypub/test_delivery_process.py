@@ -51,7 +51,7 @@ async def followers_in_every_shard(tmp_path: Path) -> list[LiveNode]:
 
 @pytest.fixture
 async def sharded(tmp_path: Path) -> AsyncIterator[tuple[LiveNode, list[LiveNode]]]:
-    a = await start_node(tmp_path, "a", delivery_processes=PROCESSES)
+    a = await start_node(tmp_path, "a", delivery_processes=PROCESSES, helper_idle_stop_s=0)
     await eventually(lambda: _true(a[DELIVERY_PROCESSES].ready), timeout=30)
     followers = await followers_in_every_shard(tmp_path)
     yield a, followers
@@ -99,7 +99,7 @@ async def test_a_killed_delivery_process_is_restarted_and_sends_what_was_left(sh
 
 
 async def test_delivery_processes_exit_with_the_serving_process(tmp_path: Path):
-    a = await start_node(tmp_path, "a", delivery_processes=PROCESSES)
+    a = await start_node(tmp_path, "a", delivery_processes=PROCESSES, helper_idle_stop_s=0)
     processes = a[DELIVERY_PROCESSES]
     await eventually(lambda: _true(processes.ready), timeout=30)
     running = [child.process for child in processes.children]

@@ -24,7 +24,7 @@ from xnode.web.state import DB, POSTS
 
 @pytest.fixture
 async def split_nodes(tmp_path: Path) -> AsyncIterator[tuple[LiveNode, LiveNode]]:
-    a = await start_node(tmp_path, "a", inbox_process=True)
+    a = await start_node(tmp_path, "a", inbox_process=True, helper_idle_stop_s=0)
     b = await start_node(tmp_path, "b")
     link = a[INBOX_LINK]
     await eventually(lambda: _true(link.ready), timeout=30)
@@ -105,7 +105,7 @@ def test_relayed_events_round_trip_and_unknown_ones_are_dropped():
 
 
 async def test_the_inbox_process_exits_when_the_web_process_goes(tmp_path: Path):
-    a = await start_node(tmp_path, "a", inbox_process=True)
+    a = await start_node(tmp_path, "a", inbox_process=True, helper_idle_stop_s=0)
     link = a[INBOX_LINK]
     await eventually(lambda: _true(link.ready), timeout=30)
     process = link.process

@@ -14,7 +14,8 @@ from served_node import ServedNode, WebUser
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[ServedNode]:
     """Node A, initialised with the user alice; each test starts it (with its fault armed)."""
-    node = await ServedNode.create(tmp_path, "a", users=("alice",))
+    # Helpers always on (not started by load): every crash kills them too.
+    node = await ServedNode.create(tmp_path, "a", users=("alice",), helper_idle_stop_s=0)
     yield node
     node.stop()
 

@@ -164,6 +164,9 @@ class DeliveryQueue:
         self._fetcher = fetcher
         self._owns_fetcher = fetcher is None
         self._working = False  # run_forever is running in this process
+        self._paused = False  # the delivery processes send for now (pause())
+        self._idle = asyncio.Event()  # set while nothing is in flight or unrecorded
+        self._idle.set()
         self._wake = asyncio.Event()
         self._in_flight: dict[int, str] = {}  # delivery id -> host
         self._claim_lock = asyncio.Lock()
@@ -175,6 +178,9 @@ class DeliveryQueue:
         # does not send (the inbox process; the serving process when delivery
         # processes send) tells the sending processes this way.
         self.on_queued: Callable[[], None] | None = None
+        # Called with how many rows were queued or sent here: the load that starts
+        # the delivery processes (xnode.activitypub.helper_pool).
+        self.on_load: Callable[[int], None] | None = None
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
         self._unrecorded: set[int] = set()  # answered, outcome not written yet
@@ -189,7 +195,23 @@ class DeliveryQueue:
     @property
     def working(self) -> bool:
         """Whether this process's worker is sending (not when delivery processes send)."""
-        return self._working
+        return self._working and not self._paused
+
+    async def pause(self) -> None:
+        """Stop sending (delivery processes take over): no new claims, and return once the
+        sends in flight have been answered and their outcomes written."""
+        self._paused = True
+        self._ready.clear()
+        self._reread = True
+        while self._in_flight or self._unrecorded:
+            self._idle.clear()
+            await self._idle.wait()
+        await self._write_outcomes_now()
+
+    def resume(self) -> None:
+        """Send again from this process (the delivery processes stopped)."""
+        self._paused = False
+        self.wake()
 
     @property
     def fetcher(self) -> Fetcher:
@@ -255,6 +277,8 @@ class DeliveryQueue:
         self, added: dict[int, NewDelivery], planned: Sequence[Planned], *, resend: bool = False
     ) -> None:
         """After rows were committed: get them sent, and hand local recipients their copy."""
+        if added and self.on_load is not None:
+            self.on_load(len(added))
         if added:
             if resend or not self._hand_off(added, self.clock.now()):
                 self.wake()
@@ -318,7 +342,7 @@ class DeliveryQueue:
         are not paused. Returns False when the worker must read the queue instead.
         """
         if (
-            not self._working  # no worker here to take them (it runs in other processes)
+            not self.working  # no worker here to take them (other processes send)
             or self.shard is not None
             or len(fresh) > HANDOFF_MAX
             or not self._ready_complete
@@ -357,6 +381,8 @@ class DeliveryQueue:
 
     async def _claim(self, limit: int) -> list[store.Delivery]:
         """Pick due rows that fit the concurrency limits and mark them in flight."""
+        if self._paused:
+            return []
         async with self._claim_lock:
             room = min(limit, self.global_limit - len(self._in_flight))
             if room <= 0:
@@ -497,6 +523,8 @@ class DeliveryQueue:
             if faults.enabled():
                 self._answers += 1
                 faults.point(f"after-sends:{self._answers}")
+            if self.on_load is not None:
+                self.on_load(1)
             # The slot is free once the peer has answered; until the outcome is
             # written the row stays out of reads, so it is not sent twice.
             self._unrecorded.add(delivery.id)
@@ -510,6 +538,8 @@ class DeliveryQueue:
             self._in_flight.pop(delivery.id, None)
             self._unrecorded.discard(delivery.id)
             self._attempted.append(delivery.id)
+            if not self._in_flight and not self._unrecorded:
+                self._idle.set()
 
     async def _send(self, delivery: store.Delivery) -> _Answer:
         """What one attempt came to (nothing here raises)."""

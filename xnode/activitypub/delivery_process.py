@@ -24,10 +24,8 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-from aiohttp import web
 
 from xnode.accounts.models import Account
 from xnode.activitypub.delivery import DeliveryQueue, fetch_settings_for
@@ -44,31 +42,23 @@ from xnode.child_process import (
 from xnode.clock import SystemClock
 from xnode.settings import Settings
 from xnode.store.database import Database
-from xnode.store.shards import Shard
 
 log = logging.getLogger(__name__)
+
+FINISH_TIMEOUT_S = 10.0
+"""How long a stopping delivery process waits for its sends in flight."""
 
 class DeliveryProcesses:
     """The delivery processes, seen from the serving process."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        count: int,
-        *,
-        db: Database | None = None,
-        sender_here: Callable[[Shard], DeliveryQueue] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, count: int, *, db: Database | None = None) -> None:
         """Describe the processes; nothing runs before :meth:`start`.
 
         Args:
             settings: The node's settings (sent to each process).
             count: How many delivery processes.
             db: Where their states are reported.
-            sender_here: Makes a queue for one shard, to run in this process when
-                that shard's delivery process keeps crashing and is given up on.
         """
-        self.sender_here = sender_here
         self.children = [
             ChildProcess(
                 f"delivery process {k + 1}/{count}", "delivery-process",
@@ -76,10 +66,13 @@ class DeliveryProcesses:
             )
             for k in range(count)
         ]  # fmt: skip
-        # Shards whose process was given up on: the queue sending them from here.
-        self._here: dict[int, tuple[DeliveryQueue, asyncio.Task[None]]] = {}
+        self.on_ready: Callable[[int], None] | None = None
+        """Called with k when delivery process k is ready (its worker waits for :meth:`go`)."""
+        self.on_given_up: Callable[[], None] | None = None
+        """Called when one of them crashed too often (this process must send everything)."""
         for k, child in enumerate(self.children):
-            child.on_given_up = functools.partial(self._take_over, k)
+            child.on_ready = functools.partial(self._ready, k)
+            child.on_given_up = self._given_up
 
     def start(self) -> None:
         """Start every delivery process (each is restarted if it dies)."""
@@ -89,9 +82,6 @@ class DeliveryProcesses:
     async def stop(self) -> None:
         """Stop them all: each ends its sends in flight (they stay pending) and exits."""
         await asyncio.gather(*(child.stop() for child in self.children))
-        for _, task in self._here.values():
-            task.cancel()
-        await asyncio.gather(*(task for _, task in self._here.values()), return_exceptions=True)
 
     @property
     def ready(self) -> bool:
@@ -99,26 +89,33 @@ class DeliveryProcesses:
         return all(child.ready for child in self.children)
 
     @property
-    def given_up(self) -> list[int]:
-        """The shards whose delivery process crashed too often (this process sends them)."""
-        return sorted(self._here)
+    def running(self) -> bool:
+        """Whether they are kept running (started and not stopped)."""
+        return any(child.running for child in self.children)
+
+    @property
+    def given_up(self) -> bool:
+        """Whether one of them crashed too often and was given up on."""
+        return any(child.given_up for child in self.children)
+
+    def go(self, k: int | None = None) -> None:
+        """Let delivery process ``k`` (None: every one) send its shard."""
+        for n, child in enumerate(self.children):
+            if k is None or n == k:
+                child.send({"go": True})
 
     def wake(self) -> None:
-        """Tell every delivery process (or the queue standing in for it) that rows were
-        queued or made due."""
-        for k, child in enumerate(self.children):
-            if k in self._here:
-                self._here[k][0].wake()
-            else:
-                child.send({"wake": "delivery"})
+        """Tell every delivery process that rows were queued or made due."""
+        for child in self.children:
+            child.send({"wake": "delivery"})
 
-    def _take_over(self, k: int) -> None:
-        """Send shard ``k`` from this process: its delivery process is given up on."""
-        if self.sender_here is None or k in self._here:
-            return
-        queue = self.sender_here((k, len(self.children)))
-        task = asyncio.create_task(queue.run_forever(), name=f"deliveries-shard-{k}")
-        self._here[k] = (queue, task)
+    def _ready(self, k: int) -> None:
+        if self.on_ready is not None:
+            self.on_ready(k)
+
+    def _given_up(self) -> None:
+        if self.on_given_up is not None:
+            self.on_given_up()
 
     async def _received(self, message: dict[str, Any]) -> None:
         log.debug("unexpected message from a delivery process: %r", message)
@@ -143,27 +140,26 @@ async def serve_delivery_process(fd: int) -> None:
         db, settings, clock, Signer(db, keys, clock), fetch_settings_for(settings),
         _no_local_deliveries, shard=(k, count),
     )  # fmt: skip
-    worker = asyncio.create_task(queue.run_forever(), name="deliveries")
+    # Sending starts on "go": until then the serving process sends, and a row must
+    # never be in flight in two processes (one sender per host).
+    worker: asyncio.Task[None] | None = None
     writer.write(encode_line({"ready": True}))
     try:
         while line := await reader.readline():
-            if json.loads(line).get("wake") == "delivery":
+            message = json.loads(line)
+            if message.get("go") and worker is None:
+                worker = asyncio.create_task(queue.run_forever(), name="deliveries")
+            elif message.get("wake") == "delivery":
                 queue.wake()
     finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        if worker is not None:
+            # Let the sends in flight finish and be recorded, so that nothing is sent
+            # twice when the serving process takes over (a crash is another matter).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FINISH_TIMEOUT_S):
+                    await queue.pause()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        await queue.close()
         await db.close()
-
-
-def processes_ctx(
-    processes: DeliveryProcesses,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry: the delivery processes run while the application serves."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        processes.start()
-        yield
-        await processes.stop()
-
-    return ctx

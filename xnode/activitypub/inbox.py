@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -90,6 +90,8 @@ class InboxProcessor:
             relationships=relationships, serializer=serializer, deliver=deliver,
         )  # fmt: skip
         self.wakeup = asyncio.Event()
+        self.on_received: Callable[[], None] | None = None
+        """Called for each activity accepted (the load that starts the inbox process)."""
         if resolver.notes.events is None:
             # Posts stored while handling must reach notifications and live updates.
             resolver.notes.events = events
@@ -298,14 +300,16 @@ async def receive(request: web.Request) -> web.Response:
         "signer_key_id": signed.key_id, "payload": body.decode("utf-8"),
     }  # fmt: skip
     link = app.get(INBOX_LINK)
+    processor = app.get(INBOX)
+    if processor is not None and processor.on_received is not None:
+        processor.on_received()
     queued = None if link is None else await link.enqueue(**fields)
     if queued is None:  # no inbox process, or it is down: store the row here
         queued = await remote_store.enqueue_activity(db, new_id(), now=clock.now(), **fields)
         if queued:
-            if link is not None:
-                link.wake()
-            processor = app.get(INBOX)
-            if processor is not None and (link is None or link.given_up):
+            if link is not None and link.ready:
+                link.wake()  # it handles the queue (this process's worker has stopped)
+            elif processor is not None:
                 processor.wake()
     if not queued:
         log.info("replayed activity %s", activity_id)
@@ -315,17 +319,23 @@ async def receive(request: web.Request) -> web.Response:
 # --- the worker -------------------------------------------------------------------------
 
 
-async def run_forever(app: web.Application) -> None:
-    """Process the inbox queue until cancelled: on every wake-up, and every little while."""
+async def run_forever(app: web.Application, stop: asyncio.Event | None = None) -> None:
+    """Process the inbox queue until cancelled: on every wake-up, and every little while.
+
+    With ``stop``: return once it is set, after the batch in progress (the inbox
+    process is taking over, and the same item must not be handled twice at once).
+    """
     processor = app[INBOX]
-    while True:
+    while stop is None or not stop.is_set():
         # Cleared before the scan: an item queued during it sets the event again.
         processor.wakeup.clear()
         try:
-            while await processor.process_pending() > 0:
+            while (stop is None or not stop.is_set()) and await processor.process_pending() > 0:
                 await asyncio.sleep(0)  # let requests in between batches
         except Exception:
             log.exception("inbox worker failed")
+        if stop is not None and stop.is_set():
+            return
         # Not wait_for: in Python 3.11 it drops a cancellation that arrives as
         # the event fires, and shutdown would then wait forever.
         with contextlib.suppress(TimeoutError):

@@ -25,10 +25,9 @@ web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -76,7 +75,6 @@ class InboxProcessLink:
         wake_delivery: Callable[[], None],
         *,
         db: Database | None = None,
-        work_here: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Describe the link; nothing runs before :meth:`start`.
 
@@ -85,30 +83,36 @@ class InboxProcessLink:
             live: Where relayed events are published (for open tabs).
             wake_delivery: Called when the inbox process queued deliveries.
             db: Where the inbox process's state is reported.
-            work_here: The inbox worker, run in this process if the inbox process
-                keeps crashing and is given up on.
         """
         self.settings = settings
         self.live = live
         self.wake_delivery = wake_delivery
-        self.work_here = work_here
         self._pending: dict[int, asyncio.Future[bool | None]] = {}
         self._next = 0
-        self._here: asyncio.Task[None] | None = None
+        self.on_ready: Callable[[], None] | None = None
+        """Called when the inbox process is ready (its worker waits for :meth:`go`)."""
+        self.on_down: Callable[[], None] | None = None
+        """Called when it stops being ready (it died, or was stopped)."""
         self._child = ChildProcess(
             "inbox process", "inbox-process", settings_message(settings), self._received,
             on_down=self._down, db=db,
         )  # fmt: skip
-        self._child.on_given_up = self._take_over
+        self._child.on_ready = self._ready
+
+    @property
+    def child(self) -> ChildProcess:
+        """The supervised process (its state, starts, crashes)."""
+        return self._child
 
     @property
     def given_up(self) -> bool:
         """Whether the inbox process crashed too often and this process does its work."""
         return self._child.given_up
 
-    def _take_over(self) -> None:
-        if self.work_here is not None:
-            self._here = asyncio.create_task(self.work_here(), name="inbox-worker-fallback")
+    @property
+    def running(self) -> bool:
+        """Whether the inbox process is kept running (started and not stopped)."""
+        return self._child.running
 
     @property
     def ready(self) -> bool:
@@ -130,13 +134,16 @@ class InboxProcessLink:
         self._child.start()
 
     async def stop(self) -> None:
-        """Stop the inbox process (it finishes the batch it is on and exits), or the
-        worker that took over from it."""
+        """Stop the inbox process: it finishes the batch it is on and exits."""
         await self._child.stop()
-        if self._here is not None:
-            self._here.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._here
+
+    def go(self) -> None:
+        """Let the inbox process handle the queue (this process's worker has stopped)."""
+        self._child.send({"go": True})
+
+    def _ready(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
 
     async def enqueue(self, **fields: Any) -> bool | None:
         """Have the inbox process store an activity; None if it cannot right now.
@@ -169,6 +176,8 @@ class InboxProcessLink:
         for future in self._pending.values():
             if not future.done():
                 future.set_result(None)
+        if self.on_down is not None:
+            self.on_down()
 
     async def _received(self, message: dict[str, Any]) -> None:
         if "ack" in message:
@@ -190,6 +199,7 @@ async def serve_inbox_process(fd: int) -> None:
     """The inbox process's main loop: until the web process closes the socket."""
     from xnode.activitypub.delivery import DELIVERY
     from xnode.activitypub.inbox import INBOX
+    from xnode.activitypub.inbox import run_forever as run_inbox
     from xnode.ids import new_id
     from xnode.store import remote as remote_store
     from xnode.web.app import create_app
@@ -230,9 +240,13 @@ async def serve_inbox_process(fd: int) -> None:
 
     app[DELIVERY].on_queued = deliveries_queued
     runner = web.AppRunner(app)
-    await runner.setup()  # opens the database and starts the inbox worker
+    await runner.setup()  # opens the database
     db, clock, processor = app[DB], app[CLOCK], app[INBOX]
     tasks: set[asyncio.Task[None]] = set()
+    # The queue is handled once the serving process says "go": its own worker
+    # has stopped by then, so no item is handled by both at once.
+    stop = asyncio.Event()
+    worker: asyncio.Task[None] | None = None
 
     async def store(number: int, fields: dict[str, Any]) -> None:
         try:
@@ -260,17 +274,14 @@ async def serve_inbox_process(fd: int) -> None:
                 task.add_done_callback(tasks.discard)
             elif message.get("wake") == "inbox":
                 processor.wake()
+            elif message.get("go") and worker is None:
+                worker = asyncio.create_task(run_inbox(app, stop), name="inbox-worker")
     finally:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if worker is not None:
+            # Finish the batch in progress, so that whoever takes over starts clean.
+            stop.set()
+            processor.wake()
+            await asyncio.gather(worker, return_exceptions=True)
         await runner.cleanup()
-
-
-async def link_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx`` entry of the web process: the inbox process runs while it serves."""
-    from xnode.activitypub.inbox import INBOX_LINK
-
-    link = app[INBOX_LINK]
-    link.start()
-    yield
-    await link.stop()

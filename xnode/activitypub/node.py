@@ -9,7 +9,6 @@ queue hands them straight to the inbox processor.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,10 +18,11 @@ from aiohttp import web
 from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
-from xnode.activitypub.delivery_process import DeliveryProcesses, processes_ctx
+from xnode.activitypub.delivery_process import DeliveryProcesses
 from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
+from xnode.activitypub.helper_pool import HELPER_POOL, HelperPool, pool_ctx
 from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
-from xnode.activitypub.inbox_process import InboxProcessLink, link_ctx
+from xnode.activitypub.inbox_process import InboxProcessLink
 from xnode.activitypub.keys import KeyRing
 from xnode.activitypub.outbox import OUTBOX, Outbox, sweeper_ctx
 from xnode.activitypub.resolver import Resolver
@@ -33,7 +33,6 @@ from xnode.errors import XnodeError
 from xnode.events import EventBus
 from xnode.posts.content import Handle
 from xnode.store import helper_processes
-from xnode.store.shards import Shard
 from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -47,14 +46,48 @@ async def _helper_states_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+def _serving_workers(app: web.Application, processor: InboxProcessor, queue: DeliveryQueue) -> None:
+    """The serving process's workers, and its helper processes if it has any."""
+    settings, db = app[SETTINGS], app[DB]
+    # Helpers write their states afresh; rows of an earlier run would mislead.
+    app.cleanup_ctx.append(_helper_states_ctx)
+    app.cleanup_ctx.append(worker_ctx)  # the delivery worker (paused while helpers send)
+    link = senders = None
+    if settings.inbox_process:
+        relayed = EventBus()  # what the inbox process did, for open tabs only
+        app[LIVE].subscribe(relayed)
+        link = app[INBOX_LINK] = InboxProcessLink(settings, relayed, queue.wake, db=db)
+    if settings.delivery_processes:
+        senders = app[DELIVERY_PROCESSES] = DeliveryProcesses(
+            settings, settings.delivery_processes, db=db
+        )
+        queue.on_queued = senders.wake
+    if link is None and senders is None:
+        app.cleanup_ctx.append(inbox.worker_ctx)
+    else:
+        pool = app[HELPER_POOL] = HelperPool(
+            app, processor, queue, link=link, senders=senders,
+            idle_stop_s=settings.helper_idle_stop_s,
+        )  # fmt: skip
+        if link is not None:
+            processor.on_received = pool.inbox_work
+        if senders is not None:
+            queue.on_load = pool.delivery_work
+        app.cleanup_ctx.append(pool_ctx)  # runs the inbox worker here when needed
+    # What a crash left in the outbox goes out at start; later sweeps catch
+    # entries another process recorded but could not queue.
+    app.cleanup_ctx.append(sweeper_ctx)
+
+
 def setup_federation(app: web.Application, role: str = "all") -> None:
     """Add ActivityPub to an application built by ``create_app``.
 
-    ``role``: "all" runs every worker here; "web" leaves the inbox queue to the
-    inbox process (:mod:`xnode.activitypub.inbox_process`), which runs with
-    "inbox": the inbox worker but not the delivery worker. With
-    ``delivery_processes`` set, the delivery worker runs in those processes
-    (:mod:`xnode.activitypub.delivery_process`) rather than here.
+    ``role``: "all" is the serving process: every worker runs here, and the
+    helper processes it is configured with (``inbox_process``,
+    ``delivery_processes``) start when the load needs them
+    (:mod:`xnode.activitypub.helper_pool`). "inbox" is the inbox process
+    (:mod:`xnode.activitypub.inbox_process`): it handles the inbox queue when
+    told to, and only queues deliveries.
     """
     settings, db, clock, events = app[SETTINGS], app[DB], app[CLOCK], app[EVENTS]
     urls = Urls(settings.base_url)
@@ -73,13 +106,7 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
         db, settings, clock, events, resolver, app[POSTS], app[RELATIONSHIPS], serializer,
         deliver,
     )
-    signer = Signer(db, keys, clock)
-    queue = DeliveryQueue(db, settings, clock, signer, fetch, processor.handle)
-
-    def sender_here(shard: Shard) -> DeliveryQueue:
-        """A queue sending one shard from here (its delivery process was given up on)."""
-        return DeliveryQueue(db, settings, clock, signer, fetch, processor.handle, shard=shard)
-
+    queue = DeliveryQueue(db, settings, clock, Signer(db, keys, clock), fetch, processor.handle)
     outbox = Outbox(db, settings, serializer, keys, app[POSTS], queue)
     outbox.subscribe(events)
     app[URLS], app[KEYRING], app[SERIALIZER], app[RESOLVER] = urls, keys, serializer, resolver
@@ -101,32 +128,8 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     app[POSTS].resolve_handle = resolve_mention
     endpoints.add_routes(app)
     inbox.add_routes(app)
-    if role in ("all", "inbox"):
-        app.cleanup_ctx.append(inbox.worker_ctx)
-    if role in ("all", "web"):
-        # Helpers write their states afresh; rows of an earlier run would mislead.
-        app.cleanup_ctx.append(_helper_states_ctx)
-    if role in ("all", "web") and settings.delivery_processes:
-        # This process only queues; the delivery processes send.
-        senders = app[DELIVERY_PROCESSES] = DeliveryProcesses(
-            settings, settings.delivery_processes, db=db, sender_here=sender_here
-        )
-        queue.on_queued = senders.wake
-        app.cleanup_ctx.append(processes_ctx(senders))
-    elif role in ("all", "web"):
-        app.cleanup_ctx.append(worker_ctx)
-    if role in ("all", "web"):
-        # What a crash left in the outbox goes out at start; later sweeps catch
-        # entries another process recorded but could not queue.
-        app.cleanup_ctx.append(sweeper_ctx)
-    if role == "web":
-        relayed = EventBus()  # what the inbox process did, for open tabs only
-        app[LIVE].subscribe(relayed)
-        app[INBOX_LINK] = InboxProcessLink(
-            app[SETTINGS], relayed, queue.wake, db=db,
-            work_here=functools.partial(inbox.run_forever, app),
-        )  # fmt: skip
-        app.cleanup_ctx.append(link_ctx)
+    if role == "all":
+        _serving_workers(app, processor, queue)
 
     async def close(app: web.Application) -> None:
         await resolver.close()

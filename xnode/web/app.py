@@ -108,14 +108,13 @@ def create_app(
     """Build the node's web application from its settings.
 
     The database opens when the application starts (``cleanup_ctx``) and the
-    background workers run for as long as it serves. ``role`` is "all" (every
-    worker in this process), "web" (the inbox queue is left to a second process,
-    the default when ``settings.inbox_process`` is set) or "inbox" (that second
-    process: the inbox worker only; see :mod:`xnode.activitypub.inbox_process`).
+    background workers run for as long as it serves. ``role`` is "all" (the
+    serving process: every worker, and the helper processes when the load needs
+    them) or "inbox" (the inbox process; see :mod:`xnode.activitypub.inbox_process`).
     """
     if role is None:
-        role = "web" if settings.inbox_process else "all"
-    if role not in ("all", "web", "inbox"):
+        role = "all"
+    if role not in ("all", "inbox"):
         raise ValueError(f"unknown role {role!r}")
     clock = clock or SystemClock()
     # Room for a multipart form carrying a post's images (or an avatar and a

@@ -9,8 +9,8 @@ expansion keeps failing are retried with a pause and, in the end, kept as
 ``failed`` for an admin to see.
 
 ``helper_processes``: what the serving process last knew of each helper
-process (running, restarting after crashes, given up), for ``xnode check``
-and the admin pages, which run apart from it.
+process (idle until the load needs it, running, restarting after crashes,
+given up), for ``xnode check`` and the admin pages, which run apart from it.
 """
 
 STATEMENTS = [
@@ -30,8 +30,8 @@ STATEMENTS = [
     """
     CREATE TABLE helper_processes (
         name TEXT PRIMARY KEY,
-        state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'restarting', 'failed',
-                                             'stopped')),
+        state TEXT NOT NULL CHECK (state IN ('idle', 'starting', 'running', 'restarting',
+                                             'failed', 'stopped')),
         crashes INTEGER NOT NULL DEFAULT 0,
         last_exit TEXT,
         pid INTEGER,
