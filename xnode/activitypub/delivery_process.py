@@ -9,6 +9,9 @@ of its own hosts (``xnode.store.shards``: the shard of a host modulo N), so
 every host is still served by one process under one per-host limit and one
 circuit breaker.
 
+They run only under load (:mod:`xnode.activitypub.helper_pool`): a delivery
+process starts sending on ``{"go": true}``, once the serving process has
+stopped sending itself, and finishes its sends in flight when told to stop.
 The serving process wakes every delivery process when rows are queued (a
 ``{"wake": "delivery"}`` line); each reads its own due rows and writes its own
 outcomes, in batches, so the processes rarely wait for each other's write

@@ -12,14 +12,17 @@ process, each waiting on the other's lock (docs/benchmarks.md).
 What the inbox process does that the web process must know comes back on the
 same socket: events that open browser tabs show (a new message, a notification)
 and "deliveries were queued" (an Accept for a Follow), so that the web
-process's delivery worker sends them at once. If the inbox process is down,
-the web process writes the queue row itself and the worker catches up when it
-is back; it is restarted after a pause.
+process's delivery worker sends them at once. It runs only under load
+(:mod:`xnode.activitypub.helper_pool`): while it is not running, or down, the
+web process writes the queue rows and handles them itself; it is restarted
+after a pause if it dies.
 
 The protocol is JSON lines. Web to inbox: first ``{"start": ...}`` (the
-settings), then ``{"n": N, "queue": {...}}`` and ``{"wake": "inbox"}``. Inbox to
-web: ``{"ready": true}``, ``{"ack": N, "queued": bool}``, ``{"event": NAME,
-"fields": {...}}`` and ``{"wake": "delivery"}``.
+settings), then ``{"n": N, "queue": {...}}``, ``{"wake": "inbox"}`` and
+``{"go": true}`` (handle the queue now: the web process's worker has stopped;
+until then rows are only stored). Inbox to web: ``{"ready": true}``,
+``{"ack": N, "queued": bool}``, ``{"event": NAME, "fields": {...}}`` and
+``{"wake": "delivery"}``.
 """
 
 from __future__ import annotations
