@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -45,6 +46,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def restartable_port() -> int:
+    """A free port below the kernel's ephemeral range (32768 and up).
+
+    A node killed and started again must get its port back (its address is in
+    other nodes' databases). A port the kernel hands out for port 0 may meanwhile
+    go to another test's listener or outgoing connection; one below that range
+    is only ever taken by name.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below 32000")
 
 
 @dataclass
@@ -77,7 +98,7 @@ class ServedNode:
         machine, whatever this machine has: an inbox process and two delivery
         processes.
         """
-        port = free_port()
+        port = restartable_port()
         data_dir = tmp / name
         await init_node(
             data_dir, domain=f"127.0.0.1:{port}", https=False,

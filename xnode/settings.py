@@ -60,6 +60,9 @@ class Settings:
     # seconds of quiet (0: start them with the node, never stop them); see
     # xnode/activitypub/helper_pool.py.
     helper_idle_stop_s: int = 300
+    # Other servers' avatars and media are served from a cache of this size
+    # (xnode/remote_media.py).
+    remote_media_cache_mb: int = 256
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -72,6 +75,11 @@ class Settings:
     def media_dir(self) -> Path:
         """Directory where uploaded media files are stored."""
         return self.data_dir / "media"
+
+    @property
+    def remote_media_dir(self) -> Path:
+        """Directory of the cache of other servers' media."""
+        return self.data_dir / "cache" / "remote-media"
 
     @property
     def https(self) -> bool:
@@ -106,6 +114,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "inbox_process": (bool,),
     "delivery_processes": (int,),
     "helper_idle_stop_s": (int,),
+    "remote_media_cache_mb": (int,),
 }
 
 
@@ -176,6 +185,11 @@ def _validate(values: Mapping[str, Any]) -> None:
     if not 0 <= values.get("helper_idle_stop_s", 300) <= 86_400:
         raise SettingsError(
             f"helper_idle_stop_s: expected 0 to 86400 seconds, got {values['helper_idle_stop_s']}"
+        )
+    if not 16 <= values.get("remote_media_cache_mb", 256) <= 1_000_000:
+        raise SettingsError(
+            "remote_media_cache_mb: expected 16 or more (megabytes), got "
+            f"{values['remote_media_cache_mb']}"
         )
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise SettingsError("tls_cert and tls_key must be set together")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -53,13 +54,18 @@ class Account:
 
     @property
     def avatar_url(self) -> str | None:
-        """Where the avatar is shown from: our media store, else the remote server."""
-        return f"/media/{self.avatar_file}" if self.avatar_file else self.avatar_remote_url
+        """Where pages show the avatar from: our media store, or our cache of the remote
+        one (never the other server itself: readers' addresses stay here)."""
+        if self.avatar_file:
+            return f"/media/{self.avatar_file}"
+        return _remote_image_path(self.id, "avatar", self.avatar_remote_url)
 
     @property
     def header_url(self) -> str | None:
-        """Where the header image is shown from."""
-        return f"/media/{self.header_file}" if self.header_file else self.header_remote_url
+        """Where pages show the header image from (as :attr:`avatar_url`)."""
+        if self.header_file:
+            return f"/media/{self.header_file}"
+        return _remote_image_path(self.id, "header", self.header_remote_url)
 
     @property
     def delivery_inbox(self) -> str | None:
@@ -120,6 +126,14 @@ class Account:
             deleted_at=row["deleted_at"],
             **_remote_fields(row),
         )
+
+
+def _remote_image_path(account_id: int, kind: str, remote_url: str | None) -> str | None:
+    """The node's path for a remote image; a new remote URL gets a new path (browser caches)."""
+    if not remote_url:
+        return None
+    version = hashlib.sha256(remote_url.encode()).hexdigest()[:12]
+    return f"/media/remote/{kind}/{account_id}?v={version}"
 
 
 def _json_list(value: str | None) -> list[object]:

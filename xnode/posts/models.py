@@ -31,8 +31,11 @@ class MediaAttachment:
 
     @property
     def url(self) -> str | None:
-        """Where the full image is served (local file, else the remote URL)."""
-        return f"/media/{self.file_name}" if self.file_name else self.remote_url
+        """Where pages show the full file from: our media store, or our cache of the
+        remote one (never the other server itself)."""
+        if self.file_name:
+            return f"/media/{self.file_name}"
+        return f"/media/remote/attachment/{self.id}" if self.remote_url else None
 
     @property
     def thumbnail_url(self) -> str | None:

@@ -30,7 +30,15 @@ from xnode.events import (
 from xnode.ids import new_id
 from xnode.media import POST_IMAGE, THUMBNAIL, MediaStore, process_image
 from xnode.posts import content
-from xnode.posts.models import BOOSTABLE, VISIBILITIES, Post, PostEdit, PostView, ViewerState
+from xnode.posts.models import (
+    BOOSTABLE,
+    VISIBILITIES,
+    MediaAttachment,
+    Post,
+    PostEdit,
+    PostView,
+    ViewerState,
+)
 from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
@@ -623,6 +631,23 @@ class PostService:
             elif keep_deleted or not post.is_deleted:
                 views.append(view_of(post))
         return views
+
+    async def visible_attachment(
+        self, viewer_id: int | None, attachment_id: int
+    ) -> MediaAttachment:
+        """A media attachment of a live post the viewer may see.
+
+        Raises:
+            NotFound: no such attachment, or its post is deleted or not visible.
+        """
+        attachment = await post_store.get_attachment(self.db, attachment_id)
+        if attachment is None or attachment.post_id is None:
+            raise NotFound("No such media.")
+        try:
+            await self._visible_post(viewer_id, attachment.post_id)
+        except (NotFound, Gone):
+            raise NotFound("No such media.") from None
+        return attachment
 
     async def _visible_post(self, viewer_id: int | None, post_id: int) -> Post:
         """The post if the viewer may see it (never a boost row).

@@ -319,6 +319,12 @@ async def insert_media(conn: aiosqlite.Connection, **fields: Any) -> None:
     )
 
 
+async def get_attachment(db: Database, attachment_id: int) -> MediaAttachment | None:
+    """One media attachment by id."""
+    row = db.lookup("SELECT * FROM media_attachments WHERE id = ?", (attachment_id,))
+    return MediaAttachment.from_row(row) if row is not None else None
+
+
 async def media_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[MediaAttachment]]:
     """Media attachments per post, in order."""
     found: dict[int, list[MediaAttachment]] = defaultdict(list)

@@ -14,6 +14,7 @@ from xnode.accounts.profile import ProfileService
 from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
+from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
 from xnode.clock import Clock, SystemClock
 from xnode.dms.live import LiveHub
@@ -23,6 +24,7 @@ from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import MAX_MEDIA, PostService
 from xnode.ratelimit import RateLimiter
+from xnode.remote_media import RemoteMediaCache
 from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store import helper_processes
@@ -63,6 +65,7 @@ from xnode.web.state import (
     POSTS,
     PROFILES,
     RELATIONSHIPS,
+    REMOTE_MEDIA,
     SEARCH,
     SESSIONS,
     SETTINGS,
@@ -143,6 +146,15 @@ def create_app(
     app[SESSIONS] = SessionService(db, clock)
     app[LIMITER] = RateLimiter(clock)
     app[MEDIA] = MediaStore(settings.media_dir)
+    remote_media = app[REMOTE_MEDIA] = RemoteMediaCache(
+        settings.remote_media_dir, fetch_settings_for(settings),
+        settings.remote_media_cache_mb * 1024 * 1024,
+    )  # fmt: skip
+
+    async def close_remote_media(app: web.Application) -> None:
+        await remote_media.close()
+
+    app.on_cleanup.append(close_remote_media)
     app[PROFILES] = ProfileService(db, app[MEDIA], clock, settings.max_upload_bytes, events)
     posts = app[POSTS] = PostService(db, settings, clock, events, app[MEDIA])
     app[RELATIONSHIPS] = RelationshipService(db, clock, events)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from xnode.posts.models import PostView
+from xnode.remote_media import Unavailable
+from xnode.store import accounts as account_store
 from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.social import ACCT, cursor_param, live_account, pending_request_count
-from xnode.web.state import DB, MEDIA, RELATIONSHIPS, TIMELINES
+from xnode.web.social import ACCT, cursor_param, id_param, live_account, pending_request_count
+from xnode.web.state import DB, MEDIA, POSTS, RELATIONSHIPS, REMOTE_MEDIA, TIMELINES
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 
@@ -63,7 +65,53 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     return response
 
 
+REMOTE_CACHE_SECONDS = 24 * 3600
+
+
+async def remote_image(request: web.Request) -> web.StreamResponse:
+    """A remote account's avatar or header, fetched and served by this node."""
+    account_id = id_param(request.match_info["id"], "id")
+    assert account_id is not None
+    account = await account_store.get_account(request.app[DB], account_id)
+    kind = request.match_info["kind"]
+    url = None
+    if account is not None and not account.is_local and not account.is_suspended:
+        url = account.avatar_remote_url if kind == "avatar" else account.header_remote_url
+    if url is None:
+        raise web.HTTPNotFound(text="No such image.")
+    return await _serve_remote(request, url, image_only=True)
+
+
+async def remote_attachment(request: web.Request) -> web.StreamResponse:
+    """A remote post's media, for viewers who may see the post."""
+    attachment_id = id_param(request.match_info["id"], "id")
+    assert attachment_id is not None
+    user = current_user(request)
+    attachment = await request.app[POSTS].visible_attachment(
+        user.id if user is not None else None, attachment_id
+    )
+    if attachment.file_name is not None or attachment.remote_url is None:
+        raise web.HTTPNotFound(text="No such media.")
+    return await _serve_remote(request, attachment.remote_url)
+
+
+async def _serve_remote(
+    request: web.Request, url: str, *, image_only: bool = False
+) -> web.StreamResponse:
+    try:
+        cached = await request.app[REMOTE_MEDIA].get(url, image_only=image_only)
+    except Unavailable as exc:
+        raise web.HTTPBadGateway(text=f"The other server's file is not available: {exc}") from None
+    response = web.FileResponse(cached.path)
+    response.content_type = cached.content_type
+    # Private: the visibility of a post's media is checked per viewer.
+    response.headers["Cache-Control"] = f"private, max-age={REMOTE_CACHE_SECONDS}"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     """Register the public pages."""
     app.router.add_get(f"/@{ACCT}", profile_page, name="profile")
+    app.router.add_get(r"/media/remote/{kind:avatar|header}/{id:\d{1,19}}", remote_image)
+    app.router.add_get(r"/media/remote/attachment/{id:\d{1,19}}", remote_attachment)
     app.router.add_get("/media/{name}", media_file, name="media")

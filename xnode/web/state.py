@@ -16,6 +16,7 @@ from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import PostService
 from xnode.ratelimit import RateLimiter
+from xnode.remote_media import RemoteMediaCache
 from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
@@ -30,6 +31,7 @@ ACCOUNTS = web.AppKey("accounts", AccountService)
 SESSIONS = web.AppKey("sessions", SessionService)
 LIMITER = web.AppKey("limiter", RateLimiter)
 MEDIA = web.AppKey("media", MediaStore)
+REMOTE_MEDIA = web.AppKey("remote_media", RemoteMediaCache)
 PROFILES = web.AppKey("profiles", ProfileService)
 POSTS = web.AppKey("posts", PostService)
 RELATIONSHIPS = web.AppKey("relationships", RelationshipService)
