@@ -23,6 +23,7 @@ from aiohttp import web
 from fedify_peer import CERTS, NODE_HOST, NODE_IP, PEER_HOST, FedifyPeer
 
 from xnode.accounts.models import Account
+from xnode.activitypub.backfill import BACKFILL
 from xnode.activitypub.endpoints import RESOLVER
 from xnode.activitypub.urls import PUBLIC
 from xnode.dms.service import DirectMessages
@@ -137,6 +138,25 @@ async def test_fedify_sees_our_actors_ed25519_key(node: TlsNode, fedify_peer: Fe
     assert keys, f"no Multikey in Fedify's view of our actor: {json.dumps(found)[:2000]}"
     assert keys[0]["id"] == f"https://{NODE_HOST}/users/{local}#ed25519-key"
     assert keys[0]["publicKeyMultibase"].startswith("z6Mk")  # an Ed25519 public key
+
+
+async def test_a_fedify_profile_is_read_from_its_outbox(node: TlsNode, fedify_peer: FedifyPeer):
+    """Viewing a remote profile reads its server's outbox and counts (issue 15): the peer's
+    public notes show up on xnode although nobody here follows the peer's actor."""
+    _, remote = names()
+    await ctl(fedify_peer, "/actor", {"actor": remote})
+    notes = [await ctl(fedify_peer, "/note", {"actor": remote, "content": f"zqx outbox {n}",
+                                              "to": ["public"]}) for n in range(2)]  # fmt: skip
+    assert all(n["ok"] for n in notes), notes
+    account = await node[RESOLVER].actor_by_handle(f"{remote}@{PEER_HOST}")
+    await node[BACKFILL].for_profile(account)
+    for note in notes:
+        row = await eventually(lambda note=note: node.post_by_uri(note["noteId"]))
+        assert row["visibility"] == "public" and "zqx outbox" in row["content_html"]
+    counts = await node[DB].fetchone(
+        "SELECT statuses_count, followers_count FROM accounts WHERE id = ?", (account.id,)
+    )
+    assert (counts["statuses_count"], counts["followers_count"]) == (2, 0)
 
 
 async def test_peer_follows_xnode_user_and_gets_posts(node: TlsNode, fedify_peer: FedifyPeer):

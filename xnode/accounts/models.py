@@ -51,6 +51,11 @@ class Account:
     avatar_remote_url: str | None = None
     header_remote_url: str | None = None
     fetched_at: float | None = None
+    # A remote account's counts as its own server reports them (None: not known).
+    followers_count: int | None = None
+    following_count: int | None = None
+    statuses_count: int | None = None
+    backfilled_at: float | None = None  # when its outbox and pins were last read
 
     @property
     def avatar_url(self) -> str | None:
@@ -144,6 +149,18 @@ def _json_list(value: str | None) -> list[object]:
     return parsed if isinstance(parsed, list) else []
 
 
+def _count_fields(row: sqlite3.Row) -> dict[str, object]:
+    """Columns added by m007 (absent in older row shapes)."""
+    if "backfilled_at" not in row.keys():  # noqa: SIM118
+        return {}
+    return {
+        "followers_count": row["followers_count"],
+        "following_count": row["following_count"],
+        "statuses_count": row["statuses_count"],
+        "backfilled_at": row["backfilled_at"],
+    }
+
+
 def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
     """Columns added by the federation migration (absent in older row shapes)."""
     # sqlite3.Row's `in` tests values, not column names.
@@ -162,6 +179,7 @@ def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
         "avatar_remote_url": row["avatar_remote_url"],
         "header_remote_url": row["header_remote_url"],
         "fetched_at": row["fetched_at"],
+        **_count_fields(row),
     }
 
 

@@ -23,7 +23,7 @@ from federation import nodeinfo, webfinger
 from federation.objects import origin_of
 from federation.signatures import signature_key_id
 from xnode.accounts.models import Account
-from xnode.activitypub.serialize import CONTEXT, PublicKeys, Serializer
+from xnode.activitypub.serialize import AS_CONTEXT, CONTEXT, PublicKeys, Serializer
 from xnode.activitypub.urls import Urls
 from xnode.activitypub.verify import is_signed, verify_incoming
 from xnode.posts.models import BOOSTABLE, PostView
@@ -424,6 +424,34 @@ async def status_activity(request: web.Request) -> web.StreamResponse:
     return await _status_response(request, request.match_info["username"], post_id, activity=True)
 
 
+MAX_LISTED_REPLIES = 40
+
+
+@_answers
+async def status_replies(request: web.Request) -> web.StreamResponse:
+    """``/users/{username}/statuses/{id}/replies``: the ids of a public or unlisted post's
+    public and unlisted replies, newest first, in one embedded page (as Mastodon serves it)."""
+    post_id = id_param(request.match_info["id"], "id")
+    assert post_id is not None
+    account = await _live_account(request, request.match_info["username"])
+    app = request.app
+    post = await post_store.get_post(app[DB], post_id)
+    if (
+        post is None or post.account_id != account.id or post.is_boost or post.is_deleted
+        or post.visibility not in BOOSTABLE or post.uri is None
+    ):
+        raise web.HTTPNotFound(text="No such post.")
+    await _fetcher(request)
+    replies = await post_store.public_reply_uris(app[DB], post.id, MAX_LISTED_REPLIES)
+    collection = f"{post.uri}/replies"
+    page = {"id": f"{collection}?page=true", "type": "CollectionPage", "partOf": collection,
+            "items": replies}  # fmt: skip
+    return activity_json({
+        "@context": AS_CONTEXT, "id": collection, "type": "Collection",
+        "totalItems": post.replies_count, "first": page,
+    })  # fmt: skip
+
+
 # --- content negotiation on the HTML URLs ---------------------------------------------
 
 
@@ -499,4 +527,5 @@ def add_routes(app: web.Application) -> None:
     router.add_get(f"/users/{USERNAME}/collections/featured", featured)
     router.add_get(rf"/users/{USERNAME}/statuses/{{id:\d{{1,19}}}}", status)
     router.add_get(rf"/users/{USERNAME}/statuses/{{id:\d{{1,19}}}}/activity", status_activity)
+    router.add_get(rf"/users/{USERNAME}/statuses/{{id:\d{{1,19}}}}/replies", status_replies)
     app.middlewares.append(negotiation_middleware)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
+from xnode.activitypub.backfill import BACKFILL, Backfill
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
 from xnode.activitypub.delivery_process import DeliveryProcesses
 from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
@@ -111,6 +112,7 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     outbox.subscribe(events)
     app[URLS], app[KEYRING], app[SERIALIZER], app[RESOLVER] = urls, keys, serializer, resolver
     app[INBOX], app[DELIVERY], app[OUTBOX] = processor, queue, outbox
+    backfill = app[BACKFILL] = Backfill(db, resolver, clock)
 
     known = app[POSTS].resolve_handle
 
@@ -132,6 +134,7 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
         _serving_workers(app, processor, queue)
 
     async def close(app: web.Application) -> None:
+        await backfill.close()
         await resolver.close()
         await queue.close()
 

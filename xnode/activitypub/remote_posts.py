@@ -169,8 +169,13 @@ class NoteWriter:
             return None
         return parent
 
-    async def store(self, note: ParsedNote, author: Account, *, depth: int = 0) -> Post:
+    async def store(
+        self, note: ParsedNote, author: Account, *, depth: int = 0, notify: bool = True
+    ) -> Post:
         """Store a remote post; a post already stored under its id is returned as is.
+
+        ``notify=False`` for posts read from an outbox or a collection rather than
+        delivered: they are old news, and nobody is notified of them now.
 
         Raises:
             ResolveError: the post is not attributed to ``author``, or its id is taken
@@ -198,7 +203,7 @@ class NoteWriter:
             notified = await self._insert(
                 note, author, post_id=post_id, kind=kind, title=title, content_html=content_html,
                 summary=summary, visibility=visibility, parent=parent, mentioned=mentioned,
-                now=now,
+                now=now, notify=notify,
             )
         except sqlite3.IntegrityError:
             # Stored meanwhile by another path (a reply's parent fetched twice).
@@ -214,7 +219,7 @@ class NoteWriter:
     async def _insert(
         self, note: ParsedNote, author: Account, *, post_id: int, kind: str, title: str,
         content_html: str, summary: str, visibility: str, parent: Post | None,
-        mentioned: list[Account], now: float,
+        mentioned: list[Account], now: float, notify: bool = True,
     ) -> list[int]:
         """Write the post and everything hanging off it in one transaction."""
         context = (parent.context if parent is not None else None) or note.context or (
@@ -242,13 +247,17 @@ class NoteWriter:
                     contexts_url=self.contexts_url,
                 )
                 refused = placement.refused
-            notify: list[tuple[int, str]] = []
+            replied: list[tuple[int, str]] = []
             if parent is not None:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
-                notify.append((parent.account_id, "reply"))
-            notify += [(m.id, "mention") for m in mentioned if m.is_local]
-            notify = [(recipient, kind) for recipient, kind in notify if recipient not in refused]
-            notified = await self._notify(conn, notify, author.id, post_id, now)
+                replied.append((parent.account_id, "reply"))
+            notify_list: list[tuple[int, str]] = []
+            if notify:
+                notify_list = [*replied, *((m.id, "mention") for m in mentioned if m.is_local)]
+            notify_list = [
+                (recipient, kind) for recipient, kind in notify_list if recipient not in refused
+            ]
+            notified = await self._notify(conn, notify_list, author.id, post_id, now)
             if visibility != "direct":
                 # Last: see PostService.publish.
                 text = "\n".join(t for t in (title, summary, html_to_text(content_html)) if t)

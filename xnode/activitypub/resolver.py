@@ -576,8 +576,11 @@ class Resolver:
 
     # --- posts ------------------------------------------------------------------------
 
-    async def note(self, uri: str, *, depth: int = 0) -> Post | None:
-        """A post by its id: stored already, else fetched and stored (None if impossible)."""
+    async def note(self, uri: str, *, depth: int = 0, notify: bool = True) -> Post | None:
+        """A post by its id: stored already, else fetched and stored (None if impossible).
+
+        ``notify=False``: storing it notifies nobody (a post looked up, not delivered).
+        """
         existing = await remote_store.post_by_uri(self.db, uri)
         if existing is not None:
             return existing
@@ -593,18 +596,20 @@ class Resolver:
                 if existing is not None:
                     return existing
             author = await self.actor(parsed.attributed_to)
-            return await self.store_note(parsed, author, depth=depth)
+            return await self.store_note(parsed, author, depth=depth, notify=notify)
         except (ResolveError, InvalidObject) as exc:
             log.info("could not load post %s: %s", uri, exc)
             return None
 
-    async def store_note(self, parsed_note: ParsedNote, author: Account, *, depth: int = 0) -> Post:
+    async def store_note(
+        self, parsed_note: ParsedNote, author: Account, *, depth: int = 0, notify: bool = True
+    ) -> Post:
         """Store a remote post (idempotent on its id); see :class:`NoteWriter`.
 
         Raises:
             ResolveError: the post is not by ``author`` or its id belongs to someone else.
         """
-        return await self.notes.store(parsed_note, author, depth=depth)
+        return await self.notes.store(parsed_note, author, depth=depth, notify=notify)
 
     async def update_note(self, parsed_note: ParsedNote, author: Account) -> Post | None:
         """Apply an edit to a stored remote post, keeping the old version (None if unknown)."""

@@ -232,6 +232,9 @@ class Serializer:
             doc["updated"] = iso(post.edited_at)
         if post.language:
             doc["contentMap"] = {post.language: post.content_html}
+        if post.local and post.visibility in ("public", "unlisted"):
+            # Where other servers find the replies they were not sent (Mastodon reads it).
+            doc["replies"] = f"{doc['id']}/replies"
         return doc
 
     def tombstone(self, uri: str, deleted_at: float | None = None) -> dict[str, Any]:

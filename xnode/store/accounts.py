@@ -218,3 +218,24 @@ async def delete_pending_account(conn: aiosqlite.Connection, account_id: int) ->
     """Remove a never-approved sign-up entirely (nothing was ever published)."""
     await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
     await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
+
+
+async def set_remote_counts(
+    conn: aiosqlite.Connection,
+    account_id: int,
+    *,
+    followers_count: int | None,
+    following_count: int | None,
+    statuses_count: int | None,
+    now: float,
+) -> None:
+    """A remote account's counts as its server reports them (unknown ones are kept), and
+    when its posts were last read."""
+    await conn.execute(
+        "UPDATE accounts SET followers_count = COALESCE(?, followers_count),"
+        " following_count = COALESCE(?, following_count),"
+        " statuses_count = COALESCE(?, statuses_count), backfilled_at = ?"
+        " WHERE id = ? AND domain IS NOT NULL",
+        (followers_count, following_count, statuses_count, now, account_id),
+    )
+

@@ -319,6 +319,31 @@ async def insert_media(conn: aiosqlite.Connection, **fields: Any) -> None:
     )
 
 
+async def public_reply_uris(db: Database, post_id: int, limit: int) -> list[str]:
+    """The ids of a post's live public and unlisted replies, newest first."""
+    rows = await db.fetchall(
+        "SELECT uri FROM posts WHERE in_reply_to_id = ? AND deleted_at IS NULL"
+        " AND visibility IN ('public', 'unlisted') AND uri IS NOT NULL"
+        " ORDER BY id DESC LIMIT ?",
+        (post_id, limit),
+    )
+    return [row[0] for row in rows]
+
+
+async def replace_pins(
+    conn: aiosqlite.Connection, account_id: int, post_ids: Sequence[int], now: float
+) -> None:
+    """Make ``post_ids`` an account's pins, newest first as listed (a remote featured
+    collection read whole)."""
+    await conn.execute("DELETE FROM pins WHERE account_id = ?", (account_id,))
+    # Listed newest first; the pin times keep that order on the profile.
+    await conn.executemany(
+        "INSERT INTO pins (account_id, post_id, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (account_id, post_id) DO NOTHING",
+        [(account_id, post_id, now - n * 0.001) for n, post_id in enumerate(post_ids)],
+    )
+
+
 async def get_attachment(db: Database, attachment_id: int) -> MediaAttachment | None:
     """One media attachment by id."""
     row = db.lookup("SELECT * FROM media_attachments WHERE id = ?", (attachment_id,))

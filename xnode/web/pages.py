@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from xnode.activitypub.backfill import BACKFILL
 from xnode.posts.models import PostView
 from xnode.remote_media import Unavailable
 from xnode.store import accounts as account_store
@@ -21,6 +22,10 @@ async def profile_page(request: web.Request) -> web.Response:
     account = await live_account(request, request.match_info["username"])
     user = current_user(request)
     viewer_id = user.id if user is not None else None
+    if not account.is_local and user is not None:
+        # Their server's view: counts, recent and pinned posts (bounded; a moment at most).
+        await request.app[BACKFILL].for_profile(account)
+        account = await account_store.get_account(request.app[DB], account.id) or account
     is_owner = viewer_id == account.id
     rels = request.app[RELATIONSHIPS]
     relationship = (
@@ -29,6 +34,10 @@ async def profile_page(request: web.Request) -> web.Response:
         else None
     )
     followers, following = await rels.counts(account.id)
+    if not account.is_local:
+        # What their own server reports, when it said (we only know those who are here).
+        followers = account.followers_count if account.followers_count is not None else followers
+        following = account.following_count if account.following_count is not None else following
     max_id = cursor_param(request)
     pinned: list[PostView] = []
     page = Page(items=[], next_max_id=None, prev_min_id=None)

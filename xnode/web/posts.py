@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from xnode.accounts.models import Account, User
+from xnode.activitypub.backfill import BACKFILL
 from xnode.errors import InvalidInput, XnodeError
 from xnode.posts.models import PostView
 from xnode.posts.service import (
@@ -209,6 +211,11 @@ async def _render_thread(
     status: int = 200,
 ) -> web.Response:
     user = current_user(request)
+    if user is not None:
+        # Replies the node has not seen, from the post's own server (bounded; a moment at most).
+        with contextlib.suppress(XnodeError):
+            shown = await request.app[POSTS].view(user.id, post_id)
+            await request.app[BACKFILL].for_thread(shown.post)
     thread = await request.app[POSTS].thread(user.id if user else None, post_id)
     if check_author:
         _check_author(request, thread.post)
