@@ -1,51 +1,14 @@
-// Live direct messages; every page works without this script (plain forms and reloads).
-// - one WebSocket per tab to /messages/live, reconnecting with backoff;
-// - unread counts keep the nav badges current on every page;
-// - on a conversation page: new messages appear at the bottom, deletions and reactions
-//   update in place, "… is typing" shows for a few seconds, and the compose, reaction
-//   and delete forms are sent with fetch instead of reloading the page.
+// Live direct messages on a conversation page; the page works without this script (plain
+// forms and reloads). It rides on live.js's socket (frames arrive as "xnode:frame"):
+// new messages appear at the bottom, deletions and reactions update in place, "… is
+// typing" shows for a few seconds, and the compose, reaction and delete forms are sent
+// with fetch instead of reloading the page.
 "use strict";
 
 (() => {
   const TYPING_SHOW_MS = 4000;
   const TYPING_SEND_MS = 2000;
-  const MAX_BACKOFF_MS = 30000;
-
-  // Ids are 63-bit and JSON numbers lose digits past 2**53, so every id is turned into a
-  // string before parsing and compared as a string. Only real keys (after "{" or ",")
-  // match: quotes inside the HTML strings are escaped as \".
-  const parseFrame = (text) =>
-    JSON.parse(text.replace(/([{,]\s*)"(id|conversation)":\s*(\d+)/g, '$1"$2":"$3"'));
-
-  const csrfToken = () => {
-    const input = document.querySelector('input[name="csrf_token"]');
-    return input ? input.value : "";
-  };
-
-  // --- nav badges -----------------------------------------------------------------------
-
-  const setBadge = (link, count, className, label) => {
-    if (!link) return;
-    let badge = link.querySelector(".badge");
-    if (!count) {
-      if (badge) badge.remove();
-      return;
-    }
-    if (!badge) {
-      badge = document.createElement("span");
-      badge.className = className;
-      link.append(" ", badge);
-    }
-    badge.textContent = String(count);
-    badge.setAttribute("aria-label", label(count));
-  };
-
-  const updateBadges = (frame) => {
-    setBadge(document.querySelector("a.nav-messages"), frame.messages, "badge badge-messages",
-      (n) => n + " conversations with unread messages");
-    setBadge(document.querySelector('.nav-links a[href="/notifications"]'), frame.notifications,
-      "badge", (n) => n + " unread");
-  };
+  const { parseFrame, csrfToken } = window.xnodeLive;
 
   // --- the open conversation ---------------------------------------------------------------
 
@@ -94,6 +57,7 @@
     const empty = list.querySelector(".message-empty");
     if (empty) empty.remove();
     list.append(fragment(html));
+    window.xnodeLive.refreshTimes(document.getElementById("m" + id));
     if (stick) scrollDown();
     return true;
   };
@@ -127,11 +91,19 @@
     }, TYPING_SHOW_MS);
   };
 
-  const onFrame = (frame) => {
-    if (frame.type === "unread") {
-      updateBadges(frame);
-      return;
+  const forgetQuotes = (id) => {
+    // A quoted message that is deleted disappears from the replies that quote it too.
+    for (const link of document.querySelectorAll(`.message-quote a[href="#m${id}"]`)) {
+      const quote = link.closest(".message-quote");
+      const note = document.createElement("p");
+      note.className = "message-quote muted";
+      note.textContent = "Replying to a deleted message";
+      quote.replaceWith(note);
     }
+  };
+
+  const onFrame = (frame) => {
+    if (frame.type === "deleted") forgetQuotes(frame.id);
     if (!live || frame.conversation !== conversationId) return;
     if (frame.type === "message") {
       if (appendMessage(frame.id, frame.html) && !frame.mine) {
@@ -148,6 +120,8 @@
     }
   };
 
+  document.addEventListener("xnode:frame", (event) => onFrame(event.detail));
+
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && unreadSince !== null) {
       markRead(unreadSince);
@@ -155,40 +129,14 @@
     }
   });
 
-  // --- the socket ----------------------------------------------------------------------------
-
-  let socket = null;
-  let backoff = 1000;
-
-  const connect = () => {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${scheme}//${location.host}/messages/live`);
-    socket.addEventListener("open", () => {
-      backoff = 1000;
-    });
-    socket.addEventListener("message", (event) => {
-      try {
-        onFrame(parseFrame(event.data));
-      } catch (error) {
-        console.warn("ignoring a live frame", error);
-      }
-    });
-    socket.addEventListener("close", () => {
-      socket = null;
-      setTimeout(connect, backoff + Math.random() * 500);
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-    });
-  };
-
   let lastTypingSent = 0;
   const sendTyping = () => {
     const now = Date.now();
-    if (!socket || socket.readyState !== WebSocket.OPEN || now - lastTypingSent < TYPING_SEND_MS) {
-      return;
-    }
-    lastTypingSent = now;
+    if (now - lastTypingSent < TYPING_SEND_MS) return;
     // The id goes as a string, keeping all its digits.
-    socket.send(JSON.stringify({ type: "typing", conversation: conversationId }));
+    if (window.xnodeLive.send({ type: "typing", conversation: conversationId })) {
+      lastTypingSent = now;
+    }
   };
 
   // --- forms sent without reloading ------------------------------------------------------------
@@ -304,6 +252,4 @@
     }
     if (!location.hash) scrollDown();
   }
-
-  connect();
 })();

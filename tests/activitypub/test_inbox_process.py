@@ -19,7 +19,7 @@ from xnode.activitypub.inbox import INBOX_LINK
 from xnode.activitypub.inbox_process import decode_event, encode_event
 from xnode.events import NotificationCreated, PostDeleted, PostPublished
 from xnode.posts.service import Draft
-from xnode.web.state import DB, POSTS
+from xnode.web.state import DB, LIVE, POSTS
 
 
 @pytest.fixture
@@ -73,6 +73,38 @@ async def test_activities_are_handled_by_the_inbox_process(split_nodes, caplog):
     assert link.starts == 1
     # New activities handed over are not mistaken for replays in the log.
     assert not [r for r in caplog.records if "replayed" in r.getMessage()]
+
+
+class FakeTab:
+    """An open browser tab, as the live hub sees it: it records the frames pushed."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+        self.closed = False
+
+    async def send_json(self, data: dict) -> None:
+        self.frames.append(data)
+
+
+async def test_with_a_tab_open_new_public_posts_reach_it_from_the_inbox_process(split_nodes):
+    """New public posts are relayed while someone could see them ("1 new post")."""
+    a, b = split_nodes
+    alice, bob = await a.user("alice"), await b.user("bob")
+    await follow_across(a, alice, b, "bob")
+    tab = FakeTab()
+    a[LIVE].connect(alice.id, tab)
+    try:
+        post = await b[POSTS].publish(bob, Draft("zqx public, for alice's open tab"))
+        row = await eventually(lambda: remote_post(a, post.uri))
+
+        async def nudged() -> bool:
+            return any(f.get("type") == "timeline" and f.get("id") == row["id"]
+                       for f in tab.frames)  # fmt: skip
+
+        await eventually(nudged)
+        assert [f["home"] for f in tab.frames if f.get("type") == "timeline"] == [True]
+    finally:
+        a[LIVE].disconnect(alice.id, tab)
 
 
 async def test_activities_are_kept_while_the_inbox_process_is_down(split_nodes):

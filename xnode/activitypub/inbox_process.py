@@ -18,9 +18,10 @@ web process writes the queue rows and handles them itself; it is restarted
 after a pause if it dies.
 
 The protocol is JSON lines. Web to inbox: first ``{"start": ...}`` (the
-settings), then ``{"n": N, "queue": {...}}``, ``{"wake": "inbox"}`` and
-``{"go": true}`` (handle the queue now: the web process's worker has stopped;
-until then rows are only stored). Inbox to web: ``{"ready": true}``,
+settings), then ``{"n": N, "queue": {...}}``, ``{"wake": "inbox"}``,
+``{"tabs": bool}`` (whether tabs are open: then new public posts are relayed
+too) and ``{"go": true}`` (handle the queue now: the web process's worker has
+stopped; until then rows are only stored). Inbox to web: ``{"ready": true}``,
 ``{"ack": N, "queued": bool}``, ``{"event": NAME, "fields": {...}}`` and
 ``{"wake": "delivery"}``.
 """
@@ -96,6 +97,8 @@ class InboxProcessLink:
         """Called when the inbox process is ready (its worker waits for :meth:`go`)."""
         self.on_down: Callable[[], None] | None = None
         """Called when it stops being ready (it died, or was stopped)."""
+        self.tabs_open: Callable[[], bool] = lambda: False
+        """Whether this process has open tabs (then new public posts are relayed too)."""
         self._child = ChildProcess(
             "inbox process", "inbox-process", settings_message(settings), self._received,
             on_down=self._down, db=db,
@@ -144,7 +147,12 @@ class InboxProcessLink:
         """Let the inbox process handle the queue (this process's worker has stopped)."""
         self._child.send({"go": True})
 
+    def set_tabs(self, open_now: bool) -> None:
+        """Tell the inbox process whether open tabs would show new public posts."""
+        self._child.send({"tabs": open_now})
+
     def _ready(self) -> None:
+        self._child.send({"tabs": self.tabs_open()})
         if self.on_ready is not None:
             self.on_ready()
 
@@ -216,10 +224,12 @@ async def serve_inbox_process(fd: int) -> None:
         if not writer.is_closing():
             writer.write(message)
 
+    tabs = False  # whether the web process has open tabs
+
     async def relay(event: object) -> None:
-        # Open tabs show new posts only when they are messages: the public posts
-        # of a busy inbox are not worth a line each.
-        if isinstance(event, PostPublished) and app[DB].lookup_value(
+        # New public posts matter to open tabs ("1 new post"); while none is open, the
+        # posts of a busy inbox are not worth a line each. Messages always are.
+        if not tabs and isinstance(event, PostPublished) and app[DB].lookup_value(
             "SELECT conversation_id FROM posts WHERE id = ?", (event.post_id,)
         ) is None:
             return
@@ -277,6 +287,8 @@ async def serve_inbox_process(fd: int) -> None:
                 task.add_done_callback(tasks.discard)
             elif message.get("wake") == "inbox":
                 processor.wake()
+            elif "tabs" in message:
+                tabs = bool(message["tabs"])
             elif message.get("go") and worker is None:
                 worker = asyncio.create_task(run_inbox(app, stop), name="inbox-worker")
     finally:

@@ -58,6 +58,9 @@ def _serving_workers(app: web.Application, processor: InboxProcessor, queue: Del
         relayed = EventBus()  # what the inbox process did, for open tabs only
         app[LIVE].subscribe(relayed)
         link = app[INBOX_LINK] = InboxProcessLink(settings, relayed, queue.wake, db=db)
+        hub = app[LIVE]
+        link.tabs_open = lambda: hub.has_tabs
+        hub.on_tabs = link.set_tabs
     if settings.delivery_processes:
         senders = app[DELIVERY_PROCESSES] = DeliveryProcesses(
             settings, settings.delivery_processes, db=db

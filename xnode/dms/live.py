@@ -11,6 +11,8 @@ Frames (server → browser):
 - ``{"type": "reactions", "conversation": c, "id": m, "html": ...}``
 - ``{"type": "typing", "conversation": c, "name": ...}``
 - ``{"type": "unread", "messages": n, "requests": r, "notifications": k}``
+- ``{"type": "timeline", "id": p, "home": bool, "local": bool}``: a new post (or boost)
+  for that timeline; the page offers to show it ("1 new post")
 
 Frames (browser → server): ``{"type": "typing", "conversation": c}``.
 """
@@ -34,8 +36,10 @@ from xnode.events import (
     PostPublished,
     ReactionChanged,
 )
+from xnode.posts.models import Post
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
+from xnode.store import relationships as relationship_store
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,9 @@ class LiveHub:
         self.db = dms.db
         self.clock = clock
         self._sockets: dict[int, set[Socket]] = defaultdict(set)
+        # Called with True when the first tab opens and False when the last one closes
+        # (the inbox process relays public posts only while someone could see them).
+        self.on_tabs: Callable[[bool], None] | None = None
         self._last_typing: dict[tuple[int, int], float] = {}
         # The web layer sets these: HTML of one message / its reactions for one viewer.
         self.render_message: Renderer = _no_html
@@ -90,7 +97,10 @@ class LiveHub:
 
     def connect(self, account_id: int, socket: Socket) -> None:
         """Start pushing to a newly opened tab."""
+        first = not self._sockets
         self._sockets[account_id].add(socket)
+        if first and self.on_tabs is not None:
+            self.on_tabs(True)
 
     def disconnect(self, account_id: int, socket: Socket) -> None:
         """Stop pushing to a closed tab."""
@@ -99,6 +109,13 @@ class LiveHub:
             sockets.discard(socket)
             if not sockets:
                 del self._sockets[account_id]
+                if not self._sockets and self.on_tabs is not None:
+                    self.on_tabs(False)
+
+    @property
+    def has_tabs(self) -> bool:
+        """Whether any tab is open."""
+        return bool(self._sockets)
 
     def is_connected(self, account_id: int) -> bool:
         """Whether the account has an open tab."""
@@ -148,7 +165,10 @@ class LiveHub:
         if not self._sockets:
             return  # nobody has a tab open: nothing to push (the common case for a busy inbox)
         post = await post_store.get_post(self.db, event.post_id)
-        if post is None or post.conversation_id is None:
+        if post is None:
+            return
+        if post.conversation_id is None:
+            await self._new_in_timelines(post)
             return
         for account_id, state in await self._watchers(post.conversation_id):
             if state == "declined" and account_id != post.account_id:
@@ -162,6 +182,27 @@ class LiveHub:
                  "html": html, "mine": account_id == post.account_id, "state": state},
             )  # fmt: skip
             await self.send_unread(account_id)
+
+    async def _new_in_timelines(self, post: Post) -> None:
+        """Tell open tabs whose home (or local) timeline shows this post that it exists.
+
+        Only a nudge with the id: the page fetches the posts itself, as its viewer,
+        so visibility is decided where it always is.
+        """
+        if post.visibility not in ("public", "unlisted", "followers") or post.deleted_at:
+            return
+        connected = list(self._sockets)
+        home = set(relationship_store.followers_among(self.db, post.account_id, connected))
+        if post.account_id in self._sockets:
+            home.add(post.account_id)  # one's own posts are on one's home timeline
+        local = post.local and post.visibility == "public" and post.reblog_of_id is None
+        for account_id in connected:
+            if account_id in home or local:
+                await self.send(
+                    account_id,
+                    {"type": "timeline", "id": post.id, "home": account_id in home,
+                     "local": local},
+                )  # fmt: skip
 
     async def on_post_deleted(self, event: PostDeleted) -> None:
         """A deleted message disappears from every open conversation view."""

@@ -134,3 +134,17 @@ async def count_related(db: Database, *, column: str, account_id: int) -> int:
         )
         or 0
     )
+
+
+def followers_among(db: Database, target_id: int, candidates: list[int]) -> list[int]:
+    """Which of ``candidates`` follow ``target_id`` (accepted): a few ids, read inline."""
+    if not candidates:
+        return []
+    marks = ", ".join("?" for _ in candidates)
+    rows = db.lookup_all(
+        "SELECT account_id FROM follows WHERE target_account_id = ? AND state = 'accepted'"
+        f" AND account_id IN ({marks})",
+        (target_id, *candidates),
+    )
+    return [row[0] for row in rows]
+
