@@ -66,6 +66,26 @@
       (n) => n + " conversations with unread messages");
     setBadge(document.querySelector('.nav-links a[href="/notifications"]'), frame.notifications,
       "badge", (n) => n + " unread");
+    const messages = document.querySelector("a.nav-messages");
+    let requests = document.querySelector("a.nav-requests");
+    if (frame.requests && !requests && messages) {
+      requests = document.createElement("a");
+      requests.href = "/messages/requests";
+      requests.className = "nav-requests";
+      messages.after(" ", requests);
+    }
+    if (requests) {
+      requests.textContent = "";
+      if (!frame.requests) {
+        requests.remove();
+      } else {
+        const badge = document.createElement("span");
+        badge.className = "badge badge-requests";
+        badge.textContent = frame.requests + " new";
+        badge.setAttribute("aria-label", frame.requests + " message requests");
+        requests.append(badge);
+      }
+    }
   };
 
   // --- relative times ----------------------------------------------------------------------

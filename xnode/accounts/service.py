@@ -181,6 +181,10 @@ class AccountService:
         """Every local user, optionally only those in one state."""
         return await account_store.list_users(self.db, state)
 
+    def pending_count(self) -> int:
+        """How many sign-ups wait for an admin's approval."""
+        return account_store.count_users(self.db, "pending")
+
     # --- login and passwords -------------------------------------------------
 
     async def authenticate(self, username: str, password: str) -> User:

@@ -123,6 +123,11 @@ async def list_users(db: Database, state: str | None = None) -> list[User]:
     return [User.from_row(row) for row in rows]
 
 
+def count_users(db: Database, state: str) -> int:
+    """How many local users are in ``state`` (an indexed count, read inline)."""
+    return int(db.lookup_value("SELECT COUNT(*) FROM users WHERE state = ?", (state,)) or 0)
+
+
 async def set_password_hash(
     conn: aiosqlite.Connection,
     account_id: int,

@@ -61,7 +61,9 @@ from xnode.web.state import (
     LIMITER,
     LIVE,
     MEDIA,
+    MESSAGE_REQUESTS,
     NOTIFICATIONS,
+    PENDING_SIGNUPS,
     POSTS,
     PROFILES,
     RELATIONSHIPS,
@@ -165,7 +167,11 @@ def create_app(
     app[LIVE] = LiveHub(dms, clock)
     app[LIVE].subscribe(events)
     # The nav's unread-messages badge; the session middleware counts it per page view.
-    renderer.add_globals(unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0))
+    renderer.add_globals(
+        unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0),
+        message_requests=lambda request: request.get(MESSAGE_REQUESTS, 0),
+        pending_signups=lambda request: request.get(PENDING_SIGNUPS, 0),
+    )
     # The admin pages' alert about helper processes that keep crashing (a few rows, inline).
     renderer.add_globals(
         helper_trouble=lambda request: [h for h in helper_processes.all_states(db) if h.in_trouble]

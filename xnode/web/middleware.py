@@ -21,7 +21,16 @@ from xnode.web.security import (
     csrf_token,
     csrf_valid,
 )
-from xnode.web.state import DMS, NOTIFICATIONS, SESSIONS, SETTINGS, UNREAD_MESSAGES
+from xnode.web.state import (
+    ACCOUNTS,
+    DMS,
+    MESSAGE_REQUESTS,
+    NOTIFICATIONS,
+    PENDING_SIGNUPS,
+    SESSIONS,
+    SETTINGS,
+    UNREAD_MESSAGES,
+)
 from xnode.web.visitor import VISITOR, Visitor, visitor_of
 
 log = logging.getLogger(__name__)
@@ -164,7 +173,11 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     if user is not None and request.method == "GET" and not request.path.startswith(
         _NO_NAV_PREFIXES
     ):
-        request[UNREAD_MESSAGES] = (await request.app[DMS].unread_summary(user.id))[0]
+        request[UNREAD_MESSAGES], request[MESSAGE_REQUESTS] = await request.app[
+            DMS
+        ].unread_summary(user.id)
+        if user.is_admin:
+            request[PENDING_SIGNUPS] = request.app[ACCOUNTS].pending_count()
     try:
         response = await handler(request)
     except web.HTTPException as exc:

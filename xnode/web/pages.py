@@ -12,7 +12,7 @@ from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
 from xnode.web.social import ACCT, cursor_param, id_param, live_account, pending_request_count
-from xnode.web.state import DB, MEDIA, POSTS, RELATIONSHIPS, REMOTE_MEDIA, TIMELINES
+from xnode.web.state import DB, MEDIA, POSTS, RELATIONSHIPS, REMOTE_MEDIA, SETTINGS, TIMELINES
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 
@@ -118,8 +118,22 @@ async def _serve_remote(
     return response
 
 
+async def manifest(request: web.Request) -> web.Response:
+    """The web app manifest: the node installs on a phone's home screen as an app."""
+    domain = request.app[SETTINGS].domain
+    icon = {"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml",
+            "purpose": "any maskable"}  # fmt: skip
+    document = {
+        "name": f"xnode · {domain}", "short_name": domain[:12], "start_url": "/", "scope": "/",
+        "display": "standalone", "background_color": "#f5f6f8", "theme_color": "#3b5bdb",
+        "icons": [icon],
+    }  # fmt: skip
+    return web.json_response(document, content_type="application/manifest+json")
+
+
 def add_routes(app: web.Application) -> None:
     """Register the public pages."""
+    app.router.add_get("/manifest.webmanifest", manifest)
     app.router.add_get(f"/@{ACCT}", profile_page, name="profile")
     app.router.add_get(r"/media/remote/{kind:avatar|header}/{id:\d{1,19}}", remote_image)
     app.router.add_get(r"/media/remote/attachment/{id:\d{1,19}}", remote_attachment)

@@ -42,9 +42,29 @@ DMS = web.AppKey("dms", DirectMessages)
 LIVE = web.AppKey("live", LiveHub)
 # Conversations with unread messages, counted once per page view for the nav badge.
 UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
+# Message requests waiting, and (for admins) sign-ups waiting: the nav's other badges.
+MESSAGE_REQUESTS = web.RequestKey("message_requests", int)
+PENDING_SIGNUPS = web.RequestKey("pending_signups", int)
 
 __all__ = [
-    "ACCOUNTS", "CLOCK", "DB", "DMS", "EVENTS", "LIMITER", "LIVE", "MEDIA", "NOTIFICATIONS",
-    "POSTS", "PROFILES", "RELATIONSHIPS", "RENDERER", "SEARCH", "SESSIONS", "SETTINGS",
-    "TIMELINES", "UNREAD_MESSAGES",
+    "ACCOUNTS",
+    "CLOCK",
+    "DB",
+    "DMS",
+    "EVENTS",
+    "LIMITER",
+    "LIVE",
+    "MEDIA",
+    "MESSAGE_REQUESTS",
+    "NOTIFICATIONS",
+    "PENDING_SIGNUPS",
+    "POSTS",
+    "PROFILES",
+    "RELATIONSHIPS",
+    "RENDERER",
+    "SEARCH",
+    "SESSIONS",
+    "SETTINGS",
+    "TIMELINES",
+    "UNREAD_MESSAGES",
 ]
