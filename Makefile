@@ -15,7 +15,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 PEER_SRC := ../shared/interop/fedify-peer
 PEER_DIR := .cache/fedify-peer
 
-.PHONY: run test install test-deps chromium interop-peer lint bench clean
+# Front-end assets (icons; axe-core for the accessibility tests) come from the npm
+# registry, pinned in assets/package-lock.json, and are built into templates/static.
+ICONS := templates/static/icons.svg
+
+.PHONY: run test install test-deps assets chromium interop-peer lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +33,15 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed assets
 
-test-deps: $(VENV)/.test-installed chromium interop-peer
+assets: $(ICONS)
+
+$(ICONS): assets/package.json assets/package-lock.json assets/build_icons.mjs
+	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
+	cd assets && npm ci --no-audit --no-fund --loglevel=error && node build_icons.mjs
+
+test-deps: $(VENV)/.test-installed assets chromium interop-peer
 
 run: install
 	@if [ ! -f $(DATA)/xnode.toml ]; then \
@@ -68,4 +78,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache assets/node_modules $(ICONS)

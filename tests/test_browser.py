@@ -47,6 +47,7 @@ def avatar_png(path: Path) -> Path:
 
 
 async def log_out(page: Page) -> None:
+    await page.get_by_text("More", exact=True).click()  # the menu that holds it
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_load_state()
     assert await page.get_by_role("link", name="Log in").first.is_visible()

@@ -127,3 +127,32 @@ async def test_the_buttons_still_work_without_javascript(client, app, browser): 
         assert (await app[RELATIONSHIPS].relationship(bob.id, alice.id)).following
     finally:
         await context.close()
+
+
+async def test_phone_layout_has_a_bottom_bar_compose_behind_a_button_and_no_sideways_scroll(
+    client, app, browser  # noqa: F811
+):
+    alice = (await create_user(app, "alice", password=PASSWORD)).account
+    for n in range(3):
+        long_word = "x" * 60
+        await app[POSTS].publish(alice, Draft(f"zqx a long unbroken word {long_word} {n}"))
+    base = str(client.make_url("/")).rstrip("/")
+    problems: list[str] = []
+    page = await signed_in(browser, base, "alice", 360, problems)
+    try:
+        for path in ("/", "/local", "/notifications", "/messages", "/search?q=zqx", "/@alice"):
+            await page.goto(base + path)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+        await page.goto(base + "/")
+        bar = page.locator("ul.nav-app")
+        box = await bar.bounding_box()
+        assert box is not None and box["y"] + box["height"] >= 899  # at the bottom
+        compose = page.locator("#compose-source")
+        await expect(compose).to_be_hidden()
+        await page.get_by_role("link", name="New post").click()
+        await expect(compose).to_be_visible()
+        await shot(page, "phone-compose-open")
+    finally:
+        await page.context.close()
+    assert problems == []

@@ -131,7 +131,10 @@ async def test_script_and_javascript_links_render_inert(client, app, alice):
         scripts = [a for t, a in tags
                    if t == "script" and a.get("src") not in ("/static/posts.js", "/static/live.js")]
         assert scripts == [], path
-        assert [t for t, _ in tags if t in ("img", "b")] == [], path
+        # No image but ours (the node's icon in the header), no markup from the profile.
+        assert [(t, a.get("src")) for t, a in tags if t in ("img", "b")] == [
+            ("img", "/static/icon.svg")
+        ], path
         assert not [a for _, a in tags if any(k.startswith("on") for k in a)], path
         hrefs = [a["href"] or "" for t, a in tags if t == "a" and "href" in a]
         assert not [h for h in hrefs if not h.startswith(("/", "http", "#"))], (path, hrefs)
