@@ -53,3 +53,13 @@ async def test_the_node_installs_as_an_app(client):
     assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
     icon = await client.get(manifest["icons"][0]["src"])
     assert icon.status == 200 and icon.content_type == "image/svg+xml"
+
+
+async def test_pages_are_compressed_for_clients_that_accept_it(client, app):
+    await create_user(app, "alice")
+    await login(client, "alice")
+    response = await client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert response.headers.get("Content-Encoding") == "gzip"
+    assert "<!doctype html>" in await response.text()  # the client inflates it
+    plain = await client.get("/", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers

@@ -45,6 +45,7 @@ from xnode.web import (
 )
 from xnode.web import posts as post_pages
 from xnode.web.middleware import (
+    compression_middleware,
     csrf_middleware,
     error_middleware,
     password_change_middleware,
@@ -127,6 +128,7 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_upload_bytes * MAX_MEDIA + 256 * 1024,
         middlewares=[
+            compression_middleware,
             security_headers_middleware,
             error_middleware,
             session_middleware,

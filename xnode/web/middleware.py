@@ -119,6 +119,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, 500, "The server hit an error. It has been logged.")
 
 
+_COMPRESSIBLE = frozenset({
+    "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
+    "application/activity+json", "application/ld+json", "application/jrd+json",
+    "application/manifest+json", "application/atom+xml", "application/rss+xml", "image/svg+xml",
+})  # fmt: skip
+_COMPRESS_MIN_BYTES = 1024
+
+
+@web.middleware
+async def compression_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Compress text answers (pages, JSON, feeds) for clients that accept gzip or deflate.
+
+    A page is mostly repeated markup: compressed, the home page travels in a fraction of
+    its size, which is what a phone on a slow network waits for.
+    """
+    response = await handler(request)
+    if (
+        type(response) is web.Response
+        and response.content_type in _COMPRESSIBLE
+        and response.body is not None
+        and len(response.body) >= _COMPRESS_MIN_BYTES  # type: ignore[arg-type]
+        and "Content-Encoding" not in response.headers
+    ):
+        response.enable_compression()
+    return response
+
+
 @web.middleware
 async def security_headers_middleware(
     request: web.Request, handler: Handler

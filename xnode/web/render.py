@@ -49,6 +49,17 @@ def local_profile_links(view: PostView) -> Markup:
     return Markup(html)  # sanitised (nh3) when it was stored
 
 
+def icon(name: str) -> Markup:
+    """An icon from the sprite (assets/build_icons.mjs): decorative, so every use keeps a
+    text label beside it or for screen readers. A function, not a template macro: pages
+    show dozens (every post's buttons), and a macro import per post card cost more than
+    the rest of the card."""
+    return Markup(
+        '<svg class="icon" aria-hidden="true" focusable="false">'
+        f'<use href="/static/icons.svg#{escape(name)}"></use></svg>'
+    )
+
+
 def _iso_time(value: float | None) -> str:
     if value is None:
         return ""
@@ -75,6 +86,7 @@ class Renderer:
         self.env.filters["datetime"] = _format_time
         self.env.filters["isotime"] = _iso_time
         self.env.filters["post_html"] = local_profile_links
+        self.env.globals["icon"] = icon
 
     def add_globals(self, **values: Any) -> None:
         """Values every template sees (node name, version)."""
