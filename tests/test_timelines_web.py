@@ -130,3 +130,28 @@ async def test_boosts_show_on_followers_home(client, app, people):
     page = await text_of(client, "/")
     assert cards(page) == [post.id]
     assert re.search(r'<a href="/@bob">bob</a> boosted', page)
+
+
+async def test_a_post_boosted_by_several_people_shows_once(client, app, people):
+    """The newest appearance stands for the others (issue 15): here carol's boost."""
+    alice, bob, carol = people
+    dave = (await create_user(app, "dave")).account
+    for followed in (bob, carol, dave):
+        await app[RELATIONSHIPS].follow(alice.id, followed.id)
+    post = await app[POSTS].publish(dave, Draft("zqx everybody shares this"))
+    await app[POSTS].boost(bob, post.id)
+    await app[POSTS].boost(carol, post.id)
+    page = await text_of(client, "/")
+    assert cards(page) == [post.id]
+    assert re.search(r'<a href="/@carol">carol</a> boosted', page)
+
+
+async def test_replies_say_whom_they_answer(client, app, people):
+    alice, bob, _ = people
+    await app[RELATIONSHIPS].follow(alice.id, bob.id)
+    question = await app[POSTS].publish(alice, Draft("zqx a question"))
+    await app[POSTS].publish(bob, Draft("zqx an answer", in_reply_to_id=question.id))
+    await app[POSTS].publish(alice, Draft("zqx and more", in_reply_to_id=question.id))
+    page = unescape(await text_of(client, "/"))
+    assert "replying to @alice</a>" in page
+    assert page.count("replying to @alice") == 2  # bob's answer, and alice's own thread

@@ -11,6 +11,7 @@ Direct posts never appear in any timeline: they belong to conversations.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from xnode.posts.models import Post, PostView
@@ -68,6 +69,18 @@ _NOT_MUTED = (
 )
 
 
+def _once_each(items: list[PostView]) -> list[PostView]:
+    """A page with each post once: the newest of its appearances (its boost by someone
+    followed, or the post itself) stands for the others."""
+    seen: set[int] = set()
+    kept = []
+    for view in items:
+        if view.post.id not in seen:
+            seen.add(view.post.id)
+            kept.append(view)
+    return kept
+
+
 class TimelineService:
     """Builds timelines for a viewer (None for logged-out visitors)."""
 
@@ -106,7 +119,8 @@ class TimelineService:
             " AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
             + _NOT_MUTED
         )
-        return await self._page(viewer_id, where, [viewer_id, viewer_id, viewer_id], cursor)
+        page = await self._page(viewer_id, where, [viewer_id, viewer_id, viewer_id], cursor)
+        return dataclasses.replace(page, items=_once_each(page.items))
 
     async def local(self, viewer_id: int | None, cursor: Cursor = Cursor()) -> Page:
         """Public posts written on this node."""

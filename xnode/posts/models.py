@@ -172,6 +172,9 @@ class PostView:
     state: ViewerState = field(default_factory=ViewerState)
     boost: Post | None = None
     booster: Account | None = None
+    # Whom it answers, when that shows already (the post mentions them, or it is a thread
+    # of the author's own); None for a reply to a post whose author it does not name.
+    replying_to: Account | None = None
 
     @property
     def cursor(self) -> int:

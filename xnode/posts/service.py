@@ -595,6 +595,17 @@ class PostService:
         mentioned_accounts = await post_store.get_accounts(
             self.db, {a for p in shown for a in mentions.get(p.id, ())}
         )
+        parent_authors = await post_store.authors_of(
+            self.db, [p.in_reply_to_id for p in shown if p.in_reply_to_id is not None]
+        )
+
+        def replying_to(post: Post) -> Account | None:
+            answered = parent_authors.get(post.in_reply_to_id or 0)
+            if answered == post.account_id:
+                return authors.get(answered)
+            if answered is not None and answered in mentions.get(post.id, ()):
+                return mentioned_accounts.get(answered)
+            return None
 
         def view_of(post: Post) -> PostView:
             return PostView(
@@ -608,6 +619,7 @@ class PostService:
                 ),
                 tags=tuple(tags.get(post.id, ())),
                 state=states.get(post.id, ViewerState()),
+                replying_to=replying_to(post),
             )
 
         views: list[PostView] = []

@@ -52,6 +52,17 @@ async def get_posts(db: Database, ids: Iterable[int]) -> dict[int, Post]:
     return {row["id"]: Post.from_row(row) for row in rows}
 
 
+async def authors_of(db: Database, ids: Iterable[int]) -> dict[int, int]:
+    """Post id -> its author's account id, for the given posts."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await db.fetch_keyed(
+        f"SELECT id, account_id FROM posts WHERE id IN ({_marks(wanted)})", wanted, len(wanted)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 async def get_accounts(db: Database, ids: Iterable[int]) -> dict[int, Account]:
     """Fetch accounts by id."""
     wanted = list(set(ids))
