@@ -203,3 +203,26 @@ async def test_unread_badge_is_bounded(app, people):
     assert await notification_store.unread_count(db, alice.id) == 1000
     body = await page(clients["alice"], "/@alice")
     assert '<span class="badge" aria-label="999+ unread">999+</span>' in body
+
+
+async def test_likes_of_one_post_and_follows_are_grouped_with_a_small_preview(app, people):
+    accounts, clients = people
+    alice = accounts["alice"]
+    post = await app[POSTS].publish(alice, Draft("zqxpopular post"))
+    other = await app[POSTS].publish(alice, Draft("zqxother post"))
+    fans = [(await create_user(app, f"fan{n}")).account for n in range(4)]
+    for fan in fans:
+        await app[POSTS].like(fan.id, post.id)
+        await app[RELATIONSHIPS].follow(fan.id, alice.id)
+    await app[POSTS].like(fans[0].id, other.id)
+    the_page = await page(clients["alice"])
+    items = entries(the_page)
+    likes = [i for i in items if "liked your post" in i]
+    follows = [i for i in items if "followed you" in i]
+    assert len(follows) == 1 and "fan3 and 3 others followed you" in follows[0]
+    assert len(likes) == 2
+    popular = next(i for i in likes if "zqxpopular" in i)
+    assert "fan3 and 3 others liked your post" in popular
+    # The post itself is a short preview, not a whole card with its buttons.
+    assert 'class="notification-preview"' in the_page
+    assert "Bookmark" not in popular

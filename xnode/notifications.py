@@ -32,6 +32,58 @@ class Notification:
     read: bool
 
 
+GROUPED_KINDS = frozenset({"like", "boost", "follow"})
+"""Kinds shown as one entry per post (likes, boosts) or per page (follows)."""
+
+
+@dataclass(frozen=True)
+class NotificationGroup:
+    """Notifications shown as one entry: "Ana and 3 others liked your post".
+
+    ``accounts`` newest first; a mention or a reply is always a group of one.
+    """
+
+    kind: str
+    accounts: tuple[Account, ...]
+    post: PostView | None
+    created_at: float  # the newest
+    read: bool  # all of them
+    id: int  # the newest one's
+
+    @property
+    def others(self) -> int:
+        """How many people besides the first two are named by count only."""
+        return max(len(self.accounts) - 1, 0)
+
+
+def grouped(items: list[Notification]) -> list[NotificationGroup]:
+    """Likes and boosts of the same post, and follows, as one entry each (at the place
+    of the newest); mentions, replies and follow requests one by one."""
+    order: list[tuple[object, ...]] = []
+    groups: dict[tuple[object, ...], list[Notification]] = {}
+    for item in items:
+        if item.kind in GROUPED_KINDS:
+            key: tuple[object, ...] = (item.kind, item.post.post.id if item.post else None)
+        else:
+            key = ("single", item.id)
+        if key not in groups:
+            order.append(key)
+            groups[key] = []
+        groups[key].append(item)
+    found = []
+    for key in order:
+        members = groups[key]
+        accounts: dict[int, Account] = {}
+        for member in members:
+            accounts.setdefault(member.from_account.id, member.from_account)
+        first = members[0]
+        found.append(NotificationGroup(
+            kind=first.kind, accounts=tuple(accounts.values()), post=first.post,
+            created_at=first.created_at, read=all(m.read for m in members), id=first.id,
+        ))  # fmt: skip
+    return found
+
+
 class NotificationService:
     """Lists notifications and tracks what was read."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from xnode.notifications import grouped
 from xnode.web.forms import require_user
 from xnode.web.render import RENDERER, redirect
 from xnode.web.social import cursor_param, pending_request_count
@@ -16,7 +17,7 @@ async def notifications_page(request: web.Request) -> web.Response:
     max_id = cursor_param(request)
     items, next_max_id = await request.app[NOTIFICATIONS].page(user.id, max_id)
     context = {
-        "notifications": items,
+        "notifications": grouped(items),
         "next_max_id": next_max_id,
         "paged": max_id is not None,
         "pending_requests": await pending_request_count(request.app[DB], user.id),
