@@ -156,3 +156,45 @@ async def test_phone_layout_has_a_bottom_bar_compose_behind_a_button_and_no_side
     finally:
         await page.context.close()
     assert problems == []
+
+
+async def test_images_open_in_a_lightbox_and_articles_read_well(client, app, browser):  # noqa: F811
+    from test_media import png_bytes
+
+    from xnode.posts.service import ImageUpload
+
+    alice = (await create_user(app, "alice", password=PASSWORD)).account
+    await app[POSTS].publish(alice, Draft("zqx two photos", images=(
+        ImageUpload(png_bytes((60, 40)), "a red square"),
+        ImageUpload(png_bytes((40, 60)), "a tall one"),
+    )))  # fmt: skip
+    words = " ".join(["word"] * 900)
+    article = await app[POSTS].publish(
+        alice, Draft(f"# Heading\n\n{words}", kind="article", title="zqx A long read",
+                     source_format="markdown"),
+    )  # fmt: skip
+    base = str(client.make_url("/")).rstrip("/")
+    problems: list[str] = []
+    page = await signed_in(browser, base, "alice", 1280, problems)
+    try:
+        await page.goto(f"{base}/local")
+        card = page.locator("article.post", has_text="zqx two photos")
+        await card.locator(".post-media a").first.click()
+        box = page.locator("dialog.lightbox")
+        await expect(box).to_be_visible()
+        await expect(box.locator("figcaption")).to_have_text("a red square")
+        await page.keyboard.press("ArrowRight")
+        await expect(box.locator("figcaption")).to_have_text("a tall one")
+        await shot(page, "lightbox-desktop")
+        await page.keyboard.press("Escape")
+        await expect(box).to_be_hidden()
+        # An article is an excerpt card in the timeline, with its reading time.
+        excerpt = page.locator("article.post", has_text="zqx A long read")
+        await expect(excerpt.locator(".article-more")).to_contain_text("4 min read")
+        await excerpt.get_by_role("link", name="Read the article").click()
+        await expect(page.locator(".article-body")).to_be_visible()
+        assert f"/{article.id}" in page.url
+        await shot(page, "article-desktop")
+    finally:
+        await page.context.close()
+    assert problems == []

@@ -234,8 +234,10 @@ async def test_reply_appears_in_thread_with_ancestors(client, app, people):
                  "visibility": "unlisted"}, page=root,
     )
     assert response.status == 303, await response.text()
-    reply = response.headers["Location"]
-    assert reply.startswith("/@bob/")
+    # Back to the thread, at the new reply (issue 15: return to where you were).
+    back, _, anchor = response.headers["Location"].partition("#post-")
+    assert back == f"/posts/{root_id}" and anchor
+    reply = f"/@bob/{anchor}"
     reply_page = await text_of(client, reply)
     assert reply_page.index("Root of the thread") < reply_page.index("A reply</p>")
     assert 'class="thread-ancestors"' in reply_page
@@ -459,3 +461,14 @@ async def test_logged_out_visitors_are_sent_to_log_in(client, app, people):
     response = await compose(client, {"source": "anonymous"}, token=token)
     assert response.status == 303 and response.headers["Location"].startswith("/login")
     assert await count(app, "likes") == 0 and await count(app, "posts") == 1
+
+
+async def test_posting_from_a_page_returns_to_it(client, app, people):
+    """Composing on the home page goes back there, the new post on top (issue 15)."""
+    token = await csrf_from(client, "/")
+    response = await client.post(
+        "/posts", data={"csrf_token": token, "source": "zqx back home"},
+        headers={"Referer": str(client.make_url("/"))}, allow_redirects=False,
+    )
+    assert response.status == 303 and response.headers["Location"] == "/"
+    assert "zqx back home" in await text_of(client, "/")

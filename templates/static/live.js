@@ -263,6 +263,58 @@
     }, 300);
   };
 
+  // --- lightbox: a post's images, full size, without leaving the page ------------------------
+
+  let lightbox = null;
+  const openLightbox = (links, index) => {
+    if (!lightbox) {
+      lightbox = document.createElement("dialog");
+      lightbox.className = "lightbox";
+      lightbox.setAttribute("aria-label", "Image");
+      lightbox.innerHTML =
+        '<figure><img alt=""><figcaption></figcaption></figure>' +
+        '<button type="button" class="lightbox-close" aria-label="Close">✕</button>' +
+        '<button type="button" class="lightbox-prev" aria-label="Previous image">‹</button>' +
+        '<button type="button" class="lightbox-next" aria-label="Next image">›</button>';
+      document.body.append(lightbox);
+      lightbox.querySelector(".lightbox-close").addEventListener("click", () => lightbox.close());
+      lightbox.addEventListener("click", (event) => {
+        if (event.target === lightbox || event.target.tagName === "FIGURE") lightbox.close();
+      });
+    }
+    let current = index;
+    const show = () => {
+      const link = links[current];
+      const thumb = link.querySelector("img");
+      const image = lightbox.querySelector("img");
+      image.src = link.href;
+      image.alt = thumb ? thumb.alt : "";
+      lightbox.querySelector("figcaption").textContent = thumb ? thumb.alt : "";
+      lightbox.querySelector(".lightbox-prev").hidden = current === 0;
+      lightbox.querySelector(".lightbox-next").hidden = current === links.length - 1;
+    };
+    lightbox.querySelector(".lightbox-prev").onclick = () => { current = Math.max(0, current - 1); show(); };
+    lightbox.querySelector(".lightbox-next").onclick = () => {
+      current = Math.min(links.length - 1, current + 1);
+      show();
+    };
+    lightbox.onkeydown = (event) => {
+      if (event.key === "ArrowLeft" && current > 0) { current -= 1; show(); }
+      if (event.key === "ArrowRight" && current < links.length - 1) { current += 1; show(); }
+    };
+    show();
+    lightbox.showModal();
+  };
+
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest(".post-media a, .message a.media-link") : null;
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    const group = link.closest(".post-media, .message");
+    const links = [...group.querySelectorAll(".post-media a, a.media-link")];
+    event.preventDefault();
+    openLightbox(links, Math.max(0, links.indexOf(link)));
+  });
+
   // --- the socket ------------------------------------------------------------------------------
 
   let socket = null;

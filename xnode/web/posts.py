@@ -161,9 +161,19 @@ async def compose_submit(request: web.Request) -> web.Response:
                 request, values.in_reply_to_id, compose=refused, status=exc.status
             )
         return await render_home(request, refused, status=exc.status)
-    # An unusable `next` falls back to the new post rather than to the front page.
+    # Back to where the person was: the thread they answered (at their reply), or the
+    # page they wrote on (the home timeline shows the post at the top); an unusable
+    # `next` and no page to go back to lead to the new post itself.
     wanted = values.next and safe_next(values.next) == values.next
-    target = values.next if wanted else post_path(user.account, post.id)
+    if wanted:
+        target = values.next
+    elif post.in_reply_to_id is not None:
+        target = f"/posts/{post.in_reply_to_id}#post-{post.id}"
+    else:
+        back = _back_path(request)
+        target = back if back and not back.startswith("/posts") else post_path(
+            user.account, post.id
+        )
     raise redirect(request, target, "Your post is published.", "success")
 
 
