@@ -12,8 +12,9 @@ import pytest
 from live_nodes import eventually, follow_across, remote_post, start_node
 from served_node import WebUser
 
+from xnode.activitypub.backfill import BACKFILL
 from xnode.posts.service import Draft
-from xnode.web.state import DB, POSTS, RELATIONSHIPS
+from xnode.web.state import DB, POSTS, RELATIONSHIPS, TIMELINES
 
 
 @pytest.fixture
@@ -86,3 +87,17 @@ async def test_a_thread_fetches_the_replies_the_node_was_not_sent(three):
     assert await a[DB].fetchvalue(
         "SELECT count(*) FROM notifications WHERE account_id = ?", (alice.id,)
     ) == 0
+
+
+async def test_a_remote_profile_lists_the_posts_read_from_the_outbox_newest_first(three):
+    """The outbox lists the newest first; stored in that order, they read backwards."""
+    a, b, _ = three
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    for n in range(3):
+        await b[POSTS].publish(bob, Draft(f"zqx number {n}"))
+    bob_on_a = await a.remote(f"bob@{b.domain}")
+    await a[BACKFILL].for_profile(bob_on_a)
+    page = await a[TIMELINES].profile(alice.id, bob_on_a.id)
+    texts = [re.sub(r"<[^>]+>", "", v.post.content_html) for v in page.items]
+    assert texts == ["zqx number 2", "zqx number 1", "zqx number 0"]

@@ -176,15 +176,14 @@ class Backfill:
 
     async def _recent_posts(self, account: Account, outbox: ParsedCollection) -> None:
         """The newest public posts of an outbox's first page (their Creates' notes)."""
-        stored = 0
-        for item in await self._first_page_items(outbox):
-            if stored >= OUTBOX_POSTS:
-                break
-            if not isinstance(item, Mapping) or type_of(item) != "Create":
-                continue  # boosts and others: not the person's own posts
-            note_doc = item.get("object")
-            if await self._store_note(account, note_doc):
-                stored += 1
+        creates = [
+            item for item in await self._first_page_items(outbox)
+            if isinstance(item, Mapping) and type_of(item) == "Create"
+        ]  # boosts and others: not the person's own posts
+        # An outbox lists the newest first, and a stored post's id (which orders timelines)
+        # is taken when it is stored: store the oldest first, or the profile reads backwards.
+        for item in reversed(creates[:OUTBOX_POSTS]):
+            await self._store_note(account, item.get("object"))
 
     async def _store_note(self, account: Account, doc: Any) -> Post | None:
         """Store a note of ``account`` from their own server's collection."""
