@@ -342,8 +342,10 @@ class DirectMessages:
         views = await self.posts.hydrate(viewer_id, ordered, keep_deleted=True)
         parent_ids = {v.post.in_reply_to_id for v in views if v.post.in_reply_to_id}
         parents = await post_store.get_posts(self.db, parent_ids)
+        # Deleted ones too: a reply to a deleted message says so, as open tabs do.
         parent_views = {
-            v.post.id: v for v in await self.posts.hydrate(viewer_id, list(parents.values()))
+            v.post.id: v
+            for v in await self.posts.hydrate(viewer_id, list(parents.values()), keep_deleted=True)
         }
         reactions = await store.reactions_of(self.db, [v.post.id for v in views])
         names = await post_store.get_accounts(
