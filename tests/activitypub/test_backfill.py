@@ -101,3 +101,28 @@ async def test_a_remote_profile_lists_the_posts_read_from_the_outbox_newest_firs
     page = await a[TIMELINES].profile(alice.id, bob_on_a.id)
     texts = [re.sub(r"<[^>]+>", "", v.post.content_html) for v in page.items]
     assert texts == ["zqx number 2", "zqx number 1", "zqx number 0"]
+
+
+async def test_following_a_remote_person_counts_at_once_in_the_counts_their_server_gave(three):
+    """Their server's counts are read at most every few hours: a follow that starts or
+    ends here moves them meanwhile, or the profile says "0 followers" to a follower."""
+    a, b, _ = three
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    bob_on_a = await a.remote(f"bob@{b.domain}")
+    await a[BACKFILL].for_profile(bob_on_a)
+
+    async def counts() -> tuple[int, int]:
+        row = await a[DB].fetchone(
+            "SELECT followers_count, following_count FROM accounts WHERE id = ?", (bob_on_a.id,)
+        )
+        return row["followers_count"], row["following_count"]
+
+    assert await counts() == (0, 0)
+    await follow_across(a, alice, b, "bob")
+    assert await counts() == (1, 0)
+    await follow_across(b, bob, a, "alice")  # bob follows alice: A counts whom he follows
+    assert await counts() == (1, 1)
+    await a[RELATIONSHIPS].unfollow(alice.id, bob_on_a.id)
+    await a[RELATIONSHIPS].block(alice.id, bob_on_a.id)  # ends his follow too
+    assert await counts() == (0, 0)

@@ -31,6 +31,8 @@ async def upsert_follow(
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
         (follow_id, follower_id, target_id, uri, state, now),
     )
+    if cursor.rowcount == 1 and state == "accepted":
+        await _shift_remote_counts(conn, follower_id, target_id, 1)
     return cursor.rowcount == 1
 
 
@@ -41,16 +43,35 @@ async def accept_follow(conn: aiosqlite.Connection, follower_id: int, target_id:
         " AND state = 'pending'",
         (follower_id, target_id),
     )
+    if cursor.rowcount == 1:
+        await _shift_remote_counts(conn, follower_id, target_id, 1)
     return cursor.rowcount == 1
 
 
 async def delete_follow(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
     """Remove a follow or request; False if there was none."""
     cursor = await conn.execute(
-        "DELETE FROM follows WHERE account_id = ? AND target_account_id = ?",
+        "DELETE FROM follows WHERE account_id = ? AND target_account_id = ? RETURNING state",
         (follower_id, target_id),
     )
-    return cursor.rowcount == 1
+    removed = await cursor.fetchall()
+    if removed and removed[0][0] == "accepted":
+        await _shift_remote_counts(conn, follower_id, target_id, -1)
+    return bool(removed)
+
+
+async def _shift_remote_counts(
+    conn: aiosqlite.Connection, follower_id: int, target_id: int, delta: int
+) -> None:
+    """Keep the counts a remote server reported in step with a follow that starts or ends
+    here (as Mastodon does), until the next read of that server: otherwise a remote
+    profile says "1 follower" for hours after one more person here followed them."""
+    for column, account_id in (("followers_count", target_id), ("following_count", follower_id)):
+        await conn.execute(
+            f"UPDATE accounts SET {column} = CASE WHEN {column} + ? < 0 THEN 0"
+            f" ELSE {column} + ? END WHERE id = ? AND domain IS NOT NULL AND {column} IS NOT NULL",
+            (delta, delta, account_id),
+        )
 
 
 async def set_edge(
