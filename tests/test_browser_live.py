@@ -8,6 +8,7 @@ go to ``.artifacts/screenshots`` for people to look at.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import create_user
@@ -26,9 +27,13 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 
 async def signed_in(
     browser: Browser,  # noqa: F811 (the fixture's value)
-    base: str, username: str, width: int, problems: list[str],
+    base: str, username: str, width: int, problems: list[str], **context_options: Any,
 ) -> Page:
-    context = await browser.new_context(viewport={"width": width, "height": 900})
+    """A fresh browser profile ``width`` px wide with ``username`` signed in; page errors and
+    console errors go to ``problems``; ``context_options`` go to Playwright's new_context."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": 900}, **context_options
+    )
     page = await context.new_page()
     page.on("pageerror", lambda exc: problems.append(f"{username}: {exc}"))
     page.on(

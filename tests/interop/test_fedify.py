@@ -20,7 +20,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from browser_fedify import (  # noqa: F401 (collected here: this worker owns port 443)
+    test_a_fedify_person_is_found_read_and_followed_in_the_browser,
+)
 from fedify_peer import CERTS, NODE_HOST, NODE_IP, PEER_HOST, FedifyPeer
+from test_browser import browser  # noqa: F401 (the fixture, for the browser test)
 
 from xnode.accounts.models import Account
 from xnode.activitypub.backfill import BACKFILL
