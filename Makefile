@@ -19,7 +19,7 @@ PEER_DIR := .cache/fedify-peer
 # registry, pinned in assets/package-lock.json, and are built into templates/static.
 ICONS := templates/static/icons.svg
 
-.PHONY: run test install test-deps assets chromium interop-peer lint bench clean
+.PHONY: run test install test-deps assets chromium interop-peer lint bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,13 +69,19 @@ interop-peer:
 	else echo "interop peer: $(PEER_SRC) absent, interop tests will be skipped"; fi
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check xnode federation tests bench
+	$(BIN)/ruff check xnode federation tests bench tools
 
 test: test-deps lint
 	$(BIN)/pytest -n auto --dist loadfile -q -p no:cacheprovider
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py
+
+# The user guide's pictures (docs/screenshots): a demo node, Chromium at 1280 and 390 px.
+# A colour emoji font, or reactions and the boost marker show as empty boxes.
+screenshots: $(VENV)/.test-installed assets chromium
+	@fc-list | grep -qi "color emoji" || { $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-noto-color-emoji; }
+	$(BIN)/python tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache assets/node_modules $(ICONS)
