@@ -179,6 +179,8 @@ class FetchSettings:
         timeout_s: deadline for the whole exchange, redirects included.
         user_agent: the User-Agent header.
         ca_file: PEM bundle trusted in addition to the system store.
+        cut_off_bodies: keep the first ``max_bytes`` of a longer body instead of
+            failing with ``TooLarge`` (for HTML pages read for their ``<head>``).
     """
 
     allow_private_addresses: bool = False
@@ -188,6 +190,7 @@ class FetchSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     user_agent: str = DEFAULT_USER_AGENT
     ca_file: str | Path | None = None
+    cut_off_bodies: bool = False
 
     def forbids(self, address: str | IPAddress) -> bool:
         """Whether these settings refuse to contact ``address``."""
@@ -323,16 +326,22 @@ def _parse_url(url: str) -> URL:
     return parsed
 
 
-async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
+async def _read_limited(
+    response: aiohttp.ClientResponse, max_bytes: int, url: str, *, cut_off: bool = False
+) -> bytes:
     declared = response.content_length
-    if declared is not None and declared > max_bytes:
+    if declared is not None and declared > max_bytes and not cut_off:
         raise TooLarge(f"response declares {declared} bytes (limit {max_bytes})", url=url)
     chunks: list[bytes] = []
     total = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
+        if total + len(chunk) > max_bytes:
+            if not cut_off:
+                raise TooLarge(f"response exceeds {max_bytes} bytes", url=url)
+            # The rest is never read: leaving the block closes the connection.
+            chunks.append(chunk[: max_bytes - total])
+            break
         total += len(chunk)
-        if total > max_bytes:
-            raise TooLarge(f"response exceeds {max_bytes} bytes", url=url)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -471,7 +480,9 @@ class Fetcher:
                 data=body,
                 allow_redirects=False,
             ) as response:
-                data = await _read_limited(response, max_bytes, str(url))
+                data = await _read_limited(
+                    response, max_bytes, str(url), cut_off=self.settings.cut_off_bodies
+                )
                 return FetchResponse(
                     url=str(response.url),
                     status=response.status,

@@ -63,6 +63,9 @@ class Settings:
     # Other servers' avatars and media are served from a cache of this size
     # (xnode/remote_media.py).
     remote_media_cache_mb: int = 256
+    # Preview cards for links in posts: the node fetches the linked page's head
+    # (xnode/link_previews/).
+    link_previews: bool = True
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -115,6 +118,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "delivery_processes": (int,),
     "helper_idle_stop_s": (int,),
     "remote_media_cache_mb": (int,),
+    "link_previews": (bool,),
 }
 
 

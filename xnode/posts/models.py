@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from xnode.accounts.models import Account
+from xnode.link_previews.models import LinkPreview
 
 VISIBILITIES = ("public", "unlisted", "followers", "direct")
 # Visibilities a boost may carry its original into: boosting a followers-only
@@ -175,6 +176,8 @@ class PostView:
     # Whom it answers, when that shows already (the post mentions them, or it is a thread
     # of the author's own); None for a reply to a post whose author it does not name.
     replying_to: Account | None = None
+    # The card of the post's first link, once the node has fetched it (xnode/link_previews/).
+    preview: LinkPreview | None = None
 
     @property
     def cursor(self) -> int:

@@ -42,6 +42,7 @@ from xnode.posts.models import (
 from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
+from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store.database import Database
@@ -598,6 +599,11 @@ class PostService:
         parent_authors = await post_store.authors_of(
             self.db, [p.in_reply_to_id for p in shown if p.in_reply_to_id is not None]
         )
+        previews = (
+            await link_preview_store.previews_of(self.db, shown_ids)
+            if self.settings.link_previews
+            else {}
+        )
 
         def replying_to(post: Post) -> Account | None:
             answered = parent_authors.get(post.in_reply_to_id or 0)
@@ -620,6 +626,7 @@ class PostService:
                 tags=tuple(tags.get(post.id, ())),
                 state=states.get(post.id, ViewerState()),
                 replying_to=replying_to(post),
+                preview=previews.get(post.id),
             )
 
         views: list[PostView] = []

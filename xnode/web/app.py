@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from xnode.clock import Clock, SystemClock
 from xnode.dms.live import LiveHub
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
+from xnode.link_previews.service import LinkPreviewService
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import MAX_MEDIA, PostService
@@ -60,6 +62,7 @@ from xnode.web.state import (
     DMS,
     EVENTS,
     LIMITER,
+    LINK_PREVIEWS,
     LIVE,
     MEDIA,
     MESSAGE_REQUESTS,
@@ -163,6 +166,23 @@ def create_app(
     posts = app[POSTS] = PostService(db, settings, clock, events, app[MEDIA])
     app[RELATIONSHIPS] = RelationshipService(db, clock, events)
     app[TIMELINES] = TimelineService(db, posts)
+    # Cards for posts' links, looked for in the background when a post arrives (local or
+    # remote: in the inbox process, remote posts arrive there).
+    link_previews = app[LINK_PREVIEWS] = LinkPreviewService(
+        db, clock, fetch_settings_for(settings), remote_media, posts,
+        own_hosts=(settings.domain, urlsplit(settings.base_url).netloc),
+        enabled=settings.link_previews,
+    )  # fmt: skip
+    link_previews.subscribe(events)
+
+    async def stop_link_previews(app: web.Application) -> None:
+        await link_previews.stop()  # on shutdown: before the database closes
+
+    async def close_link_previews(app: web.Application) -> None:
+        await link_previews.close()
+
+    app.on_shutdown.append(stop_link_previews)
+    app.on_cleanup.append(close_link_previews)
     app[NOTIFICATIONS] = NotificationService(db, clock, posts)
     app[SEARCH] = SearchService(db, posts)
     dms = app[DMS] = DirectMessages(db, settings, clock, events, posts)

@@ -12,6 +12,7 @@ from xnode.clock import Clock
 from xnode.dms.live import LiveHub
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
+from xnode.link_previews.service import LinkPreviewService
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import PostService
@@ -32,6 +33,7 @@ SESSIONS = web.AppKey("sessions", SessionService)
 LIMITER = web.AppKey("limiter", RateLimiter)
 MEDIA = web.AppKey("media", MediaStore)
 REMOTE_MEDIA = web.AppKey("remote_media", RemoteMediaCache)
+LINK_PREVIEWS = web.AppKey("link_previews", LinkPreviewService)
 PROFILES = web.AppKey("profiles", ProfileService)
 POSTS = web.AppKey("posts", PostService)
 RELATIONSHIPS = web.AppKey("relationships", RelationshipService)
@@ -53,6 +55,7 @@ __all__ = [
     "DMS",
     "EVENTS",
     "LIMITER",
+    "LINK_PREVIEWS",
     "LIVE",
     "MEDIA",
     "MESSAGE_REQUESTS",
