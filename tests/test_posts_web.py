@@ -472,3 +472,44 @@ async def test_posting_from_a_page_returns_to_it(client, app, people):
     )
     assert response.status == 303 and response.headers["Location"] == "/"
     assert "zqx back home" in await text_of(client, "/")
+
+
+async def test_reused_post_cards_carry_each_viewers_token_and_only_their_buttons(client, app):
+    """Cards are rendered once and reused (xnode/web/render.py, PostCards): what is
+    reused must never carry another viewer's CSRF token or the author's own buttons,
+    and must change as soon as the post or the viewer's state does."""
+    alice = (await create_user(app, "alice")).account
+    await create_user(app, "bob")
+    post = await app[POSTS].publish(alice, Draft("one card for everyone"))
+
+    await login(client, "alice")
+    alice_page = await (await client.get(f"/@alice/{post.id}")).text()
+    alice_token = csrf_from_page(alice_page)
+    assert f'action="/posts/{post.id}/delete"' in alice_page  # her own post
+    await switch_to(client, "bob")
+    bob_page = await (await client.get(f"/@alice/{post.id}")).text()
+    bob_token = csrf_from_page(bob_page)
+    assert bob_token != alice_token
+    assert alice_token not in bob_page
+    assert f'action="/posts/{post.id}/delete"' not in bob_page
+    assert f'action="/posts/{post.id}/edit"' not in bob_page and "/edit\"" not in bob_page
+
+    # Bob's token in the reused card works; the card shows his like at once.
+    liked = await client.post(f"/posts/{post.id}/like", data={"csrf_token": bob_token},
+                              allow_redirects=False)  # fmt: skip
+    assert liked.status == 303
+    bob_page = await (await client.get(f"/@alice/{post.id}")).text()
+    assert f'action="/posts/{post.id}/unlike"' in bob_page
+    assert '<span class="count" aria-hidden="true">1</span>' in bob_page
+
+    # Signed out: no forms at all, and no token from anyone.
+    client.session.cookie_jar.clear()
+    anonymous = await (await client.get(f"/@alice/{post.id}")).text()
+    assert f'action="/posts/{post.id}/' not in anonymous
+    assert bob_token not in anonymous and alice_token not in anonymous
+
+
+def csrf_from_page(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)

@@ -46,19 +46,7 @@ class RelationshipService:
 
     async def relationship(self, viewer_id: int, target_id: int) -> Relationship:
         """The viewer's relationship to ``target_id``."""
-        rows = await self.db.fetchall(
-            "SELECT 'out', state FROM follows WHERE account_id = ? AND target_account_id = ?"
-            " UNION ALL SELECT 'in', state FROM follows WHERE account_id = ?"
-            " AND target_account_id = ?"
-            " UNION ALL SELECT 'blocking', '' FROM blocks WHERE account_id = ?"
-            " AND target_account_id = ?"
-            " UNION ALL SELECT 'blocked_by', '' FROM blocks WHERE account_id = ?"
-            " AND target_account_id = ?"
-            " UNION ALL SELECT 'muting', '' FROM mutes WHERE account_id = ?"
-            " AND target_account_id = ?",
-            (viewer_id, target_id, target_id, viewer_id) * 2 + (viewer_id, target_id),
-        )
-        found = {(row[0], row[1]) for row in rows}
+        found = rel_store.relationship_facts(self.db, viewer_id, target_id)
         return Relationship(
             following=("out", "accepted") in found,
             requested=("out", "pending") in found,
@@ -235,6 +223,10 @@ class RelationshipService:
             limit=PAGE_SIZE,
             max_id=max_id,
         )
+
+    async def pending_request_count(self, account_id: int) -> int:
+        """How many follow requests wait for ``account_id`` (``counts`` has accepted only)."""
+        return await rel_store.pending_request_count(self.db, account_id)
 
     async def counts(self, account_id: int) -> tuple[int, int]:
         """(followers, following) counts."""

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -200,43 +201,46 @@ class WriterConnection:
         return self._conn.executemany(sql, parameters)
 
 
-class _Reader:
-    """A read-only connection living on its own thread; one query is one hop there and back.
+class _ReaderPool:
+    """Read-only connections on their own threads; one query is one hop there and back.
 
     aiosqlite needed three hops for a ``fetchone`` (execute, fetch, close), each
-    waiting for an event-loop iteration, so under load a handful of readers
-    spent most of their time idle between hops (issue 4).
+    waiting for an event-loop iteration (issue 4). And a connection handed to a
+    waiting coroutine stayed taken until the loop resumed it, so under load the
+    queries queued for connections that were idle, waiting on the loop: a tenth of
+    page reads waited 350 ms for one (issue 15). Here each thread keeps its own
+    connection and takes the next query as soon as it has finished the last: the
+    executor's queue is the only queue, first come first served.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, size: int) -> None:
         self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xnode-db-read")
-        self._conn: sqlite3.Connection | None = None
-
-    async def open(self) -> None:
-        """Connect, on the reader's thread (sqlite3 connections stay on their thread)."""
-        await self.run(lambda _conn: None)
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="xnode-db-read")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = _connect_reader(self._path)
-        return work(self._conn)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # Closed from the loop's thread at shutdown, once no query runs.
+            conn = self._local.conn = _connect_reader(self._path, same_thread=False)
+            with self._lock:
+                self._connections.append(conn)
+        return work(conn)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` with the connection on the reader's thread."""
+        """Run ``work`` with a reader connection on one of the pool's threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, work)
 
     async def close(self) -> None:
-        """Close the connection and stop the thread."""
-
-        def close(conn: sqlite3.Connection) -> None:
-            conn.close()
-
-        if self._conn is not None:
-            await self.run(close)
-            self._conn = None
-        self._pool.shutdown(wait=False)
+        """Let running queries finish, stop the threads, close the connections."""
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
 
 
 def _connect_reader(path: Path, *, same_thread: bool = True) -> sqlite3.Connection:
@@ -288,8 +292,7 @@ class Database:
         self._commits_since_checkpoint = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._table_versions: dict[str, int] = {}
-        self._readers: asyncio.Queue[_Reader] = asyncio.Queue()
-        self._all_readers: list[_Reader] = []
+        self._readers: _ReaderPool | None = None
         self._write_lock = asyncio.Lock()
         self._open_group: _CommitGroup | None = None
         self.commits = 0
@@ -311,11 +314,7 @@ class Database:
             self._writer = WriterConnection(_connect_writer(self.path), self._table_versions)
             # Readers never wait for the writer in WAL mode, so this cannot block on a lock.
             self._inline_reader = _connect_reader(self.path, same_thread=False)
-            for _ in range(self._reader_count):
-                reader = _Reader(self.path)
-                self._all_readers.append(reader)
-                await reader.open()
-                self._readers.put_nowait(reader)
+            self._readers = _ReaderPool(self.path, self._reader_count)
         except BaseException:
             # An open aiosqlite connection's thread keeps the process alive.
             await self.close()
@@ -331,9 +330,9 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._checkpoint_task
             self._checkpoint_task = None
-        for reader in self._all_readers:
-            await reader.close()
-        self._all_readers.clear()
+        if self._readers is not None:
+            await self._readers.close()
+            self._readers = None
         if self._inline_reader is not None:
             self._inline_reader.close()
             self._inline_reader = None
@@ -484,13 +483,10 @@ class Database:
             cursor = await conn.execute(sql, params)
             return cursor.rowcount
 
-    @asynccontextmanager
-    async def _reader(self) -> AsyncIterator[_Reader]:
-        conn = await self._readers.get()
-        try:
-            yield conn
-        finally:
-            self._readers.put_nowait(conn)
+    def _reader_pool(self) -> _ReaderPool:
+        if self._readers is None:
+            raise RuntimeError("database is not open")
+        return self._readers
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a query on a reader connection and return the first row, if any."""
@@ -498,16 +494,14 @@ class Database:
             row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
             return row
 
-        async with self._reader() as reader:
-            return await reader.run(query)
+        return await self._reader_pool().run(query)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a query on a reader connection and return every row."""
         def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return list(conn.execute(sql, params).fetchall())
 
-        async with self._reader() as reader:
-            return await reader.run(query)
+        return await self._reader_pool().run(query)
 
     def lookup(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """An indexed point read on the loop's thread: the first row, if any.

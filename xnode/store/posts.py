@@ -365,10 +365,11 @@ async def media_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[Medi
     """Media attachments per post, in order."""
     found: dict[int, list[MediaAttachment]] = defaultdict(list)
     if post_ids:
-        rows = await db.fetchall(
+        rows = await db.fetch_keyed(
             f"SELECT * FROM media_attachments WHERE post_id IN ({_marks(post_ids)})"
             " ORDER BY post_id, position",
             list(post_ids),
+            len(post_ids),
         )
         for row in rows:
             found[row["post_id"]].append(MediaAttachment.from_row(row))

@@ -142,6 +142,35 @@ async def list_related(
     return [(row["follow_id"], Account.from_row(row)) for row in rows]
 
 
+def relationship_facts(db: Database, viewer_id: int, target_id: int) -> set[tuple[str, str]]:
+    """What links ``viewer_id`` to ``target_id``: ('out'|'in', follow state), ('blocking'|
+    'blocked_by'|'muting', ''). Five primary-key probes, read on the loop's thread."""
+    rows = db.lookup_all(
+        "SELECT 'out', state FROM follows WHERE account_id = ? AND target_account_id = ?"
+        " UNION ALL SELECT 'in', state FROM follows WHERE account_id = ?"
+        " AND target_account_id = ?"
+        " UNION ALL SELECT 'blocking', '' FROM blocks WHERE account_id = ?"
+        " AND target_account_id = ?"
+        " UNION ALL SELECT 'blocked_by', '' FROM blocks WHERE account_id = ?"
+        " AND target_account_id = ?"
+        " UNION ALL SELECT 'muting', '' FROM mutes WHERE account_id = ?"
+        " AND target_account_id = ?",
+        (viewer_id, target_id, target_id, viewer_id) * 2 + (viewer_id, target_id),
+    )
+    return {(row[0], row[1]) for row in rows}
+
+
+async def pending_request_count(db: Database, account_id: int) -> int:
+    """How many follow requests wait for ``account_id`` (from live accounts)."""
+    value = await db.fetchvalue(
+        "SELECT COUNT(*) FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND f.state = 'pending'"
+        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL",
+        (account_id,),
+    )
+    return int(value or 0)
+
+
 async def count_related(db: Database, *, column: str, account_id: int) -> int:
     """How many accepted followers (column='target') or followings (column='follower')."""
     where = "target_account_id" if column == "target" else "account_id"

@@ -7,8 +7,8 @@ from aiohttp import web
 from xnode.notifications import grouped
 from xnode.web.forms import require_user
 from xnode.web.render import RENDERER, redirect
-from xnode.web.social import cursor_param, pending_request_count
-from xnode.web.state import DB, NOTIFICATIONS
+from xnode.web.social import cursor_param
+from xnode.web.state import NOTIFICATIONS, RELATIONSHIPS
 
 
 async def notifications_page(request: web.Request) -> web.Response:
@@ -20,7 +20,7 @@ async def notifications_page(request: web.Request) -> web.Response:
         "notifications": grouped(items),
         "next_max_id": next_max_id,
         "paged": max_id is not None,
-        "pending_requests": await pending_request_count(request.app[DB], user.id),
+        "pending_requests": await request.app[RELATIONSHIPS].pending_request_count(user.id),
     }
     return request.app[RENDERER].render(request, "notifications.html", context)
 

@@ -11,8 +11,17 @@ from xnode.store import accounts as account_store
 from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.social import ACCT, cursor_param, id_param, live_account, pending_request_count
-from xnode.web.state import DB, MEDIA, POSTS, RELATIONSHIPS, REMOTE_MEDIA, SETTINGS, TIMELINES
+from xnode.web.social import ACCT, cursor_param, id_param, live_account
+from xnode.web.state import (
+    DB,
+    LINK_PREVIEWS,
+    MEDIA,
+    POSTS,
+    RELATIONSHIPS,
+    REMOTE_MEDIA,
+    SETTINGS,
+    TIMELINES,
+)
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 
@@ -55,7 +64,7 @@ async def profile_page(request: web.Request) -> web.Response:
         "following_count": following,
         "show_network": is_owner or not account.hide_network,
         "pending_requests": (
-            await pending_request_count(request.app[DB], account.id) if is_owner else 0
+            await rels.pending_request_count(account.id) if is_owner else 0
         ),
         "pinned": pinned,
         "page": page,
@@ -104,6 +113,17 @@ async def remote_attachment(request: web.Request) -> web.StreamResponse:
     return await _serve_remote(request, attachment.remote_url)
 
 
+async def remote_preview_image(request: web.Request) -> web.StreamResponse:
+    """A link preview card's image, named by the card's id (never a URL: no open proxy)."""
+    preview_id = id_param(request.match_info["id"], "id")
+    assert preview_id is not None
+    user = current_user(request)
+    url = await request.app[LINK_PREVIEWS].visible_image_url(
+        user.id if user is not None else None, preview_id
+    )
+    return await _serve_remote(request, url, image_only=True)
+
+
 async def _serve_remote(
     request: web.Request, url: str, *, image_only: bool = False
 ) -> web.StreamResponse:
@@ -137,4 +157,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"/@{ACCT}", profile_page, name="profile")
     app.router.add_get(r"/media/remote/{kind:avatar|header}/{id:\d{1,19}}", remote_image)
     app.router.add_get(r"/media/remote/attachment/{id:\d{1,19}}", remote_attachment)
+    app.router.add_get(r"/media/remote/preview/{id:\d{1,19}}", remote_preview_image)
     app.router.add_get("/media/{name}", media_file, name="media")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,50 @@ def _iso_time(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
 
 
+class PostCards:
+    """Post cards rendered once and reused while nothing they show has changed.
+
+    A card is most of a page's rendering time, and the same posts appear on page
+    after page, for one reader and for many. Its HTML depends only on the
+    ``PostView`` (frozen dataclasses throughout, compared whole, so any change to
+    the post, its author, counts, media or the viewer's likes makes a new entry),
+    on whether an article shows in full, and on two facts about the viewer:
+    signed in, and the post's author. The template sees only those (`signed_in`,
+    `viewer_is_author`), so it cannot depend on anything else about the viewer.
+    The viewer's CSRF token goes in after rendering, in place of a random
+    per-process marker that no post can contain.
+    """
+
+    def __init__(self, env: jinja2.Environment, *, bound: int = 600) -> None:
+        self.env = env
+        self.bound = bound
+        self._marker = f"csrf-{secrets.token_hex(16)}"
+        # Oldest first out, not least recently used: refreshing an entry's place on
+        # every hit compared the whole view a second time (a third of a hit's cost).
+        self._cards: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, context: Any, view: PostView, full_article: bool = False) -> Markup:
+        """The card of ``view`` for the page whose template context is ``context``."""
+        user = context.get("user")
+        signed_in = user is not None
+        viewer_is_author = signed_in and user.id == view.author.id
+        key = (view, bool(full_article), signed_in, viewer_is_author)
+        try:
+            html = self._cards.get(key)
+        except TypeError:  # a view holding something unhashable: render it each time
+            key, html = None, None
+        if html is None:
+            html = self.env.get_template("_post_card.html").render(
+                view=view, full_article=bool(full_article), signed_in=signed_in,
+                viewer_is_author=viewer_is_author, csrf_token=self._marker,
+            )  # fmt: skip
+            if key is not None:
+                self._cards[key] = html
+                if len(self._cards) > self.bound:
+                    del self._cards[next(iter(self._cards))]
+        return Markup(html.replace(self._marker, str(escape(context.get("csrf_token") or ""))))
+
+
 class Renderer:
     """Renders templates into responses, adding the page-wide context."""
 
@@ -79,6 +124,9 @@ class Renderer:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(root)),
             autoescape=True,
+            # Templates change only with the code: checking every file's mtime at each
+            # get_template (and each include, per post) was a tenth of a page's time.
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -87,6 +135,8 @@ class Renderer:
         self.env.filters["isotime"] = _iso_time
         self.env.filters["post_html"] = local_profile_links
         self.env.globals["icon"] = icon
+        self.post_cards = PostCards(self.env)
+        self.env.globals["post_card"] = jinja2.pass_context(self.post_cards)
 
     def add_globals(self, **values: Any) -> None:
         """Values every template sees (node name, version)."""

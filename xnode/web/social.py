@@ -16,7 +16,6 @@ from xnode.accounts.relationships import PAGE_SIZE, RelationshipService
 from xnode.activitypub.appkeys import RESOLVER
 from xnode.errors import XnodeError
 from xnode.store import accounts as account_store
-from xnode.store.database import Database
 from xnode.web.forms import current_user, require_user
 from xnode.web.render import RENDERER, redirect
 from xnode.web.state import DB, RELATIONSHIPS, SETTINGS
@@ -105,18 +104,6 @@ def cursor_param(request: web.Request) -> int | None:
 def profile_path(account: Account) -> str:
     """The local path of an account's profile (``/@user`` or ``/@user@host``)."""
     return f"/@{account.acct}"
-
-
-async def pending_request_count(db: Database, account_id: int) -> int:
-    """How many follow requests wait for ``account_id`` (from live accounts)."""
-    # RelationshipService.counts only counts accepted follows.
-    value = await db.fetchvalue(
-        "SELECT COUNT(*) FROM follows f JOIN accounts a ON a.id = f.account_id"
-        " WHERE f.target_account_id = ? AND f.state = 'pending'"
-        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL",
-        (account_id,),
-    )
-    return int(value or 0)
 
 
 # --- relationship buttons on profiles ----------------------------------------------
@@ -229,7 +216,7 @@ async def follow_requests_page(request: web.Request) -> web.Response:
     rows = await request.app[RELATIONSHIPS].followers(user.id, max_id, state="pending")
     context = {
         "requests": [found for _, found in rows],
-        "count": await pending_request_count(request.app[DB], user.id),
+        "count": await request.app[RELATIONSHIPS].pending_request_count(user.id),
         "next_max_id": rows[-1][0] if len(rows) == PAGE_SIZE else None,
         "paged": max_id is not None,
     }
