@@ -7,6 +7,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from xnode.memo import RowMemo, hash_once
+
 
 @dataclass(frozen=True)
 class ProfileField:
@@ -16,6 +18,7 @@ class ProfileField:
     value: str
 
 
+@hash_once
 @dataclass(frozen=True)
 class Account:
     """An actor this node knows: local (``domain`` is None) or remote."""
@@ -104,6 +107,11 @@ class Account:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Account:
+        """The account of an ``accounts`` row (the same object while the row reads the same)."""
+        return _ACCOUNTS(row)
+
+    @classmethod
+    def build(cls, row: sqlite3.Row) -> Account:
         """Build an account from an ``accounts`` row."""
         fields = tuple(
             ProfileField(str(item.get("name", "")), str(item.get("value", "")))
@@ -181,6 +189,10 @@ def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
         "fetched_at": row["fetched_at"],
         **_count_fields(row),
     }
+
+
+# Pages build the same authors over and over (xnode/memo.py).
+_ACCOUNTS = RowMemo(Account.build)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from xnode.accounts.models import Account
 from xnode.link_previews.models import LinkPreview
+from xnode.memo import RowMemo, hash_once
 
 VISIBILITIES = ("public", "unlisted", "followers", "direct")
 # Visibilities a boost may carry its original into: boosting a followers-only
@@ -14,6 +15,7 @@ VISIBILITIES = ("public", "unlisted", "followers", "direct")
 BOOSTABLE = frozenset({"public", "unlisted"})
 
 
+@hash_once
 @dataclass(frozen=True)
 class MediaAttachment:
     """An image attached to a post."""
@@ -61,6 +63,7 @@ class MediaAttachment:
         )
 
 
+@hash_once
 @dataclass(frozen=True)
 class Post:
     """A note, an article, or a boost of another post (``reblog_of_id``)."""
@@ -103,6 +106,11 @@ class Post:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Post:
+        """The post of a ``posts`` row (the same object while the row reads the same)."""
+        return _POSTS(row)
+
+    @classmethod
+    def build(cls, row: sqlite3.Row) -> Post:
         """Build from a ``posts`` row."""
         return cls(
             id=row["id"],
@@ -133,6 +141,10 @@ class Post:
         )
 
 
+# Timelines and threads show the same posts over and over (xnode/memo.py).
+_POSTS = RowMemo(Post.build)
+
+
 @dataclass(frozen=True)
 class PostEdit:
     """An earlier version of an edited post."""
@@ -157,6 +169,7 @@ class ViewerState:
     pinned: bool = False
 
 
+@hash_once
 @dataclass(frozen=True)
 class PostView:
     """A post ready to show: the post, its author, media, mentions and the viewer's state.
