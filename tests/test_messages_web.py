@@ -13,6 +13,7 @@ from aiohttp import WSMsgType
 from conftest import create_user, csrf_from, login
 from test_media import png_bytes
 
+from xnode.live.hub import LiveHub
 from xnode.web.state import DB, DMS, LIVE, RELATIONSHIPS
 
 CONVERSATION_PATH = re.compile(r"^/messages/(\d+)#m(\d+)$")
@@ -440,8 +441,9 @@ async def closed(socket) -> bool:
 async def test_live_message_typing_and_unread(app, people):
     _, clients = people
     conversation, _ = await start(clients["alice"], "@bob", "zqx first")
-    alice_ws = await clients["alice"].ws_connect("/messages/live")
-    bob_ws = await clients["bob"].ws_connect("/messages/live")
+    alice_ws = await clients["alice"].ws_connect("/live")
+    bob_ws = await clients["bob"].ws_connect("/live")
+    # Its first address, which tabs of an older page still use.
     carol_ws = await clients["carol"].ws_connect("/messages/live")
     unread = await frame_of(bob_ws, "unread")
     assert unread["messages"] == 1
@@ -467,12 +469,35 @@ async def test_live_message_typing_and_unread(app, people):
     with pytest.raises(asyncio.TimeoutError):
         await frame_of(carol_ws, "message", timeout=0.3)
     # Frames are small: a big one closes the socket.
-    await carol_ws.send_str("x" * 5000)
+    await carol_ws.send_str(json.dumps({"type": "typing", "conversation": "1" * 20_000}))
     assert await closed(carol_ws)
     for socket in (alice_ws, bob_ws, carol_ws):
         await socket.close()
     await asyncio.sleep(0.05)
     assert app[LIVE].connection_count == 0
+
+
+@pytest.mark.parametrize(
+    "frame", ['{"type": "call-offer"}', '["typing"]', '{"conversation": 1}', "not json"]
+)
+async def test_a_frame_of_no_known_type_closes_the_socket(people, frame):
+    _, clients = people
+    socket = await clients["bob"].ws_connect("/live")
+    await frame_of(socket, "unread")
+    await socket.send_str(frame)
+    assert await closed(socket)
+    assert socket.close_code == 1003
+
+
+def test_each_frame_type_has_one_handler():
+    hub = LiveHub()
+
+    async def handler(account, frame):  # pragma: no cover - never called
+        pass
+
+    hub.on_frame("typing", handler)
+    with pytest.raises(ValueError, match="already"):
+        hub.on_frame("typing", handler)
 
 
 async def test_live_socket_needs_a_session_and_our_origin(client, people):
@@ -487,7 +512,7 @@ async def test_live_socket_needs_a_session_and_our_origin(client, people):
         )
     assert refused.value.status == 403
     same_origin = str(clients["bob"].make_url("/")).rstrip("/")
-    socket = await clients["bob"].ws_connect("/messages/live", headers={"Origin": same_origin})
+    socket = await clients["bob"].ws_connect("/live", headers={"Origin": same_origin})
     await frame_of(socket, "unread")
     await socket.close()
     configured = await clients["bob"].ws_connect(

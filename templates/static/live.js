@@ -1,5 +1,5 @@
 // The live layer of every signed-in page; every page works without it (plain forms, reloads).
-// - one WebSocket per tab (/messages/live), reconnecting with backoff; other scripts get its
+// - one WebSocket per tab (/live), reconnecting with backoff; other scripts get its
 //   frames as "xnode:frame" events on document and send with window.xnodeLive.send();
 // - the nav's message and notification badges follow the unread counts;
 // - timelines offer "N new posts" and insert them where the reader is, on request;
@@ -329,7 +329,7 @@
 
   const connect = () => {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${scheme}//${location.host}/messages/live`);
+    socket = new WebSocket(`${scheme}//${location.host}/live`);
     socket.addEventListener("open", () => {
       backoff = 1000;
     });

@@ -92,7 +92,7 @@ async def test_with_a_tab_open_new_public_posts_reach_it_from_the_inbox_process(
     alice, bob = await a.user("alice"), await b.user("bob")
     await follow_across(a, alice, b, "bob")
     tab = FakeTab()
-    a[LIVE].connect(alice.id, tab)
+    await a[LIVE].connect(alice.id, tab)
     try:
         post = await b[POSTS].publish(bob, Draft("zqx public, for alice's open tab"))
         row = await eventually(lambda: remote_post(a, post.uri))

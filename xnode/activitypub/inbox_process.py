@@ -43,8 +43,8 @@ from xnode.child_process import (
     settings_from_message,
     settings_message,
 )
-from xnode.dms.live import LIVE_EVENTS
 from xnode.events import EventBus, PostPublished, event_fields, event_from
+from xnode.live.feeds import LIVE_EVENTS
 from xnode.settings import Settings
 from xnode.store.database import Database
 

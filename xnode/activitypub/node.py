@@ -34,7 +34,7 @@ from xnode.errors import XnodeError
 from xnode.events import EventBus
 from xnode.posts.content import Handle
 from xnode.store import helper_processes
-from xnode.web.state import CLOCK, DB, EVENTS, LIVE, POSTS, RELATIONSHIPS, SETTINGS
+from xnode.web.state import CLOCK, DB, EVENTS, LIVE, LIVE_FEEDS, POSTS, RELATIONSHIPS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _serving_workers(app: web.Application, processor: InboxProcessor, queue: Del
     link = senders = None
     if settings.inbox_process:
         relayed = EventBus()  # what the inbox process did, for open tabs only
-        app[LIVE].subscribe(relayed)
+        app[LIVE_FEEDS].subscribe(relayed)
         link = app[INBOX_LINK] = InboxProcessLink(settings, relayed, queue.wake, db=db)
         hub = app[LIVE]
         link.tabs_open = lambda: hub.has_tabs

@@ -18,10 +18,11 @@ from xnode.accounts.sessions import SessionService
 from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
 from xnode.clock import Clock, SystemClock
-from xnode.dms.live import LiveHub
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
 from xnode.link_previews.service import LinkPreviewService
+from xnode.live.feeds import LiveFeeds
+from xnode.live.hub import LiveHub
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import MAX_MEDIA, PostService
@@ -37,6 +38,7 @@ from xnode.web import (
     auth,
     federation_admin,
     feeds,
+    live,
     messages,
     notifications,
     pages,
@@ -64,6 +66,7 @@ from xnode.web.state import (
     LIMITER,
     LINK_PREVIEWS,
     LIVE,
+    LIVE_FEEDS,
     MEDIA,
     MESSAGE_REQUESTS,
     NOTIFICATIONS,
@@ -186,8 +189,9 @@ def create_app(
     app[NOTIFICATIONS] = NotificationService(db, clock, posts)
     app[SEARCH] = SearchService(db, posts)
     dms = app[DMS] = DirectMessages(db, settings, clock, events, posts)
-    app[LIVE] = LiveHub(dms, clock)
-    app[LIVE].subscribe(events)
+    hub = app[LIVE] = LiveHub()
+    app[LIVE_FEEDS] = LiveFeeds(hub, dms, clock)
+    app[LIVE_FEEDS].subscribe(events)
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(
         unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0),
@@ -215,5 +219,6 @@ def create_app(
     search.add_routes(app)
     feeds.add_routes(app)
     messages.add_routes(app)
+    live.add_routes(app)
     setup_federation(app, role)
     return app

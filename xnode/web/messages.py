@@ -9,16 +9,12 @@ adds the live socket and sends without reloading, using the same routes with
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
-from federation import json_text
 from xnode.accounts.models import User
 from xnode.dms.models import ConversationSummary, Message
 from xnode.dms.service import LIST_SIZE, DirectMessages
@@ -29,7 +25,7 @@ from xnode.web.forms import FormData, read_form, require_user, text_field
 from xnode.web.middleware import wants_json
 from xnode.web.render import RENDERER, Renderer, redirect
 from xnode.web.social import id_param
-from xnode.web.state import DMS, LIVE, SETTINGS, UNREAD_MESSAGES
+from xnode.web.state import DMS, LIVE_FEEDS, SETTINGS, UNREAD_MESSAGES
 from xnode.web.visitor import visitor_of
 
 log = logging.getLogger(__name__)
@@ -40,12 +36,6 @@ PREVIEW_CHARS = 90
 _MAX_SOURCE_FIELD = MAX_NOTE_CHARS * 2
 _MAX_TO_FIELD = 4_000
 _MAX_SMALL_FIELD = 100
-# Browser → server frames are tiny ({"type": "typing", "conversation": id}).
-MAX_LIVE_FRAME_BYTES = 4096
-LIVE_HEARTBEAT_S = 30.0
-
-# Open live sockets, closed on shutdown so the server does not wait for them.
-LIVE_SOCKETS = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 @dataclass
@@ -422,74 +412,7 @@ async def policy_submit(request: web.Request) -> web.Response:
     raise redirect(request, "/settings/account", "Your message settings are saved.", "success")
 
 
-# --- live socket ----------------------------------------------------------------------
-
-
-def _origin_allowed(request: web.Request) -> bool:
-    """Whether a WebSocket's ``Origin`` is this node (stops cross-site socket hijacking).
-
-    Browsers always send ``Origin`` on WebSocket handshakes; its absence means
-    a non-browser client, which cannot ride on a visitor's cookies.
-    """
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    base = urlsplit(request.app[SETTINGS].base_url)
-    parts = urlsplit(origin)
-    if (parts.scheme, parts.netloc.lower()) == (base.scheme, base.netloc.lower()):
-        return True
-    # The host the browser connected to (as the CSRF check does): a page served
-    # from another host name carries its own origin, never ours.
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
-
-
-def _typing_conversation(data: str) -> int | None:
-    """The conversation of a ``{"type": "typing", "conversation": id}`` frame, else None."""
-    try:
-        frame = json_text.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(frame, dict) or frame.get("type") != "typing":
-        return None
-    value = frame.get("conversation")
-    # Ids pass 2**53, so the script may send them as strings to keep every digit.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return _id_or_none(value) if isinstance(value, str) else None
-
-
-async def live_socket(request: web.Request) -> web.StreamResponse:
-    """The WebSocket that pushes new messages, reactions, typing and unread counts."""
-    user = visitor_of(request).user
-    if user is None:
-        raise web.HTTPUnauthorized(text="Log in to receive live updates.")
-    if not _origin_allowed(request):
-        raise web.HTTPForbidden(text="Cross-site WebSocket refused.")
-    socket = web.WebSocketResponse(heartbeat=LIVE_HEARTBEAT_S, max_msg_size=MAX_LIVE_FRAME_BYTES)
-    await socket.prepare(request)
-    hub = request.app[LIVE]
-    request.app[LIVE_SOCKETS].add(socket)
-    hub.connect(user.id, socket)
-    try:
-        await hub.send_unread(user.id)
-        async for frame in socket:
-            if frame.type != WSMsgType.TEXT:
-                break
-            conversation_id = _typing_conversation(frame.data)
-            if conversation_id is None:
-                await socket.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"bad frame")
-                break
-            await hub.typing(user.account, conversation_id)
-    finally:
-        hub.disconnect(user.id, socket)
-        request.app[LIVE_SOCKETS].discard(socket)
-    return socket
-
-
-async def _close_live_sockets(app: web.Application) -> None:
-    for socket in list(app[LIVE_SOCKETS]):
-        with contextlib.suppress(Exception):
-            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+# --- live feeds ----------------------------------------------------------------------
 
 
 def _hub_renderers(app: web.Application) -> None:
@@ -513,20 +436,17 @@ def _hub_renderers(app: web.Application) -> None:
     async def render_reactions(viewer_id: int, message_id: int) -> str | None:
         return await render(viewer_id, message_id, "reactions")
 
-    app[LIVE].render_message = render_message
-    app[LIVE].render_reactions = render_reactions
+    app[LIVE_FEEDS].render_message = render_message
+    app[LIVE_FEEDS].render_reactions = render_reactions
 
 
 def add_routes(app: web.Application) -> None:
     """Register the message pages and the live socket (services must be in ``app``)."""
     _hub_renderers(app)
-    app[LIVE_SOCKETS] = weakref.WeakSet()
-    app.on_shutdown.append(_close_live_sockets)
     ident = r"{id:\d{1,19}}"
     mid = r"{mid:\d{1,19}}"
     app.router.add_get("/messages", inbox_page, name="messages")
     app.router.add_get("/messages/requests", requests_page, name="message_requests")
-    app.router.add_get("/messages/live", live_socket, name="messages_live")
     app.router.add_get("/messages/new", new_page, name="message_new")
     app.router.add_post("/messages/new", new_submit)
     app.router.add_get(f"/messages/{ident}", conversation_page, name="conversation")

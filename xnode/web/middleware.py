@@ -41,7 +41,7 @@ SESSION_COOKIE = "xnode_session"
 ANON_COOKIE = "xnode_anon"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Files and the live socket never show the nav, so they skip its unread-messages count.
-_NO_NAV_PREFIXES = ("/static/", "/media/", "/messages/live")
+_NO_NAV_PREFIXES = ("/static/", "/media/", "/live", "/messages/live")
 
 # Endpoints authenticated by other means (HTTP signatures, OAuth bearer
 # tokens) are exempt from cookie CSRF checks: the ActivityPub inboxes (only

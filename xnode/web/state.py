@@ -9,10 +9,11 @@ from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.clock import Clock
-from xnode.dms.live import LiveHub
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
 from xnode.link_previews.service import LinkPreviewService
+from xnode.live.feeds import LiveFeeds
+from xnode.live.hub import LiveHub
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import PostService
@@ -42,6 +43,7 @@ NOTIFICATIONS = web.AppKey("notifications", NotificationService)
 SEARCH = web.AppKey("search", SearchService)
 DMS = web.AppKey("dms", DirectMessages)
 LIVE = web.AppKey("live", LiveHub)
+LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 # Conversations with unread messages, counted once per page view for the nav badge.
 UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
 # Message requests waiting, and (for admins) sign-ups waiting: the nav's other badges.
@@ -57,6 +59,7 @@ __all__ = [
     "LIMITER",
     "LINK_PREVIEWS",
     "LIVE",
+    "LIVE_FEEDS",
     "MEDIA",
     "MESSAGE_REQUESTS",
     "NOTIFICATIONS",

@@ -1,7 +1,7 @@
-"""Live delivery to open tabs: new messages, deletions, reactions, typing and unread counts.
+"""What open tabs are told: new messages, deletions, reactions, typing and unread counts.
 
-Each logged-in tab holds one WebSocket; the hub keeps them per account and
-pushes JSON frames when domain events say something changed. It never decides
+Each logged-in tab holds one WebSocket (``xnode/live/hub.py`` keeps them per
+account); the feeds push JSON frames when domain events say something changed. It never decides
 visibility itself: message HTML comes from a renderer that hydrates the post
 for that viewer (and returns None when they may not see it).
 
@@ -20,9 +20,8 @@ Frames (browser → server): ``{"type": "typing", "conversation": c}``.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from xnode.accounts.models import Account
 from xnode.clock import Clock
@@ -36,6 +35,7 @@ from xnode.events import (
     PostPublished,
     ReactionChanged,
 )
+from xnode.live.hub import BadFrame, LiveHub
 from xnode.posts.models import Post
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
@@ -52,34 +52,24 @@ LIVE_EVENTS: tuple[type, ...] = (
 Renderer = Callable[[int, int], Awaitable[str | None]]
 
 
-class Socket(Protocol):
-    """What the hub needs of an aiohttp ``WebSocketResponse``."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    async def send_json(self, data: Any) -> None: ...
-
-
 async def _no_html(viewer_id: int, message_id: int) -> str | None:
     return None
 
 
-class LiveHub:
-    """Open sockets per local account, fed from the event bus."""
+class LiveFeeds:
+    """What open tabs show, fed from the event bus and pushed through the hub."""
 
-    def __init__(self, dms: DirectMessages, clock: Clock) -> None:
+    def __init__(self, hub: LiveHub, dms: DirectMessages, clock: Clock) -> None:
+        self.hub = hub
         self.dms = dms
         self.db = dms.db
         self.clock = clock
-        self._sockets: dict[int, set[Socket]] = defaultdict(set)
-        # Called with True when the first tab opens and False when the last one closes
-        # (the inbox process relays public posts only while someone could see them).
-        self.on_tabs: Callable[[bool], None] | None = None
         self._last_typing: dict[tuple[int, int], float] = {}
         # The web layer sets these: HTML of one message / its reactions for one viewer.
         self.render_message: Renderer = _no_html
         self.render_reactions: Renderer = _no_html
+        hub.on_connect(self.send_unread)
+        hub.on_frame("typing", self._typing_frame)
 
     def subscribe(self, events: EventBus) -> None:
         """Listen to the events that change what an open tab shows (``LIVE_EVENTS``)."""
@@ -93,58 +83,13 @@ class LiveHub:
         for kind in LIVE_EVENTS:
             events.subscribe(kind, handlers[kind])
 
-    # --- sockets -----------------------------------------------------------------------
-
-    def connect(self, account_id: int, socket: Socket) -> None:
-        """Start pushing to a newly opened tab."""
-        first = not self._sockets
-        self._sockets[account_id].add(socket)
-        if first and self.on_tabs is not None:
-            self.on_tabs(True)
-
-    def disconnect(self, account_id: int, socket: Socket) -> None:
-        """Stop pushing to a closed tab."""
-        sockets = self._sockets.get(account_id)
-        if sockets is not None:
-            sockets.discard(socket)
-            if not sockets:
-                del self._sockets[account_id]
-                if not self._sockets and self.on_tabs is not None:
-                    self.on_tabs(False)
-
-    @property
-    def has_tabs(self) -> bool:
-        """Whether any tab is open."""
-        return bool(self._sockets)
-
-    def is_connected(self, account_id: int) -> bool:
-        """Whether the account has an open tab."""
-        return bool(self._sockets.get(account_id))
-
-    @property
-    def connection_count(self) -> int:
-        """Open sockets in total."""
-        return sum(len(s) for s in self._sockets.values())
-
-    async def send(self, account_id: int, frame: dict[str, Any]) -> None:
-        """Push one frame to every open tab of an account (closed ones are dropped)."""
-        for socket in list(self._sockets.get(account_id, ())):
-            if socket.closed:
-                self.disconnect(account_id, socket)
-                continue
-            try:
-                await socket.send_json(frame)
-            except (ConnectionError, RuntimeError) as exc:
-                log.debug("dropping a live socket of %d: %s", account_id, exc)
-                self.disconnect(account_id, socket)
-
     async def send_unread(self, account_id: int) -> None:
         """Push the account's unread counts (messages, requests, notifications)."""
-        if not self.is_connected(account_id):
+        if not self.hub.is_connected(account_id):
             return
         messages, requests = await self.dms.unread_summary(account_id)
         notifications = await notification_store.unread_count(self.db, account_id)
-        await self.send(
+        await self.hub.send(
             account_id,
             {"type": "unread", "messages": messages, "requests": requests,
              "notifications": notifications},
@@ -157,12 +102,12 @@ class LiveHub:
         return [
             (account_id, state)
             for account_id, state in await self.dms.local_members(conversation_id)
-            if self.is_connected(account_id)
+            if self.hub.is_connected(account_id)
         ]
 
     async def on_post_published(self, event: PostPublished) -> None:
         """A new message: its HTML to every member who may see it, then their counts."""
-        if not self._sockets:
+        if not self.hub.has_tabs:
             return  # nobody has a tab open: nothing to push (the common case for a busy inbox)
         post = await post_store.get_post(self.db, event.post_id)
         if post is None:
@@ -176,7 +121,7 @@ class LiveHub:
             html = await self.render_message(account_id, post.id)
             if html is None:
                 continue
-            await self.send(
+            await self.hub.send(
                 account_id,
                 {"type": "message", "conversation": post.conversation_id, "id": post.id,
                  "html": html, "mine": account_id == post.account_id, "state": state},
@@ -191,14 +136,14 @@ class LiveHub:
         """
         if post.visibility not in ("public", "unlisted", "followers") or post.deleted_at:
             return
-        connected = list(self._sockets)
+        connected = self.hub.connected_accounts
         home = set(relationship_store.followers_among(self.db, post.account_id, connected))
-        if post.account_id in self._sockets:
+        if self.hub.is_connected(post.account_id):
             home.add(post.account_id)  # one's own posts are on one's home timeline
         local = post.local and post.visibility == "public" and post.reblog_of_id is None
         for account_id in connected:
             if account_id in home or local:
-                await self.send(
+                await self.hub.send(
                     account_id,
                     {"type": "timeline", "id": post.id, "home": account_id in home,
                      "local": local},
@@ -210,7 +155,7 @@ class LiveHub:
         if post is None or post.conversation_id is None:
             return
         for account_id, _ in await self._watchers(post.conversation_id):
-            await self.send(
+            await self.hub.send(
                 account_id,
                 {"type": "deleted", "conversation": post.conversation_id, "id": post.id},
             )
@@ -224,7 +169,7 @@ class LiveHub:
         for account_id, _ in await self._watchers(post.conversation_id):
             html = await self.render_reactions(account_id, post.id)
             if html is not None:
-                await self.send(
+                await self.hub.send(
                     account_id,
                     {"type": "reactions", "conversation": post.conversation_id,
                      "id": post.id, "html": html},
@@ -237,6 +182,17 @@ class LiveHub:
     async def on_notification_created(self, event: NotificationCreated) -> None:
         """A new notification: the badge follows."""
         await self.send_unread(event.account_id)
+
+    async def _typing_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        """``{"type": "typing", "conversation": id}`` from a tab."""
+        value = frame.get("conversation")
+        # Ids pass 2**53, so the script may send them as strings to keep every digit.
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()
+                and 0 < len(value) <= 19 and int(value) < 2**63):  # fmt: skip
+            raise BadFrame("a typing frame names a conversation by id")
+        await self.typing(account, int(value))
 
     async def typing(self, account: Account, conversation_id: int) -> None:
         """Tell the other local members with an open tab that ``account`` is typing.
@@ -252,8 +208,10 @@ class LiveHub:
             return
         self._last_typing[key] = now
         for account_id, state in members:
-            if account_id != account.id and state != "declined" and self.is_connected(account_id):
-                await self.send(
+            if account_id == account.id or state == "declined":
+                continue
+            if self.hub.is_connected(account_id):
+                await self.hub.send(
                     account_id,
                     {"type": "typing", "conversation": conversation_id,
                      "name": account.name_for_display},
