@@ -65,6 +65,8 @@ _BUNDLED: Final[Mapping[str, str]] = {
     "w3id.org/identity/v1": "identity-v1.json",
     "purl.archive.org/socialweb/webfinger": "socialweb-webfinger.json",
     "litepub.social/litepub/context.jsonld": "litepub-0.1.json",
+    # Ours: the calls vocabulary (federation/calls.py, docs/calls-over-activitypub.md).
+    "w3id.org/xnode/calls/v1": "xnode-calls-v1.json",
 }
 # Pleroma and Akkoma serve the same static file from every instance.
 _LITEPUB_INSTANCE_PATH: Final = "/schemas/litepub-0.1.jsonld"
