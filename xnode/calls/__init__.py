@@ -1,0 +1,1 @@
+"""Audio and video calls: the relay, and later signalling."""
