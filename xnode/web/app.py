@@ -17,6 +17,7 @@ from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
+from xnode.calls.service import CallService
 from xnode.clock import Clock, SystemClock
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
@@ -59,6 +60,7 @@ from xnode.web.middleware import (
 from xnode.web.render import RENDERER, Renderer
 from xnode.web.state import (
     ACCOUNTS,
+    CALLS,
     CLOCK,
     DB,
     DMS,
@@ -102,6 +104,13 @@ async def _purge_sessions_forever(app: web.Application) -> None:
         except Exception:
             log.exception("session purge failed")
         await asyncio.sleep(SESSION_PURGE_INTERVAL_S)
+
+
+async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Only the serving process holds tabs, so only it rings and keeps call state.
+    await app[CALLS].start()
+    yield
+    await app[CALLS].close()
 
 
 async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -192,6 +201,7 @@ def create_app(
     hub = app[LIVE] = LiveHub()
     app[LIVE_FEEDS] = LiveFeeds(hub, dms, clock)
     app[LIVE_FEEDS].subscribe(events)
+    app[CALLS] = CallService(db, clock, hub, base_url=settings.base_url, domain=settings.domain)
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(
         unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0),
@@ -205,6 +215,7 @@ def create_app(
     app.cleanup_ctx.append(_database_ctx)
     if role != "inbox":
         app.cleanup_ctx.append(_workers_ctx)
+        app.cleanup_ctx.append(_calls_ctx)
 
     app.router.add_static("/static/", renderer.static_dir, name="static")
     pages.add_routes(app)

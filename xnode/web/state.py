@@ -8,6 +8,7 @@ from xnode.accounts.profile import ProfileService
 from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
+from xnode.calls.service import CallService
 from xnode.clock import Clock
 from xnode.dms.service import DirectMessages
 from xnode.events import EventBus
@@ -43,6 +44,7 @@ NOTIFICATIONS = web.AppKey("notifications", NotificationService)
 SEARCH = web.AppKey("search", SearchService)
 DMS = web.AppKey("dms", DirectMessages)
 LIVE = web.AppKey("live", LiveHub)
+CALLS = web.AppKey("calls", CallService)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 # Conversations with unread messages, counted once per page view for the nav badge.
 UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
@@ -52,6 +54,7 @@ PENDING_SIGNUPS = web.RequestKey("pending_signups", int)
 
 __all__ = [
     "ACCOUNTS",
+    "CALLS",
     "CLOCK",
     "DB",
     "DMS",

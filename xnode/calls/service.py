@@ -1,0 +1,440 @@
+"""Placing, ringing, answering and ending calls, and passing their signalling between tabs.
+
+A call's media flow between browsers; the node rings, decides who may ring whom,
+and passes the WebRTC signalling (the SDP offer and answer, ICE candidates) from
+one participant's tab to the other's. Tabs talk to the node over the live socket
+(``xnode/live/hub.py``); this service registers the ``call.*`` frame types there:
+
+Frames from a tab:
+- ``{"type": "call.place", "ref": r, "to": "@bob", "media": ["audio", "video"], "offer": sdp}``
+- ``{"type": "call.accept", "call": id, "answer": sdp}``
+- ``{"type": "call.decline", "call": id}``
+- ``{"type": "call.hangup", "call": id}`` (before an answer: the caller cancels)
+- ``{"type": "call.signal", "call": id, "candidates": [...]}``, or with ``sdpType`` and
+  ``sdp`` to renegotiate (camera on, screen sharing)
+
+Frames to tabs (ids as strings: they pass 2**53):
+- ``call.ringing`` (caller: the callee's tabs ring), ``call.incoming`` (callee: ring,
+  with the caller and the offer), ``call.accepted`` (caller: the answer), ``call.taken``
+  (the callee's other tabs: stop ringing), ``call.signal``, ``call.ended`` (with a
+  ``reason``: declined, busy, unavailable, timeout, cancelled, ended, failed) and
+  ``call.error`` (a frame about a call the sender is not in, or one that is over: the
+  late candidate after a hang-up is normal, so this answers rather than closing).
+
+A malformed frame raises :class:`~xnode.live.hub.BadFrame` (the socket closes). Who
+may ring: the callee's ``call_policy``, blocks either way, the callee's mutes, and a
+rate limit per caller; a refused call ends as ``unavailable``, the one reason for all
+of these so a caller cannot tell a block from a setting. Calls to people on other
+servers travel as the activities of ``docs/calls-over-activitypub.md``; until that
+path is built, they end as ``unavailable`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS
+from xnode.accounts.models import Account
+from xnode.calls.models import CALL_POLICIES, MEDIA_CHOICES, Call, Participant
+from xnode.clock import Clock
+from xnode.errors import InvalidInput, NotFound, RateLimited
+from xnode.ids import new_id
+from xnode.live.hub import BadFrame, LiveHub
+from xnode.posts import content
+from xnode.ratelimit import Limit, RateLimiter
+from xnode.store import accounts as account_store
+from xnode.store import calls as call_store
+from xnode.store import relationships as relationship_store
+from xnode.store.database import Database
+
+log = logging.getLogger(__name__)
+
+RING_TIMEOUT_S = 45.0
+CALLS_PER_CALLER = Limit(count=10, window_s=60.0)
+CALLS_PER_PAIR = Limit(count=3, window_s=60.0)
+MAX_BUFFERED_CANDIDATES = 50
+"""Candidates a caller trickles while the callee's tabs still ring, kept for the answer."""
+
+
+def _call_id(frame: Mapping[str, Any]) -> int:
+    value = frame.get("call")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19):
+        raise BadFrame("a call frame names its call by id")
+    return int(value)
+
+
+def _sdp(frame: Mapping[str, Any], key: str) -> str:
+    value = frame.get(key)
+    if not isinstance(value, str) or not value.startswith("v=0") or len(value) > MAX_SDP_CHARS:
+        raise BadFrame(f"{key} is a session description (at most {MAX_SDP_CHARS} characters)")
+    return value
+
+
+def _candidates(frame: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """ICE candidates as ``RTCIceCandidateInit`` dictionaries, checked and copied."""
+    value = frame.get("candidates")
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_CANDIDATES_PER_SIGNAL:
+        raise BadFrame(f"candidates: a list of 1 to {MAX_CANDIDATES_PER_SIGNAL}")
+    checked = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("candidate"), str):
+            raise BadFrame("a candidate is an object with a candidate string")
+        mid, index = item.get("sdpMid"), item.get("sdpMLineIndex")
+        ufrag = item.get("usernameFragment")
+        if (
+            len(item["candidate"]) > 512
+            or not (mid is None or (isinstance(mid, str) and len(mid) <= 32))
+            or not (index is None or (isinstance(index, int) and 0 <= index < 64))
+            or not (ufrag is None or (isinstance(ufrag, str) and len(ufrag) <= 256))
+        ):
+            raise BadFrame("a candidate's fields are out of bounds")
+        checked.append(
+            {"candidate": item["candidate"], "sdpMid": mid, "sdpMLineIndex": index,
+             "usernameFragment": ufrag}
+        )  # fmt: skip
+    return checked
+
+
+def _media(frame: Mapping[str, Any]) -> tuple[str, ...]:
+    value = frame.get("media", ["audio"])
+    media = tuple(sorted(set(value))) if isinstance(value, list) else ()
+    if media not in MEDIA_CHOICES:
+        raise BadFrame('media is ["audio"] or ["audio", "video"]')
+    return media
+
+
+def _summary(account: Account) -> dict[str, Any]:
+    """Who is calling, as a tab shows it."""
+    return {
+        "id": str(account.id), "acct": account.acct, "name": account.name_for_display,
+        "avatar": account.avatar_url,
+    }  # fmt: skip
+
+
+class CallService:
+    """Calls between people on this node, and their signalling between tabs."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        hub: LiveHub,
+        *,
+        base_url: str,
+        domain: str,
+        ring_timeout_s: float = RING_TIMEOUT_S,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.hub = hub
+        self.base_url = base_url.rstrip("/")
+        self.domain = domain.lower()
+        self.ring_timeout_s = ring_timeout_s
+        self.limiter = RateLimiter(clock)
+        self._ring_timers: dict[int, asyncio.Task[None]] = {}
+        self._waiting_candidates: dict[int, list[dict[str, Any]]] = {}
+        for kind, handler in {
+            "call.place": self._place_frame,
+            "call.accept": self._accept_frame,
+            "call.decline": self._decline_frame,
+            "call.hangup": self._hangup_frame,
+            "call.signal": self._signal_frame,
+        }.items():
+            hub.on_frame(kind, handler)
+
+    async def start(self) -> None:
+        """End the calls a previous run left open: their tabs and timers are gone."""
+        async with self.db.transaction() as conn:
+            ended = await call_store.end_stale_calls(conn, self.clock.now())
+        if ended:
+            log.info("ended %d calls left open by the last run", ended)
+
+    async def close(self) -> None:
+        """Stop the ring timers (at shutdown)."""
+        for task in self._ring_timers.values():
+            task.cancel()
+        await asyncio.gather(*self._ring_timers.values(), return_exceptions=True)
+        self._ring_timers.clear()
+
+    # --- settings ------------------------------------------------------------------------
+
+    def policy(self, account_id: int) -> tuple[str, bool]:
+        """(who may ring the account, whether their calls go through the relay only)."""
+        return call_store.call_policy(self.db, account_id)
+
+    async def set_policy(self, account_id: int, policy: str, always_relay: bool) -> None:
+        """Change who may ring the account, and whether its calls are relayed only.
+
+        Raises:
+            InvalidInput: not one of :data:`CALL_POLICIES`.
+        """
+        if policy not in CALL_POLICIES:
+            raise InvalidInput("Choose who may call you from the list.", field="call_policy")
+        async with self.db.transaction() as conn:
+            await call_store.set_call_policy(conn, account_id, policy, always_relay)
+
+    def may_ring(self, caller: Account, callee: Account) -> bool:
+        """Whether ``caller`` may ring ``callee`` (their policy, blocks, mutes)."""
+        policy, _ = call_store.call_policy(self.db, callee.id)
+        facts = relationship_store.relationship_facts(self.db, callee.id, caller.id)
+        if {("blocking", ""), ("blocked_by", ""), ("muting", "")} & facts:
+            return False
+        if policy == "everyone":
+            return True
+        if policy == "following":
+            return ("out", "accepted") in facts
+        if policy == "conversations":
+            return call_store.shares_accepted_conversation(self.db, callee.id, caller.id)
+        return False
+
+    # --- reading -------------------------------------------------------------------------
+
+    def call(self, call_id: int) -> Call | None:
+        """A call by id."""
+        return call_store.get_call(self.db, call_id)
+
+    def participants(self, call_id: int) -> list[Participant]:
+        """Everyone invited into a call."""
+        return call_store.participants_of(self.db, call_id)
+
+    def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
+        call = call_store.get_call(self.db, call_id)
+        if call is None:
+            return None
+        for participant in call_store.participants_of(self.db, call_id):
+            if participant.account_id == account_id:
+                return call, participant
+        return None
+
+    # --- placing -------------------------------------------------------------------------
+
+    async def place(
+        self, caller: Account, to: str, media: tuple[str, ...], offer: str, ref: str | None = None
+    ) -> Call:
+        """Ring ``to`` (a handle) with the caller's offer; the call, which may end at once.
+
+        The caller's tabs hear of the call first (``call.placed``, with the tab's ``ref``),
+        then that it rings or how it ended.
+
+        A call that may not ring (policy, block, mute, the callee on another server
+        for now) ends as ``unavailable``; one to someone already in a call, ``busy``.
+
+        Raises:
+            InvalidInput: ``to`` is not a handle, is the caller, or names nobody.
+            RateLimited: the caller placed too many calls in the last minute.
+            Conflict: the caller is in a call already.
+        """
+        handles = content.extract_entities(to.strip() if to.startswith("@") else f"@{to.strip()}")
+        if len(handles.handles) != 1:
+            raise InvalidInput("Call someone by their handle, like @bob or @bob@other.example.")
+        handle = handles.handles[0]
+        local = handle.domain is None or handle.domain.lower() == self.domain
+        callee = (
+            await account_store.get_local_account(self.db, handle.username) if local else None
+        )
+        if local and (callee is None or callee.is_deleted or callee.is_suspended):
+            raise NotFound(f"There is nobody called @{handle.username} here.")
+        if callee is not None and callee.id == caller.id:
+            raise InvalidInput("You can't call yourself.")
+        self.limiter.check(
+            f"caller:{caller.id}", CALLS_PER_CALLER, "Too many calls; wait a minute."
+        )
+        pair = f"pair:{caller.id}:{callee.id if callee else handle.key}"
+        self.limiter.check(pair, CALLS_PER_PAIR, "Too many calls to them; wait a minute.")
+        if call_store.in_open_call(self.db, caller.id):
+            raise InvalidInput("You are in a call already.")
+        self.limiter.hit(f"caller:{caller.id}", CALLS_PER_CALLER)
+        self.limiter.hit(pair, CALLS_PER_PAIR)
+
+        now = self.clock.now()
+        call_id = new_id()
+        participants = [(caller.id, "joined")]
+        if callee is not None:
+            participants.append((callee.id, "ringing"))
+        async with self.db.transaction() as conn:
+            await call_store.insert_call(
+                conn, call_id=call_id, uri=f"{self.base_url}/calls/{call_id}",
+                initiator_id=caller.id, conversation_id=None, media=MEDIA_CHOICES[media],
+                now=now,
+            )  # fmt: skip
+            await call_store.insert_participants(conn, call_id, participants, now)
+        call = call_store.get_call(self.db, call_id)
+        assert call is not None
+        await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref})
+        if callee is None:
+            # Calls to other servers: the signalling path of docs/calls-over-activitypub.md.
+            await self._end(call, "unavailable")
+        elif not self.may_ring(caller, callee):
+            await self._end(call, "unavailable")
+        elif call_store.in_open_call(self.db, callee.id) or not self.hub.is_connected(callee.id):
+            # Busy, or no tab to ring: a callee with no tab open cannot answer.
+            await self._end(call, "busy" if call_store.in_open_call(self.db, callee.id)
+                            else "unavailable")  # fmt: skip
+        else:
+            peer = _summary(callee)
+            await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
+                                            "peer": peer})  # fmt: skip
+            _, relay_only = call_store.call_policy(self.db, callee.id)
+            await self.hub.send(
+                callee.id,
+                {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
+                 "media": list(media), "offer": offer, "relayOnly": relay_only},
+            )  # fmt: skip
+            self._ring_timers[call_id] = asyncio.create_task(
+                self._ring_timeout(call_id), name=f"call-ring-{call_id}"
+            )
+        return call_store.get_call(self.db, call_id) or call
+
+    async def _ring_timeout(self, call_id: int) -> None:
+        await asyncio.sleep(self.ring_timeout_s)
+        self._ring_timers.pop(call_id, None)
+        call = call_store.get_call(self.db, call_id)
+        if call is not None and call.state == "ringing":
+            await self._end(call, "timeout")
+
+    # --- answering -----------------------------------------------------------------------
+
+    async def accept(self, account: Account, call_id: int, answer: str) -> bool:
+        """The callee answers in one of their tabs; False if the call no longer rings."""
+        found = self._participant(call_id, account.id)
+        if found is None or found[1].state != "ringing" or found[0].state != "ringing":
+            return False
+        call = found[0]
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            if not await call_store.mark_answered(conn, call_id, now):
+                return False
+            await call_store.set_participant(conn, call_id, account.id, "joined", now)
+        self._stop_ringing(call_id)
+        await self.hub.send(account.id, {"type": "call.taken", "call": str(call_id)})
+        for other in self._others(call_id, account.id):
+            await self.hub.send(other, {"type": "call.accepted", "call": str(call_id),
+                                        "answer": answer})  # fmt: skip
+        waiting = self._waiting_candidates.pop(call_id, [])
+        if waiting:
+            await self.hub.send(
+                account.id,
+                {"type": "call.signal", "call": str(call_id),
+                 "from": str(call.initiator_id), "candidates": waiting},
+            )  # fmt: skip
+        return True
+
+    async def decline(self, account: Account, call_id: int) -> bool:
+        """The callee declines; False if the call no longer rings for them."""
+        found = self._participant(call_id, account.id)
+        if found is None or found[1].state != "ringing" or found[0].is_over:
+            return False
+        async with self.db.transaction() as conn:
+            await call_store.set_participant(
+                conn, call_id, account.id, "declined", self.clock.now()
+            )
+        await self._end(found[0], "declined")
+        return True
+
+    async def hangup(self, account: Account, call_id: int) -> bool:
+        """A participant hangs up (the caller before an answer: cancelled); False if not in it."""
+        found = self._participant(call_id, account.id)
+        if found is None or found[0].is_over or found[1].state != "joined":
+            return False
+        call = found[0]
+        await self._end(call, "cancelled" if call.state == "ringing" else "ended")
+        return True
+
+    async def _end(self, call: Call, reason: str) -> None:
+        """End a call once, and tell every participant's tabs why."""
+        async with self.db.transaction() as conn:
+            if not await call_store.mark_ended(conn, call.id, reason, self.clock.now()):
+                return
+        self._stop_ringing(call.id)
+        self._waiting_candidates.pop(call.id, None)
+        for participant in call_store.participants_of(self.db, call.id):
+            await self.hub.send(
+                participant.account_id,
+                {"type": "call.ended", "call": str(call.id), "reason": reason},
+            )
+
+    def _stop_ringing(self, call_id: int) -> None:
+        timer = self._ring_timers.pop(call_id, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    def _others(self, call_id: int, account_id: int) -> list[int]:
+        """The other participants who have joined."""
+        return [
+            p.account_id for p in call_store.participants_of(self.db, call_id)
+            if p.account_id != account_id and p.state == "joined"
+        ]  # fmt: skip
+
+    # --- signalling ------------------------------------------------------------------------
+
+    async def signal(self, account: Account, call_id: int, payload: dict[str, Any]) -> bool:
+        """Pass candidates or a renegotiation from a joined participant to the others.
+
+        Candidates the caller trickles while the callee's tabs still ring wait
+        (bounded) for the tab that answers. False if the sender is not in the call
+        or it is over.
+        """
+        found = self._participant(call_id, account.id)
+        if found is None or found[0].is_over or found[1].state != "joined":
+            return False
+        call = found[0]
+        if call.state == "ringing":
+            if "candidates" not in payload:
+                return False  # no renegotiation before an answer
+            waiting = self._waiting_candidates.setdefault(call_id, [])
+            room = MAX_BUFFERED_CANDIDATES - len(waiting)
+            waiting.extend(payload["candidates"][: max(room, 0)])
+            return True
+        frame = {"type": "call.signal", "call": str(call_id), "from": str(account.id), **payload}
+        for other in self._others(call_id, account.id):
+            await self.hub.send(other, frame)
+        return True
+
+    # --- frames from tabs ------------------------------------------------------------------
+
+    async def _refuse(self, account: Account, frame: Mapping[str, Any], error: str) -> None:
+        await self.hub.send(
+            account.id,
+            {"type": "call.error", "call": frame.get("call") if isinstance(frame.get("call"), str)
+             else None, "ref": frame.get("ref") if isinstance(frame.get("ref"), str) else None,
+             "error": error},
+        )  # fmt: skip
+
+    async def _place_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        to = frame.get("to")
+        ref = frame.get("ref")
+        if not isinstance(to, str) or len(to) > 320 or not (ref is None or isinstance(ref, str)):
+            raise BadFrame("call.place names whom to call")
+        media, offer = _media(frame), _sdp(frame, "offer")
+        try:
+            await self.place(account, to, media, offer, ref)
+        except (InvalidInput, NotFound, RateLimited) as exc:
+            await self._refuse(account, frame, exc.message)
+
+    async def _accept_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        if not await self.accept(account, _call_id(frame), _sdp(frame, "answer")):
+            await self._refuse(account, frame, "This call is no longer ringing.")
+
+    async def _decline_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        if not await self.decline(account, _call_id(frame)):
+            await self._refuse(account, frame, "This call is no longer ringing.")
+
+    async def _hangup_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        await self.hangup(account, _call_id(frame))  # hanging up twice is not an error
+
+    async def _signal_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        call_id = _call_id(frame)
+        if "candidates" in frame:
+            payload: dict[str, Any] = {"candidates": _candidates(frame)}
+        else:
+            kind = frame.get("sdpType")
+            if kind not in ("offer", "answer"):
+                raise BadFrame("call.signal carries candidates, or an sdpType and sdp")
+            payload = {"sdpType": kind, "sdp": _sdp(frame, "sdp")}
+        if not await self.signal(account, call_id, payload):
+            await self._refuse(account, frame, "You are not in this call, or it is over.")
