@@ -548,3 +548,10 @@ async def test_garbage_on_tcp_closes_the_connection(start_relay) -> None:
     assert await asyncio.wait_for(reader.read(), TIMEOUT_S) == b""
     writer.close()
     assert server.counters().drops["malformed"] == 1
+
+
+async def test_relayed_ports_come_from_the_configured_range(start_relay, open_client) -> None:
+    server = await start_relay(relay_port_range=(47000, 47099))
+    for user in ("alice", "bob"):
+        relayed = await allocate(await open_client(server, credentials(user)))
+        assert 47000 <= relayed[1] <= 47099
