@@ -6,7 +6,9 @@ one participant's tab to the other's. Tabs talk to the node over the live socket
 (``xnode/live/hub.py``); this service registers the ``call.*`` frame types there:
 
 Frames from a tab:
-- ``{"type": "call.place", "ref": r, "to": "@bob", "media": ["audio", "video"], "offer": sdp}``
+- ``{"type": "call.place", "ref": r, "to": "@bob", "media": ["audio", "video"]}``, then
+  ``{"type": "call.offer", "call": id, "offer": sdp}`` made with the ICE servers the
+  node answered with (``call.placed``)
 - ``{"type": "call.accept", "call": id, "answer": sdp}``
 - ``{"type": "call.decline", "call": id}``
 - ``{"type": "call.hangup", "call": id}`` (before an answer: the caller cancels)
@@ -14,9 +16,10 @@ Frames from a tab:
   ``sdp`` to renegotiate (camera on, screen sharing)
 
 Frames to tabs (ids as strings: they pass 2**53):
-- ``call.ringing`` (caller: the callee's tabs ring), ``call.incoming`` (callee: ring,
-  with the caller and the offer), ``call.accepted`` (caller: the answer), ``call.taken``
-  (the callee's other tabs: stop ringing), ``call.signal``, ``call.ended`` (with a
+- ``call.placed`` (caller: the call's id, the tab's ``ref``, ICE servers),
+  ``call.ringing`` (caller: the callee's tabs ring), ``call.incoming`` (callee: ring,
+  with the caller, the offer and ICE servers), ``call.accepted`` (caller: the answer),
+  ``call.taken`` (the callee's other tabs: stop ringing), ``call.signal``, ``call.ended`` (with a
   ``reason``: declined, busy, unavailable, timeout, cancelled, ended, failed) and
   ``call.error`` (a frame about a call the sender is not in, or one that is over: the
   late candidate after a hang-up is normal, so this answers rather than closing).
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS
@@ -138,8 +141,14 @@ class CallService:
         self.limiter = RateLimiter(clock)
         self._ring_timers: dict[int, asyncio.Task[None]] = {}
         self._waiting_candidates: dict[int, list[dict[str, Any]]] = {}
+        self._awaiting_offer: dict[int, int] = {}  # call -> callee, until the offer comes
+        # The ICE servers (STUN/TURN with short-lived credentials) a participant's tab
+        # uses; set by the node (xnode/calls/ice.py). None: the browser's own host
+        # candidates only, never a third-party STUN server.
+        self.ice_servers: Callable[[int], list[dict[str, Any]]] = lambda _account_id: []
         for kind, handler in {
             "call.place": self._place_frame,
+            "call.offer": self._offer_frame,
             "call.accept": self._accept_frame,
             "call.decline": self._decline_frame,
             "call.hangup": self._hangup_frame,
@@ -214,20 +223,21 @@ class CallService:
     # --- placing -------------------------------------------------------------------------
 
     async def place(
-        self, caller: Account, to: str, media: tuple[str, ...], offer: str, ref: str | None = None
+        self, caller: Account, to: str, media: tuple[str, ...], ref: str | None = None
     ) -> Call:
-        """Ring ``to`` (a handle) with the caller's offer; the call, which may end at once.
+        """Start a call to ``to`` (a handle); the call, which may end at once.
 
-        The caller's tabs hear of the call first (``call.placed``, with the tab's ``ref``),
-        then that it rings or how it ended.
-
-        A call that may not ring (policy, block, mute, the callee on another server
-        for now) ends as ``unavailable``; one to someone already in a call, ``busy``.
+        The caller's tabs hear of the call first (``call.placed``, with the tab's
+        ``ref`` and the ICE servers to make the offer with); the callee's tabs ring
+        once the offer comes (:meth:`offer`). A call that may not ring (policy, block,
+        mute, no open tab, the callee on another server for now) ends as
+        ``unavailable``; one to someone already in a call, ``busy``.
 
         Raises:
-            InvalidInput: ``to`` is not a handle, is the caller, or names nobody.
+            InvalidInput: ``to`` is not a handle, is the caller, or the caller is in a
+                call already.
+            NotFound: nobody here has that name.
             RateLimited: the caller placed too many calls in the last minute.
-            Conflict: the caller is in a call already.
         """
         handles = content.extract_entities(to.strip() if to.startswith("@") else f"@{to.strip()}")
         if len(handles.handles) != 1:
@@ -265,30 +275,47 @@ class CallService:
             await call_store.insert_participants(conn, call_id, participants, now)
         call = call_store.get_call(self.db, call_id)
         assert call is not None
-        await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref})
+        _, relay_only = call_store.call_policy(self.db, caller.id)
+        await self.hub.send(
+            caller.id,
+            {"type": "call.placed", "call": str(call_id), "ref": ref,
+             "iceServers": self.ice_servers(caller.id), "relayOnly": relay_only},
+        )  # fmt: skip
         if callee is None:
             # Calls to other servers: the signalling path of docs/calls-over-activitypub.md.
             await self._end(call, "unavailable")
-        elif not self.may_ring(caller, callee):
+        elif not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id):
+            # A callee with no tab open cannot answer.
             await self._end(call, "unavailable")
-        elif call_store.in_open_call(self.db, callee.id) or not self.hub.is_connected(callee.id):
-            # Busy, or no tab to ring: a callee with no tab open cannot answer.
-            await self._end(call, "busy" if call_store.in_open_call(self.db, callee.id)
-                            else "unavailable")  # fmt: skip
+        elif call_store.in_open_call(self.db, callee.id):
+            await self._end(call, "busy")
         else:
-            peer = _summary(callee)
-            await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
-                                            "peer": peer})  # fmt: skip
-            _, relay_only = call_store.call_policy(self.db, callee.id)
-            await self.hub.send(
-                callee.id,
-                {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
-                 "media": list(media), "offer": offer, "relayOnly": relay_only},
-            )  # fmt: skip
+            # The ring time counts from here: a tab that never sends its offer ends it too.
+            self._awaiting_offer[call_id] = callee.id
             self._ring_timers[call_id] = asyncio.create_task(
                 self._ring_timeout(call_id), name=f"call-ring-{call_id}"
             )
         return call_store.get_call(self.db, call_id) or call
+
+    async def offer(self, caller: Account, call_id: int, offer: str) -> bool:
+        """The caller's offer: ring the callee's tabs with it. False if not theirs to ring."""
+        call = call_store.get_call(self.db, call_id)
+        if call is None or call.initiator_id != caller.id or call.state != "ringing":
+            return False
+        callee_id = self._awaiting_offer.pop(call_id, None)
+        callee = await account_store.get_account(self.db, callee_id) if callee_id else None
+        if callee is None:
+            return False
+        await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
+                                        "peer": _summary(callee)})  # fmt: skip
+        _, relay_only = call_store.call_policy(self.db, callee.id)
+        await self.hub.send(
+            callee.id,
+            {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
+             "media": list(call.media), "offer": offer, "relayOnly": relay_only,
+             "iceServers": self.ice_servers(callee.id)},
+        )  # fmt: skip
+        return True
 
     async def _ring_timeout(self, call_id: int) -> None:
         await asyncio.sleep(self.ring_timeout_s)
@@ -352,6 +379,7 @@ class CallService:
                 return
         self._stop_ringing(call.id)
         self._waiting_candidates.pop(call.id, None)
+        self._awaiting_offer.pop(call.id, None)
         for participant in call_store.participants_of(self.db, call.id):
             await self.hub.send(
                 participant.account_id,
@@ -410,11 +438,15 @@ class CallService:
         ref = frame.get("ref")
         if not isinstance(to, str) or len(to) > 320 or not (ref is None or isinstance(ref, str)):
             raise BadFrame("call.place names whom to call")
-        media, offer = _media(frame), _sdp(frame, "offer")
+        media = _media(frame)
         try:
-            await self.place(account, to, media, offer, ref)
+            await self.place(account, to, media, ref)
         except (InvalidInput, NotFound, RateLimited) as exc:
             await self._refuse(account, frame, exc.message)
+
+    async def _offer_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+        if not await self.offer(account, _call_id(frame), _sdp(frame, "offer")):
+            await self._refuse(account, frame, "This call is not yours to ring, or it is over.")
 
     async def _accept_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
         if not await self.accept(account, _call_id(frame), _sdp(frame, "answer")):
