@@ -34,6 +34,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "base_url": "http://xnode.test",
         "registration": "open",
         "allow_private_addresses": True,
+        "call_relay_port": 0,  # many nodes at once: each its own free port
     }
     values.update(overrides)
     data_dir.mkdir(parents=True, exist_ok=True)

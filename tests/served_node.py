@@ -108,7 +108,10 @@ class ServedNode:
             accounts = AccountService(db, load_settings(data_dir, environ={}), SystemClock())
             for user in users:
                 await accounts.create_user(user, PASSWORD)
-        values = {"allow_private_addresses": "true", **{k: str(v) for k, v in settings.items()}}
+        values = {
+            "allow_private_addresses": "true", "call_relay_port": "0",
+            **{k: str(v) for k, v in settings.items()},
+        }  # fmt: skip
         env = {f"XNODE_{key.upper()}": value.lower() for key, value in values.items()}
         return cls(data_dir, port, tmp / f"{name}.log", env)
 

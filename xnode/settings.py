@@ -7,6 +7,7 @@ configuration at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -66,6 +67,16 @@ class Settings:
     # Preview cards for links in posts: the node fetches the linked page's head
     # (xnode/link_previews/).
     link_previews: bool = True
+    # Calls: the built-in STUN/TURN relay (xnode/calls/relay.py) on UDP and TCP on this
+    # port (0: any free port), advertising this public IPv4 address when the node is
+    # behind NAT. turn_server ("host:port") and turn_secret point callers at an external
+    # TURN server (coturn with use-auth-secret) instead; the built-in one then stays off.
+    call_relay: bool = True
+    call_relay_port: int = 3478
+    call_relay_address: str | None = None
+    call_relay_ports: str | None = None  # "49160-49200": relayed ports, for firewalls
+    turn_server: str | None = None
+    turn_secret: str | None = field(default=None, repr=False)
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -119,7 +130,42 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "helper_idle_stop_s": (int,),
     "remote_media_cache_mb": (int,),
     "link_previews": (bool,),
+    "call_relay": (bool,),
+    "call_relay_port": (int,),
+    "call_relay_address": (str, type(None)),
+    "call_relay_ports": (str, type(None)),
+    "turn_server": (str, type(None)),
+    "turn_secret": (str, type(None)),
 }
+
+
+def parse_host_port(value: str, key: str) -> tuple[str, int]:
+    """``host:port`` (a name or an IPv4 address) as a pair.
+
+    Raises:
+        SettingsError: not a host and a port in range.
+    """
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65_535 or "/" in host:
+        raise SettingsError(f"{key}: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def parse_port_range(value: str) -> tuple[int, int]:
+    """``"49160-49200"`` as an inclusive pair of ports from 1024 up.
+
+    Raises:
+        SettingsError: not two ports in order.
+    """
+    low, _, high = value.partition("-")
+    if not (low.strip().isdigit() and high.strip().isdigit()):
+        raise SettingsError(f"call_relay_ports: expected LOW-HIGH, got {value!r}")
+    first, last = int(low), int(high)
+    if not 1024 <= first <= last <= 65_535:
+        raise SettingsError(
+            f"call_relay_ports: expected ports 1024 to 65535 in order, got {value!r}"
+        )
+    return first, last
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -195,6 +241,24 @@ def _validate(values: Mapping[str, Any]) -> None:
             "remote_media_cache_mb: expected 16 or more (megabytes), got "
             f"{values['remote_media_cache_mb']}"
         )
+    if not 0 <= values.get("call_relay_port", 3478) <= 65_535:
+        raise SettingsError(
+            f"call_relay_port: expected 0 to 65535, got {values['call_relay_port']}"
+        )
+    address = values.get("call_relay_address")
+    if address is not None:
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise SettingsError(
+                f"call_relay_address: expected a public IPv4 address, got {address!r}"
+            ) from None
+    if values.get("call_relay_ports"):
+        parse_port_range(values["call_relay_ports"])
+    if bool(values.get("turn_server")) != bool(values.get("turn_secret")):
+        raise SettingsError("turn_server and turn_secret must be set together")
+    if values.get("turn_server"):
+        parse_host_port(values["turn_server"], "turn_server")
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise SettingsError("tls_cert and tls_key must be set together")
     if "listen" in values:

@@ -17,6 +17,7 @@ from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
+from xnode.calls.ice import CallRelay
 from xnode.calls.service import CallService
 from xnode.clock import Clock, SystemClock
 from xnode.dms.service import DirectMessages
@@ -60,6 +61,7 @@ from xnode.web.middleware import (
 from xnode.web.render import RENDERER, Renderer
 from xnode.web.state import (
     ACCOUNTS,
+    CALL_RELAY,
     CALLS,
     CLOCK,
     DB,
@@ -107,10 +109,13 @@ async def _purge_sessions_forever(app: web.Application) -> None:
 
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Only the serving process holds tabs, so only it rings and keeps call state.
+    # Only the serving process holds tabs, so only it rings, keeps call state and runs
+    # the relay.
+    await app[CALL_RELAY].start()
     await app[CALLS].start()
     yield
     await app[CALLS].close()
+    await app[CALL_RELAY].close()
 
 
 async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -202,6 +207,8 @@ def create_app(
     app[LIVE_FEEDS] = LiveFeeds(hub, dms, clock)
     app[LIVE_FEEDS].subscribe(events)
     app[CALLS] = CallService(db, clock, hub, base_url=settings.base_url, domain=settings.domain)
+    app[CALL_RELAY] = CallRelay(settings, clock)
+    app[CALLS].ice_servers = app[CALL_RELAY].ice_servers
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(
         unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0),

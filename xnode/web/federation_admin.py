@@ -18,7 +18,7 @@ from xnode.store import domain_blocks, helper_processes
 from xnode.store import outbox as outbox_store
 from xnode.web.forms import read_form, require_admin, text_field
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import CLOCK, DB
+from xnode.web.state import CALL_RELAY, CLOCK, DB
 
 FEDERATION_PATH = "/admin/federation"
 
@@ -40,6 +40,8 @@ async def _page(
         "hosts": await delivery_store.queue_summary(db),
         "helpers": helper_processes.all_states(db),
         "outbox_failed": await outbox_store.failed(db),
+        "relay_status": request.app[CALL_RELAY].status,
+        "relay": request.app[CALL_RELAY].counters(),
         "severities": list(SEVERITY_HELP.items()),
         "now": request.app[CLOCK].now(),
         "error": error,

@@ -8,6 +8,7 @@ from xnode.accounts.profile import ProfileService
 from xnode.accounts.relationships import RelationshipService
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
+from xnode.calls.ice import CallRelay
 from xnode.calls.service import CallService
 from xnode.clock import Clock
 from xnode.dms.service import DirectMessages
@@ -45,6 +46,7 @@ SEARCH = web.AppKey("search", SearchService)
 DMS = web.AppKey("dms", DirectMessages)
 LIVE = web.AppKey("live", LiveHub)
 CALLS = web.AppKey("calls", CallService)
+CALL_RELAY = web.AppKey("call_relay", CallRelay)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
 # Conversations with unread messages, counted once per page view for the nav badge.
 UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
@@ -55,6 +57,7 @@ PENDING_SIGNUPS = web.RequestKey("pending_signups", int)
 __all__ = [
     "ACCOUNTS",
     "CALLS",
+    "CALL_RELAY",
     "CLOCK",
     "DB",
     "DMS",

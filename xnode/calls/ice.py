@@ -1,0 +1,107 @@
+"""The ICE servers a participant's browser uses, and the built-in relay's life in the node.
+
+A tab in a call gets STUN and TURN URLs with short-lived credentials for this node's
+relay (``xnode/calls/relay.py``), or for the external TURN server the admin named
+(``turn_server``/``turn_secret``: coturn with ``use-auth-secret`` checks the same
+credentials). Never a third-party STUN server: without a relay the browsers use their
+own addresses only. The relay runs in the serving process; if its port is taken the
+node serves on without it (calls still connect where the two sides reach each other)
+and the admin page says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from xnode.calls.relay import RelayCounters, RelaySettings, TurnServer
+from xnode.calls.turn_credentials import issue_credentials
+from xnode.clock import Clock
+from xnode.settings import Settings, parse_host_port, parse_port_range
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_TTL_S = 6 * 3600
+"""Long enough for a long call (the browser refreshes its allocation with them)."""
+
+
+def relay_secret(settings: Settings) -> bytes:
+    """The secret the node and its built-in relay share, derived from the node's key."""
+    return hmac.new(settings.secret_key, b"xnode call relay", hashlib.sha256).digest()
+
+
+class CallRelay:
+    """Runs the built-in relay (when configured) and hands out ICE servers."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.host = urlsplit(settings.base_url).hostname or settings.domain.split(":")[0]
+        self.server: TurnServer | None = None
+        self.status = "off"
+        if settings.turn_server:
+            self.status = f"external: {settings.turn_server}"
+
+    async def start(self) -> None:
+        """Start the built-in relay, unless an external one is configured or it is off."""
+        if self.settings.turn_server or not self.settings.call_relay:
+            return
+        server = TurnServer(
+            RelaySettings(
+                secret=relay_secret(self.settings), realm=self.settings.domain,
+                port=self.settings.call_relay_port,
+                advertised_address=self.settings.call_relay_address,
+                relay_port_range=(
+                    parse_port_range(self.settings.call_relay_ports)
+                    if self.settings.call_relay_ports else None
+                ),
+                allow_private_addresses=self.settings.allow_private_addresses,
+            ),
+            self.clock,
+        )  # fmt: skip
+        try:
+            await server.start()
+        except OSError as exc:
+            await server.close()
+            self.status = f"not running: port {self.settings.call_relay_port}: {exc.strerror}"
+            log.warning("the call relay could not start (%s); calls go without it", exc)
+            return
+        self.server = server
+        port = server.udp_address[1]
+        self.status = f"running on UDP and TCP port {port}"
+        log.info("call relay on UDP and TCP port %d", port)
+
+    async def close(self) -> None:
+        """Stop the built-in relay."""
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+
+    def counters(self) -> RelayCounters | None:
+        """The built-in relay's counters, when it runs."""
+        return None if self.server is None else self.server.counters()
+
+    def ice_servers(self, account_id: int) -> list[dict[str, Any]]:
+        """``RTCIceServer`` dictionaries for one person's tab (empty: no relay here)."""
+        if self.settings.turn_server and self.settings.turn_secret:
+            host, port = parse_host_port(self.settings.turn_server, "turn_server")
+            secret = self.settings.turn_secret.encode()
+        elif self.server is not None:
+            host, port = self.host, self.server.udp_address[1]
+            secret = relay_secret(self.settings)
+        else:
+            return []
+        credentials = issue_credentials(
+            secret, str(account_id), CREDENTIALS_TTL_S, self.clock.now()
+        )
+        return [
+            {"urls": [f"stun:{host}:{port}"]},
+            {
+                "urls": [f"turn:{host}:{port}?transport=udp", f"turn:{host}:{port}?transport=tcp"],
+                "username": credentials.username,
+                "credential": credentials.password,
+            },
+        ]
