@@ -33,6 +33,13 @@ const ICONS = {
   delete: "trash-2",
   close: "x",
   link: "external-link",
+  call: "phone",
+  video: "video",
+  hangup: "phone-off",
+  mic: "mic",
+  "mic-off": "mic-off",
+  "video-off": "video-off",
+  screen: "monitor-up",
 };
 
 const version = JSON.parse(

@@ -18,7 +18,8 @@ from xnode.web.state import DB, POSTS, RELATIONSHIPS
 File = tuple[str, bytes, str]
 POST_LOCATION = re.compile(r"^/@(\w+)/(\d+)$")
 OUR_SCRIPTS = ('<script src="/static/posts.js" defer></script>',
-               '<script src="/static/live.js" defer></script>')
+               '<script src="/static/live.js" defer></script>',
+               '<script src="/static/calls.js" defer></script>')
 
 
 async def compose(
@@ -138,7 +139,7 @@ async def test_hostile_markup_renders_inert(client, people, source_format):
         assert page.count("<script") == sum(page.count(ours) for ours in OUR_SCRIPTS), page_path
         tags = parse_tags(page)
         assert [a for t, a in tags if t == "script" and a.get("src") not in (
-            "/static/posts.js", "/static/live.js")] == []  # fmt: skip
+            "/static/posts.js", "/static/live.js", "/static/calls.js")] == []  # fmt: skip
         assert not [a for _, a in tags if any(k.startswith("on") for k in a)], page_path
         links = [(a.get("href") or "") + (a.get("src") or "") for _, a in tags]
         assert not [u for u in links if "javascript:" in u.lower()], page_path

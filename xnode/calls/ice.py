@@ -49,30 +49,37 @@ class CallRelay:
         """Start the built-in relay, unless an external one is configured or it is off."""
         if self.settings.turn_server or not self.settings.call_relay:
             return
-        server = TurnServer(
-            RelaySettings(
-                secret=relay_secret(self.settings), realm=self.settings.domain,
-                port=self.settings.call_relay_port,
-                advertised_address=self.settings.call_relay_address,
-                relay_port_range=(
-                    parse_port_range(self.settings.call_relay_ports)
-                    if self.settings.call_relay_ports else None
-                ),
-                allow_private_addresses=self.settings.allow_private_addresses,
-            ),
-            self.clock,
-        )  # fmt: skip
-        try:
-            await server.start()
-        except OSError as exc:
-            await server.close()
-            self.status = f"not running: port {self.settings.call_relay_port}: {exc.strerror}"
-            log.warning("the call relay could not start (%s); calls go without it", exc)
-            return
+        # Port 0 (tests, several nodes on one machine): UDP takes a free port and TCP
+        # must get the same number, which another program may hold; try a few.
+        attempts = 5 if self.settings.call_relay_port == 0 else 1
+        for attempt in range(attempts):
+            server = TurnServer(self._relay_settings(), self.clock)
+            try:
+                await server.start()
+                break
+            except OSError as exc:
+                await server.close()
+                if attempt + 1 < attempts:
+                    continue
+                self.status = f"not running: port {self.settings.call_relay_port}: {exc.strerror}"
+                log.warning("the call relay could not start (%s); calls go without it", exc)
+                return
         self.server = server
         port = server.udp_address[1]
         self.status = f"running on UDP and TCP port {port}"
         log.info("call relay on UDP and TCP port %d", port)
+
+    def _relay_settings(self) -> RelaySettings:
+        return RelaySettings(
+            secret=relay_secret(self.settings), realm=self.settings.domain,
+            port=self.settings.call_relay_port,
+            advertised_address=self.settings.call_relay_address,
+            relay_port_range=(
+                parse_port_range(self.settings.call_relay_ports)
+                if self.settings.call_relay_ports else None
+            ),
+            allow_private_addresses=self.settings.allow_private_addresses,
+        )  # fmt: skip
 
     async def close(self) -> None:
         """Stop the built-in relay."""

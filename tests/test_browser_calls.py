@@ -1,0 +1,119 @@
+"""Calls in real headless Chromium (issue 16), at 1280 and 390 px wide: two people on one node,
+with fake camera and microphone. The media really flow (getStats shows frames decoded and
+packets received on both sides), both pages show the same verification code, and a call
+that is declined or hung up ends on both sides. Screenshots go to ``.artifacts/screenshots``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from conftest import create_user
+from playwright.async_api import Browser, Page, async_playwright, expect
+from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from test_browser_live import WIDTHS, shot, signed_in
+from test_browser_messages import until
+
+from xnode.web.state import CALLS, LIVE, RELATIONSHIPS
+
+pytestmark = pytest.mark.browser
+
+MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture
+async def media_browser() -> Any:
+    """Chromium with a fake camera and microphone that grants them without asking."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *MEDIA_ARGS]
+        )
+        yield launched
+        await launched.close()
+
+
+async def two_people(
+    client: Any, app: Any, browser: Browser, width: int
+) -> tuple[Page, Page, list[str]]:
+    """alice and bob (who follow each other) signed in, each on bob's and alice's profile."""
+    alice = (await create_user(app, "alice", password=PASSWORD)).account
+    bob = (await create_user(app, "bob", password=PASSWORD)).account
+    await app[RELATIONSHIPS].follow(alice.id, bob.id)
+    await app[RELATIONSHIPS].follow(bob.id, alice.id)
+    base = str(client.make_url("/")).rstrip("/")
+    problems: list[str] = []
+    caller = await signed_in(browser, base, "alice", width, problems)
+    callee = await signed_in(browser, base, "bob", width, problems)
+    await caller.goto(f"{base}/@bob")
+    await until(lambda: app[LIVE].is_connected(alice.id) and app[LIVE].is_connected(bob.id))
+    return caller, callee, problems
+
+
+async def media_flows(page: Page) -> bool:
+    quality = await page.evaluate("window.xnodeCalls.quality()")
+    return bool(quality) and quality["framesDecoded"] > 0 and quality["audioPackets"] > 0
+
+
+@pytest.mark.parametrize("layout", list(WIDTHS))
+async def test_a_video_call_connects_both_ways_with_the_same_code_and_hangs_up(
+    client, app, media_browser, layout
+):
+    caller, callee, problems = await two_people(client, app, media_browser, WIDTHS[layout])
+    try:
+        await caller.get_by_role("button", name="Video call").click()
+        banner = callee.get_by_role("alertdialog", name="Incoming video call")
+        await expect(banner).to_be_visible(timeout=10_000)
+        await expect(banner).to_contain_text("@alice")
+        await expect(caller.locator(".call-status")).to_have_text("Ringing…")
+        await shot(callee, f"call-incoming-{layout}")
+        await banner.get_by_role("button", name="Accept with video").click()
+
+        for page in (caller, callee):
+            await expect(page.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+            await expect(page.locator(".call-code")).to_be_visible()
+        active = "window.xnodeCalls.active().code"
+        codes = [await page.evaluate(active) for page in (caller, callee)]
+        assert codes[0] is not None and codes[0] == codes[1]
+        for page in (caller, callee):
+            await until_true(page, media_flows)
+        await shot(caller, f"call-connected-{layout}")
+        call_id = await caller.evaluate("window.xnodeCalls.active().id")
+
+        await callee.get_by_role("button", name="Hang up").click()
+        await expect(caller.locator(".call-status")).to_have_text("Call ended", timeout=5_000)
+        await expect(callee.locator(".call-status")).to_have_text("Call ended")
+    finally:
+        for page in (caller, callee):
+            await page.context.close()
+    assert problems == []
+    call = app[CALLS].call(int(call_id))
+    assert call is not None and call.end_reason == "ended" and call.answered_at is not None
+
+
+async def until_true(page: Page, check: Any, timeout_s: float = 15.0) -> None:
+    """Wait until ``check(page)`` holds (media take a moment to flow)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check(page):
+        assert asyncio.get_running_loop().time() < deadline, "media did not flow"
+        await asyncio.sleep(0.25)
+
+
+async def test_a_declined_call_says_so_and_the_other_tabs_stop_ringing(client, app, media_browser):
+    caller, callee, problems = await two_people(client, app, media_browser, WIDTHS["desktop"])
+    second_tab = await callee.context.new_page()
+    await second_tab.goto(callee.url)
+    try:
+        await caller.get_by_role("button", name="Call", exact=True).click()
+        for page in (callee, second_tab):
+            await expect(page.get_by_role("alertdialog", name="Incoming call")).to_be_visible(
+                timeout=10_000
+            )
+        await callee.get_by_role("button", name="Decline").click()
+        await expect(caller.locator(".call-status")).to_have_text("Declined", timeout=5_000)
+        await expect(second_tab.get_by_role("alertdialog")).to_have_count(0)
+    finally:
+        for page in (caller, callee):
+            await page.context.close()
+    assert problems == []
