@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from federation.calls import actor_supports_calls
 from federation.jsonld import as_list, id_of, ids_of, language_map_value
 from federation.objects import (
     InvalidObject,
@@ -91,6 +92,8 @@ class RemoteActor:
     discoverable: bool | None
     also_known_as: tuple[str, ...]
     moved_to: str | None
+    # The server speaks the calls protocol (docs/calls-over-activitypub.md).
+    supports_calls: bool = False
 
     @property
     def public_key(self) -> PublicKey | None:
@@ -266,4 +269,5 @@ def parse_actor(
         discoverable=bool_of(view.get("discoverable")),
         also_known_as=tuple(aliases),
         moved_to=optional_url("movedTo"),
+        supports_calls=actor_supports_calls(view),
     )

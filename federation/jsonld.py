@@ -90,6 +90,9 @@ EXTENSION_TERMS: Final[Mapping[str, Any]] = {
     "featured": {"@id": "toot:featured", "@type": "@id"},
     "featuredTags": {"@id": "toot:featuredTags", "@type": "@id"},
     "discoverable": "toot:discoverable",
+    # Ours (federation/calls.py): whether an actor's server speaks the calls protocol.
+    "xcall": "https://w3id.org/xnode/calls#",
+    "supportsCalls": "xcall:supportsCalls",
     "indexable": "toot:indexable",
     "memorial": "toot:memorial",
     "suspended": "toot:suspended",

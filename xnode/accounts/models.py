@@ -59,6 +59,8 @@ class Account:
     following_count: int | None = None
     statuses_count: int | None = None
     backfilled_at: float | None = None  # when its outbox and pins were last read
+    # A remote actor's server speaks the calls protocol (m010); local accounts always do.
+    supports_calls: bool = False
 
     @property
     def avatar_url(self) -> str | None:
@@ -166,7 +168,15 @@ def _count_fields(row: sqlite3.Row) -> dict[str, object]:
         "following_count": row["following_count"],
         "statuses_count": row["statuses_count"],
         "backfilled_at": row["backfilled_at"],
+        **_call_fields(row),
     }
+
+
+def _call_fields(row: sqlite3.Row) -> dict[str, object]:
+    """The column added by m010 (absent in older row shapes)."""
+    if "supports_calls" not in row.keys():  # noqa: SIM118
+        return {}
+    return {"supports_calls": bool(row["supports_calls"])}
 
 
 def _remote_fields(row: sqlite3.Row) -> dict[str, object]:

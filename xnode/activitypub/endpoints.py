@@ -19,7 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 import xnode
-from federation import nodeinfo, webfinger
+from federation import calls, nodeinfo, webfinger
 from federation.objects import origin_of
 from federation.signatures import signature_key_id
 from xnode.accounts.models import Account
@@ -204,7 +204,7 @@ async def nodeinfo_document(request: web.Request) -> web.Response:
     doc = nodeinfo.build_nodeinfo(
         software_name="xnode", software_version=xnode.__version__,
         open_registrations=mode == "open", usage=usage,
-        metadata={"nodeName": request.app[SETTINGS].domain},
+        metadata={"nodeName": request.app[SETTINGS].domain, **calls.nodeinfo_metadata()},
     )
     return web.Response(
         text=json.dumps(doc), headers={"Content-Type": NODEINFO_CONTENT_TYPE,

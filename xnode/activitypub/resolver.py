@@ -150,6 +150,7 @@ def account_row(actor: RemoteActor) -> RemoteAccountRow:
         also_known_as=actor.also_known_as,
         avatar_remote_url=actor.icon_url,
         header_remote_url=actor.image_url,
+        supports_calls=actor.supports_calls,
     )
 
 

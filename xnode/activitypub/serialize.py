@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from federation.calls import CALLS_NAMESPACE
 from xnode.accounts.models import Account
 from xnode.activitypub.urls import PUBLIC, Urls
 from xnode.posts.models import Post, PostView
@@ -51,6 +52,9 @@ CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTENSIONS]
 # drops the property, finds no key and cannot verify our FEP-8b32 proofs.
 ACTOR_EXTENSIONS: dict[str, Any] = {
     **EXTENSIONS,
+    # Calls (federation/calls.py): callers' servers look here before ringing.
+    "xcall": CALLS_NAMESPACE,
+    "supportsCalls": "xcall:supportsCalls",
     "assertionMethod": {
         "@id": "https://w3id.org/security#assertionMethod", "@type": "@id", "@container": "@set",
     },
@@ -119,6 +123,7 @@ class Serializer:
             "endpoints": {"sharedInbox": self.urls.shared_inbox},
             "manuallyApprovesFollowers": account.locked,
             "discoverable": account.discoverable,
+            "supportsCalls": True,
             "published": iso(account.created_at),
             "publicKey": {
                 "id": self.urls.main_key(account.username),

@@ -44,6 +44,7 @@ class RemoteAccountRow:
     also_known_as: tuple[str, ...]
     avatar_remote_url: str | None
     header_remote_url: str | None
+    supports_calls: bool = False
 
 
 async def account_by_uri(db: Database, uri: str) -> Account | None:
@@ -74,14 +75,15 @@ async def upsert_remote_account(
         data.fields_json, int(data.locked), int(data.discoverable), data.url, data.actor_type,
         data.inbox_url, data.shared_inbox_url, data.outbox_url, data.followers_url,
         data.following_url, data.featured_url, json.dumps(list(data.also_known_as)),
-        data.avatar_remote_url, data.header_remote_url, now,
+        data.avatar_remote_url, data.header_remote_url, int(data.supports_calls), now,
     )  # fmt: skip
     async with conn.execute(
         "UPDATE accounts SET username = ?, username_key = ?, domain = ?, display_name = ?,"
         " bio_source = ?, bio_html = ?, fields_json = ?, locked = ?, discoverable = ?, url = ?,"
         " actor_type = ?, inbox_url = ?, shared_inbox_url = ?, outbox_url = ?,"
         " followers_url = ?, following_url = ?, featured_url = ?, also_known_as = ?,"
-        " avatar_remote_url = ?, header_remote_url = ?, fetched_at = ?, updated_at = ?"
+        " avatar_remote_url = ?, header_remote_url = ?, supports_calls = ?, fetched_at = ?,"
+        " updated_at = ?"
         " WHERE uri = ? AND domain IS NOT NULL RETURNING id",
         (*values, now, data.uri),
     ) as cursor:
@@ -94,9 +96,9 @@ async def upsert_remote_account(
             "INSERT INTO accounts (username, username_key, domain, display_name, bio_source,"
             " bio_html, fields_json, locked, discoverable, url, actor_type, inbox_url,"
             " shared_inbox_url, outbox_url, followers_url, following_url, featured_url,"
-            " also_known_as, avatar_remote_url, header_remote_url, fetched_at, id, uri,"
-            " created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " also_known_as, avatar_remote_url, header_remote_url, supports_calls, fetched_at,"
+            " id, uri, created_at, updated_at)"
+            f" VALUES ({', '.join('?' * 26)})",
             (*values, account_id, data.uri, now, now),
         )
     # The account may have been deleted and come back (Mastodon lets a user
