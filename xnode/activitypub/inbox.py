@@ -36,6 +36,7 @@ from federation.proofs import proof_verification_method, verify_proof
 from federation.signatures import signature_key_id
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import RelationshipService
+from xnode.activitypub.appkeys import CALL_SIGNALS
 from xnode.activitypub.endpoints import RESOLVER
 from xnode.activitypub.handlers import HANDLERS, Context, Deliver, Refused
 from xnode.activitypub.resolver import BlockedDomain, ResolveError, Resolver
@@ -292,6 +293,13 @@ async def receive(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="The activity id is not on the actor's host.")
     if resolver.is_local(activity.actor):
         raise web.HTTPForbidden(text="Activities by our own actors are not accepted here.")
+    signals = app.get(CALL_SIGNALS)
+    # Call signals skip the queue: the callee's tabs are in this process, and a ring
+    # cannot wait behind bulk activities (docs/calls-over-activitypub.md).
+    if signals is not None and signed.actor.uri == activity.actor and await signals.take(
+        signed.actor, doc
+    ):
+        return web.Response(status=202, text="")
     # Servers that send transient activities without an id get one from the body,
     # so that replays of the same bytes are still recognised.
     activity_id = activity.id or "urn:sha256:" + hashlib.sha256(body).hexdigest()

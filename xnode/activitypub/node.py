@@ -17,7 +17,9 @@ from aiohttp import web
 
 from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
+from xnode.activitypub.appkeys import CALL_SIGNALS
 from xnode.activitypub.backfill import BACKFILL, Backfill
+from xnode.activitypub.call_signals import CallSignals
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
 from xnode.activitypub.delivery_process import DeliveryProcesses
 from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
@@ -34,7 +36,17 @@ from xnode.errors import XnodeError
 from xnode.events import EventBus
 from xnode.posts.content import Handle
 from xnode.store import helper_processes
-from xnode.web.state import CLOCK, DB, EVENTS, LIVE, LIVE_FEEDS, POSTS, RELATIONSHIPS, SETTINGS
+from xnode.web.state import (
+    CALLS,
+    CLOCK,
+    DB,
+    EVENTS,
+    LIVE,
+    LIVE_FEEDS,
+    POSTS,
+    RELATIONSHIPS,
+    SETTINGS,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +147,12 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
     inbox.add_routes(app)
     if role == "all":
         _serving_workers(app, processor, queue)
+        # Calls ring tabs, and tabs are here: their signals are sent and taken here only.
+        app[CALL_SIGNALS] = CallSignals(app[CALLS], resolver, Signer(db, keys, clock), urls, fetch)
 
     async def close(app: web.Application) -> None:
+        if CALL_SIGNALS in app:
+            await app[CALL_SIGNALS].close()
         await backfill.close()
         await resolver.close()
         await queue.close()

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS
+from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS, CallSignal
 from xnode.accounts.models import Account
 from xnode.calls.models import CALL_POLICIES, MEDIA_CHOICES, Call, Participant
 from xnode.clock import Clock
@@ -50,6 +50,7 @@ from xnode.posts import content
 from xnode.ratelimit import Limit, RateLimiter
 from xnode.store import accounts as account_store
 from xnode.store import calls as call_store
+from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
 from xnode.store.database import Database
 
@@ -60,6 +61,28 @@ CALLS_PER_CALLER = Limit(count=10, window_s=60.0)
 CALLS_PER_PAIR = Limit(count=3, window_s=60.0)
 MAX_BUFFERED_CANDIDATES = 50
 """Candidates a caller trickles while the callee's tabs still ring, kept for the answer."""
+
+
+REMOTE_RING_GRACE_S = 5.0
+"""A caller waits this much longer than the ring time for the other server's answer."""
+
+
+class SignalTransport(Protocol):
+    """How calls reach people on other servers (``xnode/activitypub/call_signals.py``)."""
+
+    async def resolve(self, handle: str) -> Account | None:
+        """The account of a remote handle (looked up by WebFinger when new), or None."""
+        ...
+
+    def send(
+        self, sender: Account, recipient: Account, call: Call, kind: str, *,
+        participants: Sequence[Account] = (), media: Sequence[str] = (),
+        object_id: str | None = None, sdp_type: str | None = None, sdp: str | None = None,
+        candidates: Sequence[dict[str, Any]] = (), reason: str | None = None,
+        still_wanted: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Send one signal at once, retrying briefly while ``still_wanted()``; returns at once."""
+        ...
 
 
 def _call_id(frame: Mapping[str, Any]) -> int:
@@ -142,6 +165,11 @@ class CallService:
         self._ring_timers: dict[int, asyncio.Task[None]] = {}
         self._waiting_candidates: dict[int, list[dict[str, Any]]] = {}
         self._awaiting_offer: dict[int, int] = {}  # call -> callee, until the offer comes
+        # Calls to or from other servers: the Invite's id (what Accept/Reject answer), and
+        # which calls have signalled another server (only those hear of the end).
+        self.transport: SignalTransport | None = None
+        self._invite_ids: dict[int, str] = {}
+        self._signalled: set[int] = set()
         # The ICE servers (STUN/TURN with short-lived credentials) a participant's tab
         # uses; set by the node (xnode/calls/ice.py). None: the browser's own host
         # candidates only, never a third-party STUN server.
@@ -244,17 +272,18 @@ class CallService:
             raise InvalidInput("Call someone by their handle, like @bob or @bob@other.example.")
         handle = handles.handles[0]
         local = handle.domain is None or handle.domain.lower() == self.domain
-        callee = (
-            await account_store.get_local_account(self.db, handle.username) if local else None
-        )
-        if local and (callee is None or callee.is_deleted or callee.is_suspended):
-            raise NotFound(f"There is nobody called @{handle.username} here.")
+        if local:
+            callee = await account_store.get_local_account(self.db, handle.username)
+        else:
+            callee = await self.transport.resolve(handle.key) if self.transport else None
+        if callee is None or callee.is_deleted or callee.is_suspended:
+            raise NotFound(f"@{handle.key} could not be found.")
         if callee is not None and callee.id == caller.id:
             raise InvalidInput("You can't call yourself.")
         self.limiter.check(
             f"caller:{caller.id}", CALLS_PER_CALLER, "Too many calls; wait a minute."
         )
-        pair = f"pair:{caller.id}:{callee.id if callee else handle.key}"
+        pair = f"pair:{caller.id}:{callee.id}"
         self.limiter.check(pair, CALLS_PER_PAIR, "Too many calls to them; wait a minute.")
         if call_store.in_open_call(self.db, caller.id):
             raise InvalidInput("You are in a call already.")
@@ -263,9 +292,7 @@ class CallService:
 
         now = self.clock.now()
         call_id = new_id()
-        participants = [(caller.id, "joined")]
-        if callee is not None:
-            participants.append((callee.id, "ringing"))
+        participants = [(caller.id, "joined"), (callee.id, "ringing")]
         async with self.db.transaction() as conn:
             await call_store.insert_call(
                 conn, call_id=call_id, uri=f"{self.base_url}/calls/{call_id}",
@@ -281,9 +308,20 @@ class CallService:
             {"type": "call.placed", "call": str(call_id), "ref": ref,
              "iceServers": self.ice_servers(caller.id), "relayOnly": relay_only},
         )  # fmt: skip
-        if callee is None:
-            # Calls to other servers: the signalling path of docs/calls-over-activitypub.md.
-            await self._end(call, "unavailable")
+        if callee.domain is not None:
+            # Another server: it decides who may ring (docs/calls-over-activitypub.md).
+            if not callee.supports_calls or self.transport is None or (
+                await relationship_store.blocked_either_way(self.db, caller.id, callee.id)
+            ):
+                await self._end(call, "unavailable", detail=(
+                    None if callee.supports_calls else "Their server does not support calls."
+                ))  # fmt: skip
+            else:
+                self._awaiting_offer[call_id] = callee.id
+                self._ring_timers[call_id] = asyncio.create_task(
+                    self._ring_timeout(call_id, self.ring_timeout_s + REMOTE_RING_GRACE_S),
+                    name=f"call-ring-{call_id}",
+                )
         elif not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id):
             # A callee with no tab open cannot answer.
             await self._end(call, "unavailable")
@@ -293,7 +331,7 @@ class CallService:
             # The ring time counts from here: a tab that never sends its offer ends it too.
             self._awaiting_offer[call_id] = callee.id
             self._ring_timers[call_id] = asyncio.create_task(
-                self._ring_timeout(call_id), name=f"call-ring-{call_id}"
+                self._ring_timeout(call_id, self.ring_timeout_s), name=f"call-ring-{call_id}"
             )
         return call_store.get_call(self.db, call_id) or call
 
@@ -308,6 +346,14 @@ class CallService:
             return False
         await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
                                         "peer": _summary(callee)})  # fmt: skip
+        if callee.domain is not None and self.transport is not None:
+            self._signalled.add(call_id)
+            self.transport.send(
+                caller, callee, call, "Invite", participants=(caller, callee),
+                media=call.media, sdp_type="offer", sdp=offer,
+                still_wanted=self._still_on(call_id),
+            )  # fmt: skip
+            return True
         _, relay_only = call_store.call_policy(self.db, callee.id)
         await self.hub.send(
             callee.id,
@@ -317,8 +363,17 @@ class CallService:
         )  # fmt: skip
         return True
 
-    async def _ring_timeout(self, call_id: int) -> None:
-        await asyncio.sleep(self.ring_timeout_s)
+    def _still_on(self, call_id: int) -> Callable[[], bool]:
+        """For retries: whether the call is still going (signals of an ended call stop)."""
+
+        def still_on() -> bool:
+            call = call_store.get_call(self.db, call_id)
+            return call is not None and not call.is_over
+
+        return still_on
+
+    async def _ring_timeout(self, call_id: int, seconds: float) -> None:
+        await asyncio.sleep(seconds)
         self._ring_timers.pop(call_id, None)
         call = call_store.get_call(self.db, call_id)
         if call is not None and call.state == "ringing":
@@ -339,6 +394,12 @@ class CallService:
             await call_store.set_participant(conn, call_id, account.id, "joined", now)
         self._stop_ringing(call_id)
         await self.hub.send(account.id, {"type": "call.taken", "call": str(call_id)})
+        caller = await account_store.get_account(self.db, call.initiator_id)
+        if caller is not None and caller.domain is not None and self.transport is not None:
+            self.transport.send(
+                account, caller, call, "Accept", object_id=self._invite_ids.get(call_id),
+                sdp_type="answer", sdp=answer, still_wanted=self._still_on(call_id),
+            )  # fmt: skip
         for other in self._others(call_id, account.id):
             await self.hub.send(other, {"type": "call.accepted", "call": str(call_id),
                                         "answer": answer})  # fmt: skip
@@ -372,19 +433,43 @@ class CallService:
         await self._end(call, "cancelled" if call.state == "ringing" else "ended")
         return True
 
-    async def _end(self, call: Call, reason: str) -> None:
-        """End a call once, and tell every participant's tabs why."""
+    async def _end(
+        self, call: Call, reason: str, *, origin: int | None = None, detail: str | None = None
+    ) -> None:
+        """End a call once, and tell every participant why: tabs here, other servers by a
+        ``Reject`` (a call that rang here and was never answered) or a ``Leave``. ``origin``:
+        the remote participant whose signal ended it (not told again)."""
+        was_ringing = (call_store.get_call(self.db, call.id) or call).state == "ringing"
+        before = call_store.participants_of(self.db, call.id)
         async with self.db.transaction() as conn:
             if not await call_store.mark_ended(conn, call.id, reason, self.clock.now()):
                 return
         self._stop_ringing(call.id)
         self._waiting_candidates.pop(call.id, None)
         self._awaiting_offer.pop(call.id, None)
-        for participant in call_store.participants_of(self.db, call.id):
-            await self.hub.send(
-                participant.account_id,
-                {"type": "call.ended", "call": str(call.id), "reason": reason},
-            )
+        invite_id = self._invite_ids.pop(call.id, None)
+        signalled = call.id in self._signalled
+        self._signalled.discard(call.id)
+        frame = {"type": "call.ended", "call": str(call.id), "reason": reason,
+                 **({"detail": detail} if detail else {})}  # fmt: skip
+        accounts = await post_store.get_accounts(self.db, [p.account_id for p in before])
+        local = [a for a in accounts.values() if a.domain is None]
+        for participant in before:
+            account = accounts.get(participant.account_id)
+            if account is None:
+                continue
+            if account.domain is None:
+                await self.hub.send(account.id, frame)
+            elif (
+                signalled and self.transport is not None and local
+                and account.id != origin and participant.state in ("ringing", "joined")
+            ):  # fmt: skip
+                sender = next((a for a in local if a.id != account.id), local[0])
+                callee_side = account.id == call.initiator_id and was_ringing
+                self.transport.send(
+                    sender, account, call, "Reject" if callee_side else "Leave",
+                    object_id=invite_id if callee_side else call.uri, reason=reason,
+                )  # fmt: skip
 
     def _stop_ringing(self, call_id: int) -> None:
         timer = self._ring_timers.pop(call_id, None)
@@ -419,9 +504,142 @@ class CallService:
             waiting.extend(payload["candidates"][: max(room, 0)])
             return True
         frame = {"type": "call.signal", "call": str(call_id), "from": str(account.id), **payload}
-        for other in self._others(call_id, account.id):
-            await self.hub.send(other, frame)
+        others = await post_store.get_accounts(self.db, self._others(call_id, account.id))
+        for other in others.values():
+            if other.domain is None:
+                await self.hub.send(other.id, frame)
+            elif self.transport is not None and account.domain is None:
+                self._send_payload(account, other, call, payload)
         return True
+
+    def _send_payload(
+        self, sender: Account, recipient: Account, call: Call, payload: Mapping[str, Any]
+    ) -> None:
+        """Candidates (as ``Add``) or a renegotiation (as ``Update``) to another server."""
+        assert self.transport is not None
+        if "candidates" in payload:
+            self.transport.send(
+                sender, recipient, call, "Add", candidates=payload["candidates"],
+                still_wanted=self._still_on(call.id),
+            )  # fmt: skip
+        else:
+            self.transport.send(
+                sender, recipient, call, "Update", object_id=call.uri,
+                sdp_type=payload["sdpType"], sdp=payload["sdp"],
+                still_wanted=self._still_on(call.id),
+            )  # fmt: skip
+
+    # --- signals from other servers ----------------------------------------------------------
+
+    def call_named(self, uri: str) -> Call | None:
+        """The call a signal names: by its id, or by our Invite's id (``<call>/invite``)."""
+        call = call_store.get_call_by_uri(self.db, uri)
+        if call is None and uri.endswith("/invite"):
+            call = call_store.get_call_by_uri(self.db, uri.removesuffix("/invite"))
+        return call
+
+    async def receive(self, actor: Account, signal: CallSignal, callee: Account | None) -> None:
+        """A signal from a remote participant (its HTTP signature verified for ``actor``).
+
+        ``callee``: for an ``Invite``, the local person it rings. Signals about calls
+        this node does not know, from someone not in the call, or about a call that is
+        over, are dropped.
+        """
+        if signal.kind == "Invite":
+            if callee is not None:
+                await self._remote_invite(actor, callee, signal)
+            return
+        call = self.call_named(signal.call)
+        if call is None or call.is_over:
+            return
+        found = self._participant(call.id, actor.id)
+        if found is None:
+            log.info("call signal from %s, who is not in call %d", actor.uri, call.id)
+            return
+        _, participant = found
+        if signal.kind == "Accept" and signal.sdp is not None:
+            await self._remote_accept(actor, call, participant, signal.sdp)
+        elif signal.kind == "Reject" and participant.state == "ringing":
+            async with self.db.transaction() as conn:
+                await call_store.set_participant(
+                    conn, call.id, actor.id, "declined", self.clock.now()
+                )
+            await self._end(call, signal.reason or "declined", origin=actor.id)
+        elif signal.kind == "Leave":
+            reason = signal.reason or ("cancelled" if call.state == "ringing" else "ended")
+            await self._end(call, reason, origin=actor.id)
+        elif signal.kind == "Add":
+            await self.signal(actor, call.id, {"candidates": list(signal.candidates)})
+        elif signal.kind == "Update" and signal.sdp is not None:
+            await self.signal(actor, call.id, {"sdpType": signal.sdp_type, "sdp": signal.sdp})
+
+    async def _remote_invite(self, caller: Account, callee: Account, signal: CallSignal) -> None:
+        """Someone on another server rings a person here."""
+        if call_store.get_call_by_uri(self.db, signal.call) is not None:
+            return  # a retry of an Invite already here
+        now = self.clock.now()
+        call_id = new_id()
+        async with self.db.transaction() as conn:
+            await call_store.insert_call(
+                conn, call_id=call_id, uri=signal.call, initiator_id=caller.id,
+                conversation_id=None, media=MEDIA_CHOICES.get(signal.media, "audio"), now=now,
+            )  # fmt: skip
+            await call_store.insert_participants(
+                conn, call_id, [(caller.id, "joined"), (callee.id, "ringing")], now
+            )
+        call = call_store.get_call(self.db, call_id)
+        assert call is not None
+        self._signalled.add(call_id)
+        self._invite_ids[call_id] = signal.activity_id or f"{signal.call}/invite"
+        limited = False
+        for key, limit in ((f"caller:{caller.id}", CALLS_PER_CALLER),
+                           (f"pair:{caller.id}:{callee.id}", CALLS_PER_PAIR)):  # fmt: skip
+            try:
+                self.limiter.check(key, limit, "")
+            except RateLimited:
+                limited = True
+            self.limiter.hit(key, limit)
+        if (
+            limited or signal.sdp is None  # group calls (no offer in the Invite) come later
+            or not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
+        ):  # fmt: skip
+            await self._end(call, "unavailable")
+            return
+        if call_store.in_open_call(self.db, callee.id):
+            await self._end(call, "busy")
+            return
+        _, relay_only = call_store.call_policy(self.db, callee.id)
+        await self.hub.send(
+            callee.id,
+            {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
+             "media": list(call.media), "offer": signal.sdp, "relayOnly": relay_only,
+             "iceServers": self.ice_servers(callee.id)},
+        )  # fmt: skip
+        self._ring_timers[call_id] = asyncio.create_task(
+            self._ring_timeout(call_id, self.ring_timeout_s), name=f"call-ring-{call_id}"
+        )
+
+    async def _remote_accept(
+        self, callee: Account, call: Call, participant: Participant, answer: str
+    ) -> None:
+        """The person rung on another server answered a call placed here."""
+        if participant.state != "ringing" or call.state != "ringing":
+            return
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            if not await call_store.mark_answered(conn, call.id, now):
+                return
+            await call_store.set_participant(conn, call.id, callee.id, "joined", now)
+        self._stop_ringing(call.id)
+        await self.hub.send(call.initiator_id, {"type": "call.accepted", "call": str(call.id),
+                                                "answer": answer})  # fmt: skip
+        waiting = self._waiting_candidates.pop(call.id, [])
+        caller = await account_store.get_account(self.db, call.initiator_id)
+        if caller is not None and self.transport is not None:
+            for start in range(0, len(waiting), MAX_CANDIDATES_PER_SIGNAL):
+                self._send_payload(caller, callee, call, {
+                    "candidates": waiting[start:start + MAX_CANDIDATES_PER_SIGNAL]
+                })  # fmt: skip
 
     # --- frames from tabs ------------------------------------------------------------------
 

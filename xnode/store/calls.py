@@ -39,6 +39,12 @@ def get_call(db: Database, call_id: int) -> Call | None:
     return None if row is None else Call.from_row(row)
 
 
+def get_call_by_uri(db: Database, uri: str) -> Call | None:
+    """A call by its ActivityPub id."""
+    row = db.lookup("SELECT * FROM calls WHERE uri = ?", (uri,))
+    return None if row is None else Call.from_row(row)
+
+
 def participants_of(db: Database, call_id: int) -> list[Participant]:
     """Everyone invited into a call, in the order they were added."""
     rows = db.lookup_all(
