@@ -463,7 +463,7 @@
         break;
       case "call.ended":
         if (ringing && ringing.frame.call === frame.call) hideBanner();
-        if (call && call.id === frame.call) finish(frame.reason);
+        if (call && call.id === frame.call) finish(frame.reason, frame.detail);
         break;
       case "call.error":
         if (call && ((frame.ref && call.ref === frame.ref) || (frame.call && call.id === frame.call && !call.pc))) {

@@ -207,3 +207,24 @@ async def test_malformed_call_frames_close_the_socket(people, frame):  # noqa: F
     ws = await tabs(clients, "alice")
     await ws["alice"].send_json(frame)
     assert await closed(ws["alice"])
+
+
+async def test_call_settings_are_saved_from_the_account_page_with_csrf(app, people):  # noqa: F811
+    from conftest import csrf_from, post_form
+
+    accounts, clients = people
+    bob = clients["bob"]
+    page = await (await bob.get("/settings/account")).text()
+    assert 'name="call_policy"' in page and 'value="following" selected' in page
+    fields = {"call_policy": "nobody", "always_relay": "1"}
+    response = await post_form(bob, "/settings/calls", fields, token_page="/settings/account")
+    assert response.status == 303
+    assert app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+    # Without the token: refused, nothing changed.
+    forged = await bob.post("/settings/calls", data={"call_policy": "everyone"})
+    assert forged.status == 403
+    assert app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+    token = await csrf_from(bob, "/settings/account")
+    bad = await bob.post("/settings/calls", data={"call_policy": "strangers", "csrf_token": token},
+                         allow_redirects=False)  # fmt: skip
+    assert bad.status == 303 and app[CALLS].policy(accounts["bob"].id) == ("nobody", True)

@@ -38,6 +38,7 @@ from xnode.timelines import TimelineService
 from xnode.web import (
     admin,
     auth,
+    calls,
     federation_admin,
     feeds,
     live,
@@ -238,5 +239,6 @@ def create_app(
     feeds.add_routes(app)
     messages.add_routes(app)
     live.add_routes(app)
+    calls.add_routes(app)
     setup_federation(app, role)
     return app

@@ -22,7 +22,7 @@ from xnode.web.forms import (
 )
 from xnode.web.middleware import clear_session_cookie
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import ACCOUNTS, DMS, LIMITER, PROFILES, SETTINGS
+from xnode.web.state import ACCOUNTS, CALLS, DMS, LIMITER, PROFILES, SETTINGS
 from xnode.web.visitor import visitor_of
 
 # Wrong current passwords count per account, so a borrowed or stolen session
@@ -163,6 +163,7 @@ async def _render_account(
         "delete_error_field": delete_error.field if delete_error else None,
         "settings_section": "account",
         "dm_policy": await request.app[DMS].policy(user.id),
+        "call_policy": request.app[CALLS].policy(user.id),
     }
     return request.app[RENDERER].render(
         request, "settings_account.html", context, status=error.status if error else 200
