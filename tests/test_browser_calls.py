@@ -16,7 +16,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from test_browser_live import WIDTHS, shot, signed_in
 from test_browser_messages import until
 
-from xnode.web.state import CALLS, LIVE, RELATIONSHIPS
+from xnode.web.state import ACCOUNTS, CALLS, LIVE, RELATIONSHIPS
 
 pytestmark = pytest.mark.browser
 
@@ -116,4 +116,37 @@ async def test_a_declined_call_says_so_and_the_other_tabs_stop_ringing(client, a
     finally:
         for page in (caller, callee):
             await page.context.close()
+    assert problems == []
+
+
+async def test_a_video_call_between_two_nodes_in_chromium(tmp_path, media_browser):
+    from live_nodes import follow_across, start_node
+
+    a = await start_node(tmp_path, "a")
+    b = await start_node(tmp_path, "b")
+    problems: list[str] = []
+    try:
+        alice = (await a.app[ACCOUNTS].create_user("alice", PASSWORD)).account
+        bob = (await b.app[ACCOUNTS].create_user("bob", PASSWORD)).account
+        await follow_across(b, bob, a, "alice")  # bob takes calls from people he follows
+        caller = await signed_in(media_browser, f"http://{a.domain}", "alice", 1280, problems)
+        callee = await signed_in(media_browser, f"http://{b.domain}", "bob", 390, problems)
+        await caller.goto(f"http://{a.domain}/@bob@{b.domain}")
+        await until(lambda: a.app[LIVE].is_connected(alice.id) and b.app[LIVE].is_connected(bob.id))
+        await caller.get_by_role("button", name="Video call").click()
+        banner = callee.get_by_role("alertdialog", name="Incoming video call")
+        await expect(banner).to_be_visible(timeout=10_000)
+        await expect(banner).to_contain_text(f"@alice@{a.domain}")
+        await banner.get_by_role("button", name="Accept with video").click()
+        for page in (caller, callee):
+            await expect(page.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+            await until_true(page, media_flows)
+        active = "window.xnodeCalls.active().code"
+        assert await caller.evaluate(active) == await callee.evaluate(active)
+        await shot(callee, "call-across-nodes-phone")
+        await caller.get_by_role("button", name="Hang up").click()
+        await expect(callee.locator(".call-status")).to_have_text("Call ended", timeout=10_000)
+    finally:
+        for node in (b, a):
+            await node.server.close()
     assert problems == []
