@@ -16,7 +16,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from test_browser_live import WIDTHS, shot, signed_in
 from test_browser_messages import until
 
-from xnode.web.state import ACCOUNTS, CALLS, LIVE, RELATIONSHIPS
+from xnode.web.state import ACCOUNTS, CALL_RELAY, CALLS, LIVE, RELATIONSHIPS
 
 pytestmark = pytest.mark.browser
 
@@ -149,4 +149,38 @@ async def test_a_video_call_between_two_nodes_in_chromium(tmp_path, media_browse
     finally:
         for node in (b, a):
             await node.server.close()
+    assert problems == []
+
+
+async def test_always_relay_sends_the_call_through_the_nodes_own_relay(tmp_path, media_browser):
+    from live_nodes import start_node
+
+    node = await start_node(tmp_path, "a")
+    problems: list[str] = []
+    try:
+        alice = (await node.app[ACCOUNTS].create_user("alice", PASSWORD)).account
+        bob = (await node.app[ACCOUNTS].create_user("bob", PASSWORD)).account
+        await node.app[RELATIONSHIPS].follow(bob.id, alice.id)
+        await node.app[CALLS].set_policy(alice.id, "following", True)  # always relay
+        base = f"http://{node.domain}"
+        caller = await signed_in(media_browser, base, "alice", 1280, problems)
+        callee = await signed_in(media_browser, base, "bob", 1280, problems)
+        await caller.goto(f"{base}/@bob")
+        await until(lambda: node.app[LIVE].is_connected(bob.id))
+        await caller.get_by_role("button", name="Call", exact=True).click()
+        banner = callee.get_by_role("alertdialog", name="Incoming call")
+        await banner.get_by_role("button", name="Accept").click()
+        await expect(caller.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+
+        async def relayed(page: Page) -> bool:
+            quality = await page.evaluate("window.xnodeCalls.quality()")
+            return bool(quality) and quality["path"] == "relay" and quality["audioPackets"] > 0
+
+        await until_true(caller, relayed)
+        await expect(caller.locator(".call-quality")).to_contain_text("Through the relay")
+        counters = node.app[CALL_RELAY].counters()
+        assert counters.allocations_total >= 1 and counters.packets_to_peers > 0
+        await caller.get_by_role("button", name="Hang up").click()
+    finally:
+        await node.server.close()
     assert problems == []
