@@ -157,8 +157,13 @@
       if (!timer) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
     });
     pc.addEventListener("track", (event) => {
-      if (call && call.ui && call.ui.remoteVideo.srcObject !== event.streams[0]) {
-        call.ui.remoteVideo.srcObject = event.streams[0];
+      if (!call || !call.ui) return;
+      const video = call.ui.remoteVideo;
+      if (video.srcObject !== event.streams[0]) video.srcObject = event.streams[0];
+      const ours = call;
+      // When the first picture arrives (bench/call_setup.py measures it).
+      if (event.track.kind === "video" && video.requestVideoFrameCallback) {
+        video.requestVideoFrameCallback(() => { ours.timings.firstFrameAt = Date.now(); });
       }
     });
     pc.addEventListener("connectionstatechange", () => {
@@ -215,7 +220,8 @@
     const stream = await localMedia(video);
     if (!stream) return;
     const ref = Math.random().toString(36).slice(2);
-    call = { ref, role: "caller", stream, video, pendingCandidates: [], ui: buildView(handle) };
+    call = { ref, role: "caller", stream, video, pendingCandidates: [], ui: buildView(handle),
+      timings: {} };
     call.ui.localVideo.srcObject = stream;
     if (!live().send({ type: "call.place", ref, to: handle, media: video ? ["audio", "video"] : ["audio"] })) {
       finish(null, "Not connected to the node; try again in a moment.");
@@ -233,6 +239,7 @@
   };
 
   const accept = async (frame, withVideo) => {
+    const clickedAt = Date.now();
     hideBanner();
     if (call) return;
     const stream = await localMedia(withVideo && frame.media.includes("video"));
@@ -241,7 +248,7 @@
       return;
     }
     call = { id: frame.call, role: "callee", stream, video: withVideo, pendingCandidates: [],
-      ui: buildView(`@${frame.from.acct}`) };
+      ui: buildView(`@${frame.from.acct}`), timings: { acceptedAt: clickedAt } };
     call.ui.localVideo.srcObject = stream;
     setStatus("Connecting…");
     call.pc = newConnection(frame.iceServers, frame.relayOnly);
@@ -267,6 +274,7 @@
 
   const connected = () => {
     call.connectedAt = Date.now();
+    call.timings.connectedAt = call.connectedAt;
     setStatus("Connected");
     buildControls();
     call.clock = setInterval(() => {
@@ -454,6 +462,7 @@
         break;
       case "call.accepted":
         if (call && call.id === frame.call) {
+          call.timings.acceptedAt = Date.now();
           setStatus("Connecting…");
           await setRemote("answer", frame.answer);
         }
@@ -492,7 +501,8 @@
 
   // For tests and the curious: what the call shows.
   window.xnodeCalls = {
-    active: () => (call ? { id: call.id, role: call.role, connected: Boolean(call.connectedAt), code: call.code || null } : null),
+    active: () => (call ? { id: call.id, role: call.role, connected: Boolean(call.connectedAt),
+      code: call.code || null, timings: { ...call.timings } } : null),
     quality: async () => (call && call.pc ? quality(call.pc) : null),
   };
 })();
