@@ -34,7 +34,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "base_url": "http://xnode.test",
         "registration": "open",
         "allow_private_addresses": True,
-        "call_relay_port": 0,  # many nodes at once: each its own free port
+        # The call relay binds UDP and TCP ports; only the tests that need it turn it on
+        # (tests/calls/conftest.py), with port 0, so nodes never fight over ports.
+        "call_relay": False,
+        "call_relay_port": 0,
     }
     values.update(overrides)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ async def start_node(
     settings = settings_from_mapping(
         tmp / name,
         {"domain": domain, "base_url": f"http://{domain}", "registration": "open",
-         "allow_private_addresses": True, "call_relay_port": 0, **extra},
+         "allow_private_addresses": True, "call_relay": False, "call_relay_port": 0, **extra},
         secret_key=secrets.token_bytes(32),
     )
     (tmp / name).mkdir(parents=True, exist_ok=True)

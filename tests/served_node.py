@@ -109,7 +109,7 @@ class ServedNode:
             for user in users:
                 await accounts.create_user(user, PASSWORD)
         values = {
-            "allow_private_addresses": "true", "call_relay_port": "0",
+            "allow_private_addresses": "true", "call_relay": "false", "call_relay_port": "0",
             **{k: str(v) for k, v in settings.items()},
         }  # fmt: skip
         env = {f"XNODE_{key.upper()}": value.lower() for key, value in values.items()}

@@ -155,7 +155,7 @@ async def test_a_video_call_between_two_nodes_in_chromium(tmp_path, media_browse
 async def test_always_relay_sends_the_call_through_the_nodes_own_relay(tmp_path, media_browser):
     from live_nodes import start_node
 
-    node = await start_node(tmp_path, "a")
+    node = await start_node(tmp_path, "a", call_relay=True)
     problems: list[str] = []
     try:
         alice = (await node.app[ACCOUNTS].create_user("alice", PASSWORD)).account

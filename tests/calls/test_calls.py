@@ -126,10 +126,15 @@ async def test_a_call_that_is_not_answered_ends_for_both_with_its_reason(
         await ws["alice"].send_json({"type": "call.hangup", "call": call_id})
     for name in ("alice", "bob"):
         assert (await frame_of(ws[name], "call.ended", timeout=3))["reason"] == reason
+    if how != "decline":  # the missed call's notification: the badge follows
+        assert (await frame_of(ws["bob"], "unread"))["notifications"] >= 1
     # Over is over: an answer now changes nothing.
     await ws["bob"].send_json({"type": "call.accept", "call": call_id, "answer": ANSWER})
     await frame_of(ws["bob"], "call.error")
     assert app[CALLS].call(int(call_id)).end_reason == reason
+    # A call that rang and was not answered is a missed call; a declined one is not.
+    page = await (await clients["bob"].get("/notifications")).text()
+    assert ("called you; you missed the call" in page) == (how != "decline")
     for socket in ws.values():
         await socket.close()
 

@@ -71,11 +71,13 @@ async def test_an_external_turn_server_gets_credentials_it_can_check(tmp_path: P
 
 
 async def test_a_taken_port_leaves_the_node_serving_without_a_relay(tmp_path: Path):
-    first = CallRelay(make_settings(tmp_path / "a"), SystemClock())
+    first = CallRelay(make_settings(tmp_path / "a", call_relay=True), SystemClock())
     await first.start()
     assert first.server is not None
     taken = first.server.udp_address[1]
-    second = CallRelay(make_settings(tmp_path / "b", call_relay_port=taken), SystemClock())
+    second = CallRelay(
+        make_settings(tmp_path / "b", call_relay=True, call_relay_port=taken), SystemClock()
+    )
     try:
         await second.start()
         assert second.server is None and second.status.startswith("not running")

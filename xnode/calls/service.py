@@ -44,12 +44,14 @@ from xnode.accounts.models import Account
 from xnode.calls.models import CALL_POLICIES, MEDIA_CHOICES, Call, Participant
 from xnode.clock import Clock
 from xnode.errors import InvalidInput, NotFound, RateLimited
+from xnode.events import EventBus, NotificationCreated
 from xnode.ids import new_id
 from xnode.live.hub import BadFrame, LiveHub
 from xnode.posts import content
 from xnode.ratelimit import Limit, RateLimiter
 from xnode.store import accounts as account_store
 from xnode.store import calls as call_store
+from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
 from xnode.store.database import Database
@@ -57,6 +59,8 @@ from xnode.store.database import Database
 log = logging.getLogger(__name__)
 
 RING_TIMEOUT_S = 45.0
+MISSED_REASONS = frozenset({"timeout", "cancelled"})
+"""Ends that leave the person rung with a missed call (they rang, nobody answered)."""
 CALLS_PER_CALLER = Limit(count=10, window_s=60.0)
 CALLS_PER_PAIR = Limit(count=3, window_s=60.0)
 MAX_BUFFERED_CANDIDATES = 50
@@ -153,6 +157,7 @@ class CallService:
         *,
         base_url: str,
         domain: str,
+        events: EventBus | None = None,
         ring_timeout_s: float = RING_TIMEOUT_S,
     ) -> None:
         self.db = db
@@ -160,6 +165,7 @@ class CallService:
         self.hub = hub
         self.base_url = base_url.rstrip("/")
         self.domain = domain.lower()
+        self.events = events
         self.ring_timeout_s = ring_timeout_s
         self.limiter = RateLimiter(clock)
         # Per caller, and per caller and callee (a benchmark raises them).
@@ -457,6 +463,7 @@ class CallService:
                  **({"detail": detail} if detail else {})}  # fmt: skip
         accounts = await post_store.get_accounts(self.db, [p.account_id for p in before])
         local = [a for a in accounts.values() if a.domain is None]
+
         for participant in before:
             account = accounts.get(participant.account_id)
             if account is None:
@@ -473,6 +480,25 @@ class CallService:
                     sender, account, call, "Reject" if callee_side else "Leave",
                     object_id=invite_id if callee_side else call.uri, reason=reason,
                 )  # fmt: skip
+        if reason in MISSED_REASONS:
+            await self._note_missed(call, [
+                p.account_id for p in before
+                if p.state == "ringing" and p.account_id in {a.id for a in local}
+            ])  # fmt: skip
+
+    async def _note_missed(self, call: Call, callees: list[int]) -> None:
+        """A notification for each person here whose tabs rang and who did not answer."""
+        notified = []
+        async with self.db.transaction() as conn:
+            for account_id in callees:
+                if await notification_store.insert_notification(
+                    conn, new_id(), recipient_id=account_id, kind="missed_call",
+                    from_id=call.initiator_id, post_id=None, now=self.clock.now(),
+                ):  # fmt: skip
+                    notified.append(account_id)
+        if self.events is not None:
+            for account_id in notified:
+                await self.events.publish(NotificationCreated(account_id))
 
     def _stop_ringing(self, call_id: int) -> None:
         timer = self._ring_timers.pop(call_id, None)

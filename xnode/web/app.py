@@ -207,7 +207,9 @@ def create_app(
     hub = app[LIVE] = LiveHub()
     app[LIVE_FEEDS] = LiveFeeds(hub, dms, clock)
     app[LIVE_FEEDS].subscribe(events)
-    app[CALLS] = CallService(db, clock, hub, base_url=settings.base_url, domain=settings.domain)
+    app[CALLS] = CallService(
+        db, clock, hub, base_url=settings.base_url, domain=settings.domain, events=events
+    )
     app[CALL_RELAY] = CallRelay(settings, clock)
     app[CALLS].ice_servers = app[CALL_RELAY].ice_servers
     # The nav's unread-messages badge; the session middleware counts it per page view.
