@@ -233,3 +233,38 @@ async def test_call_settings_are_saved_from_the_account_page_with_csrf(app, peop
     bad = await bob.post("/settings/calls", data={"call_policy": "strangers", "csrf_token": token},
                          allow_redirects=False)  # fmt: skip
     assert bad.status == 303 and app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+
+
+async def test_calls_show_in_the_conversation_history_for_both(app, people):  # noqa: F811
+    from test_messages_web import start
+
+    _, clients = people
+    conversation, _ = await start(clients["alice"], "@bob", "zqx shall we talk?")
+    ws = await tabs(clients, "alice", "bob")
+    declined = await place(ws["alice"])
+    await frame_of(ws["bob"], "call.incoming")
+    await ws["bob"].send_json({"type": "call.decline", "call": declined})
+    await frame_of(ws["alice"], "call.ended")
+    answered = await place(ws["alice"])
+    await frame_of(ws["bob"], "call.incoming")
+    await ws["bob"].send_json({"type": "call.accept", "call": answered, "answer": ANSWER})
+    await frame_of(ws["alice"], "call.accepted")
+    await ws["alice"].send_json({"type": "call.hangup", "call": answered})
+    await frame_of(ws["bob"], "call.ended")
+    for socket in ws.values():
+        await socket.close()
+
+    alice_page = await (await clients["alice"].get(f"/messages/{conversation}")).text()
+    bob_page = await (await clients["bob"].get(f"/messages/{conversation}")).text()
+    for page in (alice_page, bob_page):
+        assert "Declined video call" in page and f'id="call-{declined}"' in page
+        # After the message, in the order they happened.
+        assert page.index("zqx shall we talk?") < page.index(f'id="call-{declined}"')
+        assert page.index(f'id="call-{declined}"') < page.index(f'id="call-{answered}"')
+        assert 'data-call="@' in page  # the conversation's own Call buttons
+    assert "Outgoing video call · 0:00" in alice_page
+    assert "Incoming video call · 0:00" in bob_page
+    # carol is in no call with them: their calls never show in her conversations.
+    carol_conversation, _ = await start(clients["carol"], "@alice", "zqx hi alice")
+    carol_page = await (await clients["carol"].get(f"/messages/{carol_conversation}")).text()
+    assert "video call" not in carol_page

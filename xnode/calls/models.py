@@ -64,3 +64,18 @@ class Participant:
             call_id=row["call_id"], account_id=row["account_id"], state=row["state"],
             joined_at=row["joined_at"], left_at=row["left_at"],
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call as a conversation's history shows it to one of its participants."""
+
+    call: Call
+    outgoing: bool
+    summary: str  # "Outgoing video call", "Missed call", "Declined call", ...
+    duration_s: float | None
+
+    @property
+    def at(self) -> float:
+        """When the call was placed (where it sits among the messages)."""
+        return self.call.created_at

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS, CallSignal
 from xnode.accounts.models import Account
-from xnode.calls.models import CALL_POLICIES, MEDIA_CHOICES, Call, Participant
+from xnode.calls.models import CALL_POLICIES, MEDIA_CHOICES, Call, CallRecord, Participant
 from xnode.clock import Clock
 from xnode.errors import InvalidInput, NotFound, RateLimited
 from xnode.events import EventBus, NotificationCreated
@@ -247,6 +247,34 @@ class CallService:
     def participants(self, call_id: int) -> list[Participant]:
         """Everyone invited into a call."""
         return call_store.participants_of(self.db, call_id)
+
+    def history(
+        self, viewer_id: int, other_id: int, *, since: float | None, until: float | None
+    ) -> list[CallRecord]:
+        """The calls between two people, as ``viewer_id`` sees them, oldest first."""
+        records = []
+        for call in call_store.calls_between(
+            self.db, viewer_id, other_id, since=since, until=until
+        ):
+            outgoing = call.initiator_id == viewer_id
+            kind = "video call" if call.video else "call"
+            reason = call.end_reason
+            if call.answered_at is not None:
+                summary = f"{'Outgoing' if outgoing else 'Incoming'} {kind}"
+            elif reason in MISSED_REASONS and not outgoing:
+                summary = f"Missed {kind}"
+            elif reason == "declined":
+                summary = f"Declined {kind}"
+            elif not call.is_over:
+                summary = f"{'Outgoing' if outgoing else 'Incoming'} {kind}, ringing"
+            else:
+                summary = f"{'Outgoing' if outgoing else 'Incoming'} {kind}, not answered"
+            duration = (
+                call.ended_at - call.answered_at
+                if call.answered_at is not None and call.ended_at is not None else None
+            )  # fmt: skip
+            records.append(CallRecord(call, outgoing, summary, duration))
+        return records
 
     def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
         call = call_store.get_call(self.db, call_id)

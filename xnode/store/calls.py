@@ -142,3 +142,18 @@ def shares_accepted_conversation(db: Database, a: int, b: int) -> bool:
             (a, b),
         )
     )
+
+
+def calls_between(
+    db: Database, a: int, b: int, *, since: float | None, until: float | None, limit: int = 50
+) -> list[Call]:
+    """Calls both accounts were in, oldest first, within ``since``..``until`` (inclusive)."""
+    rows = db.lookup_all(
+        "SELECT c.* FROM calls c"
+        " JOIN call_participants pa ON pa.call_id = c.id AND pa.account_id = ?"
+        " JOIN call_participants pb ON pb.call_id = c.id AND pb.account_id = ?"
+        " WHERE c.created_at >= ? AND c.created_at <= ?"
+        " ORDER BY c.created_at DESC, c.id DESC LIMIT ?",
+        (a, b, since if since is not None else 0.0, until if until is not None else 1e18, limit),
+    )
+    return [Call.from_row(row) for row in reversed(rows)]

@@ -25,7 +25,7 @@ from xnode.web.forms import FormData, read_form, require_user, text_field
 from xnode.web.middleware import wants_json
 from xnode.web.render import RENDERER, Renderer, redirect
 from xnode.web.social import id_param
-from xnode.web.state import DMS, LIVE_FEEDS, SETTINGS, UNREAD_MESSAGES
+from xnode.web.state import CALLS, DMS, LIVE_FEEDS, SETTINGS, UNREAD_MESSAGES
 from xnode.web.visitor import visitor_of
 
 log = logging.getLogger(__name__)
@@ -288,9 +288,29 @@ async def _render_conversation(
             replying, compose.reply_to = None, None
     token = visitor_of(request).csrf_token
     renderer = request.app[RENDERER]
+    # A one-to-one conversation shows its calls among the messages, where they happened.
+    items: list[tuple[float, str, Any]] = [
+        (m.view.post.created_at, "message", render_bubble(renderer, m, user.id, token))
+        for m in page.messages
+    ]
+    if len(page.participants) == 1:
+        since = page.messages[0].view.post.created_at if page.older_than else None
+        until = page.messages[-1].view.post.created_at if before is not None else None
+        items += [
+            (record.at, "call", record)
+            for record in request.app[CALLS].history(
+                user.id, page.participants[0].id, since=since, until=until
+            )
+        ]
+        items.sort(key=lambda item: item[0])
     context = {
         "page": page,
-        "bubbles": [render_bubble(renderer, m, user.id, token) for m in page.messages],
+        "items": items,
+        "callable": (
+            page.participants[0] if len(page.participants) == 1
+            and (page.participants[0].is_local or page.participants[0].supports_calls)
+            and page.state == "accepted" else None
+        ),
         "replying": replying,
         "paged": before is not None,
         **_form_context(request, compose),
