@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from activitypub.test_inbox_process import split_nodes  # noqa: F401 (the fixture)
+from aiohttp import web
 from live_nodes import PASSWORD, LiveNode, eventually, follow_across, nodes  # noqa: F401
 from test_messages_web import frame_of
 
@@ -144,3 +145,55 @@ async def test_calls_ring_at_once_when_an_inbox_process_handles_the_queue(split_
     await bob_tab.send_json({"type": "call.accept", "call": on_split, "answer": ANSWER})
     assert (await frame_of(alice_tab, "call.accepted", timeout=10))["answer"] == ANSWER
     assert with_inbox_process[CALLS].call(int(on_split)).state == "active"
+
+
+async def test_a_server_without_calls_is_never_sent_a_signal(tmp_path, sessions):
+    """A Mastodon-like server (its actor has no supportsCalls): the caller is told, and
+    nothing at all is posted to that server's inboxes."""
+    from live_nodes import free_port, start_node
+
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+    actor = f"http://{host}/users/ana"
+    posted: list[str] = []
+
+    async def webfinger(request: web.Request) -> web.Response:
+        return web.json_response({"subject": f"acct:ana@{host}", "links": [
+            {"rel": "self", "type": "application/activity+json", "href": actor}]})
+
+    async def actor_doc(request: web.Request) -> web.Response:
+        return web.json_response({
+            "@context": ["https://www.w3.org/ns/activitystreams",
+                         {"toot": "http://joinmastodon.org/ns#"}],
+            "id": actor, "type": "Person", "preferredUsername": "ana",
+            "inbox": f"{actor}/inbox", "endpoints": {"sharedInbox": f"http://{host}/inbox"},
+        }, content_type="application/activity+json")  # fmt: skip
+
+    async def inbox(request: web.Request) -> web.Response:
+        posted.append(await request.text())
+        return web.Response(status=202)
+
+    mastodon = web.Application()
+    mastodon.router.add_get("/.well-known/webfinger", webfinger)
+    mastodon.router.add_get("/users/ana", actor_doc)
+    mastodon.router.add_post("/users/ana/inbox", inbox)
+    mastodon.router.add_post("/inbox", inbox)
+    runner = web.AppRunner(mastodon)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    a = await start_node(tmp_path, "a")
+    try:
+        await a.user("alice")
+        alice_tab = await tab_of(a, "alice", sessions)
+        await alice_tab.send_json({"type": "call.place", "ref": "r", "to": f"@ana@{host}"})
+        placed = await frame_of(alice_tab, "call.placed", timeout=10)
+        ended = await frame_of(alice_tab, "call.ended", timeout=10)
+        assert ended["call"] == placed["call"] and ended["reason"] == "unavailable"
+        assert ended["detail"] == "Their server does not support calls."
+        await alice_tab.send_json({"type": "call.offer", "call": placed["call"], "offer": OFFER})
+        await frame_of(alice_tab, "call.error")
+        await asyncio.sleep(1.0)  # any signal would have been posted by now
+        assert posted == []
+    finally:
+        await a.server.close()
+        await runner.cleanup()
