@@ -95,3 +95,23 @@ async def test_admins_see_the_relay_running_and_its_counters(client, app):
     port = app[CALL_RELAY].server.udp_address[1]
     assert f"running on UDP and TCP port {port}" in page
     assert "Allocations now / since start</th><td>0 / 0" in page
+
+
+async def test_the_relay_reports_its_state_for_the_cli(app):
+    import json
+
+    from xnode.store import calls as call_store
+    from xnode.web.state import DB
+
+    async def reported() -> dict[str, Any] | None:
+        found = call_store.relay_report(app[DB])
+        return json.loads(found[0]) if found else None
+
+    report = await reported()
+    for _ in range(50):
+        if report:
+            break
+        await asyncio.sleep(0.05)
+        report = await reported()
+    assert report is not None and report["status"].startswith("running on UDP and TCP port")
+    assert report["counters"]["allocations_current"] == 0

@@ -11,9 +11,12 @@ and the admin page says why.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +24,8 @@ from xnode.calls.relay import RelayCounters, RelaySettings, TurnServer
 from xnode.calls.turn_credentials import issue_credentials
 from xnode.clock import Clock
 from xnode.settings import Settings, parse_host_port, parse_port_range
+from xnode.store import calls as call_store
+from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,10 @@ def relay_secret(settings: Settings) -> bytes:
 class CallRelay:
     """Runs the built-in relay (when configured) and hands out ICE servers."""
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, db: Database | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.db = db
         self.host = urlsplit(settings.base_url).hostname or settings.domain.split(":")[0]
         self.server: TurnServer | None = None
         self.status = "off"
@@ -86,6 +92,24 @@ class CallRelay:
         if self.server is not None:
             await self.server.close()
             self.server = None
+
+    def report(self) -> dict[str, Any]:
+        """The relay's state and counters, as the CLI shows them (JSON-ready)."""
+        counters = self.counters()
+        found: dict[str, Any] = {"status": self.status}
+        if counters is not None:
+            found["counters"] = {
+                key: dict(value) if isinstance(value, Mapping) else value
+                for key, value in dataclasses.asdict(counters).items()
+            }
+        return found
+
+    async def save_report(self, *, stopped: bool = False) -> None:
+        """Record :meth:`report` where ``xnode calls relay`` reads it (the CLI runs apart)."""
+        if self.db is None:
+            return
+        report = {"status": "stopped with the node"} if stopped else self.report()
+        await call_store.save_relay_report(self.db, json.dumps(report), self.clock.now())
 
     def counters(self) -> RelayCounters | None:
         """The built-in relay's counters, when it runs."""

@@ -7,7 +7,10 @@ from collections.abc import Iterable
 import aiosqlite
 
 from xnode.calls.models import Call, Participant
+from xnode.store import node_settings
 from xnode.store.database import Database
+
+RELAY_REPORT_KEY = "call_relay_report"
 
 
 async def insert_call(
@@ -157,3 +160,16 @@ def calls_between(
         (a, b, since if since is not None else 0.0, until if until is not None else 1e18, limit),
     )
     return [Call.from_row(row) for row in reversed(rows)]
+
+
+async def save_relay_report(db: Database, report: str, now: float) -> None:
+    """What the serving process last saw of its relay (JSON), for the CLI to read."""
+    await node_settings.set_node_setting(db, RELAY_REPORT_KEY, report, now)
+
+
+def relay_report(db: Database) -> tuple[str, float] | None:
+    """(the relay's last report, when it was written), or None if never."""
+    row = db.lookup(
+        "SELECT value, updated_at FROM node_settings WHERE key = ?", (RELAY_REPORT_KEY,)
+    )
+    return None if row is None else (row[0], row[1])

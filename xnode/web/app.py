@@ -109,14 +109,33 @@ async def _purge_sessions_forever(app: web.Application) -> None:
         await asyncio.sleep(SESSION_PURGE_INTERVAL_S)
 
 
+RELAY_REPORT_INTERVAL_S = 30.0
+
+
+async def _report_relay_forever(app: web.Application) -> None:
+    """Write the relay's state and counters where `xnode calls relay` reads them."""
+    while True:
+        try:
+            await app[CALL_RELAY].save_report()
+        except Exception:
+            log.exception("could not save the call relay's report")
+        await asyncio.sleep(RELAY_REPORT_INTERVAL_S)
+
+
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     # Only the serving process holds tabs, so only it rings, keeps call state and runs
     # the relay.
     await app[CALL_RELAY].start()
     await app[CALLS].start()
+    reporter = asyncio.create_task(_report_relay_forever(app), name="relay-report")
     yield
+    reporter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reporter
     await app[CALLS].close()
     await app[CALL_RELAY].close()
+    with contextlib.suppress(Exception):  # the database may be closing already
+        await app[CALL_RELAY].save_report(stopped=True)
 
 
 async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -210,7 +229,7 @@ def create_app(
     app[CALLS] = CallService(
         db, clock, hub, base_url=settings.base_url, domain=settings.domain, events=events
     )
-    app[CALL_RELAY] = CallRelay(settings, clock)
+    app[CALL_RELAY] = CallRelay(settings, clock, db)
     app[CALLS].ice_servers = app[CALL_RELAY].ice_servers
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(
