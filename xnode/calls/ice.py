@@ -98,10 +98,12 @@ class CallRelay:
         counters = self.counters()
         found: dict[str, Any] = {"status": self.status}
         if counters is not None:
+            # Field by field: asdict() would deep-copy the read-only mappings, and cannot.
             found["counters"] = {
-                key: dict(value) if isinstance(value, Mapping) else value
-                for key, value in dataclasses.asdict(counters).items()
-            }
+                f.name: dict(value) if isinstance(value := getattr(counters, f.name), Mapping)
+                else value
+                for f in dataclasses.fields(counters)
+            }  # fmt: skip
         return found
 
     async def save_report(self, *, stopped: bool = False) -> None:
