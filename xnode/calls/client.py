@@ -550,7 +550,9 @@ class CallClient:
             raise CallClientError(f"{host}: the live socket was refused ({exc.status})") from None
         except (aiohttp.ClientError, OSError) as exc:
             await self.close()
-            raise CallClientError(f"the node at {self.base_url} is not reachable: {exc}") from None
+            raise CallClientError(
+                f"the node at {self.base_url} is not reachable (is it running?): {exc}"
+            ) from None
         except BaseException:
             await self.close()
             raise
@@ -628,7 +630,11 @@ class CallClient:
         active = self._placing_calls.pop(ref)
         if active.end_reason is not None:
             return active  # ended at once (unavailable, busy)
-        active.start_connection(frame.get("iceServers") or [], bool(frame.get("relayOnly")))
+        try:
+            active.start_connection(frame.get("iceServers") or [], bool(frame.get("relayOnly")))
+        except CallClientError:
+            await active.hangup()  # the node placed it: cancel it there too
+            raise
         assert active.pc is not None
         # Returns once every candidate is gathered: they are all in this SDP.
         await active.pc.setLocalDescription(await active.pc.createOffer())
