@@ -489,7 +489,9 @@ class ActiveCall:
         for track in self.sent:
             track.stop()
         if self.pc is not None:
-            await self.pc.close()
+            # Shielded: a second close() awaits the first one's future, and cancelling
+            # it (the reader task stopping) would leave aiortc setting a cancelled future.
+            await asyncio.shield(self.pc.close())
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
