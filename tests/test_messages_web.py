@@ -492,7 +492,7 @@ async def test_a_frame_of_no_known_type_closes_the_socket(people, frame):
 def test_each_frame_type_has_one_handler():
     hub = LiveHub()
 
-    async def handler(account, frame):  # pragma: no cover - never called
+    async def handler(account, frame, tab):  # pragma: no cover - never called
         pass
 
     hub.on_frame("typing", handler)

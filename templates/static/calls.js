@@ -494,6 +494,13 @@
     event.preventDefault();
     place(trigger.dataset.call, trigger.dataset.media);
   });
+  // Leaving the page ends the call (its connection lives in this page): ask first.
+  window.addEventListener("beforeunload", (event) => {
+    if (call && call.pc) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
   // Calls need the live connection and WebRTC: the buttons show only where both exist.
   if (window.RTCPeerConnection && navigator.mediaDevices) {
     document.querySelectorAll("[data-call]").forEach((node) => { node.hidden = false; });

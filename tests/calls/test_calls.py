@@ -268,3 +268,20 @@ async def test_calls_show_in_the_conversation_history_for_both(app, people):  # 
     carol_conversation, _ = await start(clients["carol"], "@alice", "zqx hi alice")
     carol_page = await (await clients["carol"].get(f"/messages/{carol_conversation}")).text()
     assert "video call" not in carol_page
+
+
+@pytest.mark.parametrize("who", ["caller", "callee"])
+async def test_closing_the_tab_that_holds_a_call_ends_it_for_the_other(app, people, who):  # noqa: F811
+    _, clients = people
+    ws = await tabs(clients, "alice", "bob")
+    other_tab_of_bob = await tabs(clients, "bob")  # a second tab: it must not keep the call
+    call_id = await place(ws["alice"])
+    await frame_of(ws["bob"], "call.incoming")
+    await ws["bob"].send_json({"type": "call.accept", "call": call_id, "answer": ANSWER})
+    await frame_of(ws["alice"], "call.accepted")
+    closing, staying = ("alice", "bob") if who == "caller" else ("bob", "alice")
+    await ws[closing].close()
+    assert (await frame_of(ws[staying], "call.ended"))["reason"] == "ended"
+    assert app[CALLS].call(int(call_id)).is_over
+    for socket in (ws[staying], other_tab_of_bob["bob"]):
+        await socket.close()

@@ -179,6 +179,10 @@ class CallService:
         self.transport: SignalTransport | None = None
         self._invite_ids: dict[int, str] = {}
         self._signalled: set[int] = set()
+        # The tab that holds each local participant's end of a call: when it closes, the
+        # call is over for them (their browser's connection died with the page).
+        self._call_tabs: dict[int, dict[int, object]] = {}
+        hub.on_disconnect(self._tab_closed)
         # The ICE servers (STUN/TURN with short-lived credentials) a participant's tab
         # uses; set by the node (xnode/calls/ice.py). None: the browser's own host
         # candidates only, never a third-party STUN server.
@@ -484,6 +488,7 @@ class CallService:
         self._stop_ringing(call.id)
         self._waiting_candidates.pop(call.id, None)
         self._awaiting_offer.pop(call.id, None)
+        self._call_tabs.pop(call.id, None)
         invite_id = self._invite_ids.pop(call.id, None)
         signalled = call.id in self._signalled
         self._signalled.discard(call.id)
@@ -698,6 +703,14 @@ class CallService:
                     "candidates": waiting[start:start + MAX_CANDIDATES_PER_SIGNAL]
                 })  # fmt: skip
 
+    async def _tab_closed(self, account_id: int, tab: object) -> None:
+        """A tab closed: the calls it held end for its person (hung up, for the others)."""
+        for call_id, tabs in list(self._call_tabs.items()):
+            if tabs.get(account_id) is tab:
+                account = await account_store.get_account(self.db, account_id)
+                if account is not None:
+                    await self.hangup(account, call_id)
+
     # --- frames from tabs ------------------------------------------------------------------
 
     async def _refuse(self, account: Account, frame: Mapping[str, Any], error: str) -> None:
@@ -708,33 +721,51 @@ class CallService:
              "error": error},
         )  # fmt: skip
 
-    async def _place_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _place_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
         to = frame.get("to")
         ref = frame.get("ref")
         if not isinstance(to, str) or len(to) > 320 or not (ref is None or isinstance(ref, str)):
             raise BadFrame("call.place names whom to call")
         media = _media(frame)
         try:
-            await self.place(account, to, media, ref)
+            call = await self.place(account, to, media, ref)
         except (InvalidInput, NotFound, RateLimited) as exc:
             await self._refuse(account, frame, exc.message)
+            return
+        if not call.is_over:
+            self._call_tabs.setdefault(call.id, {})[account.id] = tab
 
-    async def _offer_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _offer_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
         if not await self.offer(account, _call_id(frame), _sdp(frame, "offer")):
             await self._refuse(account, frame, "This call is not yours to ring, or it is over.")
 
-    async def _accept_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
-        if not await self.accept(account, _call_id(frame), _sdp(frame, "answer")):
+    async def _accept_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
+        call_id = _call_id(frame)
+        if not await self.accept(account, call_id, _sdp(frame, "answer")):
             await self._refuse(account, frame, "This call is no longer ringing.")
+        elif not (call := self.call(call_id)) or not call.is_over:
+            self._call_tabs.setdefault(call_id, {})[account.id] = tab
 
-    async def _decline_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _decline_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
         if not await self.decline(account, _call_id(frame)):
             await self._refuse(account, frame, "This call is no longer ringing.")
 
-    async def _hangup_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _hangup_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
         await self.hangup(account, _call_id(frame))  # hanging up twice is not an error
 
-    async def _signal_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _signal_frame(
+        self, account: Account, frame: Mapping[str, Any], tab: object
+    ) -> None:
         call_id = _call_id(frame)
         if "candidates" in frame:
             payload: dict[str, Any] = {"candidates": _candidates(frame)}

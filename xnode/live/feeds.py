@@ -183,7 +183,7 @@ class LiveFeeds:
         """A new notification: the badge follows."""
         await self.send_unread(event.account_id)
 
-    async def _typing_frame(self, account: Account, frame: Mapping[str, Any]) -> None:
+    async def _typing_frame(self, account: Account, frame: Mapping[str, Any], tab: object) -> None:
         """``{"type": "typing", "conversation": id}`` from a tab."""
         value = frame.get("conversation")
         # Ids pass 2**53, so the script may send them as strings to keep every digit.

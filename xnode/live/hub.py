@@ -17,9 +17,11 @@ from xnode.accounts.models import Account
 
 log = logging.getLogger(__name__)
 
-FrameHandler = Callable[[Account, Mapping[str, Any]], Awaitable[None]]
-"""Handles one frame a tab of ``account`` sent; raises :class:`BadFrame` to refuse it."""
+FrameHandler = Callable[[Account, Mapping[str, Any], "Socket"], Awaitable[None]]
+"""Handles one frame the tab (the socket) of ``account`` sent; raises :class:`BadFrame` to
+refuse it."""
 ConnectHandler = Callable[[int], Awaitable[None]]
+DisconnectHandler = Callable[[int, "Socket"], Awaitable[None]]
 
 
 class BadFrame(ValueError):
@@ -42,6 +44,7 @@ class LiveHub:
         self._sockets: dict[int, set[Socket]] = defaultdict(set)
         self._handlers: dict[str, FrameHandler] = {}
         self._on_connect: list[ConnectHandler] = []
+        self._on_disconnect: list[DisconnectHandler] = []
         # Called with True when the first tab opens and False when the last one closes
         # (the inbox process relays public posts only while someone could see them).
         self.on_tabs: Callable[[bool], None] | None = None
@@ -57,6 +60,19 @@ class LiveHub:
     def on_connect(self, handler: ConnectHandler) -> None:
         """Call ``handler(account_id)`` when a tab has just opened (to send it a first state)."""
         self._on_connect.append(handler)
+
+    def on_disconnect(self, handler: DisconnectHandler) -> None:
+        """Call ``handler(account_id, socket)`` when a tab has closed (a call it held ends)."""
+        self._on_disconnect.append(handler)
+
+    async def closed(self, account_id: int, socket: Socket) -> None:
+        """A tab's socket closed: forget it and tell those who care."""
+        self.disconnect(account_id, socket)
+        for handler in self._on_disconnect:
+            try:
+                await handler(account_id, socket)
+            except Exception:
+                log.exception("a live disconnect handler failed")
 
     # --- sockets -----------------------------------------------------------------------
 
@@ -114,8 +130,8 @@ class LiveHub:
                 log.debug("dropping a live socket of %d: %s", account_id, exc)
                 self.disconnect(account_id, socket)
 
-    async def receive(self, account: Account, frame: object) -> None:
-        """Dispatch a frame a tab of ``account`` sent.
+    async def receive(self, account: Account, frame: object, socket: Socket) -> None:
+        """Dispatch a frame the tab ``socket`` of ``account`` sent.
 
         Raises:
             BadFrame: not an object with a known ``type``, or refused by its handler.
@@ -126,4 +142,4 @@ class LiveHub:
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise BadFrame(f"unknown frame type {kind!r}")
-        await handler(account, frame)
+        await handler(account, frame, socket)

@@ -8,6 +8,7 @@ the socket (1003), so a misbehaving script learns at once rather than being igno
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import weakref
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ from xnode.web.visitor import visitor_of
 MAX_LIVE_FRAME_BYTES = 16 * 1024
 """A tab's frames are small (typing now; SDP offers, the largest to come, stay under 16 KB)."""
 LIVE_HEARTBEAT_S = 30.0
+
+_CLOSING: set[asyncio.Future[None]] = set()
 
 # Open live sockets, closed on shutdown so the server does not wait for them.
 LIVE_SOCKETS = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
@@ -62,7 +65,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
             if message.type != WSMsgType.TEXT:
                 break
             try:
-                await hub.receive(user.account, json_text.loads(message.data))
+                await hub.receive(user.account, json_text.loads(message.data), socket)
             except (ValueError, RecursionError) as exc:  # BadFrame is a ValueError
                 reason = str(exc) if isinstance(exc, BadFrame) else "not JSON"
                 await socket.close(
@@ -70,8 +73,13 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
                 )
                 break
     finally:
-        hub.disconnect(user.id, socket)
         request.app[LIVE_SOCKETS].discard(socket)
+        # Shielded: the server may cancel this handler as the connection drops, and what
+        # the tab's closing sets off (a call it held ends for the others) must still run.
+        closing = asyncio.ensure_future(hub.closed(user.id, socket))
+        _CLOSING.add(closing)  # held until done: a shielded task nobody holds may vanish
+        closing.add_done_callback(_CLOSING.discard)
+        await asyncio.shield(closing)
     return socket
 
 
