@@ -221,8 +221,10 @@ def selftest(data_dir: Path, seconds: float, audio_only: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if not flowed:
         raise click.ClickException(
-            "media did not flow both ways through the relay (see the relay's refusals and"
-            " drops on Admin → Federation)"
+            "media did not flow both ways through the relay. See its refusals and drops on"
+            " Admin → Federation: 'forbidden_peer' means the relay refuses peers on its own"
+            " address, and both test clients' relayed addresses are on it (only nodes with"
+            " allow_private_addresses relay between two of their own allocations)"
         )
 
 
