@@ -184,3 +184,36 @@ async def test_always_relay_sends_the_call_through_the_nodes_own_relay(tmp_path,
     finally:
         await node.server.close()
     assert problems == []
+
+
+async def test_the_ringing_banner_and_the_call_view_pass_the_accessibility_check(
+    client, app, media_browser
+):
+    from test_accessibility import AXE, violations
+
+    if not AXE.exists():
+        pytest.skip("axe-core is installed by `make test` (assets)")
+    alice = (await create_user(app, "alice", password=PASSWORD)).account
+    bob = (await create_user(app, "bob", password=PASSWORD)).account
+    await app[RELATIONSHIPS].follow(bob.id, alice.id)
+    base = str(client.make_url("/")).rstrip("/")
+    problems: list[str] = []
+    # axe is injected as a script: the pages' CSP is set aside for it.
+    caller = await signed_in(media_browser, base, "alice", 390, problems, bypass_csp=True)
+    callee = await signed_in(media_browser, base, "bob", 390, problems, bypass_csp=True)
+    try:
+        await caller.goto(f"{base}/@bob")
+        await until(lambda: app[LIVE].is_connected(bob.id))
+        await caller.get_by_role("button", name="Video call").click()
+        banner = callee.get_by_role("alertdialog", name="Incoming video call")
+        await expect(banner).to_be_visible(timeout=10_000)
+        found = {"banner": await violations(callee)}
+        await banner.get_by_role("button", name="Accept with video").click()
+        await expect(caller.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+        found["call view"] = await violations(caller)
+        await caller.get_by_role("button", name="Hang up").click()
+    finally:
+        for page in (caller, callee):
+            await page.context.close()
+    assert {where: lines for where, lines in found.items() if lines} == {}
+    assert problems == []
