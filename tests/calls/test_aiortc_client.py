@@ -155,3 +155,15 @@ async def test_an_unknown_user_or_a_stopped_node_fails_clearly(served):
         run_xnode, "calls", "selftest", "--data", str(served.data_dir)
     )
     assert not_running.returncode == 1 and "is it running?" in not_running.stderr
+
+
+def test_the_serving_process_never_imports_aiortc():
+    # The command line (which registers the call commands) and the web application; the
+    # relay's use of aioice's STUN codec is its own business.
+    script = (
+        "import sys, xnode.cli, xnode.web.app, xnode.calls.client_cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiortc', 'av')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
