@@ -650,8 +650,12 @@ class CallClient:
         """Take an incoming call (with video if it is a video call and ``video``)."""
         active = ActiveCall(self, "callee", video and "video" in incoming.media, relay,
                             call=incoming.call, accepted_at=time.monotonic())  # fmt: skip
+        try:
+            active.start_connection(incoming.ice_servers, incoming.relay_only)
+        except CallClientError:
+            await self.decline(incoming)  # it would ring on until the timeout
+            raise
         self._calls[incoming.call] = active
-        active.start_connection(incoming.ice_servers, incoming.relay_only)
         assert active.pc is not None
         await active.set_remote("offer", incoming.offer)
         await active.pc.setLocalDescription(await active.pc.createAnswer())
@@ -732,5 +736,9 @@ class CallClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _auto_answer(self, incoming: Incoming) -> None:
-        active = await self.answer(incoming, video=self.answer_video, relay=self.relay)
+        try:
+            active = await self.answer(incoming, video=self.answer_video, relay=self.relay)
+        except CallClientError as exc:
+            log.warning("call %s from @%s declined: %s", incoming.call, incoming.caller, exc)
+            return
         await self.answered.put(active)
