@@ -555,3 +555,32 @@ async def test_relayed_ports_come_from_the_configured_range(start_relay, open_cl
     for user in ("alice", "bob"):
         relayed = await allocate(await open_client(server, credentials(user)))
         assert 47000 <= relayed[1] <= 47099
+
+
+async def test_two_relayed_people_reach_each_other_but_nothing_else_on_the_relay(
+    start_relay, open_client
+) -> None:
+    # Both sides relay only: each one's peer is the other's relayed address, which is the
+    # relay's own address. That one kind of own-address peer is allowed, never other ports.
+    server = await start_relay(allow_private_addresses=False)
+    alice = await open_client(server, credentials("alice"))
+    bob = await open_client(server, credentials("bob"))
+    alice_relayed, bob_relayed = await allocate(alice), await allocate(bob)
+    await request(alice, stun.Method.CREATE_PERMISSION, XOR_PEER_ADDRESS=bob_relayed)
+    await request(bob, stun.Method.CREATE_PERMISSION, XOR_PEER_ADDRESS=alice_relayed)
+    send_indication(alice, bob_relayed, b"relay to relay")
+    data, source = await asyncio.wait_for(bob.indications.get(), TIMEOUT_S)
+    assert (data, source) == (b"relay to relay", alice_relayed)
+    # Another port of the relay's own address: refused, and Send to it (under the permission
+    # for the address) is dropped.
+    other_port = (bob_relayed[0], bob_relayed[1] + 1 if bob_relayed[1] < 65535 else 1024)
+    assert await refused_with(
+        request(alice, stun.Method.CREATE_PERMISSION, XOR_PEER_ADDRESS=other_port)
+    ) == 403
+    before = server.counters().drops.get("forbidden_peer", 0)
+    send_indication(alice, other_port, b"to a port that is no allocation")
+    for _ in range(50):
+        if server.counters().drops.get("forbidden_peer", 0) > before:
+            break
+        await asyncio.sleep(0.02)
+    assert server.counters().drops.get("forbidden_peer", 0) == before + 1

@@ -316,6 +316,10 @@ class TurnServer:
         self._relay_host = settings.relay_host or settings.host
         self._advertised: str | None = settings.advertised_address
         self._own_addresses: frozenset[str] = frozenset()
+        # Relayed address -> its allocation: the one kind of peer on the relay's own address
+        # allowed (two people who both relay only talk relay to relay).
+        self._relayed: dict[Address, _Allocation] = {}
+        self._lab = settings.allow_private_addresses  # tests and labs: loopback peers too
         self._handlers: dict[int, Callable[[stun.Message, bytes, _Link, _Auth], None]] = {
             stun.Method.REFRESH: self._refresh,
             stun.Method.CREATE_PERMISSION: self._create_permission,
@@ -447,6 +451,9 @@ class TurnServer:
         if channel_expires_at < now or allocation.permissions.get(peer[0], 0.0) < now:
             self.drops["no_permission"] += 1
             return
+        if peer[0] in self._own_addresses and peer not in self._relayed and not self._lab:
+            self.drops["forbidden_peer"] += 1  # the allocation it named has gone
+            return
         if not allocation.spend(size, now):
             self.drops["bandwidth"] += 1
             return
@@ -473,6 +480,10 @@ class TurnServer:
         now = self.now()
         if allocation.permissions.get(peer[0], 0.0) < now:
             self.drops["no_permission"] += 1
+            return
+        if peer[0] in self._own_addresses and peer not in self._relayed and not self._lab:
+            # A permission for the relay's own address covers its allocations only.
+            self.drops["forbidden_peer"] += 1
             return
         if not allocation.spend(len(payload), now):
             self.drops["bandwidth"] += 1
@@ -624,6 +635,7 @@ class TurnServer:
         port = sock.getsockname()[1]
         allocation.relayed_address = (self._advertised, port)
         self._allocations[link.key] = allocation
+        self._relayed[allocation.relayed_address] = allocation
         self.tally.allocations_total += 1
         response = self._reply(link, message, auth.key, {
             "XOR-RELAYED-ADDRESS": allocation.relayed_address,
@@ -732,6 +744,13 @@ class TurnServer:
             return False
         if self.settings.allow_private_addresses:
             return True
+        if peer[0] in self._own_addresses:
+            # The relay's own address: only another live allocation (both sides relay only);
+            # never another port on this machine.
+            if (peer[0], peer[1]) in self._relayed:
+                return True
+            self._refuse(link, message, auth.key, 403, "forbidden_peer")
+            return False
         if (
             address.is_private
             or address.is_loopback
@@ -739,7 +758,6 @@ class TurnServer:
             or address.is_multicast
             or address.is_unspecified
             or address.is_reserved
-            or peer[0] in self._own_addresses
         ):
             self._refuse(link, message, auth.key, 403, "forbidden_peer")
             return False
@@ -753,6 +771,8 @@ class TurnServer:
 
     def _forget(self, allocation: _Allocation) -> None:
         key = allocation.link.key
+        if self._relayed.get(allocation.relayed_address) is allocation:
+            del self._relayed[allocation.relayed_address]
         if self._allocations.get(key) is allocation:
             del self._allocations[key]
             self._release_user(allocation.user)
