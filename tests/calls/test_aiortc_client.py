@@ -138,6 +138,11 @@ async def test_selftest_through_the_served_nodes_relay(served):
     assert "media flowed both ways: yes" in done.stdout
     assert "candidate pair: local relay, remote relay" in done.stdout
     assert "round-trip time:" in done.stdout
+    # The relay's state, as the serving process recorded it for the command line.
+    status = await asyncio.to_thread(run_xnode, "calls", "relay", "--data", str(served.data_dir))
+    assert status.returncode == 0, status.stderr
+    assert "relay: running on UDP and TCP port" in status.stdout
+    assert "allocations_total:" in status.stdout
 
 
 async def test_an_unknown_user_or_a_stopped_node_fails_clearly(served):

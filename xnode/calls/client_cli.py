@@ -19,6 +19,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -259,6 +260,36 @@ async def _selftest_call(a: object, b: object, video: bool, seconds: float) -> b
         same = mine.verification_code == theirs.verification_code
         click.echo(f"verification codes match: {'yes' if same else 'NO'}")
     return flowed
+
+
+# --- xnode calls relay ---------------------------------------------------------------------
+
+
+@calls_group.command("relay")
+@_data_option
+def relay_status(data_dir: Path) -> None:
+    """The call relay's state and counters, as the running node last recorded them."""
+    import time
+
+    from xnode.calls.ice import last_report
+
+    async def action(node: _Node) -> tuple[dict[str, Any], float] | None:
+        return last_report(node.db)
+
+    found = _with_node(data_dir, action)
+    if found is None:
+        raise click.ClickException("no relay report yet: has `xnode serve` run on this node?")
+    report, written_at = found
+    click.echo(f"relay: {report.get('status', 'unknown')}")
+    click.echo(f"  (recorded {max(0, int(time.time() - written_at))} s ago)")
+    counters = report.get("counters")
+    if isinstance(counters, dict):
+        for key, value in counters.items():
+            if isinstance(value, dict):
+                shown = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
+                click.echo(f"  {key}: {shown}")
+            else:
+                click.echo(f"  {key}: {value}")
 
 
 def register(main: click.Group) -> None:

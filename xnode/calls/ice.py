@@ -138,3 +138,16 @@ class CallRelay:
                 "credential": credentials.password,
             },
         ]
+
+
+def last_report(db: Database) -> tuple[dict[str, Any], float] | None:
+    """What the serving process last recorded of its relay, and when (for ``xnode calls
+    relay``, which runs as another process); None if it never did."""
+    found = call_store.relay_report(db)
+    if found is None:
+        return None
+    try:
+        report = json.loads(found[0])
+    except ValueError:
+        return None
+    return (report, found[1]) if isinstance(report, dict) else None
