@@ -22,10 +22,14 @@ async def test_our_actors_say_they_take_calls_in_a_way_json_ld_reads(nodes):  # 
             actor = json.loads(await response.read())
         async with http.get(f"http://{a.domain}/nodeinfo/2.1") as response:
             info = json.loads(await response.read())
+        async with http.get(f"http://{a.domain}/ns/calls/v1") as response:
+            assert response.content_type == "application/ld+json"
+            served_context = json.loads(await response.read())
     assert actor["supportsCalls"] is True
     (expanded,) = jsonld.expand(actor)
     assert expanded[CALLS_NAMESPACE + "supportsCalls"] == [{"@value": True}]
     assert info["metadata"]["calls"] == {"protocol": CALLS_PROTOCOL, "maxParticipants": 4}
+    assert served_context == jsonld.load_bundled_context(CALLS_PROTOCOL)
 
 
 async def test_a_remote_actor_s_call_support_is_stored_when_it_is_fetched(nodes):  # noqa: F811

@@ -508,6 +508,15 @@ async def _negotiate(
     return await handler(request)
 
 
+async def calls_context(request: web.Request) -> web.Response:
+    """``/ns/calls/v1``: the calls vocabulary as a JSON-LD context document (a copy of the one
+    bundled for ``https://w3id.org/xnode/calls/v1``), for people and processors to read."""
+    return web.json_response(
+        calls.context_document(), content_type="application/ld+json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=86400"},
+    )  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
     """Register the federation GET endpoints and the ``/@`` content negotiation.
 
@@ -518,6 +527,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/.well-known/host-meta", host_meta)
     router.add_get("/.well-known/nodeinfo", nodeinfo_links)
     router.add_get("/nodeinfo/2.1", nodeinfo_document, name="nodeinfo")
+    router.add_get("/ns/calls/v1", calls_context)
     router.add_get("/actor", instance_actor, name="instance_actor")
     router.add_get("/actor/outbox", empty_outbox)
     router.add_get(f"/users/{USERNAME}", actor_endpoint, name="actor")
