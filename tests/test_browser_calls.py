@@ -217,3 +217,46 @@ async def test_the_ringing_banner_and_the_call_view_pass_the_accessibility_check
             await page.context.close()
     assert {where: lines for where, lines in found.items() if lines} == {}
     assert problems == []
+
+
+@pytest.mark.parametrize("ending", ["no answer", "cancelled", "busy"])
+async def test_calls_that_do_not_happen_say_why_in_plain_words(
+    client, app, media_browser, ending
+):
+    caller, callee, problems = await two_people(client, app, media_browser, WIDTHS["phone"])
+    app[CALLS].ring_timeout_s = 1.5
+    try:
+        if ending == "busy":
+            # bob is in a call with carol already.
+            carol = (await create_user(app, "carol", password=PASSWORD)).account
+            bob = await app[ACCOUNTS].require_user_by_name("bob")
+            await app[RELATIONSHIPS].follow(bob.id, carol.id)
+            base = str(client.make_url("/")).rstrip("/")
+            third = await signed_in(media_browser, base, "carol", 390, problems)
+            await third.goto(f"{base}/@bob")
+            await until(lambda: app[LIVE].is_connected(carol.id))
+            await third.get_by_role("button", name="Call", exact=True).click()
+            await callee.get_by_role("alertdialog").get_by_role("button", name="Accept").click()
+            await expect(third.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+            await caller.get_by_role("button", name="Call", exact=True).click()
+            await expect(caller.locator(".call-status")).to_have_text("Busy", timeout=5_000)
+            await shot(caller, "call-busy-phone")
+            return
+        await caller.get_by_role("button", name="Call", exact=True).click()
+        banner = callee.get_by_role("alertdialog", name="Incoming call")
+        await expect(banner).to_be_visible(timeout=10_000)
+        if ending == "cancelled":
+            await caller.get_by_role("button", name="Hang up").click()
+            await expect(caller.locator(".call-status")).to_have_text("Cancelled")
+        else:
+            await expect(caller.locator(".call-status")).to_have_text("No answer", timeout=5_000)
+        # Either way bob's banner goes, and the call he missed is in his notifications.
+        await expect(banner).to_have_count(0, timeout=5_000)
+        await callee.goto(str(client.make_url("/notifications")))
+        await expect(callee.locator("li.notification-missed_call")).to_contain_text(
+            "you missed the call"
+        )
+    finally:
+        for page in (caller, callee):
+            await page.context.close()
+    assert problems == []

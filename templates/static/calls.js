@@ -126,6 +126,8 @@
       el("header", { class: "call-header" }, el("strong", { text: peerLabel }), " ", elapsed),
       el("div", { class: "call-videos" }, remoteVideo, localVideo),
       status, code, quality, controls, devices);
+    // Hanging up is possible from the first moment (a caller cancels while it rings).
+    controls.append(button("hangup", "Hang up", () => hangUp(), "call-hangup"));
     document.body.append(view);
     return { view, remoteVideo, localVideo, status, elapsed, quality, code, controls, devices };
   };
