@@ -59,6 +59,8 @@ from xnode.store.database import Database
 log = logging.getLogger(__name__)
 
 RING_TIMEOUT_S = 45.0
+MAX_GROUP_PARTICIPANTS = 4
+"""Group calls are a full mesh: every browser sends to every other, so a few at most."""
 MISSED_REASONS = frozenset({"timeout", "cancelled"})
 """Ends that leave the person rung with a missed call (they rang, nobody answered)."""
 CALLS_PER_CALLER = Limit(count=10, window_s=60.0)
@@ -182,6 +184,7 @@ class CallService:
         # The tab that holds each local participant's end of a call: when it closes, the
         # call is over for them (their browser's connection died with the page).
         self._call_tabs: dict[int, dict[int, object]] = {}
+        self._groups: set[int] = set()  # calls placed from a group conversation (mesh)
         hub.on_disconnect(self._tab_closed)
         # The ICE servers (STUN/TURN with short-lived credentials) a participant's tab
         # uses; set by the node (xnode/calls/ice.py). None: the browser's own host
@@ -420,12 +423,154 @@ class CallService:
         if call is not None and call.state == "ringing":
             await self._end(call, "timeout")
 
+    # --- group calls (a mesh of up to four, among the people of one conversation) --------
+
+    async def place_group(
+        self, caller: Account, conversation_id: int, media: tuple[str, ...],
+        ref: str | None = None,
+    ) -> Call:  # fmt: skip
+        """Ring the other people of a group conversation here; the call (it may end at once).
+
+        Everyone rung who answers joins the mesh: the one who joins offers to each who is
+        already in (``call.peers``), who answer. People on other servers are not rung yet.
+
+        Raises:
+            NotFound: the caller is not in that conversation.
+            InvalidInput: more than :data:`MAX_GROUP_PARTICIPANTS` people, or the caller is
+                in a call already.
+            RateLimited: too many calls in the last minute.
+        """
+        members = dict(call_store.conversation_members(self.db, conversation_id))
+        if members.get(caller.id) != "accepted":
+            raise NotFound("No such conversation.")
+        others = [account_id for account_id in members if account_id != caller.id]
+        if len(others) + 1 > MAX_GROUP_PARTICIPANTS:
+            raise InvalidInput(
+                f"Group calls have at most {MAX_GROUP_PARTICIPANTS} people, this one's first."
+            )
+        self.limiter.check(
+            f"caller:{caller.id}", self.caller_limit, "Too many calls; wait a minute."
+        )
+        if call_store.in_open_call(self.db, caller.id):
+            raise InvalidInput("You are in a call already.")
+        self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
+        accounts = await post_store.get_accounts(self.db, others)
+        rung = [
+            a for a in accounts.values()
+            if a.domain is None and self.may_ring(caller, a) and self.hub.is_connected(a.id)
+            and not call_store.in_open_call(self.db, a.id)
+        ]  # fmt: skip
+        now = self.clock.now()
+        call_id = new_id()
+        async with self.db.transaction() as conn:
+            await call_store.insert_call(
+                conn, call_id=call_id, uri=f"{self.base_url}/calls/{call_id}",
+                initiator_id=caller.id, conversation_id=conversation_id,
+                media=MEDIA_CHOICES[media], now=now,
+            )  # fmt: skip
+            await call_store.insert_participants(
+                conn, call_id, [(caller.id, "joined"), *((a.id, "ringing") for a in rung)], now
+            )
+        call = call_store.get_call(self.db, call_id)
+        assert call is not None
+        self._groups.add(call_id)
+        _, relay_only = call_store.call_policy(self.db, caller.id)
+        await self.hub.send(
+            caller.id,
+            {"type": "call.placed", "call": str(call_id), "ref": ref, "group": True,
+             "iceServers": self.ice_servers(caller.id), "relayOnly": relay_only},
+        )  # fmt: skip
+        if not rung:
+            await self._end(call, "unavailable")
+            return call_store.get_call(self.db, call_id) or call
+        everyone = [_summary(caller), *(_summary(a) for a in rung)]
+        await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
+                                        "group": True, "peers": everyone[1:]})  # fmt: skip
+        for account in rung:
+            _, relay_only = call_store.call_policy(self.db, account.id)
+            await self.hub.send(
+                account.id,
+                {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
+                 "media": list(media), "group": True, "participants": everyone,
+                 "relayOnly": relay_only, "iceServers": self.ice_servers(account.id)},
+            )  # fmt: skip
+        self._ring_timers[call_id] = asyncio.create_task(
+            self._group_ring_timeout(call_id), name=f"call-ring-{call_id}"
+        )
+        return call_store.get_call(self.db, call_id) or call
+
+    async def _group_ring_timeout(self, call_id: int) -> None:
+        await asyncio.sleep(self.ring_timeout_s)
+        self._ring_timers.pop(call_id, None)
+        call = call_store.get_call(self.db, call_id)
+        if call is None or call.is_over:
+            return
+        missed = [p.account_id for p in call_store.participants_of(self.db, call_id)
+                  if p.state == "ringing"]  # fmt: skip
+        async with self.db.transaction() as conn:
+            for account_id in missed:
+                await call_store.set_participant(
+                    conn, call_id, account_id, "declined", self.clock.now()
+                )
+        for account_id in missed:
+            await self.hub.send(account_id, {"type": "call.ended", "call": str(call_id),
+                                             "reason": "timeout"})  # fmt: skip
+        await self._note_missed(call, missed)
+        await self._settle_group(call, "timeout")
+
+    async def _accept_group(self, account: Account, call: Call) -> bool:
+        """Someone rung joins the mesh: they offer to everyone already in."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await call_store.mark_answered(conn, call.id, now)  # the first answer only
+            await call_store.set_participant(conn, call.id, account.id, "joined", now)
+        await self.hub.send(account.id, {"type": "call.taken", "call": str(call.id)})
+        others = await post_store.get_accounts(self.db, self._others(call.id, account.id))
+        await self.hub.send(
+            account.id,
+            {"type": "call.peers", "call": str(call.id),
+             "peers": [_summary(a) for a in others.values()]},
+        )  # fmt: skip
+        for other in others.values():
+            await self.hub.send(other.id, {"type": "call.joined", "call": str(call.id),
+                                           "peer": _summary(account)})  # fmt: skip
+        return True
+
+    async def _leave_group(self, account: Account, call: Call, reason: str) -> None:
+        """Someone leaves (or declines) a group call; it ends when one person is left."""
+        async with self.db.transaction() as conn:
+            await call_store.set_participant(
+                conn, call.id, account.id, "declined" if reason == "declined" else "left",
+                self.clock.now(),
+            )  # fmt: skip
+        self._call_tabs.get(call.id, {}).pop(account.id, None)
+        await self.hub.send(account.id, {"type": "call.ended", "call": str(call.id),
+                                         "reason": reason})  # fmt: skip
+        for other in self._others(call.id, account.id):
+            await self.hub.send(other, {"type": "call.left", "call": str(call.id),
+                                        "peer": str(account.id)})  # fmt: skip
+        await self._settle_group(call, "ended")
+
+    async def _settle_group(self, call: Call, reason: str) -> None:
+        """End a group call once nobody is left to talk to (one or no one in, nobody rung)."""
+        states = [p.state for p in call_store.participants_of(self.db, call.id)]
+        if states.count("ringing") == 0 and states.count("joined") <= 1:
+            fresh = call_store.get_call(self.db, call.id) or call
+            await self._end(fresh, reason if fresh.answered_at is None else "ended")
+
     # --- answering -----------------------------------------------------------------------
 
-    async def accept(self, account: Account, call_id: int, answer: str) -> bool:
-        """The callee answers in one of their tabs; False if the call no longer rings."""
+    async def accept(self, account: Account, call_id: int, answer: str | None) -> bool:
+        """The callee answers in one of their tabs (a group call: joins, without an answer);
+        False if the call no longer rings for them."""
         found = self._participant(call_id, account.id)
+        if call_id in self._groups and found is not None and not found[0].is_over:
+            if found[1].state != "ringing":
+                return False
+            return await self._accept_group(account, found[0])
         if found is None or found[1].state != "ringing" or found[0].state != "ringing":
+            return False
+        if answer is None:
             return False
         call = found[0]
         now = self.clock.now()
@@ -458,6 +603,9 @@ class CallService:
         found = self._participant(call_id, account.id)
         if found is None or found[1].state != "ringing" or found[0].is_over:
             return False
+        if call_id in self._groups:
+            await self._leave_group(account, found[0], "declined")
+            return True
         async with self.db.transaction() as conn:
             await call_store.set_participant(
                 conn, call_id, account.id, "declined", self.clock.now()
@@ -471,6 +619,9 @@ class CallService:
         if found is None or found[0].is_over or found[1].state != "joined":
             return False
         call = found[0]
+        if call_id in self._groups:
+            await self._leave_group(account, call, "ended")
+            return True
         await self._end(call, "cancelled" if call.state == "ringing" else "ended")
         return True
 
@@ -489,6 +640,7 @@ class CallService:
         self._waiting_candidates.pop(call.id, None)
         self._awaiting_offer.pop(call.id, None)
         self._call_tabs.pop(call.id, None)
+        self._groups.discard(call.id)
         invite_id = self._invite_ids.pop(call.id, None)
         signalled = call.id in self._signalled
         self._signalled.discard(call.id)
@@ -565,8 +717,15 @@ class CallService:
             room = MAX_BUFFERED_CANDIDATES - len(waiting)
             waiting.extend(payload["candidates"][: max(room, 0)])
             return True
+        to = payload.pop("to", None)
         frame = {"type": "call.signal", "call": str(call_id), "from": str(account.id), **payload}
-        others = await post_store.get_accounts(self.db, self._others(call_id, account.id))
+        joined = self._others(call_id, account.id)
+        if to is not None:
+            # A mesh: each pair has its own connection, so signals go to one peer.
+            if to not in joined:
+                return False
+            joined = [to]
+        others = await post_store.get_accounts(self.db, joined)
         for other in others.values():
             if other.domain is None:
                 await self.hub.send(other.id, frame)
@@ -726,11 +885,20 @@ class CallService:
     ) -> None:
         to = frame.get("to")
         ref = frame.get("ref")
-        if not isinstance(to, str) or len(to) > 320 or not (ref is None or isinstance(ref, str)):
-            raise BadFrame("call.place names whom to call")
+        conversation = frame.get("conversation")
+        if not (ref is None or isinstance(ref, str)):
+            raise BadFrame("a ref is a string")
+        if conversation is not None:
+            conversation_id = _call_id({"call": conversation})
+        elif not isinstance(to, str) or len(to) > 320:
+            raise BadFrame("call.place names whom to call, or the conversation")
         media = _media(frame)
         try:
-            call = await self.place(account, to, media, ref)
+            if conversation is not None:
+                call = await self.place_group(account, conversation_id, media, ref)
+            else:
+                assert isinstance(to, str)
+                call = await self.place(account, to, media, ref)
         except (InvalidInput, NotFound, RateLimited) as exc:
             await self._refuse(account, frame, exc.message)
             return
@@ -747,7 +915,8 @@ class CallService:
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
         call_id = _call_id(frame)
-        if not await self.accept(account, call_id, _sdp(frame, "answer")):
+        answer = _sdp(frame, "answer") if "answer" in frame else None
+        if not await self.accept(account, call_id, answer):
             await self._refuse(account, frame, "This call is no longer ringing.")
         elif not (call := self.call(call_id)) or not call.is_over:
             self._call_tabs.setdefault(call_id, {})[account.id] = tab
@@ -774,5 +943,7 @@ class CallService:
             if kind not in ("offer", "answer"):
                 raise BadFrame("call.signal carries candidates, or an sdpType and sdp")
             payload = {"sdpType": kind, "sdp": _sdp(frame, "sdp")}
+        if "to" in frame:
+            payload["to"] = _call_id({"call": frame["to"]})
         if not await self.signal(account, call_id, payload):
             await self._refuse(account, frame, "You are not in this call, or it is over.")

@@ -173,3 +173,12 @@ def relay_report(db: Database) -> tuple[str, float] | None:
         "SELECT value, updated_at FROM node_settings WHERE key = ?", (RELAY_REPORT_KEY,)
     )
     return None if row is None else (row[0], row[1])
+
+
+def conversation_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
+    """(account id, membership state) of everyone in a conversation (a few rows, inline)."""
+    rows = db.lookup_all(
+        "SELECT account_id, state FROM conversation_members WHERE conversation_id = ?",
+        (conversation_id,),
+    )
+    return [(row[0], row[1]) for row in rows]
