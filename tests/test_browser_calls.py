@@ -260,3 +260,58 @@ async def test_calls_that_do_not_happen_say_why_in_plain_words(
         for page in (caller, callee):
             await page.context.close()
     assert problems == []
+
+
+async def test_a_group_video_call_of_three_in_chromium(client, app, media_browser):
+    alice = (await create_user(app, "alice", password=PASSWORD)).account
+    names = ("bob", "carol")
+    people = {name: (await create_user(app, name, password=PASSWORD)).account for name in names}
+    for account in people.values():
+        await app[RELATIONSHIPS].follow(account.id, alice.id)  # they take calls from alice
+        await app[RELATIONSHIPS].follow(alice.id, account.id)
+    from xnode.web.state import DMS
+
+    message = await app[DMS].start(alice, "@bob @carol", "zqx the three of us")
+    base = str(client.make_url("/")).rstrip("/")
+    problems: list[str] = []
+    pages = {"alice": await signed_in(media_browser, base, "alice", 1280, problems)}
+    for name in names:
+        pages[name] = await signed_in(media_browser, base, name, 390, problems)
+    try:
+        await pages["alice"].goto(f"{base}/messages/{message.conversation_id}")
+        await until(lambda: all(app[LIVE].is_connected(a.id) for a in people.values()))
+        await pages["alice"].get_by_role("button", name="Group video call").click()
+        for name in names:
+            banner = pages[name].get_by_role("alertdialog", name="Incoming video call")
+            await expect(banner).to_be_visible(timeout=10_000)
+            await banner.get_by_role("button", name="Accept with video").click()
+        # Everyone sees and hears both others.
+        for page in pages.values():
+            await expect(page.locator(".call-status")).to_have_text("Connected", timeout=15_000)
+
+            async def both_flow(page: Page = page) -> bool:
+                found = await page.evaluate("window.xnodeCalls.peerQualities()")
+                return bool(found) and len(found) == 2 and all(
+                    q["framesDecoded"] > 0 and q["audioPackets"] > 0 for q in found.values()
+                )
+
+            await until_true(page, both_flow)
+            await expect(page.locator(".call-tile")).to_have_count(2)
+        # Each pair sees the same code for their connection.
+        codes = {name: await page.evaluate("window.xnodeCalls.active().code")
+                 for name, page in pages.items()}  # fmt: skip
+        ids = {"alice": str(alice.id), **{n: str(a.id) for n, a in people.items()}}
+        for one, other in (("alice", "bob"), ("alice", "carol"), ("bob", "carol")):
+            assert codes[one][ids[other]] == codes[other][ids[one]]
+        await shot(pages["alice"], "call-group-desktop")
+        # bob leaves: alice and carol go on, with one tile each.
+        await pages["bob"].get_by_role("button", name="Hang up").click()
+        for name in ("alice", "carol"):
+            await expect(pages[name].locator(".call-tile")).to_have_count(1, timeout=5_000)
+        await pages["carol"].get_by_role("button", name="Hang up").click()
+        await expect(pages["alice"].locator(".call-status")).to_have_text("Call ended",
+                                                                          timeout=5_000)
+    finally:
+        for page in pages.values():
+            await page.context.close()
+    assert problems == []

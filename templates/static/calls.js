@@ -122,14 +122,16 @@
     const code = el("p", { class: "call-code", hidden: "" });
     const devices = el("details", { class: "call-devices" }, el("summary", { text: "Devices" }));
     const controls = el("div", { class: "call-controls" });
+    const videos = el("div", { class: "call-videos" }, remoteVideo, localVideo);
     const view = el("section", { class: "call-view", "aria-label": "Call" },
       el("header", { class: "call-header" }, el("strong", { text: peerLabel }), " ", elapsed),
-      el("div", { class: "call-videos" }, remoteVideo, localVideo),
+      videos,
       status, code, quality, controls, devices);
     // Hanging up is possible from the first moment (a caller cancels while it rings).
     controls.append(button("hangup", "Hang up", () => hangUp(), "call-hangup"));
     document.body.append(view);
-    return { view, remoteVideo, localVideo, status, elapsed, quality, code, controls, devices };
+    return { view, videos, remoteVideo, localVideo, status, elapsed, quality, code, controls,
+      devices };
   };
 
   const setStatus = (text) => {
@@ -233,6 +235,11 @@
   const placed = async (frame) => {
     if (!call || call.ref !== frame.ref || call.id) return;
     call.id = frame.call;
+    if (call.group) {
+      call.iceServers = frame.iceServers;
+      call.relayOnly = frame.relayOnly;
+      return; // the others offer as they join
+    }
     call.pc = newConnection(frame.iceServers, frame.relayOnly);
     for (const track of call.stream.getTracks()) call.pc.addTrack(track, call.stream);
     const offer = await call.pc.createOffer();
@@ -244,6 +251,10 @@
     const clickedAt = Date.now();
     hideBanner();
     if (call) return;
+    if (frame.group) {
+      await acceptGroup(frame, withVideo);
+      return;
+    }
     const stream = await localMedia(withVideo && frame.media.includes("video"));
     if (!stream) {
       live().send({ type: "call.decline", call: frame.call });
@@ -271,6 +282,135 @@
     if (call.id) live().send({ type: "call.hangup", call: call.id });
     finish(call.connectedAt ? "ended" : "cancelled");
   };
+
+  // --- group calls: one connection per other person (a mesh) ---------------------------------
+
+  const groupPeer = (peerId, summary) => {
+    const known = call.peers.get(peerId);
+    if (known) return known;
+    const video = el("video", { class: "call-remote", autoplay: "", playsinline: "" });
+    const tile = el("figure", { class: "call-tile" }, video,
+      el("figcaption", { text: summary ? summary.name || `@${summary.acct}` : "" }));
+    call.ui.videos.insertBefore(tile, call.ui.localVideo);
+    // Only the node's own servers (or none): never a third party's STUN server.
+    const pc = new RTCPeerConnection({
+      iceServers: call.iceServers || [],
+      iceTransportPolicy: call.relayOnly ? "relay" : "all",
+    });
+    const peer = { pc, video, tile, pending: [], summary };
+    call.peers.set(peerId, peer);
+    for (const track of call.stream.getTracks()) pc.addTrack(track, call.stream);
+    const batch = [];
+    let timer = null;
+    const flush = () => {
+      timer = null;
+      if (!call || call.peers.get(peerId) !== peer) return;
+      live().send({ type: "call.signal", call: call.id, to: peerId, candidates: batch.splice(0, 20) });
+      if (batch.length) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
+    };
+    pc.addEventListener("icecandidate", (event) => {
+      if (!event.candidate || !event.candidate.candidate) return;
+      batch.push(event.candidate.toJSON());
+      if (!timer) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
+    });
+    pc.addEventListener("track", (event) => {
+      if (video.srcObject !== event.streams[0]) video.srcObject = event.streams[0];
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (!call || call.peers.get(peerId) !== peer) return;
+      if (pc.connectionState === "connected") {
+        if (!call.connectedAt) connected();
+        else {
+          showCode();
+          showQuality();
+        }
+      }
+    });
+    return peer;
+  };
+
+  const dropPeer = (peerId) => {
+    const peer = call && call.peers.get(peerId);
+    if (!peer) return;
+    call.peers.delete(peerId);
+    peer.pc.close();
+    peer.tile.remove();
+    if (call.connectedAt) {
+      showCode();
+      showQuality();
+    }
+  };
+
+  const groupSignal = async (frame) => {
+    const peer = groupPeer(frame.from, null);
+    if (frame.candidates) {
+      if (!peer.pc.remoteDescription) {
+        peer.pending.push(...frame.candidates);
+        return;
+      }
+      for (const candidate of frame.candidates) {
+        try { await peer.pc.addIceCandidate(candidate); } catch (error) { console.warn(error); }
+      }
+      return;
+    }
+    await peer.pc.setRemoteDescription({ type: frame.sdpType, sdp: frame.sdp });
+    for (const candidate of peer.pending.splice(0)) {
+      try { await peer.pc.addIceCandidate(candidate); } catch (error) { console.warn(error); }
+    }
+    if (frame.sdpType === "offer") {
+      await peer.pc.setLocalDescription(await peer.pc.createAnswer());
+      live().send({ type: "call.signal", call: call.id, to: frame.from, sdpType: "answer",
+        sdp: peer.pc.localDescription.sdp });
+    }
+  };
+
+  const placeGroup = async (conversation, media, label) => {
+    if (call) {
+      live().announce("You are in a call already.", "error");
+      return;
+    }
+    const video = media === "video";
+    const stream = await localMedia(video);
+    if (!stream) return;
+    const ref = Math.random().toString(36).slice(2);
+    call = { ref, role: "caller", group: true, peers: new Map(), stream, video,
+      pendingCandidates: [], ui: buildView(label), timings: {} };
+    call.ui.videos.classList.add("call-grid");
+    call.ui.remoteVideo.remove();
+    call.ui.localVideo.srcObject = stream;
+    if (!live().send({ type: "call.place", ref, conversation, media: video ? ["audio", "video"] : ["audio"] })) {
+      finish(null, "Not connected to the node; try again in a moment.");
+    }
+  };
+
+  const acceptGroup = async (frame, withVideo) => {
+    const stream = await localMedia(withVideo && frame.media.includes("video"));
+    if (!stream) {
+      live().send({ type: "call.decline", call: frame.call });
+      return;
+    }
+    call = { id: frame.call, role: "callee", group: true, peers: new Map(), stream,
+      video: withVideo, iceServers: frame.iceServers, relayOnly: frame.relayOnly,
+      pendingCandidates: [], ui: buildView("Group call"), timings: { acceptedAt: Date.now() } };
+    call.ui.videos.classList.add("call-grid");
+    call.ui.remoteVideo.remove();
+    call.ui.localVideo.srcObject = stream;
+    setStatus("Connecting…");
+    live().send({ type: "call.accept", call: call.id });
+  };
+
+  // Whoever joins offers to each person already in.
+  const offerToPeers = async (frame) => {
+    for (const summary of frame.peers) {
+      const peer = groupPeer(summary.id, summary);
+      await peer.pc.setLocalDescription(await peer.pc.createOffer());
+      live().send({ type: "call.signal", call: call.id, to: summary.id, sdpType: "offer",
+        sdp: peer.pc.localDescription.sdp });
+    }
+  };
+
+  const connections = () => (call.pc ? [[null, call.pc]]
+    : [...call.peers.entries()].map(([id, peer]) => [id, peer.pc]));
 
   // --- in the call ----------------------------------------------------------------------------
 
@@ -310,12 +450,29 @@
   };
 
   const showCode = async () => {
-    const code = await verificationCode(call.pc);
-    if (!code || !call) return;
-    call.code = code;
-    call.ui.code.replaceChildren(
-      el("span", { class: "call-code-label", text: "Verification code " }),
-      el("strong", { text: `${code.slice(0, 3)} ${code.slice(3)}` }));
+    if (!call) return;
+    const codes = [];
+    for (const [peerId, pc] of connections()) {
+      if (pc.connectionState !== "connected") continue;
+      const code = await verificationCode(pc);
+      if (code) codes.push([peerId, code]);
+    }
+    if (!call || !codes.length) return;
+    const spaced = (code) => `${code.slice(0, 3)} ${code.slice(3)}`;
+    if (call.group) {
+      call.code = Object.fromEntries(codes);
+      call.ui.code.replaceChildren(el("span", { class: "call-code-label", text: "Verification codes " }),
+        ...codes.map(([peerId, code]) => {
+          const peer = call.peers.get(peerId);
+          const name = peer && peer.summary ? peer.summary.name || peer.summary.acct : "";
+          return el("span", { class: "call-code-peer" }, `${name} `, el("strong", { text: spaced(code) }));
+        }));
+    } else {
+      call.code = codes[0][1];
+      call.ui.code.replaceChildren(
+        el("span", { class: "call-code-label", text: "Verification code " }),
+        el("strong", { text: spaced(call.code) }));
+    }
     call.ui.code.title = "Read it aloud to each other: the same code on both screens means no server could listen in.";
     call.ui.code.hidden = false;
   };
@@ -350,18 +507,22 @@
   };
 
   const showQuality = async () => {
-    if (!call || !call.pc) return;
-    const q = await quality(call.pc);
+    if (!call) return;
+    const first = connections()[0];
+    if (!first) return;
+    const q = await quality(first[1]);
     if (!call) return;
     call.quality = q;
     const parts = [];
     if (q.path) parts.push(q.path === "relay" ? "Through the relay" : "Peer to peer");
     if (q.rttMs !== null) parts.push(`${q.rttMs} ms`);
     parts.push(`${(q.loss * 100).toFixed(1)} % lost`);
+    if (call.group) parts.push(`${call.peers.size + 1} people`);
     call.ui.quality.textContent = parts.join(" · ");
   };
 
-  const senderOf = (kind) => call.pc.getSenders().find((s) => s.track && s.track.kind === kind);
+  const sendersOf = (kind) => connections().flatMap(([, pc]) => pc.getSenders())
+    .filter((sender) => sender.track && sender.track.kind === kind);
 
   const buildControls = () => {
     const { controls } = call.ui;
@@ -392,14 +553,16 @@
   };
 
   const shareScreen = async () => {
-    const sender = senderOf("video");
-    if (!sender) return;
+    const senders = sendersOf("video");
+    if (!senders.length) return;
     try {
       const screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
       const track = screen.getVideoTracks()[0];
       const camera = call.stream.getVideoTracks()[0];
-      await sender.replaceTrack(track);
-      track.addEventListener("ended", () => { if (call) sender.replaceTrack(camera); });
+      await Promise.all(senders.map((sender) => sender.replaceTrack(track)));
+      track.addEventListener("ended", () => {
+        if (call) senders.forEach((sender) => sender.replaceTrack(camera));
+      });
     } catch (error) {
       live().announce("Screen sharing was not started.", "error");
     }
@@ -423,7 +586,7 @@
       const fresh = await navigator.mediaDevices.getUserMedia(constraints);
       const track = kind === "audio" ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
       const old = kind === "audio" ? call.stream.getAudioTracks()[0] : call.stream.getVideoTracks()[0];
-      await senderOf(kind).replaceTrack(track);
+      await Promise.all(sendersOf(kind).map((sender) => sender.replaceTrack(track)));
       call.stream.removeTrack(old);
       old.stop();
       call.stream.addTrack(track);
@@ -442,6 +605,7 @@
     clearInterval(ending.clock);
     clearInterval(ending.stats);
     if (ending.pc) ending.pc.close();
+    if (ending.peers) ending.peers.forEach((peer) => peer.pc.close());
     if (ending.stream) ending.stream.getTracks().forEach((track) => track.stop());
     ending.ui.status.textContent = message || ENDED[reason] || "Call ended";
     ending.ui.controls.replaceChildren(button("close", "Close", () => ending.ui.view.remove()));
@@ -470,7 +634,22 @@
         }
         break;
       case "call.signal":
-        if (call && call.id === frame.call && frame.candidates) await addRemoteCandidates(frame.candidates);
+        if (call && call.id === frame.call) {
+          if (call.group) await groupSignal(frame);
+          else if (frame.candidates) await addRemoteCandidates(frame.candidates);
+        }
+        break;
+      case "call.peers":
+        if (call && call.group && call.id === frame.call) await offerToPeers(frame);
+        break;
+      case "call.joined":
+        if (call && call.group && call.id === frame.call) {
+          groupPeer(frame.peer.id, frame.peer);
+          if (!call.connectedAt) setStatus("Connecting…");
+        }
+        break;
+      case "call.left":
+        if (call && call.group && call.id === frame.call) dropPeer(frame.peer);
         break;
       case "call.ended":
         if (ringing && ringing.frame.call === frame.call) hideBanner();
@@ -491,21 +670,29 @@
     }
   });
   document.addEventListener("click", (event) => {
-    const trigger = event.target instanceof Element ? event.target.closest("[data-call]") : null;
-    if (!trigger) return;
-    event.preventDefault();
-    place(trigger.dataset.call, trigger.dataset.media);
+    const target = event.target instanceof Element ? event.target : null;
+    const trigger = target ? target.closest("[data-call]") : null;
+    const group = target ? target.closest("[data-call-conversation]") : null;
+    if (trigger) {
+      event.preventDefault();
+      place(trigger.dataset.call, trigger.dataset.media);
+    } else if (group) {
+      event.preventDefault();
+      placeGroup(group.dataset.callConversation, group.dataset.media, group.dataset.label || "Group call");
+    }
   });
   // Leaving the page ends the call (its connection lives in this page): ask first.
   window.addEventListener("beforeunload", (event) => {
-    if (call && call.pc) {
+    if (call && (call.pc || (call.peers && call.peers.size))) {
       event.preventDefault();
       event.returnValue = "";
     }
   });
   // Calls need the live connection and WebRTC: the buttons show only where both exist.
   if (window.RTCPeerConnection && navigator.mediaDevices) {
-    document.querySelectorAll("[data-call]").forEach((node) => { node.hidden = false; });
+    document.querySelectorAll("[data-call], [data-call-conversation]").forEach((node) => {
+      node.hidden = false;
+    });
   }
 
   // For tests and the curious: what the call shows.
@@ -513,5 +700,12 @@
     active: () => (call ? { id: call.id, role: call.role, connected: Boolean(call.connectedAt),
       code: call.code || null, timings: { ...call.timings } } : null),
     quality: async () => (call && call.pc ? quality(call.pc) : null),
+    // A group call: the quality of each connection, by the other person's id.
+    peerQualities: async () => {
+      if (!call || !call.peers) return null;
+      const found = {};
+      for (const [peerId, peer] of call.peers) found[peerId] = await quality(peer.pc);
+      return found;
+    },
   };
 })();
