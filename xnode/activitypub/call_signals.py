@@ -164,13 +164,26 @@ class CallSignals:
         if signal.actor != actor.uri:
             log.info("call signal by %s signed by %s: dropped", signal.actor, actor.uri)
             return True
-        callee = None
+        # The person here the signal is for: an Invite's target, anything else's addressee
+        # (in a group call each pair has its own connection, so that matters).
+        named = [doc.get("target")] if signal.kind == "Invite" else []
+        to = doc.get("to")
+        named += to if isinstance(to, list) else [to]
+        local = None
+        for uri in named:
+            if isinstance(uri, str) and self.resolver.is_local(uri):
+                local = await self.resolver.known_account(uri)
+                break
+        if local is not None and local.domain is not None:
+            local = None
+        participants: list[Account] = []
         if signal.kind == "Invite":
-            local = [p for p in signal.participants if self.resolver.is_local(p)]
-            if len(local) != 1:
-                return True  # group calls across servers come later
-            callee = await self.resolver.known_account(local[0])
-            if callee is None or callee.domain is not None:
+            if local is None or self.resolver.urls.actor(local.username) not in signal.participants:
                 return True
-        await self.calls.receive(actor, signal, callee)
+            for uri in signal.participants:
+                try:
+                    participants.append(await self.resolver.actor(uri))
+                except (ResolveError, BlockedDomain) as exc:
+                    log.info("call %s: participant %s unknown: %s", signal.call, uri, exc)
+        await self.calls.receive(actor, signal, local, participants)
         return True

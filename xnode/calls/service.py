@@ -457,8 +457,10 @@ class CallService:
         accounts = await post_store.get_accounts(self.db, others)
         rung = [
             a for a in accounts.values()
-            if a.domain is None and self.may_ring(caller, a) and self.hub.is_connected(a.id)
-            and not call_store.in_open_call(self.db, a.id)
+            if (a.domain is None and self.may_ring(caller, a) and self.hub.is_connected(a.id)
+                and not call_store.in_open_call(self.db, a.id))
+            # Other servers decide for their people (if they take calls at all).
+            or (a.domain is not None and a.supports_calls and self.transport is not None)
         ]  # fmt: skip
         now = self.clock.now()
         call_id = new_id()
@@ -487,6 +489,14 @@ class CallService:
         await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
                                         "group": True, "peers": everyone[1:]})  # fmt: skip
         for account in rung:
+            if account.domain is not None:
+                assert self.transport is not None
+                self._signalled.add(call_id)
+                self.transport.send(
+                    caller, account, call, "Invite", participants=(caller, *rung),
+                    media=media, still_wanted=self._still_on(call_id),
+                )  # fmt: skip
+                continue
             _, relay_only = call_store.call_policy(self.db, account.id)
             await self.hub.send(
                 account.id,
@@ -525,6 +535,7 @@ class CallService:
             await call_store.mark_answered(conn, call.id, now)  # the first answer only
             await call_store.set_participant(conn, call.id, account.id, "joined", now)
         await self.hub.send(account.id, {"type": "call.taken", "call": str(call.id)})
+        await self._tell_remotes(account, call, "Accept", object_id=call.uri)
         others = await post_store.get_accounts(self.db, self._others(call.id, account.id))
         await self.hub.send(
             account.id,
@@ -544,6 +555,10 @@ class CallService:
                 self.clock.now(),
             )  # fmt: skip
         self._call_tabs.get(call.id, {}).pop(account.id, None)
+        await self._tell_remotes(
+            account, call, "Reject" if reason == "declined" else "Leave", object_id=call.uri,
+            reason=reason,
+        )  # fmt: skip
         await self.hub.send(account.id, {"type": "call.ended", "call": str(call.id),
                                          "reason": reason})  # fmt: skip
         for other in self._others(call.id, account.id):
@@ -759,16 +774,23 @@ class CallService:
             call = call_store.get_call_by_uri(self.db, uri.removesuffix("/invite"))
         return call
 
-    async def receive(self, actor: Account, signal: CallSignal, callee: Account | None) -> None:
+    async def receive(
+        self, actor: Account, signal: CallSignal, local: Account | None,
+        participants: Sequence[Account] = (),
+    ) -> None:  # fmt: skip
         """A signal from a remote participant (its HTTP signature verified for ``actor``).
 
-        ``callee``: for an ``Invite``, the local person it rings. Signals about calls
+        ``local``: the person here it is for (an ``Invite``: the one it rings).
+        ``participants``: an ``Invite``'s participants, as accounts. Signals about calls
         this node does not know, from someone not in the call, or about a call that is
         over, are dropped.
         """
         if signal.kind == "Invite":
-            if callee is not None:
-                await self._remote_invite(actor, callee, signal)
+            if local is not None:
+                if signal.sdp is None and len(signal.participants) > 2:
+                    await self._remote_group_invite(actor, local, signal, participants)
+                else:
+                    await self._remote_invite(actor, local, signal)
             return
         call = self.call_named(signal.call)
         if call is None or call.is_over:
@@ -778,6 +800,9 @@ class CallService:
             log.info("call signal from %s, who is not in call %d", actor.uri, call.id)
             return
         _, participant = found
+        if call.id in self._groups:
+            await self._receive_group(actor, call, participant, signal, local)
+            return
         if signal.kind == "Accept" and signal.sdp is not None:
             await self._remote_accept(actor, call, participant, signal.sdp)
         elif signal.kind == "Reject" and participant.state == "ringing":
@@ -793,6 +818,87 @@ class CallService:
             await self.signal(actor, call.id, {"candidates": list(signal.candidates)})
         elif signal.kind == "Update" and signal.sdp is not None:
             await self.signal(actor, call.id, {"sdpType": signal.sdp_type, "sdp": signal.sdp})
+
+    async def _receive_group(
+        self, actor: Account, call: Call, participant: Participant, signal: CallSignal,
+        local: Account | None,
+    ) -> None:  # fmt: skip
+        """A signal in a group call from someone on another server."""
+        if signal.kind == "Accept" and participant.state == "ringing":
+            await self._accept_group(actor, call)
+        elif signal.kind in ("Reject", "Leave") and participant.state in ("ringing", "joined"):
+            await self._leave_group(actor, call, "declined" if signal.kind == "Reject" else "ended")
+        elif signal.kind in ("Add", "Update") and local is not None:
+            if participant.state == "ringing":
+                # Someone offers only once they joined: their Accept is still on its way
+                # (each signal is its own POST, and they may arrive in any order).
+                await self._accept_group(actor, call)
+            payload: dict[str, Any] = (
+                {"candidates": list(signal.candidates)} if signal.kind == "Add"
+                else {"sdpType": signal.sdp_type, "sdp": signal.sdp}
+            )  # fmt: skip
+            await self.signal(actor, call.id, {**payload, "to": local.id})
+
+    async def _remote_group_invite(
+        self, caller: Account, callee: Account, signal: CallSignal,
+        participants: Sequence[Account],
+    ) -> None:  # fmt: skip
+        """A group call from another server rings a person here (each person rung gets
+        their own Invite; the first makes the call, the others ring on it)."""
+        call = call_store.get_call_by_uri(self.db, signal.call)
+        if call is None:
+            everyone = {a.id: a for a in participants}
+            everyone.update({caller.id: caller, callee.id: callee})
+            if len(everyone) > MAX_GROUP_PARTICIPANTS:
+                return
+            now = self.clock.now()
+            call_id = new_id()
+            async with self.db.transaction() as conn:
+                await call_store.insert_call(
+                    conn, call_id=call_id, uri=signal.call, initiator_id=caller.id,
+                    conversation_id=None, media=MEDIA_CHOICES.get(signal.media, "audio"),
+                    now=now,
+                )  # fmt: skip
+                await call_store.insert_participants(conn, call_id, [
+                    (a.id, "joined" if a.id == caller.id else "ringing") for a in everyone.values()
+                ], now)  # fmt: skip
+            call = call_store.get_call(self.db, call_id)
+            assert call is not None
+            self._groups.add(call.id)
+            self._signalled.add(call.id)
+            self._ring_timers[call.id] = asyncio.create_task(
+                self._group_ring_timeout(call.id), name=f"call-ring-{call.id}"
+            )
+        found = self._participant(call.id, callee.id)
+        if call.is_over or found is None or found[1].state != "ringing":
+            return
+        if (
+            not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
+            or call_store.in_open_call(self.db, callee.id)
+        ):  # fmt: skip
+            await self._leave_group(callee, call, "declined")
+            return
+        accounts = await post_store.get_accounts(
+            self.db, [p.account_id for p in call_store.participants_of(self.db, call.id)]
+        )
+        _, relay_only = call_store.call_policy(self.db, callee.id)
+        await self.hub.send(
+            callee.id,
+            {"type": "call.incoming", "call": str(call.id), "from": _summary(caller),
+             "media": list(call.media), "group": True,
+             "participants": [_summary(a) for a in accounts.values()],
+             "relayOnly": relay_only, "iceServers": self.ice_servers(callee.id)},
+        )  # fmt: skip
+
+    async def _tell_remotes(self, sender: Account, call: Call, kind: str, **fields: Any) -> None:
+        """Send a group signal from someone here to everyone on other servers still in it."""
+        if self.transport is None or sender.domain is not None:
+            return
+        still_in = [p.account_id for p in call_store.participants_of(self.db, call.id)
+                    if p.state in ("ringing", "joined") and p.account_id != sender.id]  # fmt: skip
+        for account in (await post_store.get_accounts(self.db, still_in)).values():
+            if account.domain is not None:
+                self.transport.send(sender, account, call, kind, **fields)
 
     async def _remote_invite(self, caller: Account, callee: Account, signal: CallSignal) -> None:
         """Someone on another server rings a person here."""
