@@ -183,13 +183,14 @@
 
   const addRemoteCandidates = async (candidates) => {
     if (!call || !call.pc) return;
-    if (!call.pc.remoteDescription) {
+    const { pc } = call;
+    if (!pc.remoteDescription) {
       call.pendingCandidates.push(...candidates);
       return;
     }
     for (const candidate of candidates) {
       try {
-        await call.pc.addIceCandidate(candidate);
+        await pc.addIceCandidate(candidate);
       } catch (error) {
         console.warn("a candidate was refused", error);
       }
@@ -197,7 +198,9 @@
   };
 
   const setRemote = async (type, sdp) => {
-    await call.pc.setRemoteDescription({ type, sdp });
+    const ours = call;
+    await ours.pc.setRemoteDescription({ type, sdp });
+    if (call !== ours) return; // ended meanwhile
     const waiting = call.pendingCandidates.splice(0);
     await addRemoteCandidates(waiting);
   };
@@ -242,9 +245,10 @@
     }
     call.pc = newConnection(frame.iceServers, frame.relayOnly);
     for (const track of call.stream.getTracks()) call.pc.addTrack(track, call.stream);
-    const offer = await call.pc.createOffer();
-    await call.pc.setLocalDescription(offer);
-    live().send({ type: "call.offer", call: call.id, offer: call.pc.localDescription.sdp });
+    const ours = call;
+    await ours.pc.setLocalDescription(await ours.pc.createOffer());
+    if (call !== ours) return; // hung up meanwhile
+    live().send({ type: "call.offer", call: ours.id, offer: ours.pc.localDescription.sdp });
   };
 
   const accept = async (frame, withVideo) => {
@@ -266,10 +270,12 @@
     setStatus("Connecting…");
     call.pc = newConnection(frame.iceServers, frame.relayOnly);
     for (const track of stream.getTracks()) call.pc.addTrack(track, stream);
+    const ours = call;
     await setRemote("offer", frame.offer);
-    const answer = await call.pc.createAnswer();
-    await call.pc.setLocalDescription(answer);
-    live().send({ type: "call.accept", call: call.id, answer: call.pc.localDescription.sdp });
+    if (call !== ours) return;
+    await ours.pc.setLocalDescription(await ours.pc.createAnswer());
+    if (call !== ours) return; // hung up meanwhile
+    live().send({ type: "call.accept", call: ours.id, answer: ours.pc.localDescription.sdp });
   };
 
   const decline = (frame) => {
@@ -342,6 +348,7 @@
   };
 
   const groupSignal = async (frame) => {
+    const ours = call;
     const peer = groupPeer(frame.from, null);
     if (frame.candidates) {
       if (!peer.pc.remoteDescription) {
@@ -359,7 +366,8 @@
     }
     if (frame.sdpType === "offer") {
       await peer.pc.setLocalDescription(await peer.pc.createAnswer());
-      live().send({ type: "call.signal", call: call.id, to: frame.from, sdpType: "answer",
+      if (call !== ours) return; // left meanwhile
+      live().send({ type: "call.signal", call: ours.id, to: frame.from, sdpType: "answer",
         sdp: peer.pc.localDescription.sdp });
     }
   };
@@ -401,10 +409,13 @@
 
   // Whoever joins offers to each person already in.
   const offerToPeers = async (frame) => {
+    const ours = call;
     for (const summary of frame.peers) {
+      if (call !== ours) return; // left meanwhile
       const peer = groupPeer(summary.id, summary);
       await peer.pc.setLocalDescription(await peer.pc.createOffer());
-      live().send({ type: "call.signal", call: call.id, to: summary.id, sdpType: "offer",
+      if (call !== ours) return;
+      live().send({ type: "call.signal", call: ours.id, to: summary.id, sdpType: "offer",
         sdp: peer.pc.localDescription.sdp });
     }
   };
@@ -570,7 +581,9 @@
 
   const fillDevices = async () => {
     if (!navigator.mediaDevices.enumerateDevices) return;
+    const ours = call;
     const found = await navigator.mediaDevices.enumerateDevices();
+    if (call !== ours) return; // the call ended meanwhile
     const { devices } = call.ui;
     devices.querySelectorAll("label").forEach((node) => node.remove());
     const choose = (kind, label, onPick) => {
