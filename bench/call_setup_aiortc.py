@@ -19,47 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
-import socket
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from aiohttp import web
+from call_setup import serve_node, summary  # the nodes and figures of the Chromium bench
 from machine import calibration_line
 
 from xnode.activitypub.appkeys import RESOLVER
 from xnode.calls.client import CallClient
 from xnode.ratelimit import Limit
-from xnode.settings import settings_from_mapping
-from xnode.web.app import create_app
 from xnode.web.state import ACCOUNTS, CALLS, RELATIONSHIPS
 
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def serve_node(tmp: Path, name: str) -> tuple[web.Application, web.AppRunner, str]:
-    port = free_port()
-    domain = f"127.0.0.1:{port}"
-    settings = settings_from_mapping(
-        tmp / name,
-        {"domain": domain, "base_url": f"http://{domain}", "registration": "open",
-         "allow_private_addresses": True, "call_relay_port": 0},
-        secret_key=secrets.token_bytes(32),
-    )  # fmt: skip
-    (tmp / name).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return app, runner, f"http://{domain}"
 
 
 async def one_call(caller: CallClient, callee: CallClient, handle: str, relay: bool
@@ -80,13 +52,6 @@ async def one_call(caller: CallClient, callee: CallClient, handle: str, relay: b
     await placed.hangup()
     await answered.wait_ended(10)
     return result
-
-
-def summary(label: str, values: list[float]) -> str:
-    ordered = sorted(values)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return f"{label:<52} p50 {p50:5.2f} s  p99 {p99:5.2f} s  (n={len(values)})"
 
 
 async def main() -> None:

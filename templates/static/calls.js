@@ -140,19 +140,23 @@
 
   // --- the connection ------------------------------------------------------------------------
 
-  const newConnection = (iceServers, relayOnly) => {
-    // Only the node's own servers (or none): never a third party's STUN server.
-    const pc = new RTCPeerConnection({
-      iceServers: iceServers || [],
-      iceTransportPolicy: relayOnly ? "relay" : "all",
-    });
-    // Candidates come in bursts: sent in batches (at most 20 per frame, as the node allows).
+  // Only the node's own servers (or none): never a third party's STUN server.
+  const peerConnection = (iceServers, relayOnly) => new RTCPeerConnection({
+    iceServers: iceServers || [],
+    iceTransportPolicy: relayOnly ? "relay" : "all",
+  });
+
+  // Candidates come in bursts: sent in batches (at most 20 per frame, as the node allows)
+  // while `current()` says the connection still belongs to the call; `to` names the other
+  // person in a group call (each pair has its own connection).
+  const trickle = (pc, current, to) => {
     const batch = [];
     let timer = null;
     const flush = () => {
       timer = null;
-      if (!call || !call.id || call.pc !== pc) return;
-      live().send({ type: "call.signal", call: call.id, candidates: batch.splice(0, 20) });
+      if (!current()) return;
+      live().send({ type: "call.signal", call: call.id, ...(to ? { to } : {}),
+        candidates: batch.splice(0, 20) });
       if (batch.length) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
     };
     pc.addEventListener("icecandidate", (event) => {
@@ -160,6 +164,11 @@
       batch.push(event.candidate.toJSON());
       if (!timer) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
     });
+  };
+
+  const newConnection = (iceServers, relayOnly) => {
+    const pc = peerConnection(iceServers, relayOnly);
+    trickle(pc, () => call && call.id && call.pc === pc);
     pc.addEventListener("track", (event) => {
       if (!call || !call.ui) return;
       const video = call.ui.remoteVideo;
@@ -298,27 +307,11 @@
     const tile = el("figure", { class: "call-tile" }, video,
       el("figcaption", { text: summary ? summary.name || `@${summary.acct}` : "" }));
     call.ui.videos.insertBefore(tile, call.ui.localVideo);
-    // Only the node's own servers (or none): never a third party's STUN server.
-    const pc = new RTCPeerConnection({
-      iceServers: call.iceServers || [],
-      iceTransportPolicy: call.relayOnly ? "relay" : "all",
-    });
+    const pc = peerConnection(call.iceServers, call.relayOnly);
     const peer = { pc, video, tile, pending: [], summary };
     call.peers.set(peerId, peer);
     for (const track of call.stream.getTracks()) pc.addTrack(track, call.stream);
-    const batch = [];
-    let timer = null;
-    const flush = () => {
-      timer = null;
-      if (!call || call.peers.get(peerId) !== peer) return;
-      live().send({ type: "call.signal", call: call.id, to: peerId, candidates: batch.splice(0, 20) });
-      if (batch.length) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
-    };
-    pc.addEventListener("icecandidate", (event) => {
-      if (!event.candidate || !event.candidate.candidate) return;
-      batch.push(event.candidate.toJSON());
-      if (!timer) timer = setTimeout(flush, CANDIDATE_BATCH_MS);
-    });
+    trickle(pc, () => call && call.peers.get(peerId) === peer, peerId);
     pc.addEventListener("track", (event) => {
       if (video.srcObject !== event.streams[0]) video.srcObject = event.streams[0];
     });

@@ -115,3 +115,18 @@ async def test_the_relay_reports_its_state_for_the_cli(app):
         report = await reported()
     assert report is not None and report["status"].startswith("running on UDP and TCP port")
     assert report["counters"]["allocations_current"] == 0
+
+
+async def test_an_unchanged_relay_report_is_not_written_again(app, clock):
+    from xnode.store import calls as call_store
+    from xnode.web.state import DB
+
+    relay = app[CALL_RELAY]
+    await relay.save_report()
+    first = call_store.relay_report(app[DB])
+    clock.advance(60)
+    await relay.save_report()  # nothing moved: an idle node leaves the disk alone
+    assert call_store.relay_report(app[DB]) == first
+    relay.status = "not running: a test"
+    await relay.save_report()
+    assert call_store.relay_report(app[DB])[1] == first[1] + 60

@@ -281,7 +281,8 @@ def relay_status(data_dir: Path) -> None:
         raise click.ClickException("no relay report yet: has `xnode serve` run on this node?")
     report, written_at = found
     click.echo(f"relay: {report.get('status', 'unknown')}")
-    click.echo(f"  (recorded {max(0, int(time.time() - written_at))} s ago)")
+    # Recorded when it changes (checked every 30 s): older means nothing moved since.
+    click.echo(f"  (last changed {max(0, int(time.time() - written_at))} s ago)")
     counters = report.get("counters")
     if isinstance(counters, dict):
         for key, value in counters.items():

@@ -45,6 +45,7 @@ class CallRelay:
         self.settings = settings
         self.clock = clock
         self.db = db
+        self._last_report: str | None = None
         self.host = urlsplit(settings.base_url).hostname or settings.domain.split(":")[0]
         self.server: TurnServer | None = None
         self.status = "off"
@@ -110,8 +111,11 @@ class CallRelay:
         """Record :meth:`report` where ``xnode calls relay`` reads it (the CLI runs apart)."""
         if self.db is None:
             return
-        report = {"status": "stopped with the node"} if stopped else self.report()
-        await call_store.save_relay_report(self.db, json.dumps(report), self.clock.now())
+        report = json.dumps({"status": "stopped with the node"} if stopped else self.report())
+        if report == self._last_report:
+            return  # an idle node writes nothing
+        await call_store.save_relay_report(self.db, report, self.clock.now())
+        self._last_report = report
 
     def counters(self) -> RelayCounters | None:
         """The built-in relay's counters, when it runs."""

@@ -46,7 +46,7 @@ from xnode.clock import Clock
 from xnode.errors import InvalidInput, NotFound, RateLimited
 from xnode.events import EventBus, NotificationCreated
 from xnode.ids import new_id
-from xnode.live.hub import BadFrame, LiveHub
+from xnode.live.hub import BadFrame, LiveHub, frame_id
 from xnode.posts import content
 from xnode.ratelimit import Limit, RateLimiter
 from xnode.store import accounts as account_store
@@ -89,15 +89,6 @@ class SignalTransport(Protocol):
     ) -> None:
         """Send one signal at once, retrying briefly while ``still_wanted()``; returns at once."""
         ...
-
-
-def _call_id(frame: Mapping[str, Any]) -> int:
-    value = frame.get("call")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19):
-        raise BadFrame("a call frame names its call by id")
-    return int(value)
 
 
 def _sdp(frame: Mapping[str, Any], key: str) -> str:
@@ -995,7 +986,7 @@ class CallService:
         if not (ref is None or isinstance(ref, str)):
             raise BadFrame("a ref is a string")
         if conversation is not None:
-            conversation_id = _call_id({"call": conversation})
+            conversation_id = frame_id(frame, "conversation")
         elif not isinstance(to, str) or len(to) > 320:
             raise BadFrame("call.place names whom to call, or the conversation")
         media = _media(frame)
@@ -1014,13 +1005,13 @@ class CallService:
     async def _offer_frame(
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
-        if not await self.offer(account, _call_id(frame), _sdp(frame, "offer")):
+        if not await self.offer(account, frame_id(frame, "call"), _sdp(frame, "offer")):
             await self._refuse(account, frame, "This call is not yours to ring, or it is over.")
 
     async def _accept_frame(
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
-        call_id = _call_id(frame)
+        call_id = frame_id(frame, "call")
         answer = _sdp(frame, "answer") if "answer" in frame else None
         if not await self.accept(account, call_id, answer):
             await self._refuse(account, frame, "This call is no longer ringing.")
@@ -1030,18 +1021,18 @@ class CallService:
     async def _decline_frame(
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
-        if not await self.decline(account, _call_id(frame)):
+        if not await self.decline(account, frame_id(frame, "call")):
             await self._refuse(account, frame, "This call is no longer ringing.")
 
     async def _hangup_frame(
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
-        await self.hangup(account, _call_id(frame))  # hanging up twice is not an error
+        await self.hangup(account, frame_id(frame, "call"))  # hanging up twice is not an error
 
     async def _signal_frame(
         self, account: Account, frame: Mapping[str, Any], tab: object
     ) -> None:
-        call_id = _call_id(frame)
+        call_id = frame_id(frame, "call")
         if "candidates" in frame:
             payload: dict[str, Any] = {"candidates": _candidates(frame)}
         else:
@@ -1050,6 +1041,6 @@ class CallService:
                 raise BadFrame("call.signal carries candidates, or an sdpType and sdp")
             payload = {"sdpType": kind, "sdp": _sdp(frame, "sdp")}
         if "to" in frame:
-            payload["to"] = _call_id({"call": frame["to"]})
+            payload["to"] = frame_id(frame, "to")
         if not await self.signal(account, call_id, payload):
             await self._refuse(account, frame, "You are not in this call, or it is over.")

@@ -35,7 +35,7 @@ from xnode.events import (
     PostPublished,
     ReactionChanged,
 )
-from xnode.live.hub import BadFrame, LiveHub
+from xnode.live.hub import LiveHub, frame_id
 from xnode.posts.models import Post
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
@@ -185,14 +185,7 @@ class LiveFeeds:
 
     async def _typing_frame(self, account: Account, frame: Mapping[str, Any], tab: object) -> None:
         """``{"type": "typing", "conversation": id}`` from a tab."""
-        value = frame.get("conversation")
-        # Ids pass 2**53, so the script may send them as strings to keep every digit.
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not (isinstance(value, str) and value.isascii() and value.isdigit()
-                and 0 < len(value) <= 19 and int(value) < 2**63):  # fmt: skip
-            raise BadFrame("a typing frame names a conversation by id")
-        await self.typing(account, int(value))
+        await self.typing(account, frame_id(frame, "conversation"))
 
     async def typing(self, account: Account, conversation_id: int) -> None:
         """Tell the other local members with an open tab that ``account`` is typing.

@@ -28,6 +28,21 @@ class BadFrame(ValueError):
     """A frame from a tab that is malformed, unknown, or not this account's to send."""
 
 
+def frame_id(frame: Mapping[str, Any], key: str) -> int:
+    """The id a frame names under ``key`` (tabs send ids as strings: they pass 2**53).
+
+    Raises:
+        BadFrame: absent, or not a positive 63-bit id.
+    """
+    value = frame.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()
+            and 0 < len(value) <= 19 and 0 < int(value) < 2**63):  # fmt: skip
+        raise BadFrame(f"{key}: an id")
+    return int(value)
+
+
 class Socket(Protocol):
     """What the hub needs of an aiohttp ``WebSocketResponse``."""
 
