@@ -14,6 +14,10 @@ class XnodeError(Exception):
         self.message = message
         self.field = field
 
+    def json_body(self) -> dict[str, str]:
+        """The error as a JSON client reads it (the client API's ``{"error": …}``)."""
+        return {"error": self.message}
+
 
 class InvalidInput(XnodeError):
     """The input is malformed or breaks a rule (HTTP 422)."""

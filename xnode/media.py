@@ -21,6 +21,8 @@ from xnode.errors import InvalidInput, PayloadTooLarge
 # Refuse decompression bombs before decoding: 40 megapixels is far beyond any
 # phone photo but keeps the decoded bitmap under ~160 MB.
 MAX_PIXELS = 40_000_000
+ACCEPTED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp")
+"""What uploads may be (decoded, then stored as JPEG or PNG)."""
 _FILE_NAME = re.compile(r"^[0-9a-f]{64}\.(?:jpg|png)$")
 
 

@@ -65,3 +65,36 @@ class RateLimiter:
     def reset(self, key: str) -> None:
         """Forget the events of a key (e.g. after a successful login)."""
         self._events.pop(key, None)
+
+
+class WindowCounter:
+    """Fixed-window request counts per key, as the client API reports them
+    (``X-RateLimit-Limit/Remaining/Reset``): cheaper than a sliding window for limits
+    of hundreds of requests, and what Mastodon's clients expect to read."""
+
+    def __init__(self, clock: Clock, limit: Limit, max_keys: int = 100_000) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.max_keys = max_keys
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def hit(self, key: str) -> tuple[int, float]:
+        """Count one request; return (requests left in the window, when it resets).
+
+        Raises:
+            RateLimited: the key used up its window.
+        """
+        now = self.clock.now()
+        start, used = self._windows.get(key, (now, 0))
+        if now - start >= self.limit.window_s:
+            start, used = now, 0
+        reset_at = start + self.limit.window_s
+        if used >= self.limit.count:
+            raise RateLimited("Too many requests", retry_after=int(reset_at - now) + 1)
+        if len(self._windows) >= self.max_keys and key not in self._windows:
+            cutoff = now - self.limit.window_s
+            self._windows = {k: v for k, v in self._windows.items() if v[0] > cutoff}
+            if len(self._windows) >= self.max_keys:
+                self._windows.clear()
+        self._windows[key] = (start, used + 1)
+        return self.limit.count - used - 1, reset_at

@@ -77,6 +77,9 @@ class Settings:
     call_relay_ports: str | None = None  # "49160-49200": relayed ports, for firewalls
     turn_server: str | None = None
     turn_secret: str | None = field(default=None, repr=False)
+    # The client API (xnode/api/): requests per token (or per address without one) in
+    # five minutes, as Mastodon allows by default (0: no limit, for benchmarks).
+    api_rate_limit: int = 300
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -136,6 +139,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "call_relay_ports": (str, type(None)),
     "turn_server": (str, type(None)),
     "turn_secret": (str, type(None)),
+    "api_rate_limit": (int,),
 }
 
 
@@ -227,6 +231,8 @@ def _validate(values: Mapping[str, Any]) -> None:
     max_mb = values.get("max_upload_mb", 8)
     if not 1 <= max_mb <= 1024:
         raise SettingsError(f"max_upload_mb: expected 1 to 1024, got {max_mb}")
+    if values.get("api_rate_limit", 300) < 0:
+        raise SettingsError(f"api_rate_limit: expected 0 or more, got {values['api_rate_limit']}")
     senders = values.get("delivery_processes", 0)
     if not 0 <= senders <= MAX_DELIVERY_PROCESSES:
         raise SettingsError(

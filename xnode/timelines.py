@@ -35,11 +35,15 @@ class Page:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page starts: below ``max_id`` (older) or above ``min_id`` (newer)."""
+    """Where a page starts: below ``max_id`` (older) or above ``min_id`` (newer, the
+    page just above it). ``since_id`` bounds from below too, but the page is the newest
+    items above it (the client API's "anything new since").
+    """
 
     max_id: int | None = None
     min_id: int | None = None
     limit: int = PAGE_SIZE
+    since_id: int | None = None
 
     def sql(self, column: str = "p.id") -> tuple[str, list[int]]:
         """The cursor condition and parameters, and the order to scan in."""
@@ -50,6 +54,9 @@ class Cursor:
         if self.min_id is not None:
             parts.append(f" AND {column} > ?")
             params.append(self.min_id)
+        if self.since_id is not None:
+            parts.append(f" AND {column} > ?")
+            params.append(self.since_id)
         return "".join(parts), params
 
     @property

@@ -275,3 +275,13 @@ class Invite:
     def from_row(cls, row: sqlite3.Row) -> Invite:
         """Build an invite from an ``invites`` row."""
         return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+@dataclass(frozen=True)
+class AccountStats:
+    """An account's counts as this node shows them (profiles, the client API)."""
+
+    followers: int = 0
+    following: int = 0
+    posts: int = 0
+    last_post_at: float | None = None

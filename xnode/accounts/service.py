@@ -4,10 +4,11 @@ passwords, deletion and invites. Used by the web UI and the CLI alike."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xnode.accounts import passwords
-from xnode.accounts.models import Invite, User
+from xnode.accounts.models import Account, AccountStats, Invite, User
 from xnode.accounts.usernames import validate_username
 from xnode.clock import Clock
 from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -154,6 +155,20 @@ class AccountService:
         return await self.require_user(account_id)
 
     # --- lookup --------------------------------------------------------------
+
+    async def stats(self, accounts: Sequence[Account]) -> dict[int, AccountStats]:
+        """Counts of accounts: what this node knows of local ones; for remote ones the
+        counts their server reports when it reported them (else what this node knows)."""
+        known = await account_store.account_stats(self.db, (a.id for a in accounts))
+        found = {}
+        for account in accounts:
+            followers, following, posts, newest = known.get(account.id, (0, 0, 0, None))
+            if not account.is_local:
+                followers = _reported(account.followers_count, followers)
+                following = _reported(account.following_count, following)
+                posts = _reported(account.statuses_count, posts)
+            found[account.id] = AccountStats(followers, following, posts, newest)
+        return found
 
     async def require_user(self, account_id: int) -> User:
         """Fetch a user by id.
@@ -380,3 +395,7 @@ class AccountService:
         """
         if not await invite_store.revoke_invite(self.db, code.strip(), self.clock.now()):
             raise NotFound("No live invite with that code.")
+
+
+def _reported(remote: int | None, known: int) -> int:
+    return known if remote is None else remote

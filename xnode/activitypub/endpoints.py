@@ -26,6 +26,7 @@ from xnode.accounts.models import Account
 from xnode.activitypub.serialize import AS_CONTEXT, CONTEXT, PublicKeys, Serializer
 from xnode.activitypub.urls import Urls
 from xnode.activitypub.verify import is_signed, verify_incoming
+from xnode.instance import InstanceService
 from xnode.posts.models import BOOSTABLE, PostView
 from xnode.store import accounts as account_store
 from xnode.store import domain_blocks
@@ -42,7 +43,6 @@ COLLECTION_PAGE_SIZE = 20
 from xnode.activitypub.appkeys import KEYRING, RESOLVER, SERIALIZER, URLS  # noqa: E402
 
 _PROFILE_PATH = re.compile(r"^/@([A-Za-z0-9_]{1,30})(?:/(\d{1,19}))?/?$")
-_DAY_S = 24 * 3600.0
 
 
 class _Respond(Exception):
@@ -170,35 +170,13 @@ async def nodeinfo_links(request: web.Request) -> web.Response:
 
 async def nodeinfo_document(request: web.Request) -> web.Response:
     """``/nodeinfo/2.1``: software, protocols and usage counts from the database."""
-    db, now = request.app[DB], request.app[CLOCK].now()
-    live_users = (
-        "SELECT u.account_id FROM users u JOIN accounts a ON a.id = u.account_id"
-        " WHERE u.state = 'active' AND a.deleted_at IS NULL AND a.suspended_at IS NULL"
-    )
-
-    async def active_since(seconds: float) -> int:
-        return int(
-            await db.fetchvalue(
-                f"SELECT COUNT(*) FROM ({live_users}) WHERE account_id IN"
-                " (SELECT account_id FROM posts WHERE local = 1 AND created_at > ?1"
-                " UNION SELECT account_id FROM sessions WHERE last_seen_at > ?1)",
-                (now - seconds,),
-            )
-            or 0
-        )
-
+    figures = await InstanceService(request.app[DB], request.app[CLOCK]).usage()
     usage = nodeinfo.Usage(
-        users_total=int(await db.fetchvalue(f"SELECT COUNT(*) FROM ({live_users})") or 0),
-        users_active_month=await active_since(30 * _DAY_S),
-        users_active_halfyear=await active_since(180 * _DAY_S),
+        users_total=figures.users,
+        users_active_month=figures.active_month,
+        users_active_halfyear=figures.active_halfyear,
         # Replies included, as Mastodon counts them (peers show this as "posts").
-        local_posts=int(
-            await db.fetchvalue(
-                "SELECT COUNT(*) FROM posts WHERE local = 1 AND reblog_of_id IS NULL"
-                " AND deleted_at IS NULL"
-            )
-            or 0
-        ),
+        local_posts=figures.local_posts,
     )
     mode = await request.app[ACCOUNTS].registration_mode()
     doc = nodeinfo.build_nodeinfo(

@@ -31,6 +31,9 @@ class MediaAttachment:
     height: int | None
     description: str
     position: int
+    # The focal point apps crop around, from -1 to 1 each way (m012; None: the centre).
+    focus_x: float | None = None
+    focus_y: float | None = None
 
     @property
     def url(self) -> str | None:
@@ -60,7 +63,15 @@ class MediaAttachment:
             height=row["height"],
             description=row["description"],
             position=row["position"],
+            **_focus_fields(row),
         )
+
+
+def _focus_fields(row: sqlite3.Row) -> dict[str, float | None]:
+    """The columns added by m012 (absent in older row shapes)."""
+    if "focus_x" not in row.keys():  # noqa: SIM118
+        return {}
+    return {"focus_x": row["focus_x"], "focus_y": row["focus_y"]}
 
 
 @hash_once

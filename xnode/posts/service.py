@@ -651,6 +651,10 @@ class PostService:
                 views.append(view_of(post))
         return views
 
+    async def authors_of(self, post_ids: Sequence[int]) -> dict[int, int]:
+        """The author's account id of each post (the client API names whom a reply answers)."""
+        return await post_store.authors_of(self.db, post_ids)
+
     async def visible_attachment(
         self, viewer_id: int | None, attachment_id: int
     ) -> MediaAttachment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import aiosqlite
 
@@ -244,3 +244,33 @@ async def set_remote_counts(
         (followers_count, following_count, statuses_count, now, account_id),
     )
 
+
+
+async def account_stats(
+    db: Database, account_ids: Iterable[int]
+) -> dict[int, tuple[int, int, int, float | None]]:
+    """(followers, following, posts, newest post time) of accounts, as this node knows
+    them: accepted follows, and posts that are not deleted or direct."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    stats = {account_id: [0, 0, 0, None] for account_id in ids}
+    for row in await db.fetch_keyed(
+        f"SELECT target_account_id AS id, COUNT(*) AS n FROM follows WHERE state = 'accepted'"
+        f" AND target_account_id IN ({marks}) GROUP BY target_account_id", ids, len(ids),
+    ):  # fmt: skip
+        stats[row["id"]][0] = row["n"]
+    for row in await db.fetch_keyed(
+        f"SELECT account_id AS id, COUNT(*) AS n FROM follows WHERE state = 'accepted'"
+        f" AND account_id IN ({marks}) GROUP BY account_id", ids, len(ids),
+    ):  # fmt: skip
+        stats[row["id"]][1] = row["n"]
+    for row in await db.fetch_keyed(
+        f"SELECT account_id AS id, COUNT(*) AS n, MAX(created_at) AS newest FROM posts"
+        f" WHERE account_id IN ({marks}) AND deleted_at IS NULL AND visibility <> 'direct'"
+        " GROUP BY account_id", ids, len(ids),
+    ):  # fmt: skip
+        stats[row["id"]][2] = row["n"]
+        stats[row["id"]][3] = row["newest"]
+    return {key: (v[0], v[1], v[2], v[3]) for key, v in stats.items()}  # type: ignore[misc]

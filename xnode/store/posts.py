@@ -400,3 +400,4 @@ async def descendant_ids(db: Database, post_id: int) -> list[tuple[int, int]]:
         (post_id, MAX_THREAD_DEPTH, MAX_DESCENDANTS),
     )
     return [(row[0], row[1]) for row in rows]
+

@@ -17,6 +17,9 @@ from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
 from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
+from xnode.api import auth as api_auth
+from xnode.api import routes as api_routes
+from xnode.api.auth import api_middleware
 from xnode.calls.ice import CallRelay
 from xnode.calls.service import CallService
 from xnode.clock import Clock, SystemClock
@@ -27,6 +30,7 @@ from xnode.live.feeds import LiveFeeds
 from xnode.live.hub import LiveHub
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
+from xnode.oauth.service import OAuthService
 from xnode.posts.service import MAX_MEDIA, PostService
 from xnode.ratelimit import RateLimiter
 from xnode.remote_media import RemoteMediaCache
@@ -44,6 +48,7 @@ from xnode.web import (
     live,
     messages,
     notifications,
+    oauth,
     pages,
     profile,
     search,
@@ -170,6 +175,7 @@ def create_app(
         middlewares=[
             compression_middleware,
             security_headers_middleware,
+            api_middleware,
             error_middleware,
             session_middleware,
             csrf_middleware,
@@ -231,6 +237,8 @@ def create_app(
     )
     app[CALL_RELAY] = CallRelay(settings, clock, db)
     app[CALLS].ice_servers = app[CALL_RELAY].ice_servers
+    # The client API's tokens (xnode/oauth/) and rate counts (xnode/api/auth.py).
+    api_auth.install(app, OAuthService(db, clock, events), settings)
     # The nav's unread-messages badge; the session middleware counts it per page view.
     renderer.add_globals(
         unread_messages=lambda request: request.get(UNREAD_MESSAGES, 0),
@@ -261,5 +269,7 @@ def create_app(
     messages.add_routes(app)
     live.add_routes(app)
     calls.add_routes(app)
+    oauth.add_routes(app)
+    api_routes.add_routes(app)
     setup_federation(app, role)
     return app

@@ -47,6 +47,12 @@ _NO_NAV_PREFIXES = ("/static/", "/media/", "/live", "/messages/live")
 # tokens) are exempt from cookie CSRF checks: the ActivityPub inboxes (only
 # inbox routes accept POSTs under /users/ and /actor/).
 CSRF_EXEMPT_PREFIXES: tuple[str, ...] = ("/inbox", "/users/", "/actor/")
+# The client API is authenticated by bearer tokens only, on every method: no cookie
+# session reaches it (a page's cookies must never act through it), so cookie CSRF does
+# not apply there. /oauth/token and /oauth/revoke authenticate the app by its client
+# secret (or a PKCE verifier). The consent page, /oauth/authorize, is a cookie-session
+# form like any other and keeps its CSRF check.
+TOKEN_AUTHENTICATED_PREFIXES: tuple[str, ...] = ("/api/", "/oauth/token", "/oauth/revoke")
 
 ERROR_TITLES = {
     400: "Bad request",
@@ -82,10 +88,12 @@ _JSON_BODIES = frozenset({"application/json", "application/activity+json",
                           "application/ld+json"})  # fmt: skip
 
 
-def error_response(request: web.Request, status: int, message: str) -> web.Response:
-    """An error page, or a JSON body ``{"error": ...}`` for JSON clients."""
+def error_response(
+    request: web.Request, status: int, message: str, body: dict[str, str] | None = None
+) -> web.Response:
+    """An error page, or a JSON body ``{"error": ...}`` (or ``body``) for JSON clients."""
     if wants_json(request):
-        return web.json_response({"error": message}, status=status)
+        return web.json_response(body or {"error": message}, status=status)
     renderer = request.app[RENDERER]
     title = ERROR_TITLES.get(status, "Error")
     return renderer.render(
@@ -113,7 +121,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except XnodeError as exc:
-        return error_response(request, exc.status, exc.message)
+        return error_response(request, exc.status, exc.message, exc.json_body())
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "The server hit an error. It has been logged.")
@@ -174,7 +182,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     Requests authenticated by other means (signed inbox POSTs) get no session:
     they carry no cookies, and would only be handed an anonymous one they drop.
     """
-    if _signature_authenticated(request):
+    if _not_cookie_authenticated(request):
         return await handler(request)
     settings = request.app[SETTINGS]
     token = request.cookies.get(SESSION_COOKIE, "")
@@ -246,8 +254,10 @@ def _origin_matches(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
-def _signature_authenticated(request: web.Request) -> bool:
-    return request.method in UNSAFE_METHODS and request.path.startswith(CSRF_EXEMPT_PREFIXES)
+def _not_cookie_authenticated(request: web.Request) -> bool:
+    return (
+        request.method in UNSAFE_METHODS and request.path.startswith(CSRF_EXEMPT_PREFIXES)
+    ) or request.path.startswith(TOKEN_AUTHENTICATED_PREFIXES)
 
 
 @web.middleware
@@ -258,7 +268,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     hidden form field or the ``X-CSRF-Token`` header. A cross-site ``Origin``
     is refused too, as a second line.
     """
-    if request.method not in UNSAFE_METHODS or _signature_authenticated(request):
+    if request.method not in UNSAFE_METHODS or _not_cookie_authenticated(request):
         return await handler(request)
     if not _origin_matches(request):
         raise web.HTTPForbidden(text="Cross-site request refused.")

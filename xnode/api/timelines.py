@@ -1,0 +1,9 @@
+"""Client API: timelines (being written)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the timelines endpoints."""

@@ -1,0 +1,9 @@
+"""OAuth 2.0 pages and endpoints (being written)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the OAuth endpoints."""
