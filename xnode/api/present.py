@@ -23,10 +23,9 @@ def _accounts_of(views: Sequence[PostView]) -> list[Account]:
 
 
 async def context_for(
-    request: web.Request, accounts: Sequence[Account] = (), views: Sequence[PostView] = ()
+    app: web.Application, accounts: Sequence[Account] = (), views: Sequence[PostView] = ()
 ) -> entities.Context:
     """The serializers' context for these accounts and posts."""
-    app = request.app
     everyone = [*accounts, *_accounts_of(views)]
     stats = await app[ACCOUNTS].stats(everyone) if everyone else {}
     parents = [v.post.in_reply_to_id for v in views if v.post.in_reply_to_id is not None]
@@ -34,23 +33,23 @@ async def context_for(
     return entities.Context(app[SETTINGS].base_url, stats, reply_authors)
 
 
-async def accounts(request: web.Request, found: Sequence[Account]) -> list[dict[str, object]]:
+async def accounts(app: web.Application, found: Sequence[Account]) -> list[dict[str, object]]:
     """Account entities."""
-    ctx = await context_for(request, accounts=found)
+    ctx = await context_for(app, accounts=found)
     return [entities.account(acc, ctx) for acc in found]
 
 
-async def account(request: web.Request, acc: Account) -> dict[str, object]:
+async def account(app: web.Application, acc: Account) -> dict[str, object]:
     """One Account entity."""
-    return (await accounts(request, [acc]))[0]
+    return (await accounts(app, [acc]))[0]
 
 
-async def statuses(request: web.Request, views: Sequence[PostView]) -> list[dict[str, object]]:
+async def statuses(app: web.Application, views: Sequence[PostView]) -> list[dict[str, object]]:
     """Status entities."""
-    ctx = await context_for(request, views=views)
+    ctx = await context_for(app, views=views)
     return [entities.status(view, ctx) for view in views]
 
 
-async def status(request: web.Request, view: PostView) -> dict[str, object]:
+async def status(app: web.Application, view: PostView) -> dict[str, object]:
     """One Status entity."""
-    return (await statuses(request, [view]))[0]
+    return (await statuses(app, [view]))[0]
