@@ -83,6 +83,10 @@ def account(acc: Account, ctx: Context) -> dict[str, object]:
         "bot": acc.actor_type in ("Service", "Application"),
         "group": acc.actor_type == "Group",
         "discoverable": acc.discoverable,
+        # The node's full-text search finds every account's visible posts.
+        "indexable": True,
+        # No per-account search-engine setting exists here (nullable, so null, not a guess).
+        "noindex": None,
         "hide_collections": acc.hide_network,
         "created_at": day(acc.created_at),
         "last_status_at": (
@@ -171,6 +175,9 @@ def card(preview: LinkPreview, ctx: Context) -> dict[str, object]:
         "image": ctx.absolute(preview.image_path),
         "embed_url": "",
         "blurhash": None,
+        "authors": [],
+        "image_description": "",
+        "published_at": None,
     }
 
 

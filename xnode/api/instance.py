@@ -106,6 +106,7 @@ async def instance_v2(request: web.Request) -> web.Response:
         "description": DESCRIPTION,
         "usage": {"users": {"active_month": usage.active_month}},
         "thumbnail": {"url": settings.base_url + "/static/icon.svg"},
+        "icon": [],
         "languages": ["en"],
         "configuration": configuration,
         "registrations": {
