@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestClient
+from api.conftest import Api
 from conftest import create_user, csrf_from, login
 
 from xnode.posts.service import Draft
@@ -199,3 +200,113 @@ async def test_actions_on_invisible_posts_are_refused(world: World, app):
             )
             assert liked == 0, f"{viewer} liked an invisible {visibility} post"
             assert response.status in (303, 404)
+
+
+# --- the same rules through the client API (tests/api/) ------------------------------
+
+
+async def api_callers(world: World, app) -> dict[str, Api]:
+    """An API client per viewer: a token for each person, none for the anonymous one."""
+    from api.conftest import token_for
+
+    from xnode.store import accounts as account_store
+
+    callers = {}
+    for viewer, client in world.clients.items():
+        if viewer == "anonymous":
+            callers[viewer] = Api(client, None)
+            continue
+        user = await account_store.get_user(app[POSTS].db, (
+            await account_store.get_local_account(app[POSTS].db, USERNAMES[viewer])
+        ).id)  # fmt: skip
+        callers[viewer] = Api(client, await token_for(app, user, "read write"))
+    return callers
+
+
+def _markers_in(body: object) -> str:
+    import json
+
+    return json.dumps(body)
+
+
+async def test_api_status_context_and_history(world: World, app):
+    for viewer, api in (await api_callers(world, app)).items():
+        for visibility, post_id in world.post_ids.items():
+            expected = can_see(visibility, viewer)
+            body = await api.get(f"/api/v1/statuses/{post_id}", expect=None)
+            shown = api.last.status == 200 and World.marker(visibility) in _markers_in(body)
+            check(viewer, visibility, shown, expected, "API status")
+            if not shown:
+                assert api.last.status == 404
+            await api.get(f"/api/v1/statuses/{post_id}/history", expect=None)
+            check(viewer, visibility, api.last.status == 200, expected, "API history")
+            await api.get(f"/api/v1/statuses/{post_id}/context", expect=None)
+            check(viewer, visibility, api.last.status == 200, expected, "API context")
+        context = await api.get(f"/api/v1/statuses/{world.root_id}/context")
+        for visibility in VISIBILITIES:
+            shown = World.reply_marker(visibility) in _markers_in(context)
+            check(viewer, visibility, shown, can_see(visibility, viewer), "API thread")
+
+
+async def test_api_account_statuses(world: World, app):
+    from xnode.store import accounts as account_store
+
+    alice_id = (await account_store.get_local_account(app[POSTS].db, "alice")).id
+    for viewer, api in (await api_callers(world, app)).items():
+        body = _markers_in(await api.get(f"/api/v1/accounts/{alice_id}/statuses", expect=None))
+        for visibility in VISIBILITIES:
+            expected = can_see(visibility, viewer) and visibility != "direct"
+            check(viewer, visibility, World.marker(visibility) in body, expected,
+                  "API account statuses")
+
+
+async def test_api_timelines(world: World, app):
+    for viewer, api in (await api_callers(world, app)).items():
+        if viewer != "anonymous":
+            home = _markers_in(await api.get("/api/v1/timelines/home"))
+            for visibility in VISIBILITIES:
+                expected = viewer in ("author", "follower") and visibility != "direct"
+                check(viewer, visibility, World.marker(visibility) in home, expected, "API home")
+        for path in ("/api/v1/timelines/public", "/api/v1/timelines/public?local=true",
+                     "/api/v1/timelines/tag/zqxtag"):  # fmt: skip
+            body = _markers_in(await api.get(path, expect=None))
+            for visibility in VISIBILITIES:
+                expected = visibility == "public" and viewer != "blocked"
+                check(viewer, visibility, World.marker(visibility) in body, expected, path)
+
+
+async def test_api_search_notifications_and_conversations(world: World, app):
+    for viewer, api in (await api_callers(world, app)).items():
+        for visibility in VISIBILITIES:
+            found = await api.get("/api/v2/search", params={
+                "q": World.marker(visibility), "type": "statuses"}, expect=None)  # fmt: skip
+            shown = str(world.post_ids[visibility]) in _markers_in(found)
+            expected = can_see(visibility, viewer) and visibility != "direct" and (
+                viewer != "anonymous")  # statuses search needs a signed-in caller
+            check(viewer, visibility, shown, expected, "API search")
+        if viewer == "anonymous":
+            continue
+        notes = _markers_in(await api.get("/api/v1/notifications"))
+        conversations = _markers_in(await api.get("/api/v1/conversations"))
+        for visibility in VISIBILITIES:
+            check(viewer, visibility, World.marker(visibility) in notes,
+                  viewer == "mentioned", "API notifications")
+            in_conversation = World.marker(visibility) in conversations
+            check(viewer, visibility, in_conversation,
+                  visibility == "direct" and viewer in ("author", "mentioned"),
+                  "API conversations")
+
+
+async def test_api_actions_on_invisible_posts_are_refused(world: World, app):
+    for viewer, api in (await api_callers(world, app)).items():
+        if viewer == "anonymous":
+            continue
+        for visibility, post_id in world.post_ids.items():
+            if can_see(visibility, viewer):
+                continue
+            for action in ("favourite", "reblog", "bookmark"):
+                await api.post(f"/api/v1/statuses/{post_id}/{action}", expect=404)
+            liked = await app[POSTS].db.fetchvalue(
+                "SELECT COUNT(*) FROM likes WHERE post_id = ?", (post_id,)
+            )
+            assert liked == 0, f"{viewer} liked an invisible {visibility} post through the API"
