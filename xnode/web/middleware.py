@@ -76,7 +76,7 @@ def wants_json(request: web.Request) -> bool:
     """
     accept = request.headers.get("Accept", "")
     return (
-        request.path.startswith("/api/")
+        request.path.startswith(TOKEN_AUTHENTICATED_PREFIXES)
         or "application/json" in accept
         or "application/activity+json" in accept
         or "application/ld+json" in accept
