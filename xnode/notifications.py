@@ -7,10 +7,13 @@ recipient may still see the post each one is about.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from xnode.accounts.models import Account
 from xnode.clock import Clock
+from xnode.errors import NotFound
 from xnode.posts.models import PostView
 from xnode.posts.service import PostService
 from xnode.store import notifications as notification_store
@@ -18,6 +21,9 @@ from xnode.store import posts as post_store
 from xnode.store.database import Database
 
 PAGE_SIZE = 40
+MAX_LIMIT = 80
+KINDS = frozenset({"mention", "reply", "follow", "follow_request", "like", "boost", "missed_call"})
+"""Every kind of notification the node writes."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,14 @@ class Notification:
     post: PostView | None
     created_at: float
     read: bool
+
+
+@dataclass(frozen=True)
+class NotificationPage:
+    """Notifications to show, and the ids of every row read for them (pagination cursors)."""
+
+    items: list[Notification]
+    scanned: list[int]
 
 
 GROUPED_KINDS = frozenset({"like", "boost", "follow"})
@@ -99,6 +113,13 @@ class NotificationService:
         rows = await notification_store.list_notifications(
             self.db, account_id, limit=PAGE_SIZE, max_id=max_id
         )
+        items = await self._shown(account_id, rows)
+        next_max_id = rows[-1]["id"] if len(rows) == PAGE_SIZE else None
+        return items, next_max_id
+
+    async def _shown(self, account_id: int, rows: Sequence[sqlite3.Row]) -> list[Notification]:
+        """The rows as notifications, leaving out those about posts the recipient can no
+        longer see and those from deleted or suspended accounts."""
         senders = await post_store.get_accounts(self.db, {r["from_account_id"] for r in rows})
         posts = await post_store.get_posts(
             self.db, [r["post_id"] for r in rows if r["post_id"] is not None]
@@ -120,8 +141,78 @@ class NotificationService:
                     created_at=row["created_at"], read=row["read_at"] is not None,
                 )
             )
-        next_max_id = rows[-1]["id"] if len(rows) == PAGE_SIZE else None
-        return items, next_max_id
+        return items
+
+    async def listing(
+        self,
+        account_id: int,
+        kinds: Collection[str],
+        *,
+        from_account_id: int | None = None,
+        max_id: int | None = None,
+        min_id: int | None = None,
+        since_id: int | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> NotificationPage:
+        """Notifications of some kinds (from one account), newest first, for the client API.
+
+        ``min_id`` pages upwards (the ones just above it), ``since_id`` gives the newest
+        above it; the page also names every id it read, so a page whose notifications
+        were all left out still has cursors to go on from.
+        """
+        rows = await notification_store.select_notifications(
+            self.db, account_id, kinds=sorted(kinds), from_account_id=from_account_id,
+            max_id=max_id, min_id=min_id, since_id=since_id, limit=max(1, min(limit, MAX_LIMIT)),
+        )  # fmt: skip
+        return NotificationPage(await self._shown(account_id, rows), [r["id"] for r in rows])
+
+    async def get(
+        self, account_id: int, notification_id: int, kinds: Collection[str] = KINDS
+    ) -> Notification:
+        """One of the recipient's notifications, as :meth:`listing` would show it.
+
+        Raises:
+            NotFound: someone else's, gone, of another kind, or left out (the post is no
+                longer visible, the sender is gone): the same answer for all.
+        """
+        row = await notification_store.get_notification(self.db, account_id, notification_id)
+        if row is None or row["type"] not in kinds:
+            raise NotFound("Record not found")
+        found = await self._shown(account_id, [row])
+        if not found:
+            raise NotFound("Record not found")
+        return found[0]
+
+    async def dismiss(
+        self, account_id: int, notification_id: int, kinds: Collection[str] = KINDS
+    ) -> None:
+        """Delete one of the recipient's notifications.
+
+        Raises:
+            NotFound: not theirs, or not of these kinds.
+        """
+        if not await notification_store.delete_notification(
+            self.db, account_id, notification_id, sorted(kinds)
+        ):
+            raise NotFound("Record not found")
+
+    async def clear(self, account_id: int, kinds: Collection[str] = KINDS) -> int:
+        """Delete every notification of these kinds of the recipient; how many went."""
+        return await notification_store.delete_all(self.db, account_id, sorted(kinds))
+
+    async def count_unread(
+        self,
+        account_id: int,
+        kinds: Collection[str],
+        *,
+        from_account_id: int | None = None,
+        cap: int = notification_store.UNREAD_COUNT_CAP,
+    ) -> int:
+        """Unread notifications of some kinds (from one account), counted up to ``cap``."""
+        return await notification_store.count_unread(
+            self.db, account_id, kinds=sorted(kinds), from_account_id=from_account_id,
+            cap=cap,
+        )
 
     async def unread_count(self, account_id: int) -> int:
         """How many notifications are unread."""

@@ -10,7 +10,9 @@ may be messaged, group size, requests, read markers and reactions.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from xnode.accounts.models import Account
 from xnode.clock import Clock
@@ -32,8 +34,19 @@ from xnode.store.database import Database
 PAGE_SIZE = 40
 LIST_SIZE = 30
 MAX_EMOJI_CHARS = 16
+LISTED_STATES = ("accepted", "request")
+"""The member states the client API lists (declined conversations are hidden)."""
 _SEPARATORS = re.compile(r"[\s,;]+")
 _NOT_EMOJI = re.compile(r"[\s<>&\"']")
+
+
+@dataclass(frozen=True)
+class ConversationListing:
+    """A page of conversations for the client API, and each one's latest message id
+    (the pagination cursor, even where the member sees an older message)."""
+
+    items: list[ConversationSummary]
+    cursors: list[int]
 
 
 def parse_handles(text: str) -> list[content.Handle]:
@@ -245,6 +258,14 @@ class DirectMessages:
     ) -> list[ConversationSummary]:
         """A member's conversations (inbox or requests), most recently active first."""
         rows = await store.list_for(self.db, account_id, state, before=before, limit=LIST_SIZE)
+        return await self._summaries(account_id, rows)
+
+    async def _summaries(
+        self, account_id: int, rows: Sequence[sqlite3.Row], *, live_only: bool = False
+    ) -> list[ConversationSummary]:
+        """Summaries of listed rows. ``live_only``: the last message is the newest live one
+        the member can see (the client API shows no tombstones); otherwise the
+        conversation's last message, deleted or not, as the web list shows it."""
         if not rows:
             return []
         ids = [row["id"] for row in rows]
@@ -259,25 +280,87 @@ class DirectMessages:
         for conv_id, member_id in member_rows:
             if member_id != account_id and member_id in accounts:
                 participants.setdefault(conv_id, []).append(accounts[member_id])
-        last_posts = await post_store.get_posts(
-            self.db, [r["last_message_id"] for r in rows if r["last_message_id"]]
-        )
+        last_ids = {row["id"]: row["last_message_id"] for row in rows if row["last_message_id"]}
+        last_posts = await post_store.get_posts(self.db, list(last_ids.values()))
         views = {
             v.post.id: v
             for v in await self.posts.hydrate(account_id, list(last_posts.values()),
-                                              keep_deleted=True)
+                                              keep_deleted=not live_only)
         }  # fmt: skip
+        if live_only:
+            # The latest message may be deleted, or one the member was never sent (a
+            # member who blocked the sender): show the newest they can see instead.
+            for conv_id, last_id in last_ids.items():
+                if last_id not in views:
+                    seen = await store.latest_message_id(self.db, conv_id, account_id)
+                    found = await self.posts.hydrate(
+                        account_id, list((await post_store.get_posts(self.db, [seen])).values())
+                    ) if seen is not None else []  # fmt: skip
+                    last_ids[conv_id] = seen or 0
+                    views.update({v.post.id: v for v in found})
         return [
             ConversationSummary(
                 id=row["id"],
                 state=row["state"],
                 participants=tuple(participants.get(row["id"], ())),
-                last_message=views.get(row["last_message_id"]),
+                last_message=views.get(last_ids.get(row["id"], 0)),
                 unread=row["unread"],
                 last_activity_at=row["last_activity_at"],
             )
             for row in rows
         ]
+
+    async def listed(
+        self,
+        account_id: int,
+        *,
+        max_id: int | None = None,
+        min_id: int | None = None,
+        since_id: int | None = None,
+        limit: int = LIST_SIZE,
+    ) -> ConversationListing:
+        """The member's conversations for the client API: the inbox and requests (apps have
+        no requests list, and Mastodon lists conversations with strangers too), never the
+        declined or removed ones; ordered and paged by their latest message's id."""
+        rows = await store.list_by_last_message(
+            self.db, account_id, LISTED_STATES, max_id=max_id, min_id=min_id,
+            since_id=since_id, limit=max(1, min(limit, PAGE_SIZE)),
+        )  # fmt: skip
+        return ConversationListing(
+            await self._summaries(account_id, rows, live_only=True),
+            [row["last_message_id"] for row in rows],
+        )
+
+    async def summaries(
+        self, account_id: int, conversation_ids: Sequence[int]
+    ) -> list[ConversationSummary]:
+        """These conversations as :meth:`listed` shows them, those the account is a listed
+        member of only (others are left out, never shown)."""
+        rows = await store.listed_rows(self.db, account_id, conversation_ids, LISTED_STATES)
+        return await self._summaries(account_id, rows, live_only=True)
+
+    async def listed_summary(self, account_id: int, conversation_id: int) -> ConversationSummary:
+        """One conversation as :meth:`listed` shows it.
+
+        Raises:
+            NotFound: not a member, or declined or removed.
+        """
+        found = await self.summaries(account_id, [conversation_id])
+        if not found:
+            raise NotFound("Record not found")
+        return found[0]
+
+    async def remove(self, account_id: int, conversation_id: int) -> None:
+        """Take a conversation off the member's list (the client API's delete): it is
+        declined, as the web page's Decline does, and stays hidden.
+
+        Raises:
+            NotFound: not a member, or removed already.
+        """
+        state, _ = await self._membership(account_id, conversation_id)
+        if state not in LISTED_STATES:
+            raise NotFound("Record not found")
+        await self.set_state(account_id, conversation_id, "declined")
 
     async def unread_summary(self, account_id: int) -> tuple[int, int]:
         """(conversations with unread messages, requests with unread messages)."""

@@ -371,3 +371,50 @@ async def reaction_uri_in(
         (account_id, post_id, emoji),
     )
     return None if row is None else row[0]
+
+
+_LISTED = (
+    f"SELECT c.*, m.state, m.last_read_id, ({_UNREAD}) AS unread"
+    " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
+)
+
+
+async def list_by_last_message(
+    db: Database,
+    account_id: int,
+    states: Sequence[str],
+    *,
+    max_id: int | None = None,
+    min_id: int | None = None,
+    since_id: int | None = None,
+    limit: int,
+) -> list[sqlite3.Row]:
+    """A member's conversations in some states that have a message, ordered by their
+    latest message's id (newest first), which is also the cursor: ``max_id`` below,
+    ``since_id`` the newest above, ``min_id`` the ones just above (read upwards)."""
+    sql = (
+        f"{_LISTED} WHERE m.account_id = ? AND m.state IN ({_marks(states)})"
+        " AND c.last_message_id IS NOT NULL"
+    )
+    params: list[object] = [account_id, *states]
+    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
+        if bound is not None:
+            sql, params = sql + f" AND c.last_message_id {op} ?", [*params, bound]
+    upwards = min_id is not None
+    sql += f" ORDER BY c.last_message_id {'ASC' if upwards else 'DESC'} LIMIT ?"
+    rows = await db.fetchall(sql, [*params, limit])
+    return rows[::-1] if upwards else rows
+
+
+async def listed_rows(
+    db: Database, account_id: int, conversation_ids: Sequence[int], states: Sequence[str]
+) -> list[sqlite3.Row]:
+    """These conversations as :func:`list_by_last_message` reads them, those the account
+    is a member of in one of ``states`` only."""
+    if not conversation_ids:
+        return []
+    return await db.fetchall(
+        f"{_LISTED} WHERE m.account_id = ? AND m.state IN ({_marks(states)})"
+        f" AND c.id IN ({_marks(conversation_ids)}) ORDER BY c.last_message_id DESC",
+        [account_id, *states, *conversation_ids],
+    )

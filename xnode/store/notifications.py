@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 import aiosqlite
 
@@ -111,3 +112,90 @@ async def mark_read(db: Database, account_id: int, now: float, up_to_id: int | N
     if up_to_id is not None:
         sql, params = sql + " AND id <= ?", [*params, up_to_id]
     return await db.execute(sql, params)
+
+
+def _kinds_sql(kinds: Sequence[str]) -> str:
+    return ", ".join("?" for _ in kinds)
+
+
+async def select_notifications(
+    db: Database,
+    account_id: int,
+    *,
+    kinds: Sequence[str],
+    from_account_id: int | None = None,
+    max_id: int | None = None,
+    min_id: int | None = None,
+    since_id: int | None = None,
+    limit: int,
+) -> list[sqlite3.Row]:
+    """A page of a user's notifications of some kinds, newest first.
+
+    ``max_id`` bounds from above, ``since_id`` from below (the newest above it), and
+    ``min_id`` pages upwards: the rows just above it (read upwards, returned newest first).
+    """
+    if not kinds:
+        return []
+    sql = f"SELECT * FROM notifications WHERE account_id = ? AND type IN ({_kinds_sql(kinds)})"
+    params: list[object] = [account_id, *kinds]
+    if from_account_id is not None:
+        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
+    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
+        if bound is not None:
+            sql, params = sql + f" AND id {op} ?", [*params, bound]
+    upwards = min_id is not None
+    sql += f" ORDER BY id {'ASC' if upwards else 'DESC'} LIMIT ?"
+    rows = await db.fetchall(sql, [*params, limit])
+    return rows[::-1] if upwards else rows
+
+
+async def get_notification(
+    db: Database, account_id: int, notification_id: int
+) -> sqlite3.Row | None:
+    """One notification of a user (None when it is someone else's or gone)."""
+    return db.lookup(
+        "SELECT * FROM notifications WHERE id = ? AND account_id = ?",
+        (notification_id, account_id),
+    )
+
+
+async def delete_notification(
+    db: Database, account_id: int, notification_id: int, kinds: Sequence[str]
+) -> bool:
+    """Delete one of a user's notifications (of these kinds); whether it was there."""
+    if not kinds:
+        return False
+    changed = await db.execute(
+        f"DELETE FROM notifications WHERE id = ? AND account_id = ? AND type IN"
+        f" ({_kinds_sql(kinds)})",
+        [notification_id, account_id, *kinds],
+    )
+    return changed > 0
+
+
+async def delete_all(db: Database, account_id: int, kinds: Sequence[str]) -> int:
+    """Delete every notification of these kinds of a user; how many went."""
+    if not kinds:
+        return 0
+    return await db.execute(
+        f"DELETE FROM notifications WHERE account_id = ? AND type IN ({_kinds_sql(kinds)})",
+        [account_id, *kinds],
+    )
+
+
+async def count_unread(
+    db: Database, account_id: int, *, kinds: Sequence[str], from_account_id: int | None,
+    cap: int,
+) -> int:
+    """Unread notifications of these kinds (from one account), counted up to ``cap``."""
+    if not kinds:
+        return 0
+    sql = (
+        "SELECT 1 FROM notifications WHERE account_id = ? AND read_at IS NULL"
+        f" AND type IN ({_kinds_sql(kinds)})"
+    )
+    params: list[object] = [account_id, *kinds]
+    if from_account_id is not None:
+        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
+    value = await db.fetchvalue(f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", [*params, cap])
+    return int(value or 0)
