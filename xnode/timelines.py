@@ -1,4 +1,5 @@
-"""Timelines: home, local, federated, profile, hashtag and bookmarks, with cursors.
+"""Timelines: home, local, federated, profile, hashtag, bookmarks and favourites, with
+cursors.
 
 Pagination is by time-sortable id (``max_id`` for older, ``min_id`` for newer),
 never OFFSET. The home timeline is computed on read (fan-out on read) from the
@@ -31,6 +32,9 @@ class Page:
     items: list[PostView]
     next_max_id: int | None
     prev_min_id: int | None
+    # The cursor of every row the page read, newest first, including rows the viewer's
+    # rules then dropped (the client API's Link headers page past those too).
+    positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class Cursor:
         """The requested size, clamped."""
         return max(1, min(self.limit, MAX_PAGE_SIZE))
 
+
+# Posts with at least one image (the client API's ``only_media``).
+_WITH_MEDIA = " AND EXISTS (SELECT 1 FROM media_attachments ma WHERE ma.post_id = p.id)"
 
 _NOT_MUTED = (
     " AND NOT EXISTS (SELECT 1 FROM mutes mu WHERE mu.account_id = ?"
@@ -116,6 +123,7 @@ class TimelineService:
             items=items,
             next_max_id=positions[-1] if positions and more_below else None,
             prev_min_id=positions[0] if positions else None,
+            positions=tuple(positions),
         )
 
     async def home(self, viewer_id: int, cursor: Cursor = Cursor()) -> Page:
@@ -129,19 +137,32 @@ class TimelineService:
         page = await self._page(viewer_id, where, [viewer_id, viewer_id, viewer_id], cursor)
         return dataclasses.replace(page, items=_once_each(page.items))
 
-    async def local(self, viewer_id: int | None, cursor: Cursor = Cursor()) -> Page:
-        """Public posts written on this node."""
-        return await self._public(viewer_id, cursor, local_only=True)
+    async def local(
+        self, viewer_id: int | None, cursor: Cursor = Cursor(), *, only_media: bool = False
+    ) -> Page:
+        """Public posts written on this node (``only_media``: those with images)."""
+        return await self._public(viewer_id, cursor, local_only=True, only_media=only_media)
 
-    async def federated(self, viewer_id: int | None, cursor: Cursor = Cursor()) -> Page:
-        """Every public post this node knows, local and remote."""
-        return await self._public(viewer_id, cursor, local_only=False)
+    async def federated(
+        self, viewer_id: int | None, cursor: Cursor = Cursor(), *, remote_only: bool = False,
+        only_media: bool = False,
+    ) -> Page:
+        """Every public post this node knows, local and remote (``remote_only``: only
+        other servers'; ``only_media``: only those with images)."""
+        return await self._public(
+            viewer_id, cursor, local_only=False, remote_only=remote_only, only_media=only_media
+        )
 
-    async def _public(self, viewer_id: int | None, cursor: Cursor, *, local_only: bool) -> Page:
+    async def _public(
+        self, viewer_id: int | None, cursor: Cursor, *, local_only: bool,
+        remote_only: bool = False, only_media: bool = False,
+    ) -> Page:
         # These conditions match the partial indexes posts_local_public / posts_public.
         where = (
             "p.visibility = 'public' AND p.reblog_of_id IS NULL AND p.deleted_at IS NULL"
             + (" AND p.local = 1" if local_only else "")
+            + (" AND p.local = 0" if remote_only else "")
+            + (_WITH_MEDIA if only_media else "")
         )
         if not local_only:
             # Silenced (and suspended) servers stay out of the public timelines.
@@ -173,12 +194,19 @@ class TimelineService:
         )
         return await self.posts.hydrate(viewer_id, [Post.from_row(r) for r in rows])
 
-    async def hashtag(self, viewer_id: int | None, tag: str, cursor: Cursor = Cursor()) -> Page:
-        """Public posts with a hashtag."""
+    async def hashtag(
+        self, viewer_id: int | None, tag: str, cursor: Cursor = Cursor(), *,
+        local_only: bool = False, remote_only: bool = False, only_media: bool = False,
+    ) -> Page:
+        """Public posts with a hashtag (``local_only``: written here; ``remote_only``:
+        written elsewhere; ``only_media``: with images)."""
         visible, params = visible_sql(viewer_id)
         where = (
             "t.tag = ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
             f" AND {visible}"
+            + (" AND p.local = 1" if local_only else "")
+            + (" AND p.local = 0" if remote_only else "")
+            + (_WITH_MEDIA if only_media else "")
         )
         if viewer_id is not None:
             where += _NOT_MUTED
@@ -195,4 +223,14 @@ class TimelineService:
         return await self._page(
             viewer_id, where, [viewer_id, *params], cursor,
             joins=" JOIN bookmarks b ON b.post_id = p.id", id_column="b.id",
+        )
+
+    async def favourites(self, viewer_id: int, cursor: Cursor = Cursor()) -> Page:
+        """The posts the viewer liked, most recently liked first (paged by the like's id,
+        as the client API's ``/api/v1/favourites`` is)."""
+        visible, params = visible_sql(viewer_id)
+        where = f"l.account_id = ? AND p.deleted_at IS NULL AND {visible}"
+        return await self._page(
+            viewer_id, where, [viewer_id, *params], cursor,
+            joins=" JOIN likes l ON l.post_id = p.id", id_column="l.id",
         )

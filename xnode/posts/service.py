@@ -8,9 +8,11 @@ queries filter in SQL first so pages stay full.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -42,10 +44,14 @@ from xnode.posts.models import (
 from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
+from xnode.store import idempotency as idempotency_store
 from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store.database import Database
+
+if TYPE_CHECKING:
+    from xnode.timelines import Cursor
 
 MAX_NOTE_CHARS = 5_000
 MAX_ARTICLE_CHARS = 100_000
@@ -54,8 +60,22 @@ MAX_SUMMARY_CHARS = 500
 MAX_MEDIA = 4
 MAX_ALT_TEXT = 1_500
 MAX_PINS = 5
+# How long a client API ``Idempotency-Key`` keeps answering with the status it created.
+IDEMPOTENCY_WINDOW_S = 24 * 3600
 
 HandleResolver = Callable[[content.Handle], Awaitable[Account | None]]
+# ISO 639-1/-3 codes, optionally with a region or script (``en``, ``pt-BR``, ``zh-Hant``).
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
+
+
+class _KeyTaken(Exception):
+    """Another request with the same Idempotency-Key won the race (rolls back this one)."""
+
+
+def _check_focus(focus: tuple[float, float] | None) -> None:
+    """A focal point must lie in the image: -1..1 both ways."""
+    if focus is not None and not all(-1.0 <= value <= 1.0 for value in focus):
+        raise InvalidInput("The focus must be two numbers from -1 to 1.", field="focus")
 
 
 class Gone(XnodeError):
@@ -90,6 +110,12 @@ class Draft:
     recipients: Sequence[Account] = field(default_factory=tuple)
     conversation_id: int | None = None
     context: str | None = None
+    # Images the author uploaded beforehand (the client API's ``media_ids``): their own
+    # unattached ``media_attachments`` rows, attached in the post's transaction, after
+    # ``images`` in this order.
+    media_ids: Sequence[int] = field(default_factory=tuple)
+    # The post's language as the client states it (ISO 639), if it does.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,7 @@ class PostService:
         if draft.source_format not in ("plain", "markdown"):
             raise InvalidInput("Unknown text format.", field="source_format")
         limit = MAX_ARTICLE_CHARS if draft.kind == "article" else MAX_NOTE_CHARS
-        if not draft.source.strip() and not (draft.images or has_media):
+        if not draft.source.strip() and not (draft.images or draft.media_ids or has_media):
             raise InvalidInput("Write something first.", field="source")
         if len(draft.source) > limit:
             raise InvalidInput(
@@ -177,13 +203,38 @@ class PostService:
             raise InvalidInput(
                 f"Content warnings are limited to {MAX_SUMMARY_CHARS} characters.", field="summary"
             )
-        if len(draft.images) > MAX_MEDIA:
+        if len(draft.images) + len(draft.media_ids) > MAX_MEDIA:
             raise InvalidInput(f"At most {MAX_MEDIA} images per post.", field="images")
+        if draft.language is not None and not LANGUAGE_CODE.fullmatch(draft.language):
+            raise InvalidInput("The language must be an ISO 639 code.", field="language")
         for image in draft.images:
-            if len(image.description) > MAX_ALT_TEXT:
+            self._check_alt_text(image.description)
+
+    @staticmethod
+    def _check_alt_text(description: str) -> None:
+        if len(description) > MAX_ALT_TEXT:
+            raise InvalidInput(
+                f"Image descriptions are limited to {MAX_ALT_TEXT} characters.", field="images"
+            )
+
+    async def _check_uploads(
+        self, account_id: int, media_ids: Sequence[int], post_id: int | None = None
+    ) -> None:
+        """Refuse media ids that are not the account's own unattached uploads (or, when
+        editing, already on ``post_id``): nobody attaches someone else's image."""
+        if len(set(media_ids)) != len(media_ids):
+            raise InvalidInput("The same media is attached twice.", field="media_ids")
+        found = await post_store.get_attachments(self.db, media_ids)
+        for media_id in media_ids:
+            media = found.get(media_id)
+            if (
+                media is None
+                or media.account_id != account_id
+                or media.post_id not in (None, post_id)
+            ):
                 raise InvalidInput(
-                    f"Image descriptions are limited to {MAX_ALT_TEXT} characters.",
-                    field="images",
+                    f"Media {media_id} is not an upload of yours waiting to be attached.",
+                    field="media_ids",
                 )
 
     async def _render(
@@ -204,39 +255,131 @@ class PostService:
         rows = []
         for position, image in enumerate(images):
             try:
-                full = await asyncio.to_thread(
-                    process_image, image.data, POST_IMAGE, self.settings.max_upload_bytes
-                )
-                thumb = await asyncio.to_thread(
-                    process_image, image.data, THUMBNAIL, self.settings.max_upload_bytes
-                )
+                rows.append(await self._store_image(account_id, image, position))
             except XnodeError as exc:
                 raise type(exc)(f"Image {position + 1}: {exc.message}", field="images") from None
-            rows.append(
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "file_name": self.media.save(full),
-                    "thumbnail_file": self.media.save(thumb),
-                    "content_type": full.content_type,
-                    "width": full.width,
-                    "height": full.height,
-                    "description": image.description.strip(),
-                    "position": position,
-                    "created_at": self.clock.now(),
-                }
-            )
         return rows
 
-    async def publish(self, author: Account, draft: Draft) -> Post:
-        """Publish a note or article.
+    async def _store_image(
+        self, account_id: int, image: ImageUpload, position: int
+    ) -> dict[str, Any]:
+        """Decode, re-encode and store one image and its thumbnail (in a thread: Pillow
+        would hold the event loop); the ``media_attachments`` row to write."""
+        full = await asyncio.to_thread(
+            process_image, image.data, POST_IMAGE, self.settings.max_upload_bytes
+        )
+        thumb = await asyncio.to_thread(
+            process_image, image.data, THUMBNAIL, self.settings.max_upload_bytes
+        )
+        return {
+            "id": new_id(),
+            "account_id": account_id,
+            "file_name": self.media.save(full),
+            "thumbnail_file": self.media.save(thumb),
+            "content_type": full.content_type,
+            "width": full.width,
+            "height": full.height,
+            "description": image.description.strip(),
+            "position": position,
+            "created_at": self.clock.now(),
+        }
+
+    # --- uploads before posting (the client API's media) ------------------------
+
+    async def upload_media(
+        self, account_id: int, image: ImageUpload, focus: tuple[float, float] | None = None
+    ) -> MediaAttachment:
+        """Store an image uploaded ahead of its post: an unattached attachment of the
+        uploader's, which :meth:`publish` attaches when a draft names it in ``media_ids``.
 
         Raises:
-            InvalidInput: the draft breaks a limit, or an image is not an image.
+            InvalidInput: not an image, too many pixels, alt text or focus out of bounds.
+            PayloadTooLarge: over the upload limit.
+        """
+        self._check_alt_text(image.description)
+        _check_focus(focus)
+        row = await self._store_image(account_id, image, 0)
+        focus_x, focus_y = focus if focus is not None else (None, None)
+        async with self.db.transaction() as conn:
+            await post_store.insert_media(
+                conn, post_id=None, focus_x=focus_x, focus_y=focus_y, **row
+            )
+        return await self.own_media(account_id, row["id"])
+
+    async def own_media(self, account_id: int, media_id: int) -> MediaAttachment:
+        """One of the account's own attachments, attached or not.
+
+        Raises:
+            NotFound: no such attachment, or someone else's (the same answer).
+        """
+        media = await post_store.get_attachment(self.db, media_id)
+        if media is None or media.account_id != account_id:
+            raise NotFound("No such media.")
+        if media.post_id is not None:
+            post = await post_store.get_post(self.db, media.post_id)
+            if post is None or post.is_deleted:
+                raise NotFound("No such media.")
+        return media
+
+    async def describe_media(
+        self, account_id: int, media_id: int, *, description: str,
+        focus: tuple[float, float] | None,
+    ) -> MediaAttachment:
+        """Change the alt text and focal point of one's own attachment; on a published
+        post the change reaches its readers (and other servers) as an edit of the post.
+
+        Raises:
+            NotFound: not one of the account's attachments.
+            InvalidInput: alt text too long, focus outside -1..1.
+        """
+        media = await self.own_media(account_id, media_id)
+        self._check_alt_text(description)
+        _check_focus(focus)
+        async with self.events.change(self.db) as change:
+            await post_store.describe_media(
+                change.conn, media.id, description=description.strip(), focus=focus
+            )
+            if media.post_id is not None:
+                change.emit(PostEdited(media.post_id, account_id))
+        return await self.own_media(account_id, media_id)
+
+    async def publish(
+        self, author: Account, draft: Draft, *, idempotency_key: str | None = None
+    ) -> Post:
+        """Publish a note or article.
+
+        With an ``idempotency_key`` (the client API's header), a key the author used in
+        the last day returns the post it created instead of publishing again, so a
+        retried request never posts twice.
+
+        Raises:
+            InvalidInput: the draft breaks a limit, an image is not an image, or a media
+                id is not the author's own unattached upload.
             PayloadTooLarge: an image is over the upload limit.
             NotFound: the post replied to does not exist or is not visible.
         """
+        if idempotency_key is not None:
+            earlier = await self._idempotent(author.id, idempotency_key)
+            if earlier is not None:
+                return earlier
+        try:
+            return await self._publish(author, draft, idempotency_key)
+        except _KeyTaken:
+            # A request with the same key committed while this one was being prepared.
+            earlier = await self._idempotent(author.id, idempotency_key or "")
+            if earlier is None:
+                raise Conflict("The request is being processed; try again.") from None
+            return earlier
+
+    async def _idempotent(self, account_id: int, key: str) -> Post | None:
+        since = self.clock.now() - IDEMPOTENCY_WINDOW_S
+        post_id = await idempotency_store.find(self.db, account_id, key, since)
+        return None if post_id is None else await post_store.get_post(self.db, post_id)
+
+    async def _publish(self, author: Account, draft: Draft, idempotency_key: str | None) -> Post:
         self._check_draft(draft)
+        if draft.media_ids:
+            await self._check_uploads(author.id, draft.media_ids)
         parent: Post | None = None
         if draft.in_reply_to_id is not None:
             parent = await self._visible_post(author.id, draft.in_reply_to_id)
@@ -273,6 +416,7 @@ class PostService:
                 summary=draft.summary.strip(),
                 sensitive=int(draft.sensitive),
                 visibility=draft.visibility,
+                language=draft.language,
                 in_reply_to_id=parent.id if parent else None,
                 in_reply_to_uri=parent.uri if parent else None,
                 context=context,
@@ -291,6 +435,15 @@ class PostService:
             await post_store.set_tags(conn, post_id, tags, new=True)
             for row in media_rows:
                 await post_store.insert_media(conn, post_id=post_id, **row)
+            if draft.media_ids and not await post_store.attach_media(
+                conn, author.id, post_id, draft.media_ids, first_position=len(media_rows)
+            ):
+                # Attached to another post (or deleted) since the check above.
+                raise InvalidInput("The media is no longer available.", field="media_ids")
+            if idempotency_key is not None and not await idempotency_store.remember(
+                conn, author.id, idempotency_key, post_id, now, now - IDEMPOTENCY_WINDOW_S
+            ):
+                raise _KeyTaken()
             if parent is not None:
                 await post_store.add_to_counter(conn, parent.id, "replies_count", 1)
                 if parent.account_id != author.id:
@@ -362,12 +515,17 @@ class PostService:
         summary: str,
         sensitive: bool,
         title: str = "",
+        media_ids: Sequence[int] | None = None,
     ) -> Post:
         """Edit one's own post, keeping the previous version in its history.
 
+        ``media_ids`` (the client API's edit), when given, is the post's whole new set of
+        images in order: ones already on the post and the author's own new uploads;
+        attachments left out are removed. None keeps the images as they are.
+
         Raises:
             NotFound, Forbidden, Gone: not an editable post of this author.
-            InvalidInput: the new text breaks a limit.
+            InvalidInput: the new text breaks a limit, or a media id is not the author's.
         """
         post = await self._own_post(account_id, post_id)
         draft = Draft(
@@ -379,7 +537,13 @@ class PostService:
             kind=post.kind,
             title=title or post.title,
         )
-        has_media = bool((await post_store.media_of(self.db, [post.id])).get(post.id))
+        if media_ids is None:
+            has_media = bool((await post_store.media_of(self.db, [post.id])).get(post.id))
+        else:
+            has_media = bool(media_ids)
+            draft = dataclasses.replace(draft, media_ids=tuple(media_ids))
+            await self._check_uploads(account_id, media_ids, post.id)
+            current = await self._media_ids_of(post.id)
         self._check_draft(draft, has_media=has_media)
         html, mentioned, tags = await self._render(source, post.source_format)
         now = self.clock.now()
@@ -397,6 +561,11 @@ class PostService:
                 sensitive=sensitive,
                 edited_at=now,
             )
+            if media_ids is not None:
+                new = [m for m in media_ids if m not in current]
+                if not await post_store.attach_media(conn, account_id, post.id, new):
+                    raise InvalidInput("The media is no longer available.", field="media_ids")
+                await post_store.reorder_media(conn, post.id, media_ids)
             keep = {m for m in (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])}
             await post_store.set_mentions(conn, post.id, [*keep, *(m.id for m in mentioned)])
             await post_store.set_tags(conn, post.id, tags)
@@ -650,6 +819,57 @@ class PostService:
             elif keep_deleted or not post.is_deleted:
                 views.append(view_of(post))
         return views
+
+    async def views(self, viewer_id: int | None, post_ids: Sequence[int]) -> list[PostView]:
+        """The posts (or boosts) of these ids the viewer may see, in the order asked;
+        missing, deleted and hidden ones are left out."""
+        found = await post_store.get_posts(self.db, post_ids)
+        wanted = [found[i] for i in dict.fromkeys(post_ids) if i in found]
+        return await self.hydrate(viewer_id, wanted)
+
+    async def boost_view(self, account_id: int, post_id: int) -> PostView:
+        """The account's own boost of a post, as a view (the boost wrapping the original).
+
+        Raises:
+            NotFound: the account has not boosted the post (or may no longer see it).
+        """
+        boost = await post_store.boost_by(self.db, account_id, post_id)
+        views = await self.hydrate(account_id, [boost]) if boost is not None else []
+        if not views:
+            raise NotFound("No such boost.")
+        return views[0]
+
+    async def _media_ids_of(self, post_id: int) -> set[int]:
+        return {m.id for m in (await post_store.media_of(self.db, [post_id])).get(post_id, [])}
+
+    async def liked_by(
+        self, viewer_id: int | None, post_id: int, cursor: Cursor
+    ) -> list[tuple[int, Account]]:
+        """Who liked a post the viewer may see, newest like first, as (like id, account):
+        the like ids are what pages of them are cursored by.
+
+        Raises:
+            NotFound, Gone: no such post, or not visible.
+        """
+        post = await self._visible_post(viewer_id, post_id)
+        where, params = cursor.sql("l.id")
+        return await post_store.likers(
+            self.db, post.id, where, params, ascending=cursor.ascending, limit=cursor.page_size
+        )
+
+    async def boosted_by(
+        self, viewer_id: int | None, post_id: int, cursor: Cursor
+    ) -> list[tuple[int, Account]]:
+        """Who boosted a post the viewer may see, newest first, as (boost id, account).
+
+        Raises:
+            NotFound, Gone: no such post, or not visible.
+        """
+        post = await self._visible_post(viewer_id, post_id)
+        where, params = cursor.sql("b.id")
+        return await post_store.boosters(
+            self.db, post.id, where, params, ascending=cursor.ascending, limit=cursor.page_size
+        )
 
     async def authors_of(self, post_ids: Sequence[int]) -> dict[int, int]:
         """The author's account id of each post (the client API names whom a reply answers)."""

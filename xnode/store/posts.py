@@ -250,6 +250,14 @@ async def find_boost(conn: aiosqlite.Connection, account_id: int, post_id: int) 
     return None if row is None else row[0]
 
 
+async def boost_by(db: Database, account_id: int, post_id: int) -> Post | None:
+    """An account's boost row of a post, if any."""
+    row = await db.fetchone(
+        "SELECT * FROM posts WHERE reblog_of_id = ? AND account_id = ?", (post_id, account_id)
+    )
+    return None if row is None else Post.from_row(row)
+
+
 async def set_flag(
     conn: aiosqlite.Connection,
     table: str,
@@ -401,3 +409,95 @@ async def descendant_ids(db: Database, post_id: int) -> list[tuple[int, int]]:
     )
     return [(row[0], row[1]) for row in rows]
 
+
+
+async def get_attachments(db: Database, ids: Sequence[int]) -> dict[int, MediaAttachment]:
+    """Media attachments by id (attached or not)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await db.fetch_keyed(
+        f"SELECT * FROM media_attachments WHERE id IN ({_marks(wanted)})", wanted, len(wanted)
+    )
+    return {row["id"]: MediaAttachment.from_row(row) for row in rows}
+
+
+async def attach_media(
+    conn: aiosqlite.Connection, account_id: int, post_id: int, media_ids: Sequence[int],
+    first_position: int = 0,
+) -> bool:
+    """Attach an account's own unattached uploads to a post, in the order given; False
+    (nothing should be kept) if any of them is no longer the account's unattached upload."""
+    for offset, media_id in enumerate(media_ids):
+        cursor = await conn.execute(
+            "UPDATE media_attachments SET post_id = ?, position = ? WHERE id = ?"
+            " AND account_id = ? AND post_id IS NULL",
+            (post_id, first_position + offset, media_id, account_id),
+        )
+        if cursor.rowcount != 1:
+            return False
+    return True
+
+
+async def reorder_media(conn: aiosqlite.Connection, post_id: int, media_ids: Sequence[int]) -> None:
+    """Give a post's attachments the positions of ``media_ids`` and delete the rest
+    (what an edit removed)."""
+    keep = list(media_ids)
+    if keep:
+        await conn.execute(
+            f"DELETE FROM media_attachments WHERE post_id = ? AND id NOT IN ({_marks(keep)})",
+            [post_id, *keep],
+        )
+    else:
+        await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
+    for position, media_id in enumerate(keep):
+        await conn.execute(
+            "UPDATE media_attachments SET position = ? WHERE id = ? AND post_id = ?",
+            (position, media_id, post_id),
+        )
+
+
+async def describe_media(
+    conn: aiosqlite.Connection, media_id: int, *, description: str,
+    focus: tuple[float, float] | None,
+) -> None:
+    """Change an attachment's alt text and focal point (None: the centre)."""
+    focus_x, focus_y = focus if focus is not None else (None, None)
+    await conn.execute(
+        "UPDATE media_attachments SET description = ?, focus_x = ?, focus_y = ? WHERE id = ?",
+        (description, focus_x, focus_y, media_id),
+    )
+
+
+async def likers(
+    db: Database, post_id: int, cursor_sql: str, cursor_params: Sequence[int], *,
+    ascending: bool, limit: int,
+) -> list[tuple[int, Account]]:
+    """(like id, account) of those who liked a post, newest like first (``cursor_sql`` is
+    a condition on ``l.id``); accounts that are suspended or deleted are left out."""
+    order = "ASC" if ascending else "DESC"
+    rows = await db.fetchall(
+        "SELECT l.id AS page_cursor, a.* FROM likes l JOIN accounts a ON a.id = l.account_id"
+        " WHERE l.post_id = ? AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+        f"{cursor_sql} ORDER BY l.id {order} LIMIT ?",
+        [post_id, *cursor_params, limit],
+    )
+    found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
+    return found[::-1] if ascending else found
+
+
+async def boosters(
+    db: Database, post_id: int, cursor_sql: str, cursor_params: Sequence[int], *,
+    ascending: bool, limit: int,
+) -> list[tuple[int, Account]]:
+    """(boost id, account) of those who boosted a post, newest boost first (``cursor_sql``
+    is a condition on ``b.id``)."""
+    order = "ASC" if ascending else "DESC"
+    rows = await db.fetchall(
+        "SELECT b.id AS page_cursor, a.* FROM posts b JOIN accounts a ON a.id = b.account_id"
+        " WHERE b.reblog_of_id = ? AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+        f"{cursor_sql} ORDER BY b.id {order} LIMIT ?",
+        [post_id, *cursor_params, limit],
+    )
+    found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
+    return found[::-1] if ascending else found
