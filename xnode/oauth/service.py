@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -35,6 +36,9 @@ PASSWORD_GRANT_SETTING = "oauth_password_grant"
 MAX_APP_NAME = 200
 MAX_REDIRECT_URIS = 10
 MAX_URI_LENGTH = 2000
+PKCE_METHODS = ("S256",)
+# RFC 7636 4.2: the S256 challenge is base64url (43 characters); the grammar allows 43-128.
+_PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 
 def hash_secret(secret: str) -> str:
@@ -93,6 +97,26 @@ def _check_redirect_uri(uri: str) -> str:
     if parts.scheme.lower() in ("javascript", "data", "vbscript", "file"):
         raise InvalidInput("That redirect URI scheme is not allowed.", field="redirect_uris")
     return uri
+
+
+def check_code_challenge(
+    code_challenge: str | None, method: str | None
+) -> tuple[str | None, str | None]:
+    """A PKCE challenge and its method as an authorization request sent them, checked
+    (``(None, None)`` without a challenge). Only S256, as Mastodon: ``plain`` (also
+    RFC 7636's default when no method is named) would show the verifier to anyone who saw
+    the authorization request.
+
+    Raises:
+        OAuthError: ``invalid_request``, for another method or a malformed challenge.
+    """
+    if not code_challenge:
+        return None, None
+    if (method or "plain") not in PKCE_METHODS:
+        raise OAuthError("invalid_request", "code_challenge_method must be S256.")
+    if not _PKCE_CHALLENGE.fullmatch(code_challenge):
+        raise OAuthError("invalid_request", "The code_challenge is malformed.")
+    return code_challenge, method
 
 
 def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
@@ -213,16 +237,10 @@ class OAuthService:
         """A code for the app to exchange, after the person allowed it.
 
         Raises:
-            OAuthError: an unsupported PKCE method or malformed challenge.
+            OAuthError: an unsupported PKCE method or malformed challenge
+                (:func:`check_code_challenge`).
         """
-        if code_challenge:
-            method = code_challenge_method or "plain"
-            if method not in ("S256", "plain"):
-                raise OAuthError("invalid_request", "code_challenge_method must be S256 or plain.")
-            if not 43 <= len(code_challenge) <= 128:
-                raise OAuthError("invalid_request", "The code_challenge has the wrong length.")
-        else:
-            code_challenge, method = None, None
+        code_challenge, method = check_code_challenge(code_challenge, code_challenge_method)
         code = secrets.token_urlsafe(32)
         now = self.clock.now()
         await oauth_store.insert_code(

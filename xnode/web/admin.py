@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from xnode.accounts.models import Invite, User
+from xnode.api.auth import OAUTH
 from xnode.errors import Conflict, InvalidInput, NotFound, XnodeError
 from xnode.settings import REGISTRATION_MODES
 from xnode.web.forms import checkbox, read_form, require_admin, text_field
@@ -23,6 +24,7 @@ from xnode.web.state import ACCOUNTS, CLOCK
 USERS_PATH = "/admin/users"
 INVITES_PATH = "/admin/invites"
 SETTINGS_PATH = "/admin/settings"
+OAUTH_SETTINGS_PATH = "/admin/settings/oauth"
 
 USER_FILTERS = ("pending", "active")
 DAY_S = 24 * 3600
@@ -238,6 +240,7 @@ async def _settings_page(
             "admin_section": "settings",
             "mode": mode,
             "modes": [(name, MODE_HELP[name]) for name in REGISTRATION_MODES],
+            "password_grant": await request.app[OAUTH].password_grant_allowed(),
             "error": error,
         },
         status=status,
@@ -262,6 +265,21 @@ async def settings_submit(request: web.Request) -> web.Response:
     raise redirect(request, SETTINGS_PATH, f"Registration is now: {mode}.", "success")
 
 
+async def oauth_settings_submit(request: web.Request) -> web.Response:
+    """Allow or forbid apps to sign people in with their password (the OAuth password
+    grant), off by default as in Mastodon 4.4: an app that sees the password can do
+    anything with the account, where the consent page lets people choose what to allow."""
+    require_admin(request)
+    allowed = checkbox(await read_form(request), "password_grant")
+    await request.app[OAUTH].set_password_grant(allowed)
+    message = (
+        "Apps may now sign people in with their password."
+        if allowed
+        else "Apps can no longer sign people in with their password."
+    )
+    raise redirect(request, SETTINGS_PATH, message, "success")
+
+
 def add_routes(app: web.Application) -> None:
     """Register the admin routes."""
     app.router.add_get("/admin", admin_index, name="admin")
@@ -281,3 +299,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(rf"{INVITES_PATH}/{{code:[A-Za-z0-9_-]{{1,100}}}}/revoke", invite_revoke)
     app.router.add_get(SETTINGS_PATH, settings_page, name="admin-settings")
     app.router.add_post(SETTINGS_PATH, settings_submit)
+    app.router.add_post(OAUTH_SETTINGS_PATH, oauth_settings_submit)
