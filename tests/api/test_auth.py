@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import create_user, login, make_settings
 
+from api.conftest import Api, token_for
 from xnode.api.auth import OAUTH
 from xnode.oauth import scopes
 from xnode.web.app import create_app
-
-from api.conftest import Api, token_for
 
 
 def test_scopes_cover_their_granular_forms_and_nothing_else():
