@@ -44,11 +44,21 @@ def status_id(request: web.Request) -> int:
 
 
 async def visible_view(request: web.Request, viewer_id: int | None, post_id: int) -> PostView:
-    """The status as the viewer may see it, or 404 (unknown, hidden or deleted alike)."""
-    try:
-        return await request.app[POSTS].view(viewer_id, post_id)
-    except (NotFound, Gone):
-        raise record_not_found() from None
+    """The status as the viewer may see it, or 404 (unknown, hidden or deleted alike).
+
+    A boost's own id gives the boost wrapping its original, as in Mastodon (timelines
+    hand apps boosts under their own ids).
+    """
+    views = await request.app[POSTS].views(viewer_id, [post_id])
+    if not views:
+        raise record_not_found()
+    return views[0]
+
+
+async def actionable_id(request: web.Request, viewer_id: int, post_id: int) -> int:
+    """The post an action (favourite, boost, bookmark) applies to: a boost's original,
+    as Mastodon does when an app acts on the boost's id; 404 when not visible."""
+    return (await visible_view(request, viewer_id, post_id)).post.id
 
 
 async def _one(request: web.Request, view: PostView) -> web.Response:
@@ -129,6 +139,11 @@ async def delete(request: web.Request) -> web.Response:
     apps can offer to "delete and redraft"."""
     user = require_user(request, "write:statuses")
     view = await visible_view(request, user.id, status_id(request))
+    if view.boost is not None and view.boost.account_id == user.id:
+        # Deleting one's own boost by its id undoes the boost (as in Mastodon).
+        body = await present.status(request.app, view)
+        await request.app[POSTS].boost(user.account, view.post.id, False)
+        return web.json_response(body)
     if view.boost is not None or view.post.account_id != user.id:
         # Someone else's status: Mastodon looks it up among the caller's own, so 404.
         raise record_not_found()
@@ -161,7 +176,7 @@ async def context(request: web.Request) -> web.Response:
 async def _act(request: web.Request, scope: str, action: str, on: bool) -> web.Response:
     """Favourite, bookmark (or undo) and answer with the status as it now is."""
     user = require_user(request, scope)
-    post_id = status_id(request)
+    post_id = await actionable_id(request, user.id, status_id(request))
     posts = request.app[POSTS]
     try:
         if action == "like":
@@ -198,7 +213,7 @@ async def reblog(request: web.Request) -> web.Response:
     ``reblog`` is the original. (Mastodon's ``visibility`` parameter is not used: a boost
     here always carries its original's audience, public or unlisted.)"""
     user = require_user(request, "write:statuses")
-    post_id = status_id(request)
+    post_id = await actionable_id(request, user.id, status_id(request))
     posts = request.app[POSTS]
     try:
         await posts.boost(user.account, post_id, True)
@@ -211,7 +226,7 @@ async def reblog(request: web.Request) -> web.Response:
 async def unreblog(request: web.Request) -> web.Response:
     """``POST /api/v1/statuses/:id/unreblog``: the original status, no longer boosted."""
     user = require_user(request, "write:statuses")
-    post_id = status_id(request)
+    post_id = await actionable_id(request, user.id, status_id(request))
     try:
         await request.app[POSTS].boost(user.account, post_id, False)
     except (NotFound, Gone):

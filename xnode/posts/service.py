@@ -62,6 +62,7 @@ MAX_ALT_TEXT = 1_500
 MAX_PINS = 5
 # How long a client API ``Idempotency-Key`` keeps answering with the status it created.
 IDEMPOTENCY_WINDOW_S = 24 * 3600
+_KEY_WAIT_ROUNDS, _KEY_WAIT_S = 100, 0.02
 
 HandleResolver = Callable[[content.Handle], Awaitable[Account | None]]
 # ISO 639-1/-3 codes, optionally with a region or script (``en``, ``pt-BR``, ``zh-Hant``).
@@ -365,11 +366,15 @@ class PostService:
         try:
             return await self._publish(author, draft, idempotency_key)
         except _KeyTaken:
-            # A request with the same key committed while this one was being prepared.
-            earlier = await self._idempotent(author.id, idempotency_key or "")
-            if earlier is None:
-                raise Conflict("The request is being processed; try again.") from None
-            return earlier
+            # A request with the same key was written while this one was being prepared;
+            # it may share this one's commit group (xnode/store/database.py), so wait the
+            # moment it takes to be committed and readable.
+            for _ in range(_KEY_WAIT_ROUNDS):
+                earlier = await self._idempotent(author.id, idempotency_key or "")
+                if earlier is not None:
+                    return earlier
+                await asyncio.sleep(_KEY_WAIT_S)
+            raise Conflict("The request is being processed; try again.") from None
 
     async def _idempotent(self, account_id: int, key: str) -> Post | None:
         since = self.clock.now() - IDEMPOTENCY_WINDOW_S
