@@ -175,14 +175,39 @@ class TimelineService:
         return await self._page(viewer_id, where, params, cursor)
 
     async def profile(
-        self, viewer_id: int | None, account_id: int, cursor: Cursor = Cursor()
+        self, viewer_id: int | None, account_id: int, cursor: Cursor = Cursor(), *,
+        exclude_replies: bool = False, exclude_reblogs: bool = False,
+        only_media: bool = False, exclude_sensitive: bool = False, tagged: str | None = None,
     ) -> Page:
-        """An account's posts and boosts that the viewer may see (never direct posts)."""
+        """An account's posts and boosts that the viewer may see (never direct posts).
+
+        The client API's filters: ``exclude_replies`` (replies to others; a thread of
+        one's own stays), ``exclude_reblogs``, ``only_media`` (posts with images),
+        ``exclude_sensitive``, ``tagged`` (a normalised hashtag).
+        """
         visible, params = visible_sql(viewer_id)
         where = (
             "p.account_id = ? AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
             f" AND {visible}"
         )
+        if exclude_replies:
+            where += (
+                " AND ((p.in_reply_to_id IS NULL AND p.in_reply_to_uri IS NULL)"
+                " OR EXISTS (SELECT 1 FROM posts rp WHERE rp.id = p.in_reply_to_id"
+                " AND rp.account_id = p.account_id))"
+            )
+        if exclude_reblogs:
+            where += " AND p.reblog_of_id IS NULL"
+        if only_media:
+            where += _WITH_MEDIA
+        if exclude_sensitive:
+            where += " AND p.sensitive = 0"
+        if tagged is not None:
+            where += (
+                " AND EXISTS (SELECT 1 FROM post_tags pt WHERE pt.post_id = p.id"
+                " AND pt.tag = ?)"
+            )
+            params = [*params, tagged]
         return await self._page(viewer_id, where, [account_id, *params], cursor)
 
     async def pinned(self, viewer_id: int | None, account_id: int) -> list[PostView]:

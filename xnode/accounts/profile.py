@@ -69,6 +69,22 @@ class ProfileEdit:
     hide_network: bool = False
 
 
+@dataclass(frozen=True)
+class ProfilePatch:
+    """Part of a profile to change (the client API's ``update_credentials``): what is
+    None stays as it is. ``bot`` marks the account as automated (actor type Service)."""
+
+    display_name: str | None = None
+    bio: str | None = None
+    fields: Sequence[tuple[str, str]] | None = None
+    locked: bool | None = None
+    discoverable: bool | None = None
+    hide_network: bool | None = None
+    bot: bool | None = None
+    avatar: bytes | None = None
+    header: bytes | None = None
+
+
 def validate_profile_text(
     display_name: str,
     bio: str,
@@ -186,6 +202,39 @@ class ProfileService:
         await self._write(account_id, text, changes)
         return await self._require_account(account_id)
 
+    async def patch_profile(self, account_id: int, patch: ProfilePatch) -> Account:
+        """Change some parts of a profile: all of them, or (on any error) none.
+
+        Raises:
+            NotFound: no such live account.
+            InvalidInput: bad text or an image that cannot be read.
+            PayloadTooLarge: an image over the upload limit.
+        """
+        current = await self._require_account(account_id)
+        fields = patch.fields
+        if fields is None:
+            fields = [(f.name, f.value) for f in current.fields]
+        text = validate_profile_text(
+            current.display_name if patch.display_name is None else patch.display_name,
+            current.bio_source if patch.bio is None else patch.bio,
+            fields,
+            current.locked if patch.locked is None else patch.locked,
+            current.discoverable if patch.discoverable is None else patch.discoverable,
+            current.hide_network if patch.hide_network is None else patch.hide_network,
+        )
+        uploads = {"avatar": patch.avatar, "header": patch.header}
+        # Every image is read before anything is written (a bad header keeps the avatar).
+        processed = {
+            kind: await self._process(kind, data) for kind, data in uploads.items()
+            if data is not None
+        }  # fmt: skip
+        images: dict[str, str | None] = {
+            kind: await self._save_file(image) for kind, image in processed.items()
+        }
+        actor_type = None if patch.bot is None else ("Service" if patch.bot else "Person")
+        await self._write(account_id, text, images, actor_type=actor_type)
+        return await self._require_account(account_id)
+
     async def update_profile(
         self,
         account_id: int,
@@ -252,7 +301,8 @@ class ProfileService:
         return await asyncio.to_thread(self.media.save, image)
 
     async def _write(
-        self, account_id: int, text: ProfileText | None, images: dict[str, str | None]
+        self, account_id: int, text: ProfileText | None, images: dict[str, str | None],
+        *, actor_type: str | None = None,
     ) -> None:
         """Write the changes and tell followers' servers (Update{Person}), in one transaction."""
         now = self.clock.now()
@@ -273,6 +323,8 @@ class ProfileService:
                 )
             for kind, file_name in images.items():
                 await account_store.set_profile_image(conn, account_id, kind, file_name, now)
+            if actor_type is not None:
+                await account_store.set_local_actor_type(conn, account_id, actor_type, now)
             change.emit(ProfileUpdated(account_id))
         log.info("updated profile of account %d", account_id)
 

@@ -1,4 +1,11 @@
-"""The social graph: follows (with requests for locked accounts), blocks and mutes."""
+"""The social graph: follows (with requests for locked accounts), blocks and mutes.
+
+Mutes may be for a while (``expires_at``, the client API's ``duration``). A mute whose
+time ran out is deleted by :meth:`RelationshipService.purge_expired_mutes`, which the
+node runs every minute; until then the relationship and the mute list already ignore
+it, while timelines, notifications and who may call (which test for the row) follow at
+the purge.
+"""
 
 from __future__ import annotations
 
@@ -44,9 +51,38 @@ class RelationshipService:
             raise NotFound("No such account.")
         return account
 
+    async def live_account(self, account_id: int) -> Account:
+        """An account people can see and relate to: not suspended or deleted, and for a
+        local one, an approved user (a sign-up waiting for approval is nobody yet).
+
+        Raises:
+            NotFound: no such account, or not one of those.
+        """
+        account = await self._target(account_id)
+        if account.is_local:
+            user = await account_store.get_user(self.db, account.id)
+            if user is None or user.state != "active":
+                raise NotFound("No such account.")
+        return account
+
+    async def live_account_by_handle(self, username: str, domain: str | None) -> Account:
+        """:meth:`live_account` by ``username`` (local, ``domain`` None) or ``username@domain``
+        among the remote accounts this node knows (nothing is fetched).
+
+        Raises:
+            NotFound: no such known, live account.
+        """
+        if domain is None:
+            found = await account_store.get_local_account(self.db, username)
+        else:
+            found = await account_store.get_remote_account_by_handle(self.db, username, domain)
+        if found is None:
+            raise NotFound("No such account.")
+        return await self.live_account(found.id)
+
     async def relationship(self, viewer_id: int, target_id: int) -> Relationship:
         """The viewer's relationship to ``target_id``."""
-        found = rel_store.relationship_facts(self.db, viewer_id, target_id)
+        found = rel_store.relationship_facts(self.db, viewer_id, target_id, self.clock.now())
         return Relationship(
             following=("out", "accepted") in found,
             requested=("out", "pending") in found,
@@ -183,8 +219,11 @@ class RelationshipService:
             ):
                 change.emit(BlockChanged(account_id, target_id, False))
 
-    async def set_mute(self, account_id: int, target_id: int, muted: bool) -> None:
-        """Mute (hide from my timelines and notifications) or unmute an account.
+    async def set_mute(
+        self, account_id: int, target_id: int, muted: bool, *, duration: float | None = None
+    ) -> None:
+        """Mute (hide from my timelines and notifications) or unmute an account; a mute
+        with a ``duration`` (seconds) ends by itself. Muting again replaces the duration.
 
         Raises:
             Conflict: muting oneself.
@@ -193,35 +232,88 @@ class RelationshipService:
         if account_id == target_id:
             raise Conflict("You cannot mute yourself.")
         await self._target(target_id)
+        now = self.clock.now()
+        expires_at = now + duration if muted and duration else None
         async with self.db.transaction() as conn:
             await rel_store.set_edge(
-                conn, "mutes", new_id(), account_id, target_id, self.clock.now(), muted
+                conn, "mutes", new_id(), account_id, target_id, now, muted, expires_at
             )
 
-    async def followers(
-        self, account_id: int, max_id: int | None = None, state: str = "accepted"
+    async def purge_expired_mutes(self) -> int:
+        """Delete the mutes whose time ran out (so timelines and notifications show the
+        account again); how many went."""
+        now = self.clock.now()
+        # Read first: an idle node must not write (and wake the disk) every minute.
+        if not rel_store.expired_mutes_exist(self.db, now):
+            return 0
+        async with self.db.transaction() as conn:
+            return await rel_store.purge_expired_mutes(conn, now)
+
+    async def blocked(
+        self, account_id: int, *, limit: int | None = None, max_id: int | None = None,
+        min_id: int | None = None, since_id: int | None = None,
     ) -> list[tuple[int, Account]]:
-        """A page of followers (or, with state='pending', follow requests)."""
+        """A page of the accounts ``account_id`` blocks: (block id, account), newest first."""
+        rows = await rel_store.list_edges(
+            self.db, "blocks", account_id, now=self.clock.now(), limit=limit or PAGE_SIZE,
+            max_id=max_id, min_id=min_id, since_id=since_id,
+        )  # fmt: skip
+        return [(edge_id, account) for edge_id, account, _ in rows]
+
+    async def muted(
+        self, account_id: int, *, limit: int | None = None, max_id: int | None = None,
+        min_id: int | None = None, since_id: int | None = None,
+    ) -> list[tuple[int, Account, float | None]]:
+        """A page of the accounts ``account_id`` mutes now: (mute id, account, when the
+        mute ends or None), newest first."""
+        return await rel_store.list_edges(
+            self.db, "mutes", account_id, now=self.clock.now(), limit=limit or PAGE_SIZE,
+            max_id=max_id, min_id=min_id, since_id=since_id,
+        )  # fmt: skip
+
+    async def familiar_followers(
+        self, viewer_id: int, target_id: int, limit: int | None = None
+    ) -> list[Account]:
+        """Accounts the viewer follows that follow ``target_id``; none when the target
+        hides its network from others."""
+        target = await account_store.get_account(self.db, target_id)
+        if target is None or (target.hide_network and target_id != viewer_id):
+            return []
+        return await rel_store.familiar_followers(
+            self.db, viewer_id, target_id, limit or PAGE_SIZE
+        )
+
+    async def followers(
+        self, account_id: int, max_id: int | None = None, state: str = "accepted", *,
+        limit: int | None = None, min_id: int | None = None, since_id: int | None = None,
+    ) -> list[tuple[int, Account]]:
+        """A page of followers (or, with state='pending', follow requests), newest first,
+        as (follow id, account)."""
         return await rel_store.list_related(
             self.db,
             column="target",
             account_id=account_id,
             state=state,
-            limit=PAGE_SIZE,
+            limit=limit or PAGE_SIZE,
             max_id=max_id,
+            min_id=min_id,
+            since_id=since_id,
         )
 
     async def following(
-        self, account_id: int, max_id: int | None = None
+        self, account_id: int, max_id: int | None = None, *, limit: int | None = None,
+        min_id: int | None = None, since_id: int | None = None,
     ) -> list[tuple[int, Account]]:
-        """A page of accounts this account follows."""
+        """A page of accounts this account follows, newest first, as (follow id, account)."""
         return await rel_store.list_related(
             self.db,
             column="follower",
             account_id=account_id,
             state="accepted",
-            limit=PAGE_SIZE,
+            limit=limit or PAGE_SIZE,
             max_id=max_id,
+            min_id=min_id,
+            since_id=since_id,
         )
 
     async def pending_request_count(self, account_id: int) -> int:

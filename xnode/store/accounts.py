@@ -274,3 +274,23 @@ async def account_stats(
         stats[row["id"]][2] = row["n"]
         stats[row["id"]][3] = row["newest"]
     return {key: (v[0], v[1], v[2], v[3]) for key, v in stats.items()}  # type: ignore[misc]
+
+
+async def get_remote_account_by_handle(db: Database, username: str, domain: str) -> Account | None:
+    """A remote account this node knows, by ``username@domain`` (case-insensitive)."""
+    row = db.lookup(
+        "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
+        (username.lower(), domain.lower()),
+    )
+    return None if row is None else Account.from_row(row)
+
+
+async def set_local_actor_type(
+    conn: aiosqlite.Connection, account_id: int, actor_type: str, now: float
+) -> None:
+    """Mark a local account as a bot ('Service') or a person ('Person')."""
+    assert actor_type in ("Person", "Service")
+    await conn.execute(
+        "UPDATE accounts SET actor_type = ?, updated_at = ? WHERE id = ? AND domain IS NULL",
+        (actor_type, now, account_id),
+    )

@@ -82,10 +82,20 @@ async def set_edge(
     target_id: int,
     now: float,
     on: bool,
+    expires_at: float | None = None,
 ) -> bool:
-    """Add or remove a block or mute; False if nothing changed."""
+    """Add or remove a block or mute; False if nothing changed. A mute made again takes
+    the new ``expires_at`` (None: for good), as Mastodon does."""
     assert table in ("blocks", "mutes")
-    if on:
+    if on and table == "mutes":
+        cursor = await conn.execute(
+            "INSERT INTO mutes (id, account_id, target_account_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id)"
+            " DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE mutes.expires_at IS NOT excluded.expires_at",
+            (edge_id, account_id, target_id, now, expires_at),
+        )
+    elif on:
         cursor = await conn.execute(
             f"INSERT INTO {table} (id, account_id, target_account_id, created_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
@@ -97,6 +107,24 @@ async def set_edge(
             (account_id, target_id),
         )
     return cursor.rowcount == 1
+
+
+def expired_mutes_exist(db: Database, now: float) -> bool:
+    """Whether some mute's time ran out (one probe of ``mutes_expiring``, read inline)."""
+    return bool(
+        db.lookup_value(
+            "SELECT 1 FROM mutes WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
+            (now,),
+        )
+    )
+
+
+async def purge_expired_mutes(conn: aiosqlite.Connection, now: float) -> int:
+    """Delete mutes whose time ran out; how many went."""
+    cursor = await conn.execute(
+        "DELETE FROM mutes WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+    )
+    return cursor.rowcount
 
 
 async def has_edge(db: Database, table: str, account_id: int, target_id: int) -> bool:
@@ -121,30 +149,102 @@ async def blocked_either_way(db: Database, a: int, b: int) -> bool:
     )
 
 
+def _page_sql(
+    column: str, max_id: int | None, min_id: int | None, since_id: int | None
+) -> tuple[str, list[object], bool]:
+    """The cursor conditions on ``column`` and whether to read upwards (from ``min_id``:
+    the rows just above it, reversed afterwards so pages are always newest first)."""
+    sql, params = "", []
+    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
+        if bound is not None:
+            sql, params = sql + f" AND {column} {op} ?", [*params, bound]
+    return sql, params, min_id is not None and max_id is None
+
+
 async def list_related(
-    db: Database, *, column: str, account_id: int, state: str, limit: int, max_id: int | None
+    db: Database,
+    *,
+    column: str,
+    account_id: int,
+    state: str,
+    limit: int,
+    max_id: int | None,
+    min_id: int | None = None,
+    since_id: int | None = None,
 ) -> list[tuple[int, Account]]:
-    """(follow id, account) for followers (column='target') or following (column='follower')."""
+    """(follow id, account) for followers (column='target') or following (column='follower'),
+    newest follow first."""
     if column == "target":
         join, where = "f.account_id", "f.target_account_id = ?"
     else:
         join, where = "f.target_account_id", "f.account_id = ?"
-    params: list[object] = [account_id, state]
-    cursor_sql = ""
-    if max_id is not None:
-        cursor_sql, params = " AND f.id < ?", [*params, max_id]
+    cursor_sql, cursor_params, upwards = _page_sql("f.id", max_id, min_id, since_id)
     rows = await db.fetchall(
         f"SELECT f.id AS follow_id, a.* FROM follows f JOIN accounts a ON a.id = {join}"
         f" WHERE {where} AND f.state = ? AND a.deleted_at IS NULL AND a.suspended_at IS NULL"
-        f"{cursor_sql} ORDER BY f.id DESC LIMIT ?",
-        [*params, limit],
+        f"{cursor_sql} ORDER BY f.id {'ASC' if upwards else 'DESC'} LIMIT ?",
+        [account_id, state, *cursor_params, limit],
     )
+    if upwards:
+        rows.reverse()
     return [(row["follow_id"], Account.from_row(row)) for row in rows]
 
 
-def relationship_facts(db: Database, viewer_id: int, target_id: int) -> set[tuple[str, str]]:
+async def list_edges(
+    db: Database,
+    table: str,
+    account_id: int,
+    *,
+    now: float,
+    limit: int,
+    max_id: int | None = None,
+    min_id: int | None = None,
+    since_id: int | None = None,
+) -> list[tuple[int, Account, float | None]]:
+    """(block or mute id, account, when the mute ends) for whom ``account_id`` blocks or
+    mutes, newest first; mutes whose time ran out are left out."""
+    assert table in ("blocks", "mutes")
+    cursor_sql, cursor_params, upwards = _page_sql("e.id", max_id, min_id, since_id)
+    expires = "e.expires_at" if table == "mutes" else "NULL"
+    live = " AND (e.expires_at IS NULL OR e.expires_at > ?)" if table == "mutes" else ""
+    rows = await db.fetchall(
+        f"SELECT e.id AS edge_id, {expires} AS edge_expires_at, a.* FROM {table} e"
+        " JOIN accounts a ON a.id = e.target_account_id WHERE e.account_id = ?"
+        f" AND a.deleted_at IS NULL AND a.suspended_at IS NULL{live}{cursor_sql}"
+        f" ORDER BY e.id {'ASC' if upwards else 'DESC'} LIMIT ?",
+        [account_id, *([now] if live else []), *cursor_params, limit],
+    )
+    if upwards:
+        rows.reverse()
+    return [(row["edge_id"], Account.from_row(row), row["edge_expires_at"]) for row in rows]
+
+
+async def familiar_followers(
+    db: Database, viewer_id: int, target_id: int, limit: int
+) -> list[Account]:
+    """Accounts ``viewer_id`` follows that follow ``target_id`` (live ones, and only those
+    who do not hide whom they follow)."""
+    rows = await db.fetchall(
+        "SELECT a.* FROM follows mine JOIN follows theirs"
+        " ON theirs.account_id = mine.target_account_id AND theirs.target_account_id = ?"
+        " AND theirs.state = 'accepted'"
+        " JOIN accounts a ON a.id = mine.target_account_id"
+        " WHERE mine.account_id = ? AND mine.state = 'accepted' AND a.deleted_at IS NULL"
+        " AND a.suspended_at IS NULL AND a.hide_network = 0"
+        " ORDER BY theirs.id DESC LIMIT ?",
+        (target_id, viewer_id, limit),
+    )
+    return [Account.from_row(row) for row in rows]
+
+
+def relationship_facts(
+    db: Database, viewer_id: int, target_id: int, now: float | None = None
+) -> set[tuple[str, str]]:
     """What links ``viewer_id`` to ``target_id``: ('out'|'in', follow state), ('blocking'|
-    'blocked_by'|'muting', ''). Five primary-key probes, read on the loop's thread."""
+    'blocked_by'|'muting', ''). Five primary-key probes, read on the loop's thread.
+
+    With ``now``, a mute whose time ran out (not purged yet) no longer counts.
+    """
     rows = db.lookup_all(
         "SELECT 'out', state FROM follows WHERE account_id = ? AND target_account_id = ?"
         " UNION ALL SELECT 'in', state FROM follows WHERE account_id = ?"
@@ -154,8 +254,10 @@ def relationship_facts(db: Database, viewer_id: int, target_id: int) -> set[tupl
         " UNION ALL SELECT 'blocked_by', '' FROM blocks WHERE account_id = ?"
         " AND target_account_id = ?"
         " UNION ALL SELECT 'muting', '' FROM mutes WHERE account_id = ?"
-        " AND target_account_id = ?",
-        (viewer_id, target_id, target_id, viewer_id) * 2 + (viewer_id, target_id),
+        " AND target_account_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        # Without ``now`` every mute counts (expiry times are all after 0).
+        (viewer_id, target_id, target_id, viewer_id) * 2
+        + (viewer_id, target_id, now if now is not None else 0.0),
     )
     return {(row[0], row[1]) for row in rows}
 

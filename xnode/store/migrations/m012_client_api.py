@@ -16,7 +16,8 @@ last used, and when revoked.
 ``api_idempotency``: the status a client's ``Idempotency-Key`` created, so a retried
 request returns it instead of posting twice (kept a day).
 
-``mutes.expires_at``: mutes with a duration; ``media_attachments.focus_x/focus_y``:
+``mutes.expires_at``: mutes with a duration (``mutes_expiring`` finds the ones to purge
+when their time is up); ``media_attachments.focus_x/focus_y``:
 the focal point apps crop thumbnails around.
 """
 
@@ -81,4 +82,5 @@ STATEMENTS = [
     "ALTER TABLE mutes ADD COLUMN expires_at REAL",
     "ALTER TABLE media_attachments ADD COLUMN focus_x REAL",
     "ALTER TABLE media_attachments ADD COLUMN focus_y REAL",
+    "CREATE INDEX mutes_expiring ON mutes (expires_at) WHERE expires_at IS NOT NULL",
 ]
