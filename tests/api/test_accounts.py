@@ -15,7 +15,14 @@ from PIL import Image
 from api.conftest import in_thread, mastodon_for, token_for
 from api.mastodon_schema import assert_entity
 from xnode.posts.service import Draft, ImageUpload
-from xnode.web.state import ACCOUNTS, POSTS, PROFILES, RELATIONSHIPS, TIMELINES
+from xnode.web.state import (
+    ACCOUNTS,
+    NOTIFICATIONS,
+    POSTS,
+    PROFILES,
+    RELATIONSHIPS,
+    TIMELINES,
+)
 
 _LINK = re.compile(r'<([^>]+)>; rel="(next|prev)"')
 
@@ -318,11 +325,17 @@ async def test_block_and_mute_with_a_duration(client, app, api_as, clock):
     async def home() -> list[int]:
         return [v.post.id for v in (await app[TIMELINES].home(alice.id)).items]
 
+    async def unread() -> int:
+        return await app[NOTIFICATIONS].unread_count(alice.id)
+
     rel = await in_thread(masto.account_mute, bob.id, duration=60)
     assert rel.muting is True and rel.muting_notifications is True
     muted = await in_thread(masto.mutes)
     assert [a.username for a in muted] == ["bob"] and muted[0].mute_expires_at is not None
     assert bobs not in await home()
+    before = await unread()
+    await _post(app, bob, "@alice are you there?")
+    assert await unread() == before  # a mute hides notifications too
 
     clock.advance(61)
     [rel] = await in_thread(masto.account_relationships, bob.id)
@@ -330,6 +343,8 @@ async def test_block_and_mute_with_a_duration(client, app, api_as, clock):
     assert await in_thread(masto.mutes) == []
     assert await app[RELATIONSHIPS].purge_expired_mutes() == 1
     assert bobs in await home()
+    await _post(app, bob, "@alice hello again")
+    assert await unread() == before + 1
     assert await app[RELATIONSHIPS].purge_expired_mutes() == 0
 
     # Without a duration a mute lasts; muting again sets a new end; unmute ends it.
