@@ -409,3 +409,21 @@ async def test_a_boosts_own_id(client, app, people, api_as):
     assert gone["id"] == boost["id"]
     await api.get(f"/api/v1/statuses/{boost['id']}", expect=404)
     assert (await api.get(f"/api/v1/statuses/{original.id}"))["reblogged"] is False
+
+
+async def test_delete_and_redraft_reuses_the_images(client, app, people, api_as):
+    api = await api_as(people[0])
+    media = await api.post("/api/v2/media", data=upload(description="kept"))
+    status = await api.post("/api/v1/statuses", json={"status": "v1", "media_ids": [media["id"]]})
+    deleted = await api.delete(f"/api/v1/statuses/{status['id']}")
+    assert deleted["text"] == "v1" and deleted["media_attachments"][0]["id"] == media["id"]
+    assert (await api.get(f"/api/v1/media/{media['id']}"))["description"] == "kept"
+    redraft = await api.post("/api/v1/statuses", json={
+        "status": deleted["text"], "media_ids": [m["id"] for m in deleted["media_attachments"]],
+    })  # fmt: skip
+    assert [m["id"] for m in redraft["media_attachments"]] == [media["id"]]
+    # Asked to, the images go with the status.
+    await api.delete(f"/api/v1/statuses/{redraft['id']}?delete_media=true")
+    await api.get(f"/api/v1/media/{media['id']}", expect=404)
+    await api.post("/api/v1/statuses", json={"status": "v3", "media_ids": [media["id"]]},
+                   expect=422)

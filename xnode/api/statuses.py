@@ -136,7 +136,8 @@ async def show_many(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     """``DELETE /api/v1/statuses/:id``: the deleted status, with ``text`` (its source) so
-    apps can offer to "delete and redraft"."""
+    apps can offer to "delete and redraft"; its images can be attached again
+    (``delete_media=true`` removes them at once)."""
     user = require_user(request, "write:statuses")
     view = await visible_view(request, user.id, status_id(request))
     if view.boost is not None and view.boost.account_id == user.id:
@@ -147,9 +148,14 @@ async def delete(request: web.Request) -> web.Response:
     if view.boost is not None or view.post.account_id != user.id:
         # Someone else's status: Mastodon looks it up among the caller's own, so 404.
         raise record_not_found()
+    params = await read_params(request)
     body = await present.status(request.app, view)
     try:
-        await request.app[POSTS].delete(user.id, view.post.id)
+        # Apps redraft with the deleted status's media ids, so its images stay the
+        # caller's uploads unless ``delete_media`` asks otherwise (Mastodon's default).
+        await request.app[POSTS].delete(
+            user.id, view.post.id, keep_media=not params.boolean("delete_media")
+        )
     except (NotFound, Gone, Forbidden):
         raise record_not_found() from None
     body["text"] = view.post.source

@@ -581,8 +581,11 @@ class PostService:
         assert updated is not None
         return updated
 
-    async def delete(self, account_id: int, post_id: int) -> None:
+    async def delete(self, account_id: int, post_id: int, *, keep_media: bool = False) -> None:
         """Delete one's own post: a tombstone stays, replies keep their place.
+
+        ``keep_media`` (the client API's "delete and redraft") leaves the post's images
+        as the author's unattached uploads, so the redrafted post can attach them again.
 
         Raises:
             NotFound, Forbidden, Gone: not a deletable post of this author.
@@ -591,6 +594,8 @@ class PostService:
         mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
         async with self.events.change(self.db) as change:
             conn = change.conn
+            if keep_media:
+                await post_store.detach_media(conn, post.id)
             await post_store.tombstone(conn, post.id, self.clock.now())
             if post.in_reply_to_id is not None:
                 await post_store.add_to_counter(conn, post.in_reply_to_id, "replies_count", -1)

@@ -457,6 +457,13 @@ async def reorder_media(conn: aiosqlite.Connection, post_id: int, media_ids: Seq
         )
 
 
+async def detach_media(conn: aiosqlite.Connection, post_id: int) -> None:
+    """Make a post's attachments unattached uploads of their owner again."""
+    await conn.execute(
+        "UPDATE media_attachments SET post_id = NULL WHERE post_id = ?", (post_id,)
+    )
+
+
 async def describe_media(
     conn: aiosqlite.Connection, media_id: int, *, description: str,
     focus: tuple[float, float] | None,
