@@ -7,6 +7,7 @@ recipient may still see the post each one is about.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,92 @@ class NotificationPage:
     """Notifications to show, and the ids of every row read for them (pagination cursors)."""
 
     items: list[Notification]
+    scanned: list[int]
+
+
+DAY_S = 86_400.0
+GROUPABLE_KINDS = frozenset({"like", "boost", "follow"})
+"""Kinds the client API's grouped notifications gather: likes and boosts of one post,
+follows of one day (UTC); every other notification is a group of its own."""
+_GROUP_KEY = re.compile(r"(?:(?P<kind>like|boost)-(?P<post>\d{1,19})|(?P<day_kind>follow)-d"
+                        r"(?P<day>\d{1,7})|ungrouped-(?P<id>\d{1,19}))")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """Which notifications make one group of the client API's grouped notifications: one
+    kind about one post, one kind on one day, or a single notification."""
+
+    kind: str | None = None
+    post_id: int | None = None
+    day: int | None = None
+    notification_id: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The key as apps see it (opaque to them; ``ungrouped-ID`` as Mastodon's)."""
+        if self.notification_id is not None:
+            return f"ungrouped-{self.notification_id}"
+        if self.day is not None:
+            return f"{self.kind}-d{self.day}"
+        return f"{self.kind}-{self.post_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> GroupKey | None:
+        """A key from its text, or None when it is not one."""
+        match = _GROUP_KEY.fullmatch(text)
+        if match is None:
+            return None
+        if match["id"] is not None:
+            return cls(notification_id=int(match["id"]))
+        if match["day"] is not None:
+            return cls(kind=match["day_kind"], day=int(match["day"]))
+        return cls(kind=match["kind"], post_id=int(match["post"]))
+
+    @classmethod
+    def of(cls, item: Notification, groupable: Collection[str] = GROUPABLE_KINDS) -> GroupKey:
+        """The group a notification belongs to (ungrouped unless its kind is groupable)."""
+        post_id = item.post.post.id if item.post is not None else None
+        return cls.for_row(item.kind, item.id, post_id, item.created_at, groupable)
+
+    @classmethod
+    def for_row(
+        cls, kind: str, notification_id: int, post_id: int | None, created_at: float,
+        groupable: Collection[str] = GROUPABLE_KINDS,
+    ) -> GroupKey:
+        """:meth:`of` from a notification's stored facts."""
+        if kind not in groupable or kind not in GROUPABLE_KINDS:
+            return cls(notification_id=notification_id)
+        if kind == "follow":
+            return cls(kind="follow", day=int(created_at // DAY_S))
+        if post_id is None:
+            return cls(notification_id=notification_id)
+        return cls(kind=kind, post_id=post_id)
+
+    @property
+    def span(self) -> tuple[float | None, float | None]:
+        """The times a day's group covers (from, until), or (None, None)."""
+        if self.day is None:
+            return None, None
+        return self.day * DAY_S, (self.day + 1) * DAY_S
+
+
+@dataclass(frozen=True)
+class ApiGroup:
+    """A group of notifications for the client API: those of it in view, newest first,
+    and how many it holds in all."""
+
+    key: GroupKey
+    kind: str
+    items: list[Notification]
+    total: int
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """Groups to show, and the ids of every notification read for them (cursors)."""
+
+    groups: list[ApiGroup]
     scanned: list[int]
 
 
@@ -213,6 +300,118 @@ class NotificationService:
             self.db, account_id, kinds=sorted(kinds), from_account_id=from_account_id,
             cap=cap,
         )
+
+    async def groups(
+        self,
+        account_id: int,
+        kinds: Collection[str],
+        *,
+        groupable: Collection[str] = GROUPABLE_KINDS,
+        from_account_id: int | None = None,
+        max_id: int | None = None,
+        min_id: int | None = None,
+        since_id: int | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> GroupPage:
+        """A page of notifications gathered into groups (the client API's grouped
+        notifications), in the order of each group's newest notification in the page."""
+        page = await self.listing(
+            account_id, kinds, from_account_id=from_account_id, max_id=max_id,
+            min_id=min_id, since_id=since_id, limit=limit,
+        )  # fmt: skip
+        gathered: dict[GroupKey, list[Notification]] = {}
+        for item in page.items:
+            gathered.setdefault(GroupKey.of(item, groupable), []).append(item)
+        totals = await self._totals(account_id, list(gathered))
+        return GroupPage(
+            [ApiGroup(key, items[0].kind, items, max(totals.get(key, 0), len(items)))
+             for key, items in gathered.items()],
+            page.scanned,
+        )  # fmt: skip
+
+    async def _totals(self, account_id: int, keys: Sequence[GroupKey]) -> dict[GroupKey, int]:
+        """How many notifications each group holds in all (beyond the page too)."""
+        totals: dict[GroupKey, int] = {k: 1 for k in keys if k.notification_id is not None}
+        by_post = [k for k in keys if k.post_id is not None and k.kind is not None]
+        counts = await notification_store.count_by_post(
+            self.db, account_id, sorted({k.kind for k in by_post if k.kind}),
+            sorted({k.post_id for k in by_post if k.post_id is not None}),
+        )  # fmt: skip
+        for key in by_post:
+            totals[key] = counts.get((key.kind or "", key.post_id or 0), 0)
+        days = [k.day for k in keys if k.day is not None]
+        if days:
+            per_day = await notification_store.count_by_day(
+                self.db, account_id, "follow", min(days) * DAY_S, (max(days) + 1) * DAY_S,
+                DAY_S,
+            )  # fmt: skip
+            for key in keys:
+                if key.day is not None:
+                    totals[key] = per_day.get(key.day, 0)
+        return totals
+
+    async def group(
+        self, account_id: int, key: GroupKey, kinds: Collection[str] = KINDS, *,
+        sample: int = MAX_LIMIT,
+    ) -> ApiGroup:
+        """One group of the recipient's notifications (its newest ``sample``).
+
+        Raises:
+            NotFound: no such group among theirs (of these kinds) that they may see.
+        """
+        since, until = key.span
+        rows = await notification_store.select_group(
+            self.db, account_id, key.kind, post_id=key.post_id, since=since, until=until,
+            notification_id=key.notification_id, limit=sample,
+        )
+        items = [n for n in await self._shown(account_id, rows) if n.kind in kinds]
+        if not items:
+            raise NotFound("Record not found")
+        total = (await self._totals(account_id, [key])).get(key, len(items))
+        return ApiGroup(key, items[0].kind, items, max(total, len(items)))
+
+    async def dismiss_group(
+        self, account_id: int, key: GroupKey, kinds: Collection[str] = KINDS
+    ) -> None:
+        """Delete every notification of one of the recipient's groups.
+
+        Raises:
+            NotFound: no such group among theirs (of these kinds).
+        """
+        if key.kind is None:
+            row = await notification_store.get_notification(
+                self.db, account_id, key.notification_id or 0
+            )
+            if row is None or row["type"] not in kinds:
+                raise NotFound("Record not found")
+        elif key.kind not in kinds:
+            raise NotFound("Record not found")
+        since, until = key.span
+        if not await notification_store.delete_group(
+            self.db, account_id, key.kind, post_id=key.post_id, since=since, until=until,
+            notification_id=key.notification_id,
+        ):
+            raise NotFound("Record not found")
+
+    async def count_unread_groups(
+        self,
+        account_id: int,
+        kinds: Collection[str],
+        *,
+        groupable: Collection[str] = GROUPABLE_KINDS,
+        from_account_id: int | None = None,
+        cap: int = notification_store.UNREAD_COUNT_CAP,
+    ) -> int:
+        """Groups with unread notifications (of some kinds, from one account), counted
+        among the newest ``cap`` unread notifications."""
+        rows = await notification_store.select_unread(
+            self.db, account_id, kinds=sorted(kinds), from_account_id=from_account_id,
+            limit=cap,
+        )  # fmt: skip
+        return len({
+            GroupKey.for_row(r["type"], r["id"], r["post_id"], r["created_at"], groupable)
+            for r in rows
+        })  # fmt: skip
 
     async def unread_count(self, account_id: int) -> int:
         """How many notifications are unread."""

@@ -33,7 +33,8 @@ async def test_mastodon_py_lists_types_and_pages_both_ways(client, app):
     boost, like, reply, mention, follow = items
     assert boost.account.acct == "carol" and str(boost.status.id) == str(own.id)
     assert str(reply.status.in_reply_to_id) == str(own.id) and mention.account.acct == "bob"
-    assert follow.status is None and follow.group_key == f"ungrouped-{follow.id}"
+    assert follow.status is None and follow.group_key.startswith("follow-d")
+    assert mention.group_key == f"ungrouped-{mention.id}"
     # Pages of two, down to the end and back up.
     first = await in_thread(masto.notifications, limit=2)
     second = await in_thread(masto.fetch_next, first)
@@ -124,6 +125,14 @@ async def test_bad_input_is_a_clear_4xx(client, app, api_as):
     assert await api.get("/api/v1/notifications?types[]=poll&types[]=quote") == []
     assert (await api.get("/api/v1/notifications/unread_count?limit=5000"))["count"] == 0
     await api.get("/api/v1/notifications/")  # the trailing-slash twin
+    # No notification filtering: only "accept" can be chosen; no requests to act on.
+    await api.patch("/api/v2/notifications/policy", json={"for_not_following": "filter"},
+                    expect=422)  # fmt: skip
+    await api.patch("/api/v2/notifications/policy", json={"for_new_accounts": "x"}, expect=422)
+    assert (await api.patch("/api/v2/notifications/policy", json={
+        "for_not_followers": "accept"}))["for_not_followers"] == "accept"  # fmt: skip
+    await api.get("/api/v1/notifications/requests/1", expect=404)
+    await api.post("/api/v1/notifications/requests/1/accept", expect=404)
 
 
 async def test_markers_set_get_and_mark_notifications_read(client, app, api_as):
@@ -159,3 +168,68 @@ async def test_markers_set_get_and_mark_notifications_read(client, app, api_as):
     await api.post("/api/v1/markers", json={"home": "12"}, expect=422)
     await api.post("/api/v1/markers", json={"home": {"last_read_id": ["1"]}}, expect=422)
     assert await api.post("/api/v1/markers", json={"elsewhere": {"last_read_id": "1"}}) == {}
+
+
+async def test_grouped_notifications_v2(client, app, api_as):
+    alice, bob, carol, own = await _busy_alice(app)
+    dave = await create_user(app, "dave")
+    await app[POSTS].like(bob.id, own.id)
+    await app[RELATIONSHIPS].follow(carol.id, alice.id)
+    api = await api_as(alice, "read write")
+    found = await api.get("/api/v2/notifications")
+    groups = found["notification_groups"]
+    assert [(g["type"], g["notifications_count"]) for g in groups] == [
+        ("follow", 2), ("favourite", 2), ("reblog", 1), ("mention", 1), ("mention", 1)]
+    follows, likes = groups[0], groups[1]
+    assert follows["sample_account_ids"] == [str(carol.id), str(bob.id)]
+    assert likes["status_id"] == str(own.id) and "status_id" not in follows
+    assert likes["page_max_id"] >= likes["page_min_id"]
+    assert sorted(a["acct"] for a in found["accounts"]) == ["bob", "carol"]
+    assert {s["id"] for s in found["statuses"]} >= {str(own.id)}
+    # The same keys in v1 entities, one group by key, its accounts, its dismissal.
+    v1 = await api.get("/api/v1/notifications?types[]=favourite")
+    assert {n["group_key"] for n in v1} == {likes["group_key"]}
+    one = await api.get(f"/api/v2/notifications/{likes['group_key']}")
+    assert one["notification_groups"][0]["notifications_count"] == 2
+    assert "page_min_id" not in one["notification_groups"][0]
+    people = await api.get(f"/api/v2/notifications/{likes['group_key']}/accounts")
+    assert [a["acct"] for a in people] == ["bob", "carol"]
+    assert (await api.get("/api/v2/notifications/unread_count"))["count"] == 5
+    # grouped_types: only favourites grouped; follows come one by one.
+    partly = await api.get("/api/v2/notifications?grouped_types[]=favourite")
+    assert [g["type"] for g in partly["notification_groups"]] == [
+        "follow", "favourite", "reblog", "mention", "mention", "follow"]
+    assert partly["notification_groups"][0]["group_key"].startswith("ungrouped-")
+    # Pages of notifications, with Link headers.
+    await api.get("/api/v2/notifications?limit=2")
+    assert 'rel="next"' in api.last.headers["Link"]
+    assert await api.post(f"/api/v2/notifications/{likes['group_key']}/dismiss") == {}
+    await api.get(f"/api/v2/notifications/{likes['group_key']}", expect=404)
+    # Someone else's groups and keys that are not keys are 404; bad types 422.
+    other = await api_as(dave, "read write")
+    await other.get(f"/api/v2/notifications/{follows['group_key']}", expect=404)
+    await other.post(f"/api/v2/notifications/{follows['group_key']}/dismiss", expect=404)
+    await other.get("/api/v2/notifications/nonsense-1", expect=404)
+    await api.get("/api/v2/notifications?grouped_types[]=%3Cb%3E", expect=422)
+    assert (await other.get("/api/v2/notifications"))["notification_groups"] == []
+
+
+async def test_mastodon_py_grouped_notifications_policy_and_requests(client, app):
+    alice, bob, _carol, own = await _busy_alice(app)
+    await app[POSTS].like(bob.id, own.id)
+    masto = await mastodon_for(client, await token_for(app, alice, "read write"))
+    found = await in_thread(masto.grouped_notifications)
+    likes = next(g for g in found.notification_groups if g.type == "favourite")
+    assert likes.notifications_count == 2 and str(likes.status_id) == str(own.id)
+    one = await in_thread(masto.grouped_notification, likes.group_key)
+    assert one.notification_groups[0].group_key == likes.group_key
+    people = await in_thread(masto.grouped_notification_accounts, likes.group_key)
+    assert [a.acct for a in people] == ["bob", "carol"]
+    assert await in_thread(masto.unread_grouped_notifications_count) == 5
+    await in_thread(masto.dismiss_grouped_notification, likes.group_key)
+    assert "favourite" not in [g.type for g in (
+        await in_thread(masto.grouped_notifications)).notification_groups]
+    # The node filters no notifications: an accepting policy, no requests.
+    policy = await in_thread(masto.notifications_policy)
+    assert policy.for_not_following == "accept" and policy.summary.pending_requests_count == 0
+    assert await in_thread(masto.notification_requests) == []

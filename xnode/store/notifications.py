@@ -199,3 +199,92 @@ async def count_unread(
         sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
     value = await db.fetchvalue(f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", [*params, cap])
     return int(value or 0)
+
+
+def _group_sql(
+    kind: str | None, post_id: int | None, since: float | None, until: float | None,
+    notification_id: int | None,
+) -> tuple[str, list[object]]:
+    """The condition picking one group's notifications (see ``xnode.notifications.GroupKey``)."""
+    sql, params = "", list[object]()
+    if kind is not None:
+        sql, params = " AND type = ?", [kind]
+    if notification_id is not None:
+        sql, params = sql + " AND id = ?", [*params, notification_id]
+    if post_id is not None:
+        sql, params = sql + " AND post_id = ?", [*params, post_id]
+    if since is not None:
+        sql, params = sql + " AND created_at >= ?", [*params, since]
+    if until is not None:
+        sql, params = sql + " AND created_at < ?", [*params, until]
+    return sql, params
+
+
+async def select_group(
+    db: Database, account_id: int, kind: str | None, *, post_id: int | None = None,
+    since: float | None = None, until: float | None = None,
+    notification_id: int | None = None, limit: int,
+) -> list[sqlite3.Row]:
+    """One group's notifications, newest first."""
+    sql, params = _group_sql(kind, post_id, since, until, notification_id)
+    return await db.fetchall(
+        f"SELECT * FROM notifications WHERE account_id = ?{sql} ORDER BY id DESC LIMIT ?",
+        [account_id, *params, limit],
+    )
+
+
+async def delete_group(
+    db: Database, account_id: int, kind: str | None, *, post_id: int | None = None,
+    since: float | None = None, until: float | None = None,
+    notification_id: int | None = None,
+) -> int:
+    """Delete one group's notifications; how many went."""
+    sql, params = _group_sql(kind, post_id, since, until, notification_id)
+    return await db.execute(
+        f"DELETE FROM notifications WHERE account_id = ?{sql}", [account_id, *params]
+    )
+
+
+async def count_by_post(
+    db: Database, account_id: int, kinds: Sequence[str], post_ids: Sequence[int]
+) -> dict[tuple[str, int], int]:
+    """How many notifications of each kind a user has about each of these posts."""
+    if not kinds or not post_ids:
+        return {}
+    rows = await db.fetchall(
+        f"SELECT type, post_id, COUNT(*) FROM notifications WHERE account_id = ?"
+        f" AND type IN ({_kinds_sql(kinds)}) AND post_id IN ({_kinds_sql(post_ids)})"
+        " GROUP BY type, post_id",
+        [account_id, *kinds, *post_ids],
+    )
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def count_by_day(
+    db: Database, account_id: int, kind: str, since: float, until: float, day_s: float
+) -> dict[int, int]:
+    """How many notifications of one kind a user has on each day (``day_s`` long) of a span."""
+    rows = await db.fetchall(
+        "SELECT CAST(created_at / ? AS INTEGER) AS day, COUNT(*) FROM notifications"
+        " WHERE account_id = ? AND type = ? AND created_at >= ? AND created_at < ?"
+        " GROUP BY day",
+        (day_s, account_id, kind, since, until),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def select_unread(
+    db: Database, account_id: int, *, kinds: Sequence[str], from_account_id: int | None,
+    limit: int,
+) -> list[sqlite3.Row]:
+    """A user's newest unread notifications of these kinds (from one account)."""
+    if not kinds:
+        return []
+    sql = (
+        "SELECT * FROM notifications WHERE account_id = ? AND read_at IS NULL"
+        f" AND type IN ({_kinds_sql(kinds)})"
+    )
+    params: list[object] = [account_id, *kinds]
+    if from_account_id is not None:
+        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
+    return await db.fetchall(f"{sql} ORDER BY id DESC LIMIT ?", [*params, limit])
