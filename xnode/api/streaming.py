@@ -44,6 +44,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -82,8 +83,8 @@ MAX_FRAME_BYTES = 4 * 1024
 MAX_SUBSCRIPTIONS = 100
 """Streams one connection may hold (each costs a set entry)."""
 MAX_TAG_CHARS = 100
-MAX_BACKLOG = 500
-"""Messages held for a client whose socket is not draining; beyond this it is cut off."""
+MAX_UNSENT_BYTES = 4 * 1024 * 1024
+"""Data waiting for a client that does not read; beyond this it is cut off."""
 
 PUBLIC_STREAMS = frozenset({
     "public", "public:media", "public:local", "public:local:media", "public:remote",
@@ -164,7 +165,7 @@ class Connection:
         self.notifications = scope_rules.grants(scopes, "read:notifications")
         # key -> the message prefix (WebSocket) naming the stream as the client did
         self.subscriptions: dict[Key, str] = {}
-        self.backlog: deque[str] | None = None
+        self.backlog: deque[bytes] | None = None  # SSE: waiting for a paused socket
         self.writer: asyncio.Task[None] | None = None
         self.closed = False
         self.done: asyncio.Future[None] | None = None  # SSE: resolved when it ends
@@ -176,33 +177,40 @@ class Connection:
         """How this connection's messages on ``key`` begin (WebSocket only)."""
         return self.subscriptions[key]
 
-    async def send(self, text: str) -> None:
-        """Write one message; never waits on a client that stopped reading."""
+    async def send(self, data: bytes) -> None:
+        """Write one message (a whole WebSocket frame, or SSE text); never waits on a client
+        that stopped reading: one whose unsent data outgrows ``MAX_UNSENT_BYTES`` is cut off."""
         if self.closed:
-            return
-        if self.backlog is not None:  # a writer is draining: keep the order
-            if len(self.backlog) >= MAX_BACKLOG:
-                self.hub.close(self, "too slow")
-            else:
-                self.backlog.append(text)
             return
         transport = self.request.transport
         if transport is None or transport.is_closing():
             self.hub.close(self, "gone")
             return
-        if transport.get_write_buffer_size() >= transport.get_write_buffer_limits()[1]:
-            # Paused: a write would wait for the client. Queue, and drain in a task.
-            self.backlog = deque([text])
-            self.writer = asyncio.get_running_loop().create_task(self._drain())
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.hub.close(self, "too slow")
             return
-        await self._write(text)
-
-    async def _write(self, text: str) -> None:
-        try:
-            if self.websocket:
-                await self.response.send_str(text)  # type: ignore[attr-defined]
+        if self.websocket:
+            # The frame is written as it is: a server's frames are not masked, so the same
+            # bytes go to every client of a stream, built once (aiohttp's send_str would
+            # build and copy the frame again for each client). A frame is one write, so it
+            # never interleaves with aiohttp's own (pings, close).
+            if self.response.closed:  # type: ignore[attr-defined]
+                self.hub.close(self, "gone")
             else:
-                await self.response.write(text.encode())
+                transport.write(data)
+            return
+        if self.backlog is not None:  # a writer is draining: keep the order
+            self.backlog.append(data)
+        elif transport.get_write_buffer_size() >= transport.get_write_buffer_limits()[1]:
+            # Paused: aiohttp's write would wait for the client. Queue, drain in a task.
+            self.backlog = deque([data])
+            self.writer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.response.write(data)
         except (ConnectionError, RuntimeError):
             self.hub.close(self, "gone")
 
@@ -360,7 +368,7 @@ class StreamHub:
                 if transport is None or transport.is_closing():
                     self.close(conn, "gone")
                 elif not conn.websocket:
-                    await conn.send(":thump\n")
+                    await conn.send(b":thump\n")
 
     # --- events ----------------------------------------------------------------------
 
@@ -621,29 +629,42 @@ _PENDING: set[asyncio.Task[Any]] = set()  # closing sockets, held until closed
 
 
 class _Messages:
-    """One event's message texts, built once per payload and stream name."""
+    """One event's messages, built once per payload and stream name: whole WebSocket
+    frames (the same bytes for every client of a stream), or SSE text."""
 
     def __init__(self, event: str) -> None:
         self.event = event
         self._quoted: dict[str, str] = {}
-        self._texts: dict[tuple[str, str], str] = {}
+        self._built: dict[tuple[str, str], bytes] = {}
 
-    def text(self, conn: Connection, key: Key, payload: str) -> str:
+    def text(self, conn: Connection, key: Key, payload: str) -> bytes:
+        """The bytes to send ``conn`` for ``payload`` on its stream ``key``."""
+        prefix = conn.prefix(key) if conn.websocket else ""
+        found = self._built.get((prefix, payload))
+        if found is not None:
+            return found
         if not conn.websocket:
-            sse = self._texts.get(("", payload))
-            if sse is None:
-                sse = self._texts[("", payload)] = f"event: {self.event}\ndata: {payload}\n\n"
-            return sse
-        prefix = conn.prefix(key)
-        found = self._texts.get((prefix, payload))
-        if found is None:
+            found = f"event: {self.event}\ndata: {payload}\n\n".encode()
+        else:
             quoted = self._quoted.get(payload)
             if quoted is None:
                 quoted = self._quoted[payload] = json.dumps(payload, ensure_ascii=False)
-            found = self._texts[(prefix, payload)] = (
-                f'{prefix}{self.event}","payload":{quoted}}}'
-            )
+            found = ws_frame(f'{prefix}{self.event}","payload":{quoted}}}')
+        self._built[(prefix, payload)] = found
         return found
+
+
+def ws_frame(text: str) -> bytes:
+    """A whole unmasked WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    body = text.encode()
+    size = len(body)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + body
 
 
 STREAMS = web.AppKey("streams", StreamHub)
@@ -731,7 +752,7 @@ async def _subscribe_or_say(
 
 
 async def _say(conn: Connection, error: StreamError) -> None:
-    await conn.send(json.dumps({"error": error.message, "status": error.status}))
+    await conn.send(ws_frame(json.dumps({"error": error.message, "status": error.status})))
 
 
 _SSE_PATHS = {
@@ -775,7 +796,7 @@ async def _sse(request: web.Request, name: str | None, tag: str | None) -> web.S
     hub.add(conn)
     hub.attach(conn, key, prefix)
     try:
-        await conn.send(":)\n")
+        await conn.send(b":)\n")
         await conn.done
     finally:
         hub.close(conn, "closed")
