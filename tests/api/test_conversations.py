@@ -98,3 +98,20 @@ async def test_bad_ids_and_limits(client, app, api_as):
     await api.get("/api/v1/conversations?max_id=x", expect=422)
     await api.get("/api/v1/conversations?limit=-5")
     assert await api.get("/api/v1/conversations?limit=99999") == []
+
+
+async def test_a_direct_status_posted_through_the_api_starts_a_conversation(client, app):
+    alice, bob, _, _ = await _people(app)
+    await app[RELATIONSHIPS].follow(bob.id, alice.id)
+    alice_app = await mastodon_for(client, await token_for(app, alice, "read write"))
+    bob_app = await mastodon_for(client, await token_for(app, bob, "read write"))
+    sent = await in_thread(alice_app.status_post, "@bob zqx a private word", visibility="direct")
+    [conversation] = await in_thread(bob_app.conversations)
+    assert str(conversation.last_status.id) == str(sent.id) and conversation.unread is True
+    assert [a.acct for a in conversation.accounts] == ["alice"]
+    # Bob answers from his app, in the same conversation; alice sees it unread.
+    answer = await in_thread(bob_app.status_post, "@alice zqx back", visibility="direct",
+                             in_reply_to_id=conversation.last_status.id)  # fmt: skip
+    [mine] = await in_thread(alice_app.conversations)
+    assert str(mine.id) == str(conversation.id) and mine.unread is True
+    assert str(mine.last_status.id) == str(answer.id)
