@@ -110,10 +110,15 @@ async def test_edit_history_source_and_delete_for_redraft(client, app, people, a
     status = await in_thread(masto.status_post, "first words")
     assert (await in_thread(masto.status_history, status.id))[0].content == "<p>first words</p>"
     media = await in_thread(masto.media_post, io.BytesIO(png()), mime_type="image/png")
+    # Mastodon.py sends media_ids from media_attributes (with both, it fails itself).
     edited = await in_thread(masto.status_update, status.id, "second words",
-                             spoiler_text="cw", media_ids=[media.id])
+                             spoiler_text="cw",
+                             media_attributes=[{"id": media.id, "description": "alt",
+                                                "focus": "0.5,0.5"}])
     assert "second words" in edited.content and edited.edited_at is not None
     assert edited.spoiler_text == "cw" and len(edited.media_attachments) == 1
+    shown = (await in_thread(masto.status, status.id)).media_attachments[0]
+    assert shown.description == "alt" and shown.meta.focus.x == 0.5
     history = await in_thread(masto.status_history, status.id)
     assert ["first" in h.content for h in history] == [True, False]
     assert history[-1].spoiler_text == "cw"
