@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import create_user
 
-from api.test_statuses import png, upload
+from api.test_statuses import upload
 
 
 async def test_upload_show_and_update(client, app, api_as):
@@ -50,4 +50,16 @@ async def test_refusals(client, app, api_as):
     await (await api_as(alice, "read")).post("/api/v2/media", data=upload(), expect=403)
     await (await api_as(None)).post("/api/v2/media", data=upload(), expect=422)
     await (await api_as(None, token=False)).post("/api/v2/media", data=upload(), expect=401)
-    assert png()
+
+
+async def test_uploads_never_attached_are_kept_a_day(client, app, api_as, clock):
+    alice = await create_user(app, "alice")
+    api = await api_as(alice)
+    stale = await api.post("/api/v2/media", data=upload())
+    attached = await api.post("/api/v2/media", data=upload())
+    await api.post("/api/v1/statuses", json={"status": "x", "media_ids": [attached["id"]]})
+    clock.advance(24 * 3600 + 1)
+    fresh = await api.post("/api/v2/media", data=upload())
+    await api.get(f"/api/v1/media/{stale['id']}", expect=404)
+    await api.get(f"/api/v1/media/{attached['id']}")
+    await api.get(f"/api/v1/media/{fresh['id']}")

@@ -63,6 +63,8 @@ MAX_PINS = 5
 # How long a client API ``Idempotency-Key`` keeps answering with the status it created.
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 _KEY_WAIT_ROUNDS, _KEY_WAIT_S = 100, 0.02
+# How long an image uploaded ahead of its post waits to be attached.
+UPLOAD_TTL_S = 24 * 3600
 
 HandleResolver = Callable[[content.Handle], Awaitable[Account | None]]
 # ISO 639-1/-3 codes, optionally with a region or script (``en``, ``pt-BR``, ``zh-Hant``).
@@ -302,6 +304,9 @@ class PostService:
         row = await self._store_image(account_id, image, 0)
         focus_x, focus_y = focus if focus is not None else (None, None)
         async with self.db.transaction() as conn:
+            # Uploads never posted (or kept from a deleted post for a redraft) are kept
+            # a day, as Mastodon does; each new upload clears the uploader's older ones.
+            await post_store.prune_uploads(conn, account_id, self.clock.now() - UPLOAD_TTL_S)
             await post_store.insert_media(
                 conn, post_id=None, focus_x=focus_x, focus_y=focus_y, **row
             )

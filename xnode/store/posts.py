@@ -457,6 +457,15 @@ async def reorder_media(conn: aiosqlite.Connection, post_id: int, media_ids: Seq
         )
 
 
+async def prune_uploads(conn: aiosqlite.Connection, account_id: int, before: float) -> None:
+    """Forget an account's uploads that were never attached and are older than ``before``."""
+    await conn.execute(
+        "DELETE FROM media_attachments WHERE post_id IS NULL AND account_id = ?"
+        " AND created_at < ?",
+        (account_id, before),
+    )
+
+
 async def detach_media(conn: aiosqlite.Connection, post_id: int) -> None:
     """Make a post's attachments unattached uploads of their owner again."""
     await conn.execute(
