@@ -11,6 +11,7 @@ from conftest import create_user
 from PIL import Image
 
 from api.conftest import in_thread, mastodon_for, token_for
+from api.mastodon_schema import assert_entity
 from xnode.posts.service import Draft
 from xnode.web.state import POSTS, RELATIONSHIPS
 
@@ -347,22 +348,6 @@ async def test_idempotency_key_holds_under_concurrent_retries(client, app, peopl
     assert len({a["id"] for a in answers}) == 1
     rows = await app[POSTS].db.fetchvalue("SELECT COUNT(*) FROM posts WHERE source = 'racing'")
     assert rows == 1
-
-
-# Where xnode/api/entities.py and Mastodon.py's schema disagree, outside these endpoints
-# (reported to their owner): no blurhash is computed (the schema says never null), no
-# preview_remote_url; Status.text, which Mastodon documents (the source, after a delete)
-# but Mastodon.py leaves out; Account.mute_expires_at, which Mastodon sends on mutes only.
-_KNOWN_GAPS = ("blurhash: null, but not nullable", "preview_remote_url: missing",
-               ".text: not a documented field of Status", "mute_expires_at: missing")
-
-
-def assert_entity(name: str, value: object) -> None:
-    """Mastodon's documented shape, but for the known media gaps above."""
-    from api.mastodon_schema import check_entity
-
-    problems = [p for p in check_entity(name, value) if not p.endswith(_KNOWN_GAPS)]
-    assert not problems, "\n".join(problems)
 
 
 async def test_entities_match_mastodons_documentation(client, app, people, api_as):

@@ -48,8 +48,6 @@ async def verify_app(request: web.Request) -> web.Response:
     if application is None:
         raise web.HTTPUnauthorized(text="The access token is invalid")
     body = application_entity(application)
-    body.pop("redirect_uris")
-    body.pop("redirect_uri")
     body["vapid_key"] = ""
     return web.json_response(body)
 

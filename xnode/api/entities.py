@@ -137,7 +137,9 @@ def media_attachment(media: MediaAttachment, ctx: Context) -> dict[str, object]:
         "remote_url": media.remote_url,
         "meta": meta,
         "description": media.description or None,
+        # No blurhash is computed here yet; Mastodon too sends null when it has none.
         "blurhash": None,
+        "preview_remote_url": None,
     }
 
 
@@ -217,7 +219,6 @@ def status(view: PostView, ctx: Context) -> dict[str, object]:
         "poll": None,
         "card": None,
         "language": None,
-        "text": None,
         "edited_at": None,
         "favourited": inner["favourited"],
         "reblogged": inner["reblogged"],
@@ -256,7 +257,6 @@ def _status(view: PostView, ctx: Context) -> dict[str, object]:
         "poll": None,
         "card": card(view.preview, ctx) if view.preview is not None else None,
         "language": post.language,
-        "text": None,
         "edited_at": timestamp(post.edited_at) if post.edited_at is not None else None,
         "favourited": view.state.liked,
         "reblogged": view.state.boosted,

@@ -9,7 +9,7 @@ import io
 from aiohttp import web
 
 import xnode
-from xnode.api import entities
+from xnode.api import entities, present
 from xnode.api.auth import optional_viewer, require_user
 from xnode.instance import InstanceService
 from xnode.media import ACCEPTED_IMAGE_TYPES, MAX_PIXELS
@@ -61,6 +61,15 @@ def _streaming_url(request: web.Request) -> str:
     )
 
 
+async def _contact(request: web.Request) -> dict[str, object] | None:
+    """The node's first admin, whom people contact about it."""
+    admins = [u for u in await request.app[ACCOUNTS].list_users("active") if u.is_admin]
+    if not admins:
+        return None
+    first = min(admins, key=lambda user: user.created_at)
+    return await present.account(request.app, first.account)
+
+
 async def instance_v1(request: web.Request) -> web.Response:
     """``GET /api/v1/instance`` (V1::Instance)."""
     settings = request.app[SETTINGS]
@@ -82,7 +91,7 @@ async def instance_v1(request: web.Request) -> web.Response:
         "approval_required": mode == "approval",
         "invites_enabled": mode == "invite",
         "configuration": _configuration(request),
-        "contact_account": None,
+        "contact_account": await _contact(request),
         "rules": [],
     })
 
@@ -113,8 +122,9 @@ async def instance_v2(request: web.Request) -> web.Response:
             "enabled": mode in ("open", "approval"),
             "approval_required": mode == "approval",
             "message": None,
+            "url": None,
         },
-        "contact": {"email": "", "account": None},
+        "contact": {"email": "", "account": await _contact(request)},
         "rules": [],
     })  # fmt: skip
 
