@@ -52,6 +52,11 @@ async def test_mastodon_py_lists_reads_and_pages(client, app, api_as):
     await api.post(f"/api/v1/conversations/{with_carol.conversation_id}/read", expect=404)
     carols = await (await api_as(carol, "read")).get("/api/v1/conversations")
     assert [c["id"] for c in carols] == [str(with_carol.conversation_id)]
+    # Removing is not declining: carol can still write, and her next message brings the
+    # conversation back to alice's list (as in Mastodon).
+    again = await app[DMS].send(carol.account, with_carol.conversation_id, "me again")
+    back_again = {c["id"]: c for c in await api.get("/api/v1/conversations")}
+    assert back_again[str(with_carol.conversation_id)]["last_status"]["id"] == str(again.id)
 
 
 async def test_only_members_see_a_conversation(client, app, api_as):

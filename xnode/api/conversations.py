@@ -8,9 +8,9 @@ an unknown one, is 404.
 
 The list holds the inbox and message requests (apps have no requests list; Mastodon lists
 conversations with strangers too), newest message first; its cursors are the latest
-message ids, as Mastodon's are. Deleting a conversation declines it, as the web page's
-Decline does: it leaves the list and stays hidden, even when new messages come (unlike
-Mastodon, where a new message brings it back).
+message ids, as Mastodon's are. Deleting a conversation takes it off the member's list
+until a newer message arrives, as in Mastodon; it does not decline it (the web page's
+Decline refuses the conversation, which an app's "delete" must not do behind their back).
 """
 
 from __future__ import annotations

@@ -321,7 +321,8 @@ class DirectMessages:
     ) -> ConversationListing:
         """The member's conversations for the client API: the inbox and requests (apps have
         no requests list, and Mastodon lists conversations with strangers too), never the
-        declined or removed ones; ordered and paged by their latest message's id."""
+        declined ones, nor those removed until a newer message came; ordered and paged by
+        their latest message's id."""
         rows = await store.list_by_last_message(
             self.db, account_id, LISTED_STATES, max_id=max_id, min_id=min_id,
             since_id=since_id, limit=max(1, min(limit, PAGE_SIZE)),
@@ -351,16 +352,17 @@ class DirectMessages:
         return found[0]
 
     async def remove(self, account_id: int, conversation_id: int) -> None:
-        """Take a conversation off the member's list (the client API's delete): it is
-        declined, as the web page's Decline does, and stays hidden.
+        """Take a conversation off the member's list in apps (the client API's delete),
+        until a newer message arrives, as Mastodon does. Unlike the web page's Decline, it
+        does not refuse the conversation: the others can still write.
 
         Raises:
             NotFound: not a member, or removed already.
         """
-        state, _ = await self._membership(account_id, conversation_id)
-        if state not in LISTED_STATES:
-            raise NotFound("Record not found")
-        await self.set_state(account_id, conversation_id, "declined")
+        await self.listed_summary(account_id, conversation_id)
+        async with self.db.transaction() as conn:
+            await store.remove_from_list(conn, conversation_id, account_id)
+        await self.events.publish(ConversationChanged(account_id, conversation_id))
 
     async def unread_summary(self, account_id: int) -> tuple[int, int]:
         """(conversations with unread messages, requests with unread messages)."""

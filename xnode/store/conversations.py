@@ -379,6 +379,23 @@ _LISTED = (
 )
 
 
+# Taken off the member's list in an app, until a newer message comes.
+_NOT_REMOVED = " AND (m.removed_up_to IS NULL OR c.last_message_id > m.removed_up_to)"
+
+
+async def remove_from_list(
+    conn: aiosqlite.Connection, conversation_id: int, account_id: int
+) -> bool:
+    """Take a conversation off a member's list up to its latest message; whether it was
+    listed."""
+    cursor = await conn.execute(
+        "UPDATE conversation_members SET removed_up_to = (SELECT last_message_id FROM"
+        " conversations WHERE id = ?) WHERE conversation_id = ? AND account_id = ?",
+        (conversation_id, conversation_id, account_id),
+    )
+    return cursor.rowcount > 0
+
+
 async def list_by_last_message(
     db: Database,
     account_id: int,
@@ -394,7 +411,7 @@ async def list_by_last_message(
     ``since_id`` the newest above, ``min_id`` the ones just above (read upwards)."""
     sql = (
         f"{_LISTED} WHERE m.account_id = ? AND m.state IN ({_marks(states)})"
-        " AND c.last_message_id IS NOT NULL"
+        f" AND c.last_message_id IS NOT NULL{_NOT_REMOVED}"
     )
     params: list[object] = [account_id, *states]
     for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
@@ -415,6 +432,7 @@ async def listed_rows(
         return []
     return await db.fetchall(
         f"{_LISTED} WHERE m.account_id = ? AND m.state IN ({_marks(states)})"
-        f" AND c.id IN ({_marks(conversation_ids)}) ORDER BY c.last_message_id DESC",
+        f" AND c.id IN ({_marks(conversation_ids)}){_NOT_REMOVED}"
+        " ORDER BY c.last_message_id DESC",
         [account_id, *states, *conversation_ids],
     )

@@ -83,4 +83,5 @@ STATEMENTS = [
     "ALTER TABLE media_attachments ADD COLUMN focus_x REAL",
     "ALTER TABLE media_attachments ADD COLUMN focus_y REAL",
     "CREATE INDEX mutes_expiring ON mutes (expires_at) WHERE expires_at IS NOT NULL",
+    "ALTER TABLE conversation_members ADD COLUMN removed_up_to INTEGER",
 ]
