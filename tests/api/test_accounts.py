@@ -493,3 +493,15 @@ async def test_scopes_of_the_relationship_actions(client, app, api_as):
                    expect=422)
     # A trailing slash works as on Mastodon.
     assert (await api.get(f"/api/v1/accounts/{bob.id}/"))["id"] == str(bob.id)
+
+
+async def test_a_bot_account_federates_as_a_service_actor(client, app, api_as):
+    alice = await create_user(app, "alice")
+    api = await api_as(alice, "read write")
+    actor_headers = {"Accept": "application/activity+json"}
+    assert (await (await client.get("/users/alice", headers=actor_headers)).json())[
+        "type"] == "Person"  # fmt: skip
+    updated = await api.patch("/api/v1/accounts/update_credentials", json={"bot": True})
+    assert updated["bot"] is True
+    actor = await (await client.get("/users/alice", headers=actor_headers)).json()
+    assert actor["type"] == "Service"

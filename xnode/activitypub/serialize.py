@@ -105,12 +105,14 @@ class Serializer:
     # --- actors ---------------------------------------------------------------
 
     def actor(self, account: Account, keys: PublicKeys) -> dict[str, Any]:
-        """A local Person (or tombstone-like stub for a deleted account)."""
+        """A local Person, or Service for an account marked as a bot (or a tombstone-like
+        stub for a deleted account)."""
         actor_id = self.urls.actor(account.username)
         doc: dict[str, Any] = {
             "@context": ACTOR_CONTEXT,
             "id": actor_id,
-            "type": "Person",
+            # Mastodon and its apps show a Service actor as a bot.
+            "type": "Service" if account.actor_type == "Service" else "Person",
             "preferredUsername": account.username,
             "name": account.display_name,
             "summary": account.bio_html,

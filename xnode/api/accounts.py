@@ -12,10 +12,9 @@ not one of ours, are all ``404 {"error": "Record not found"}``, as on Mastodon.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +35,6 @@ from xnode.web.state import PROFILES, RELATIONSHIPS, SETTINGS, TIMELINES
 log = logging.getLogger(__name__)
 
 RECORD_NOT_FOUND = "Record not found"
-MUTE_PURGE_INTERVAL_S = 60.0
 MAX_MUTE_SECONDS = 10 * 365 * 24 * 3600  # a decade; 0 (the default) mutes for good
 MAX_IDS = 100  # ids in one id[] query (relationships, familiar followers, accounts)
 
@@ -542,31 +540,8 @@ async def endorsements(request: web.Request) -> web.Response:
     return web.json_response([])
 
 
-# --- expired mutes -------------------------------------------------------------------
-
-
-async def _purge_mutes_forever(app: web.Application) -> None:
-    while True:
-        try:
-            purged = await app[RELATIONSHIPS].purge_expired_mutes()
-            if purged:
-                log.info("ended %d timed mutes", purged)
-        except Exception:
-            log.exception("purging expired mutes failed")
-        await asyncio.sleep(MUTE_PURGE_INTERVAL_S)
-
-
-async def _mute_purge_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Mutes with a duration come from this API, so the API's routes bring their purge.
-    task = asyncio.create_task(_purge_mutes_forever(app), name="purge-mutes")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def add_routes(app: web.Application) -> None:
-    """Register the accounts endpoints (and the purge of timed mutes)."""
+    """Register the accounts endpoints."""
     router = app.router
     # Fixed paths first: they would otherwise read as an account id.
     router.add_get("/api/v1/accounts/verify_credentials", verify_credentials)
@@ -594,4 +569,3 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/api/v1/domain_blocks", domain_blocks)
     router.add_get("/api/v1/featured_tags", own_featured_tags)
     router.add_get("/api/v1/endorsements", endorsements)
-    app.cleanup_ctx.append(_mute_purge_ctx)

@@ -114,6 +114,21 @@ async def _purge_sessions_forever(app: web.Application) -> None:
         await asyncio.sleep(SESSION_PURGE_INTERVAL_S)
 
 
+MUTE_PURGE_INTERVAL_S = 60.0
+
+
+async def _purge_mutes_forever(app: web.Application) -> None:
+    """End timed mutes (the client API's mute ``duration``) once they expire."""
+    while True:
+        try:
+            purged = await app[RELATIONSHIPS].purge_expired_mutes()
+            if purged:
+                log.info("ended %d timed mutes", purged)
+        except Exception:
+            log.exception("purging expired mutes failed")
+        await asyncio.sleep(MUTE_PURGE_INTERVAL_S)
+
+
 RELAY_REPORT_INTERVAL_S = 30.0
 
 
@@ -144,7 +159,10 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(_purge_sessions_forever(app), name="purge-sessions")]
+    tasks = [
+        asyncio.create_task(_purge_sessions_forever(app), name="purge-sessions"),
+        asyncio.create_task(_purge_mutes_forever(app), name="purge-mutes"),
+    ]
     yield
     for task in tasks:
         task.cancel()
