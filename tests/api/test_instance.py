@@ -58,3 +58,13 @@ async def test_verify_app_credentials_and_invalid_tokens(client, app, api_as):
     assert body == {"error": "The access token is invalid"}
     anonymous = await api_as(None, token=False)
     await anonymous.get("/api/v1/apps/verify_credentials", expect=401)
+
+
+async def test_features_the_node_lacks_answer_empty_lists(client, app, api_as):
+    alice = await create_user(app, "alice")
+    api = await api_as(alice, "read")
+    for path in ("/api/v1/lists", "/api/v2/filters", "/api/v1/trends/tags",
+                 "/api/v1/custom_emojis", "/api/v1/scheduled_statuses/"):
+        assert await api.get(path) == []
+    assert (await api.get("/api/v1/timelines/list/1", expect=404)) == {
+        "error": "Record not found"}

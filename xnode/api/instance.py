@@ -150,7 +150,9 @@ async def rules(request: web.Request) -> web.Response:
 
 
 async def empty_list(request: web.Request) -> web.Response:
-    """Lists the node has nothing for (custom emojis, announcements, filters): empty."""
+    """Lists of features the node does not have (custom emojis, announcements, lists,
+    filters, trends, suggestions, scheduled posts): empty, so apps that ask for them at
+    start-up carry on instead of showing an error."""
     optional_viewer(request, "read")
     return web.json_response([])
 
@@ -199,7 +201,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/instance/activity", activity)
     app.router.add_get("/api/v1/instance/rules", rules)
     app.router.add_get("/api/v1/custom_emojis", empty_list)
-    app.router.add_get("/api/v1/announcements", empty_list)
+    for path in ("/api/v1/announcements", "/api/v1/lists", "/api/v1/filters",
+                 "/api/v2/filters", "/api/v1/trends/tags", "/api/v1/trends/statuses",
+                 "/api/v1/trends/links", "/api/v2/suggestions", "/api/v1/scheduled_statuses"):
+        app.router.add_get(path, empty_list)
     app.router.add_get("/api/v1/preferences", preferences)
     app.router.add_get(entities.DEFAULT_AVATAR_PATH, default_image)
     app.router.add_get(entities.DEFAULT_HEADER_PATH, default_image)
