@@ -76,6 +76,11 @@ def figures(values: Sequence[float]) -> str:
             f"  max {max(values, default=0.0):7.2f} ms  (n={len(values):,})")  # fmt: skip
 
 
+def load_line(when: str) -> str:
+    """The machine's 1-minute load (other work on a shared machine shows in the p99s)."""
+    return f"  1-minute load average {when}: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)"
+
+
 def pss_mb(pid: int) -> float:
     """PSS of the serving process (it runs no helpers under this load)."""
     return psutil.Process(pid).memory_full_info().pss / 1e6
@@ -170,9 +175,10 @@ async def fill_streaming(data: Path, readers: int) -> tuple[str, list[str]]:
 
 async def fan_out(
     base: str, author: str, tokens: Sequence[str], rounds: int, pid: int
-) -> tuple[list[float], list[float], float]:
+) -> tuple[list[float], list[float], float, list[float]]:
     """Connect a WebSocket per token (``user`` stream), publish ``rounds`` statuses one at a
-    time; (every delivery's latency, each round's slowest, server PSS with all connected)."""
+    time; (every delivery's latency, each round's slowest, server PSS with all connected,
+    the server's CPU time per round: the POST and the whole fan-out)."""
     arrivals: list[tuple[float, str]] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -197,10 +203,13 @@ async def fan_out(
         memory = pss_mb(pid)
         latencies: list[float] = []
         slowest: list[float] = []
+        cpu: list[float] = []
+        server = psutil.Process(pid)
         headers = {"Authorization": f"Bearer {author}"}
         try:
             for n in range(rounds + 2):  # two untimed rounds first
                 arrivals.clear()
+                cpu_before = sum(server.cpu_times()[:2])
                 sent = time.perf_counter()
                 async with session.post(f"{base}/api/v1/statuses", headers=headers,
                                         json={"status": f"round {n}: a status for every"
@@ -217,6 +226,7 @@ async def fan_out(
                 if len(mine) < len(sockets):
                     print(f"  round {n}: only {len(mine)} of {len(sockets)} clients got it")
                 if n >= 2:
+                    cpu.append((sum(server.cpu_times()[:2]) - cpu_before) * 1000)
                     latencies += mine
                     slowest.append(max(mine, default=ROUND_TIMEOUT_S * 1000))
                 await asyncio.sleep(0.2)
@@ -225,7 +235,7 @@ async def fan_out(
                 await ws.close()
             for task in listeners:
                 task.cancel()
-    return latencies, slowest, memory
+    return latencies, slowest, memory, cpu
 
 
 async def streaming_part(tmp: Path, clients: int, rounds: int) -> dict[str, object]:
@@ -239,14 +249,16 @@ async def streaming_part(tmp: Path, clients: int, rounds: int) -> dict[str, obje
         assert node.process is not None
         await asyncio.sleep(1.0)
         idle = pss_mb(node.process.pid)
-        one, _, one_memory = await fan_out(node.base, author, tokens[:1], rounds,
+        one, _, one_memory, one_cpu = await fan_out(node.base, author, tokens[:1], rounds,
                                                      node.process.pid)  # fmt: skip
-        many, many_slowest, many_memory = await fan_out(node.base, author, tokens, rounds,
-                                                        node.process.pid)  # fmt: skip
+        many, many_slowest, many_memory, many_cpu = await fan_out(
+            node.base, author, tokens, rounds, node.process.pid
+        )
     finally:
         node.stop()
     return {"one": one, "many": many, "many_slowest": many_slowest, "idle_mb": idle,
-            "one_mb": one_memory, "many_mb": many_memory}  # fmt: skip
+            "one_mb": one_memory, "many_mb": many_memory, "one_cpu": one_cpu,
+            "many_cpu": many_cpu}  # fmt: skip
 
 
 # --- home timeline -----------------------------------------------------------------------
@@ -320,7 +332,7 @@ async def home_part(tmp: Path, args: argparse.Namespace) -> dict[str, object]:
     shape = Shape(args.accounts, args.posts, args.follows, args.seed)
     built = args.keep.resolve() if args.keep else tmp / "timelines.db"
     print(f"  building (or reusing) {shape.accounts:,} accounts, {shape.posts:,} posts ...")
-    load = build_database(built, shape)
+    load = await asyncio.to_thread(build_database, built, shape)  # it runs its own loop
     print(f"  {'reused' if load.reused else f'built in {load.seconds:.0f} s'},"
           f" {load.db_mb:,.0f} MB")  # fmt: skip
     node = Node(tmp)
@@ -372,7 +384,9 @@ async def main() -> int:
         tmp = Path(tmp_name)
         if not args.skip_streaming:
             print(f"streaming: {args.clients:,} WebSocket clients, {args.rounds} statuses")
+            print(load_line("before"))
             found = await streaming_part(tmp, args.clients, args.rounds)
+            print(load_line("after"))
             one, many = found["one"], found["many"]
             assert isinstance(one, list) and isinstance(many, list)
             print(f"  1 client (baseline)    {figures(one)}")
@@ -380,6 +394,12 @@ async def main() -> int:
             slowest = found["many_slowest"]
             assert isinstance(slowest, list)
             print(f"  slowest client per round: {figures(slowest)}")
+            one_cpu, many_cpu = found["one_cpu"], found["many_cpu"]
+            assert isinstance(one_cpu, list) and isinstance(many_cpu, list)
+            # Means: the kernel counts CPU time in 10 ms ticks, too coarse for one round.
+            print(f"  server CPU per status (the POST and its fan-out), mean: 1 client"
+                  f" {sum(one_cpu) / len(one_cpu):.1f} ms, {args.clients:,} clients"
+                  f" {sum(many_cpu) / len(many_cpu):.1f} ms")  # fmt: skip
             print(f"  server PSS: idle {found['idle_mb']:.1f} MB, 1 client"
                   f" {found['one_mb']:.1f} MB, {args.clients:,} clients"
                   f" {found['many_mb']:.1f} MB")  # fmt: skip
@@ -391,6 +411,7 @@ async def main() -> int:
         if not args.skip_home:
             print("home timeline: API vs HTML page")
             found = await home_part(tmp, args)
+            print(load_line("after"))
             html, api = found["html"], found["api"]
             assert isinstance(html, list) and isinstance(api, list)
             print(f"  HTML home page (/)                 {figures(html)}")

@@ -83,6 +83,8 @@ MAX_FRAME_BYTES = 4 * 1024
 MAX_SUBSCRIPTIONS = 100
 """Streams one connection may hold (each costs a set entry)."""
 MAX_TAG_CHARS = 100
+FOLLOWERS_CHUNK = 5_000
+"""Viewers per follows read (SQLite allows 32,766 parameters in one statement)."""
 MAX_UNSENT_BYTES = 4 * 1024 * 1024
 """Data waiting for a client that does not read; beyond this it is cut off."""
 
@@ -414,7 +416,7 @@ class StreamHub:
             self._worker = None
 
     async def handle(self, event: object) -> None:
-        """Turn one event into messages (tests call this directly too)."""
+        """Turn one event into the messages of every stream it belongs to."""
         if isinstance(event, PostPublished):
             await self._status_event(event.post_id, "update")
         elif isinstance(event, PostEdited):
@@ -428,19 +430,22 @@ class StreamHub:
 
     # --- statuses ----------------------------------------------------------------------
 
-    def _home_viewers(self) -> list[int]:
-        return [user for (name, user) in self._own if name == "user"]
+    def _followers_connected(self, author_id: int) -> set[int]:
+        """The accounts with a user stream open whose home timeline shows ``author_id``'s
+        posts: its followers, and the author."""
+        viewers = [user for (name, user) in self._own if name == "user"]
+        found = {author_id} if author_id in viewers else set()
+        for start in range(0, len(viewers), FOLLOWERS_CHUNK):
+            found.update(relationship_store.followers_among(
+                self.app[DB], author_id, viewers[start : start + FOLLOWERS_CHUNK]
+            ))  # fmt: skip
+        return found
 
     async def _audience(self, post: Post, original: Post | None, author: Account) -> _Audience:
         """Who may be shown ``post`` (``original``: what a boost boosts) on which streams."""
         db = self.app[DB]
         audience = _Audience()
-        viewers = self._home_viewers()
-        if viewers:
-            home = set(relationship_store.followers_among(db, post.account_id, viewers))
-            if post.account_id in viewers:
-                home.add(post.account_id)  # one's own posts are on one's home timeline
-            audience.home = home
+        audience.home = self._followers_connected(post.account_id)
         if post.visibility == "public" and original is None and self._by_key:
             audience.public = await self._public_streams(post, author)
         authors = [post.account_id] + ([original.account_id] if original is not None else [])
@@ -536,10 +541,7 @@ class StreamHub:
                 for conn in list(self._own.get(("direct", member), ())):
                     await conn.send(messages.text(conn, ("direct",), payload))
             return
-        viewers = self._home_viewers()
-        home = set(relationship_store.followers_among(db, event.account_id, viewers))
-        if event.account_id in viewers:
-            home.add(event.account_id)
+        home = self._followers_connected(event.account_id)
         public: list[tuple[Connection, Key]] = []
         post = await post_store.get_post(db, event.post_id)  # the tombstone (None: a boost)
         if event.visibility == "public" and post is not None and post.reblog_of_id is None:
