@@ -396,3 +396,35 @@ async def test_nothing_is_queued_while_nobody_listens(client, app):
     await publish(app, bob, "into the void")
     hub = app[STREAMS]
     assert not hub.connections and hub._worker is None and not hub._queue
+
+
+async def test_posts_relayed_by_the_inbox_process_reach_streams(aiohttp_client, tmp_path, clock):
+    """With an inbox process, remote posts come back on its own bus: streams listen there,
+    and count as open tabs (so that it relays public posts while a stream is open)."""
+    from conftest import make_settings
+
+    from xnode.activitypub.inbox import INBOX_LINK
+    from xnode.events import PostPublished
+    from xnode.web.app import create_app
+
+    node = create_app(make_settings(tmp_path / "relaying", inbox_process=True), clock=clock)
+    client = await aiohttp_client(node)
+    app = client.server.app
+    alice, bob, _ = await people(app)
+    post_id = await publish(app, bob, "as if it came from elsewhere")  # nobody listens yet
+    link = app[INBOX_LINK]
+    told: list[bool] = []
+    link.set_tabs = told.append
+    assert not link.tabs_open()
+    ws = await ws_open(client, await token_for(app, alice, "read"), "?stream=user")
+    await subscribed(client, app, ws)
+    assert link.tabs_open() and told == [True]
+    await link.live.publish(PostPublished(post_id, bob.id))
+    message = await next_message(ws)
+    assert json.loads(message["payload"])["id"] == str(post_id)
+    await ws.close()
+    for _ in range(200):
+        if told[-1] is False:
+            break
+        await asyncio.sleep(0.01)
+    assert told == [True, False]
