@@ -20,7 +20,7 @@ from api.conftest import token_for
 from xnode.accounts.models import User
 from xnode.api.auth import OAUTH
 from xnode.api.streaming import STREAMS
-from xnode.posts.service import Draft
+from xnode.posts.service import Draft, ImageUpload
 from xnode.web.state import DMS, POSTS, RELATIONSHIPS
 
 WAIT_S = 5.0
@@ -54,6 +54,17 @@ async def subscribed(client: TestClient, app: Any, ws: Any, count: int = 1) -> N
             return
         await asyncio.sleep(0.01)
     raise AssertionError("subscription not taken")
+
+
+def png() -> bytes:
+    """A small PNG image."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(out, "PNG")
+    return out.getvalue()
 
 
 async def publish(app: Any, user: User, text: str, visibility: str = "public") -> int:
@@ -281,11 +292,27 @@ async def test_sse_hashtag_needs_a_tag_and_public_local(client, app):
     response = await client.get("/api/v1/streaming/public/local", headers=headers)
     assert response.status == 200
     await asyncio.wait_for(response.content.readline(), WAIT_S)
+    # Mastodon's other form: GET /api/v1/streaming?stream= without an upgrade is SSE too;
+    # only_media leaves posts without images out.
+    by_query = await client.get("/api/v1/streaming?stream=public", headers=headers)
+    assert by_query.headers["Content-Type"].startswith("text/event-stream")
+    await asyncio.wait_for(by_query.content.readline(), WAIT_S)
+    media_only = await client.get("/api/v1/streaming/public?only_media=true",
+                                  headers=headers)
+    await asyncio.wait_for(media_only.content.readline(), WAIT_S)
     post_id = await publish(app, bob, "local and public")
-    assert await asyncio.wait_for(response.content.readline(), WAIT_S) == b"event: update\n"
-    data = await asyncio.wait_for(response.content.readline(), WAIT_S)
-    assert json.loads(data[6:])["id"] == str(post_id)
-    response.close()
+    for stream in (response, by_query):
+        assert await asyncio.wait_for(stream.content.readline(), WAIT_S) == b"event: update\n"
+        data = await asyncio.wait_for(stream.content.readline(), WAIT_S)
+        assert json.loads(data[6:])["id"] == str(post_id)
+    # The media stream skipped that one: its next event is a post with an image.
+    with_image = await app[POSTS].publish(bob.account, Draft(
+        "a picture", images=[ImageUpload(png(), "a red square")]))  # fmt: skip
+    assert await asyncio.wait_for(media_only.content.readline(), WAIT_S) == b"event: update\n"
+    data = await asyncio.wait_for(media_only.content.readline(), WAIT_S)
+    assert json.loads(data[6:])["id"] == str(with_image.id)
+    for stream in (response, by_query, media_only):
+        stream.close()
 
 
 async def test_revoked_token_closes_its_streams_at_once(client, app):
@@ -361,6 +388,12 @@ async def test_direct_messages_only_on_members_direct_streams(client, app):
     message = await next_message(outsider)
     assert message["stream"] == ["user"]
     assert json.loads(message["payload"])["id"] == str(sentinel)
+    assert conversation["unread"] is True
+    # Read (say, in another app): the member's direct stream hears it is read now.
+    await app[DMS].mark_read(alice.id, dm.conversation_id)
+    message = await next_update(member)
+    assert message["stream"] == ["direct"] and message["event"] == "conversation"
+    assert json.loads(message["payload"])["unread"] is False
     await member.close()
     await outsider.close()
 
