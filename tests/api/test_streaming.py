@@ -461,3 +461,18 @@ async def test_posts_relayed_by_the_inbox_process_reach_streams(aiohttp_client, 
             break
         await asyncio.sleep(0.01)
     assert told == [True, False]
+
+
+async def test_a_suspended_persons_streams_close_at_the_next_check(client, app):
+    from xnode.web.state import ACCOUNTS
+
+    alice, bob, _ = await people(app)
+    ws = await ws_open(client, await token_for(app, alice, "read"), "?stream=user")
+    kept = await ws_open(client, await token_for(app, bob, "read"), "?stream=public")
+    await subscribed(client, app, ws, 2)
+    await app[ACCOUNTS].set_suspended(alice.id, True)
+    await app[STREAMS].recheck()  # what the 30-second heartbeat does
+    message = await asyncio.wait_for(ws.receive(), WAIT_S)
+    assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+    assert len(app[STREAMS].connections) == 1
+    await kept.close()

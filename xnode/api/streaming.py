@@ -68,6 +68,7 @@ from xnode.oauth import scopes as scope_rules
 from xnode.oauth.service import TokensRevoked
 from xnode.posts.content import normalize_tag
 from xnode.posts.models import Post, ViewerState
+from xnode.store import accounts as account_store
 from xnode.store import domain_blocks as domain_block_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
@@ -362,7 +363,7 @@ class StreamHub:
     async def _beat(self) -> None:
         """SSE clients get a comment line, and a connection whose client left is dropped
         (aiohttp does not cancel a handler when its client goes); WebSockets ping
-        themselves (aiohttp's heartbeat)."""
+        themselves (aiohttp's heartbeat). Then :meth:`recheck`."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             for conn in list(self.connections):
@@ -371,6 +372,24 @@ class StreamHub:
                     self.close(conn, "gone")
                 elif not conn.websocket:
                     await conn.send(b":thump\n")
+            try:
+                await self.recheck()
+            except Exception:
+                log.exception("streaming: rechecking accounts failed")
+
+    async def recheck(self) -> None:
+        """Close the streams of people who can no longer sign in (suspended, deleted or
+        no longer approved since they connected): their tokens stopped working, but
+        nothing announces a suspension. One indexed read per person connected."""
+        people: dict[int, list[Connection]] = {}
+        for conn in self.connections:
+            if conn.user_id is not None:
+                people.setdefault(conn.user_id, []).append(conn)
+        for user_id, conns in people.items():
+            user = await account_store.get_user(self.app[DB], user_id)
+            if user is None or not user.is_active:
+                for conn in conns:
+                    self.close(conn, "account disabled", WSCloseCode.POLICY_VIOLATION)
 
     # --- events ----------------------------------------------------------------------
 
