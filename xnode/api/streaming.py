@@ -510,15 +510,17 @@ class StreamHub:
         original = None
         if post.reblog_of_id is not None:
             original = await post_store.get_post(db, post.reblog_of_id)
-            if original is None or original.is_deleted:
-                return
+            if original is None or original.is_deleted or original.visibility not in (
+                "public", "unlisted",
+            ):
+                return  # only public and unlisted posts are boosted
         # The author (or booster) sees their own post: their view is the one to serialise.
         views = await self.app[POSTS].hydrate(post.account_id, [post])
         if not views:
-            return  # its author is suspended or deleted: nobody sees it
-        view = views[0]
-        if original is not None and (view.author.is_suspended or view.author.is_deleted):
             return
+        view = views[0]
+        if any(a.is_suspended or a.is_deleted for a in (view.author, view.booster) if a):
+            return  # a suspended or deleted author's posts are seen by nobody
         audience = await self._audience(post, original, view.booster or view.author)
         everyone = audience.home | {c.user_id for c, _ in audience.public if c.user_id}
         if not everyone and not audience.public:
