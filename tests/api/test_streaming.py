@@ -48,7 +48,7 @@ async def next_update(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
 
 async def subscribed(client: TestClient, app: Any, ws: Any, count: int = 1) -> None:
     """Wait until the server has taken the frames sent so far (subscriptions)."""
-    for _ in range(200):
+    for _ in range(int(WAIT_S / 0.01)):
         conns = app[STREAMS].connections
         if sum(len(c.subscriptions) for c in conns) >= count:
             return
