@@ -35,7 +35,8 @@ event costs a handful of reads for the whole audience (``xnode/store/stream_audi
 one serialisation per distinct set of viewer facts (for a new post: the author's, and
 everyone else's), and one write per subscribed stream and client. Events are handled in
 order by one task, so a publisher never waits for the fan-out; a client that stops
-reading is cut off when its backlog grows, never slowing the others.
+reading is cut off once 4 MB wait for it, never slowing the others. Each person's
+standing is checked again every 30 s (a suspension is announced by no event).
 """
 
 from __future__ import annotations
