@@ -250,30 +250,20 @@ async def account_stats(
     db: Database, account_ids: Iterable[int]
 ) -> dict[int, tuple[int, int, int, float | None]]:
     """(followers, following, posts, newest post time) of accounts, as this node knows
-    them: accepted follows, and posts that are not deleted or direct."""
+    them: accepted follows, and posts that are not deleted or direct (kept by the
+    triggers of m013_account_stats; accounts without a row have none of either)."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
-    marks = ", ".join("?" * len(ids))
-    stats = {account_id: [0, 0, 0, None] for account_id in ids}
-    for row in await db.fetch_keyed(
-        f"SELECT target_account_id AS id, COUNT(*) AS n FROM follows WHERE state = 'accepted'"
-        f" AND target_account_id IN ({marks}) GROUP BY target_account_id", ids, len(ids),
-    ):  # fmt: skip
-        stats[row["id"]][0] = row["n"]
-    for row in await db.fetch_keyed(
-        f"SELECT account_id AS id, COUNT(*) AS n FROM follows WHERE state = 'accepted'"
-        f" AND account_id IN ({marks}) GROUP BY account_id", ids, len(ids),
-    ):  # fmt: skip
-        stats[row["id"]][1] = row["n"]
-    for row in await db.fetch_keyed(
-        f"SELECT account_id AS id, COUNT(*) AS n, MAX(created_at) AS newest FROM posts"
-        f" WHERE account_id IN ({marks}) AND deleted_at IS NULL AND visibility <> 'direct'"
-        " GROUP BY account_id", ids, len(ids),
-    ):  # fmt: skip
-        stats[row["id"]][2] = row["n"]
-        stats[row["id"]][3] = row["newest"]
-    return {key: (v[0], v[1], v[2], v[3]) for key, v in stats.items()}  # type: ignore[misc]
+    rows = await db.fetch_keyed(
+        "SELECT account_id, followers_count, following_count, statuses_count, last_status_at"
+        f" FROM account_stats WHERE account_id IN ({', '.join('?' * len(ids))})",
+        ids, len(ids),
+    )  # fmt: skip
+    found: dict[int, tuple[int, int, int, float | None]] = dict.fromkeys(ids, (0, 0, 0, None))
+    for row in rows:
+        found[row[0]] = (row[1], row[2], row[3], row[4])
+    return found
 
 
 async def get_remote_account_by_handle(db: Database, username: str, domain: str) -> Account | None:
