@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from conftest import make_settings
+from live_nodes import free_port
 
 from xnode.accounts.models import User
 from xnode.api.auth import OAUTH
+from xnode.clock import FakeClock
+from xnode.web.app import create_app
 
 REDIRECT = "urn:ietf:wg:oauth:2.0:oob"
 
@@ -85,6 +90,17 @@ def api_as(client: TestClient, app: web.Application) -> Callable[..., Any]:
         return Api(client, await token_for(app, user, scopes))
 
     return make
+
+
+@pytest.fixture
+async def addressed_client(
+    aiohttp_client: Callable[..., Any], tmp_path: Path, clock: FakeClock
+) -> TestClient:
+    """A node whose base URL is the loopback address it serves on, for clients that follow
+    the URLs the node announces (Mastodon.py's OAuth endpoints and streaming base)."""
+    port = free_port()
+    settings = make_settings(tmp_path / "node", base_url=f"http://127.0.0.1:{port}")
+    return await aiohttp_client(create_app(settings, clock=clock), server_kwargs={"port": port})
 
 
 def base_url(client: TestClient) -> str:

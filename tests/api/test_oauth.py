@@ -11,51 +11,27 @@ import base64
 import hashlib
 import re
 import secrets
-import socket
-from collections.abc import Callable
 from html import unescape
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import PASSWORD, create_user, csrf_from, login, make_settings, post_form
+from conftest import PASSWORD, create_user, csrf_from, login, post_form
 
 from api.conftest import Api, base_url, in_thread, token_for
 from xnode.api.auth import OAUTH
-from xnode.clock import FakeClock
 from xnode.oauth.service import OOB_REDIRECT, TokensRevoked
-from xnode.settings import Settings
-from xnode.web.app import create_app
 from xnode.web.state import EVENTS, SETTINGS
 
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 _CODE = re.compile(r'id="oauth-code"[^>]*>([^<]+)</textarea>')
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def port() -> int:
-    return _free_port()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, port: int) -> Settings:
-    """The node's base URL is where the test server listens (the metadata names it)."""
-    return make_settings(tmp_path / "node", base_url=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Any], settings: Settings, clock: FakeClock, port: int
-) -> TestClient:
-    return await aiohttp_client(create_app(settings, clock=clock), server_kwargs={"port": port})
+def client(addressed_client: TestClient) -> TestClient:
+    """The node here serves where its base URL says (the metadata names it)."""
+    return addressed_client
 
 
 async def register(client: TestClient, redirect_uris: str = OOB_REDIRECT,
