@@ -476,3 +476,33 @@ async def test_a_suspended_persons_streams_close_at_the_next_check(client, app):
     assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
     assert len(app[STREAMS].connections) == 1
     await kept.close()
+
+
+async def test_mastodon_py_streams_the_user_timeline(addressed_client):
+    """Mastodon.py's streaming client (SSE, found through the instance's streaming URL)."""
+    from mastodon import StreamListener
+
+    from api.conftest import in_thread, mastodon_for
+
+    client = addressed_client
+    app = client.server.app
+    alice, bob, _ = await people(app)
+    masto = await mastodon_for(client, await token_for(app, alice, "read"))
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[Any] = asyncio.Queue()
+
+    class Listener(StreamListener):
+        def on_update(self, status: Any) -> None:
+            loop.call_soon_threadsafe(got.put_nowait, status)
+
+    handle = await in_thread(masto.stream_user, Listener(), run_async=True)
+    try:
+        await subscribed(client, app, None)
+        post_id = await publish(app, bob, "to Mastodon.py")
+        status = await asyncio.wait_for(got.get(), WAIT_S)
+        assert str(status["id"]) == str(post_id)
+        assert status["account"]["acct"] == "bob"
+    finally:
+        # Its reading thread notices a close only when data comes: end the stream first.
+        app[STREAMS].close_all()
+        await in_thread(handle.close)
