@@ -364,7 +364,15 @@ async def test_bad_frames_get_errors_and_the_socket_stays_open(client, app):
     await subscribed(client, app, ws)
     post_id = await publish(app, bob, "after the noise")
     assert json.loads((await next_message(ws))["payload"])["id"] == str(post_id)
-    await ws.close()
+    # An oversized frame closes the socket (1009), and the node forgets it.
+    await ws.send_str(json.dumps({"type": "subscribe", "stream": "x" * 8000}))
+    message = await asyncio.wait_for(ws.receive(), WAIT_S)
+    assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+    for _ in range(int(WAIT_S / 0.01)):
+        if not app[STREAMS].connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not app[STREAMS].connections
 
 
 async def test_direct_messages_only_on_members_direct_streams(client, app):
