@@ -248,8 +248,12 @@ async def _serve(settings: Settings, ssl_context: ssl.SSLContext | None, access_
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    from xnode.web.access_log import AccessLogger
+
     runner = web.AppRunner(
-        create_app(settings), access_log=logging.getLogger("aiohttp.access") if access_log else None
+        create_app(settings),
+        access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        access_log_class=AccessLogger,
     )
     await runner.setup()
     try:

@@ -99,3 +99,13 @@ async def test_hostile_query_strings_and_bodies_are_clear_errors(client, app):
                    "application/json"}, expect=422)  # fmt: skip
     await api.get("/api/v1/instance/peers?x=%ED%A0%80", expect=None)
     assert api.last.status in (200, 400, 422)
+
+
+def test_the_access_log_never_holds_tokens():
+    from xnode.web.access_log import redacted
+
+    assert redacted("/api/v1/streaming?access_token=abc&stream=user") == (
+        "/api/v1/streaming?access_token=[redacted]&stream=user")
+    assert redacted("/oauth/authorize?client_id=x&code=secret") == (
+        "/oauth/authorize?client_id=x&code=[redacted]")
+    assert redacted("/tags/access_token=1") == "/tags/access_token=1"  # a path, not a query

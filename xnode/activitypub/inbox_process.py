@@ -43,7 +43,7 @@ from xnode.child_process import (
     settings_from_message,
     settings_message,
 )
-from xnode.events import EventBus, PostPublished, event_fields, event_from
+from xnode.events import EventBus, PostEdited, PostPublished, event_fields, event_from
 from xnode.live.feeds import LIVE_EVENTS
 from xnode.settings import Settings
 from xnode.store.database import Database
@@ -227,8 +227,11 @@ async def serve_inbox_process(fd: int) -> None:
     tabs = False  # whether the web process has open tabs
 
     async def relay(event: object) -> None:
-        # New public posts matter to open tabs ("1 new post"); while none is open, the
-        # posts of a busy inbox are not worth a line each. Messages always are.
+        # New public posts matter to open tabs ("1 new post") and streams, edits to
+        # streams; while none is open, the posts of a busy inbox are not worth a line
+        # each. Messages always are.
+        if not tabs and isinstance(event, PostEdited):
+            return
         if not tabs and isinstance(event, PostPublished) and app[DB].lookup_value(
             "SELECT conversation_id FROM posts WHERE id = ?", (event.post_id,)
         ) is None:

@@ -32,6 +32,7 @@ from xnode.events import (
     Handler,
     NotificationCreated,
     PostDeleted,
+    PostEdited,
     PostPublished,
     ReactionChanged,
 )
@@ -45,9 +46,11 @@ log = logging.getLogger(__name__)
 
 TYPING_INTERVAL_S = 2.0
 LIVE_EVENTS: tuple[type, ...] = (
-    PostPublished, PostDeleted, ReactionChanged, ConversationChanged, NotificationCreated
+    PostPublished, PostEdited, PostDeleted, ReactionChanged, ConversationChanged,
+    NotificationCreated,
 )
-"""What open tabs show; the inbox process relays these (xnode.activitypub.inbox_process)."""
+"""What open tabs and the client API's streams show; the inbox process relays these
+(xnode.activitypub.inbox_process). Edits are for the streams' ``status.update``."""
 
 Renderer = Callable[[int, int], Awaitable[str | None]]
 
@@ -81,7 +84,8 @@ class LiveFeeds:
             NotificationCreated: self.on_notification_created,
         }
         for kind in LIVE_EVENTS:
-            events.subscribe(kind, handlers[kind])
+            if kind in handlers:  # edits are relayed for the API's streams only
+                events.subscribe(kind, handlers[kind])
 
     async def send_unread(self, account_id: int) -> None:
         """Push the account's unread counts (messages, requests, notifications)."""
