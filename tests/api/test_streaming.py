@@ -499,9 +499,14 @@ async def test_mastodon_py_streams_the_user_timeline(addressed_client):
     loop = asyncio.get_running_loop()
     got: asyncio.Queue[Any] = asyncio.Queue()
 
+    notified: asyncio.Queue[Any] = asyncio.Queue()
+
     class Listener(StreamListener):
         def on_update(self, status: Any) -> None:
             loop.call_soon_threadsafe(got.put_nowait, status)
+
+        def on_notification(self, notification: Any) -> None:
+            loop.call_soon_threadsafe(notified.put_nowait, notification)
 
     handle = await in_thread(masto.stream_user, Listener(), run_async=True)
     try:
@@ -510,6 +515,10 @@ async def test_mastodon_py_streams_the_user_timeline(addressed_client):
         status = await asyncio.wait_for(got.get(), WAIT_S)
         assert str(status["id"]) == str(post_id)
         assert status["account"]["acct"] == "bob"
+        await publish(app, bob, "@alice and you?")
+        notification = await asyncio.wait_for(notified.get(), WAIT_S)
+        assert notification["type"] == "mention"
+        assert notification["account"]["acct"] == "bob"
     finally:
         # Its reading thread notices a close only when data comes: end the stream first.
         app[STREAMS].close_all()
