@@ -91,3 +91,16 @@ async def test_every_entity_matches_mastodons_documentation(client, app, api_as)
     found = await a.get("/api/v2/search", params={"q": "bob"})
     assert_entity("SearchV2", found)
     assert_entity("Tag", await a.get("/api/v1/tags/world"))
+
+
+async def test_token_entity_as_mastodon_documents_it(client, api_as):
+    api = await api_as(None, token=False)
+    registered = await api.post("/api/v1/apps", json={
+        "client_name": "bot", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob", "scopes": "read"})
+    token = await api.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": registered["client_id"],
+        "client_secret": registered["client_secret"], "scope": "read"})  # fmt: skip
+    # Mastodon's Token: access_token, token_type "Bearer", scope, created_at (seconds).
+    assert set(token) == {"access_token", "token_type", "scope", "created_at"}
+    assert token["token_type"] == "Bearer" and token["scope"] == "read"
+    assert isinstance(token["access_token"], str) and isinstance(token["created_at"], int)
