@@ -19,7 +19,7 @@ from conftest import create_user
 from api.conftest import token_for
 from xnode.accounts.models import User
 from xnode.api.auth import OAUTH
-from xnode.api.streaming import STREAMS
+from xnode.api.stream_hub import STREAMS
 from xnode.posts.service import Draft, ImageUpload
 from xnode.web.state import DMS, POSTS, RELATIONSHIPS
 
