@@ -15,7 +15,7 @@ import pytest
 from pg_cluster import PgCluster, PgClusterError, check_name, find_bin_dir
 
 BIN_DIR = find_bin_dir()
-pytestmark = pytest.mark.skipif(
+needs_postgres = pytest.mark.skipif(
     BIN_DIR is None,
     reason="Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not"
     " installed: run `make postgres`",
@@ -44,6 +44,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@needs_postgres
 def test_a_cluster_with_two_databases_is_started_queried_and_removed():
     cluster = started()
     try:
@@ -75,6 +76,7 @@ def test_a_cluster_with_two_databases_is_started_queried_and_removed():
     cluster.stop()  # twice is harmless
 
 
+@needs_postgres
 def test_a_cluster_on_a_loopback_port():
     with started(tcp=True) as cluster:
         assert cluster.host == "127.0.0.1" and cluster.port != 5432

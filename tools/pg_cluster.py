@@ -12,10 +12,10 @@ As a module::
 
     with PgCluster() as cluster:
         cluster.create_database("xnode_gw0")
-        dsn = cluster.dsn("xnode_gw0")   # for asyncpg or psycopg
+        url = cluster.url("xnode_gw0")   # for asyncpg or psycopg
         cluster.psql("xnode_gw0", "SELECT 1")
 
-As a command (prints the DSNs, keeps the cluster until Ctrl-C or SIGTERM)::
+As a command (prints the databases' URLs, keeps the cluster until Ctrl-C or SIGTERM)::
 
     .venv/bin/python tools/pg_cluster.py [--tcp] [--db NAME ...]
     .venv/bin/python tools/pg_cluster.py --find    # the binaries' directory, or exit 1
@@ -155,8 +155,10 @@ def _run_as(user: str) -> _RunAs | None:
 class PgCluster:
     """One throwaway cluster: ``start()`` (or ``with``) makes and starts it, ``stop()``
     stops it and removes its directory. Stopping is also registered with ``atexit``,
-    so an interpreter that exits without stopping it still cleans up (a process killed
-    with SIGKILL leaves the server running; its directory is in the log line)."""
+    so an interpreter that exits without stopping it still cleans up. A process killed
+    with SIGKILL leaves its server running: PostgreSQL has no "exit with the parent"
+    setting. Such leftovers are ``/tmp/xnode-pg-*``; ``pg_ctl -D DIR/data stop`` (as the
+    ``postgres`` user when root) ends one."""
 
     def __init__(
         self,
@@ -199,8 +201,8 @@ class PgCluster:
         return str(self._dir)
 
     def dsn(self, database: str = "postgres") -> str:
-        """A libpq key/value connection string (asyncpg takes the same keywords as
-        ``connect(**cluster.params(db))``; psycopg takes the string itself)."""
+        """A libpq key/value connection string (psycopg, libpq; asyncpg takes only
+        :meth:`url`)."""
         return " ".join(f"{key}={value}" for key, value in self.params(database).items())
 
     def params(self, database: str = "postgres") -> dict[str, str | int]:
@@ -208,7 +210,8 @@ class PgCluster:
         return {"host": self.host, "port": self.port, "user": SUPERUSER, "dbname": database}
 
     def url(self, database: str = "postgres") -> str:
-        """A ``postgresql://`` URL (the form xnode's configuration will take)."""
+        """A ``postgresql://`` URL, which both asyncpg and psycopg take (the socket's
+        directory as the ``host`` query parameter)."""
         if self.tcp:
             return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
         return f"postgresql://{SUPERUSER}@/{database}?host={self.host}&port={self.port}"
@@ -396,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PostgreSQL {instance.version} in {instance.directory}"
               f" (started in {time.perf_counter() - started:.1f} s)")
         for name in args.db or ["postgres"]:
-            print(f"  {name}: {instance.dsn(name)}")
+            print(f"  {name}: {instance.url(name)}")
         print("Ctrl-C stops it and removes the directory.", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
