@@ -19,7 +19,7 @@ PEER_DIR := .cache/fedify-peer
 # registry, pinned in assets/package-lock.json, and are built into templates/static.
 ICONS := templates/static/icons.svg
 
-.PHONY: run test install test-deps assets chromium interop-peer lint bench screenshots clean
+.PHONY: run test install test-deps assets chromium interop-peer postgres lint bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,18 @@ run: install
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; \
+	fi
+
+# PostgreSQL for the coming backend's tests and benchmarks (issue 18): Debian's package,
+# whose binaries tools/pg_cluster.py runs as a throwaway cluster in a temporary directory.
+# The createcluster.d file stops the package from creating (and starting) a system
+# cluster of its own: nothing here uses one. Not part of `make test` yet: there is no
+# PostgreSQL backend to test, and the one test of tools/pg_cluster.py skips without it.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo "create_main_cluster = false" | $(SUDO) tee /etc/postgresql-common/createcluster.d/xnode.conf >/dev/null && \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; \
 	fi
 
 # Copies the peer, installs its npm dependencies, maps the test host names to
