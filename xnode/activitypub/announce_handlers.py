@@ -24,7 +24,7 @@ from federation.objects import (
 from xnode.accounts.models import Account
 from xnode.activitypub.post_handlers import concerns_node, refreshed_actor
 from xnode.activitypub.resolver import BlockedDomain, Refused, ResolveError
-from xnode.events import PostDeleted, PostPublished
+from xnode.events import PostPublished
 from xnode.ids import new_id
 from xnode.posts.models import BOOSTABLE, Post
 from xnode.store import remote as remote_store
@@ -260,12 +260,7 @@ async def _relayed_delete(ctx: Context, announce: ParsedActivity, group: Account
         return
     if not await _gone_at_origin(ctx, uri):
         raise Refused(f"relayed Delete of {uri}, which its server still serves")
-    mentioned = await remote_store.mentioned_ids(ctx.db, post.id)
-    async with ctx.db.transaction() as conn:
-        await remote_store.tombstone_post(conn, post.id, ctx.clock.now())
-    await ctx.events.publish(
-        PostDeleted(post.id, post.account_id, post.uri, post.visibility, tuple(mentioned))
-    )
+    await ctx.posts.remove_remote(post)
 
 
 _RELAYED = {

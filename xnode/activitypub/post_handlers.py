@@ -27,7 +27,7 @@ from federation.objects import (
 )
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
-from xnode.events import Liked, PostDeleted, ReactionChanged
+from xnode.events import Liked, ReactionChanged
 from xnode.ids import new_id
 from xnode.posts.models import Post
 from xnode.store import remote as remote_store
@@ -156,15 +156,8 @@ async def handle_delete(ctx: Context, activity: ParsedActivity, actor: Account) 
         return
     if post.account_id != actor.id:
         raise Refused("Delete of someone else's post")
-    mentioned = await remote_store.mentioned_ids(ctx.db, post.id)
-    async with ctx.db.transaction() as conn:
-        if post.is_boost:
-            await remote_store.delete_boost(conn, post)
-        else:
-            await remote_store.tombstone_post(conn, post.id, now)
-    await ctx.events.publish(
-        PostDeleted(post.id, actor.id, post.uri, post.visibility, tuple(mentioned))
-    )
+    # The same path as a local delete: counters, reactions, notifications, boosts.
+    await ctx.posts.remove_remote(post)
 
 
 async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) -> None:

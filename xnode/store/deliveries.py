@@ -557,14 +557,6 @@ async def remote_follower_inboxes(db: Database, account_id: int) -> list[str]:
     return [row[0] for row in rows]
 
 
-async def follow_row(db: Database, follower_id: int, target_id: int) -> sqlite3.Row | None:
-    """The follow (or request) between two accounts: ``id``, ``uri``, ``state``."""
-    return await db.fetchone(
-        "SELECT id, uri, state FROM follows WHERE account_id = ? AND target_account_id = ?",
-        (follower_id, target_id),
-    )
-
-
 async def edge_id(db: Database, table: str, account_id: int, target: int) -> int | None:
     """The row id of a like (``target`` is the post) or block (``target`` is the account)."""
     column = {"likes": "post_id", "blocks": "target_account_id"}[table]

@@ -200,7 +200,10 @@ async def list_edits(db: Database, post_id: int) -> list[PostEdit]:
 
 
 async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
-    """Delete a post's content, keeping a tombstone row so replies keep their place."""
+    """Delete a post's content, keeping a tombstone row so replies keep their place.
+
+    Part of :func:`delete_post`, which is what deleting a post calls.
+    """
     await conn.execute(
         "UPDATE posts SET title = '', source = '', content_html = '', summary = '',"
         " deleted_at = ? WHERE id = ?",
@@ -211,6 +214,41 @@ async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> Non
     await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
     await conn.execute("DELETE FROM posts WHERE reblog_of_id = ?", (post_id,))
     await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
+
+
+async def delete_post(conn: aiosqlite.Connection, post_id: int, now: float) -> bool:
+    """Delete a post, whoever deletes it (its author here, or a Delete from its server).
+
+    The one set of writes for both: the content goes (a tombstone row stays, so replies
+    keep their place), and with it its tags, edits, pins, bookmarks, likes, media,
+    boosts, emoji reactions and notifications; the post it answers counts one reply
+    less. False (and nothing written) when the post is gone or already deleted.
+    """
+    async with conn.execute(
+        "SELECT in_reply_to_id, deleted_at FROM posts WHERE id = ?", (post_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None or row[1] is not None:
+        return False
+    await tombstone(conn, post_id, now)
+    for table in ("reactions", "notifications"):
+        await conn.execute(f"DELETE FROM {table} WHERE post_id = ?", (post_id,))
+    if row[0] is not None:
+        await add_to_counter(conn, row[0], "replies_count", -1)
+    return True
+
+
+async def delete_boost(conn: aiosqlite.Connection, boost: Post) -> None:
+    """Withdraw a boost row (an un-boost here, or an Undo Announce or Delete from its
+    server): the boosted post counts one boost less and its "boosted" notification goes."""
+    await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
+    if boost.reblog_of_id is not None:
+        await add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
+        await conn.execute(
+            "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
+            " AND post_id = ?",
+            (boost.account_id, boost.reblog_of_id),
+        )
 
 
 async def add_to_counter(conn: aiosqlite.Connection, post_id: int, column: str, delta: int) -> None:

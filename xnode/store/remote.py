@@ -154,7 +154,7 @@ async def mark_account_deleted(conn: aiosqlite.Connection, account_id: int, now:
         (account_id,),
     )
     for (post_id,) in posts:
-        await tombstone_post(conn, post_id, now)
+        await post_store.delete_post(conn, post_id, now)
     boosts = await conn.execute_fetchall(
         "SELECT id, reblog_of_id FROM posts WHERE account_id = ? AND reblog_of_id IS NOT NULL",
         (account_id,),
@@ -215,21 +215,6 @@ async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
     ) is not None
 
 
-async def tombstone_post(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
-    """Delete a remote post the way a local delete does, plus its reactions and notifications."""
-    async with conn.execute(
-        "SELECT in_reply_to_id, deleted_at FROM posts WHERE id = ?", (post_id,)
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None or row[1] is not None:
-        return
-    await post_store.tombstone(conn, post_id, now)
-    for table in ("reactions", "notifications"):
-        await conn.execute(f"DELETE FROM {table} WHERE post_id = ?", (post_id,))
-    if row[0] is not None:
-        await post_store.add_to_counter(conn, row[0], "replies_count", -1)
-
-
 async def replace_remote_media(
     conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
     new: bool = False,
@@ -259,18 +244,6 @@ async def insert_boost(conn: aiosqlite.Connection, **fields: Any) -> bool:
     if cursor.rowcount == 1:
         await post_store.add_to_counter(conn, fields["reblog_of_id"], "reblogs_count", 1)
     return cursor.rowcount == 1
-
-
-async def delete_boost(conn: aiosqlite.Connection, boost: Post) -> None:
-    """Withdraw a boost row (Undo Announce)."""
-    await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
-    if boost.reblog_of_id is not None:
-        await post_store.add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
-        await conn.execute(
-            "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
-            " AND post_id = ?",
-            (boost.account_id, boost.reblog_of_id),
-        )
 
 
 async def insert_like(
@@ -347,19 +320,6 @@ async def delete_reaction(
 
 
 # --- follows and blocks --------------------------------------------------------------
-
-
-async def follow_by_uri(db: Database, uri: str) -> sqlite3.Row | None:
-    """A follow (or request) by the id of its Follow activity."""
-    return await db.fetchone("SELECT * FROM follows WHERE uri = ?", (uri,))
-
-
-async def follow_between(db: Database, follower_id: int, target_id: int) -> sqlite3.Row | None:
-    """The follow row from one account to another, if any."""
-    return await db.fetchone(
-        "SELECT * FROM follows WHERE account_id = ? AND target_account_id = ?",
-        (follower_id, target_id),
-    )
 
 
 async def set_follow_uri(conn: aiosqlite.Connection, follow_id: int, uri: str | None) -> None:
