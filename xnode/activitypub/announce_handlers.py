@@ -27,6 +27,7 @@ from xnode.activitypub.resolver import BlockedDomain, Refused, ResolveError
 from xnode.events import PostPublished
 from xnode.ids import new_id
 from xnode.posts.models import BOOSTABLE, Post
+from xnode.store import posts as post_store
 from xnode.store import remote as remote_store
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ async def handle_announce(ctx: Context, activity: ParsedActivity, actor: Account
 
 
 async def _may_boost(ctx: Context, actor: Account, post: Post) -> bool:
-    return post.visibility in BOOSTABLE and await remote_store.can_see(ctx.db, actor.id, post.id)
+    return post.visibility in BOOSTABLE and await post_store.can_see(ctx.db, actor.id, post.id)
 
 
 async def _record_boost(ctx: Context, activity: ParsedActivity, actor: Account,

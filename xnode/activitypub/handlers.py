@@ -233,7 +233,7 @@ async def _undo_like(ctx: Context, actor: Account, inner_id: str | None,
         if like is not None:
             await remote_store.delete_like(conn, like)
         # A Like with content was stored as a reaction.
-        removed = await remote_store.delete_reaction(
+        removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )
@@ -273,7 +273,7 @@ async def _undo_reaction(ctx: Context, actor: Account, inner_id: str | None,
     if inner is not None:
         post = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
     async with ctx.db.transaction() as conn:
-        removed = await remote_store.delete_reaction(
+        removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )

@@ -30,6 +30,7 @@ from xnode.activitypub.resolver import Refused, ResolveError
 from xnode.events import Liked, ReactionChanged
 from xnode.ids import new_id
 from xnode.posts.models import Post
+from xnode.store import posts as post_store
 from xnode.store import remote as remote_store
 from xnode.text import strip_control_chars
 
@@ -56,7 +57,7 @@ async def _visible_post(ctx: Context, uri: str | None, actor: Account) -> Post |
         return None
     if post.is_boost or post.is_deleted:
         raise Refused(f"{uri} is not a live post")
-    if not await remote_store.can_see(ctx.db, actor.id, post.id):
+    if not await post_store.can_see(ctx.db, actor.id, post.id):
         raise Refused(f"{actor.uri} cannot see {uri}")
     return post
 
@@ -181,7 +182,7 @@ async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) ->
 async def _react(ctx: Context, activity: ParsedActivity, actor: Account, post: Post,
                  emoji: str) -> None:  # fmt: skip
     async with ctx.db.transaction() as conn:
-        created = await remote_store.insert_reaction(
+        created = await post_store.insert_reaction(
             conn, new_id(), actor.id, post.id, emoji, activity.id, ctx.clock.now()
         )
     if created:

@@ -29,7 +29,6 @@ from xnode.store import conversations as store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
-from xnode.store import remote as remote_store
 from xnode.store.database import Database
 
 PAGE_SIZE = 40
@@ -491,7 +490,7 @@ class DirectMessages:
         if post is None or post.conversation_id is None or post.is_deleted:
             raise NotFound("No such message.")
         await self._membership(account_id, post.conversation_id)
-        if not await remote_store.can_see(self.db, account_id, post.id):
+        if not await post_store.can_see(self.db, account_id, post.id):
             raise NotFound("No such message.")
         return post
 
@@ -509,12 +508,12 @@ class DirectMessages:
         async with self.events.change(self.db) as change:
             conn = change.conn
             if on:
-                changed = await remote_store.insert_reaction(
+                changed = await post_store.insert_reaction(
                     conn, reaction_id, account.id, post.id, emoji, uri, self.clock.now()
                 )
             else:
                 uri = await store.reaction_uri_in(conn, account.id, post.id, emoji) or uri
-                removed = await remote_store.delete_reaction(
+                removed = await post_store.delete_reaction(
                     conn, account.id, post_id=post.id, emoji=emoji
                 )
                 changed = removed > 0

@@ -44,6 +44,7 @@ from xnode.posts.models import (
 from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
+from xnode.store import deliveries as delivery_store
 from xnode.store import idempotency as idempotency_store
 from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
@@ -767,6 +768,23 @@ class PostService:
                 author_hidden=author is None or author.is_deleted or author.is_suspended,
             )
         return result
+
+    async def feed(self, account_id: int, limit: int) -> list[PostView]:
+        """An account's newest public posts of its own (threads included, no boosts, no
+        replies to others), as a logged-out visitor sees them: its Atom and RSS feeds."""
+        posts = await post_store.public_originals(self.db, account_id, limit)
+        # Hydrating as a logged-out visitor re-applies the visibility rule.
+        return await self.hydrate(None, posts)
+
+    async def outbox_size(self, account_id: int) -> int:
+        """How many posts and boosts an account's ActivityPub outbox holds (public and
+        unlisted, live)."""
+        return await post_store.count_outbox_posts(self.db, account_id)
+
+    async def delivery_status(self, post_id: int) -> list[delivery_store.HostStatus]:
+        """Which servers a post was delivered to, per host (only its author may see this:
+        it reveals where the followers are)."""
+        return await delivery_store.status_for_post(self.db, post_id)
 
     async def hydrate(
         self, viewer_id: int | None, posts: Sequence[Post], *, keep_deleted: bool = False

@@ -1,5 +1,10 @@
 """SQL for what arrives from other servers: remote accounts and keys, remote posts and
-interactions, the inbox queue and reports (domain blocks: ``domain_blocks``)."""
+interactions, the inbox queue and reports (domain blocks: ``domain_blocks``).
+
+Being split into the modules of each aggregate (issue 18: one module per aggregate,
+none for "things from remote servers"): follows, deleting posts and boosts, emoji
+reactions and the visibility check already live in ``relationships`` and ``posts``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ import aiosqlite
 
 from xnode.accounts.models import Account
 from xnode.posts.models import Post
-from xnode.posts.visibility import visible_sql
 from xnode.store import posts as post_store
 from xnode.store.database import Database
 
@@ -206,15 +210,6 @@ async def mentioned_ids(db: Database, post_id: int) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
-    """Whether an account may see a live post, by the one visibility rule."""
-    condition, params = visible_sql(viewer_id)
-    return db.lookup(
-        f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
-        [post_id, *params],
-    ) is not None
-
-
 async def replace_remote_media(
     conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
     new: bool = False,
@@ -285,38 +280,6 @@ async def delete_like(conn: aiosqlite.Connection, like: sqlite3.Row) -> None:
         "DELETE FROM notifications WHERE type = 'like' AND from_account_id = ? AND post_id = ?",
         (like["account_id"], like["post_id"]),
     )
-
-
-async def insert_reaction(
-    conn: aiosqlite.Connection, reaction_id: int, account_id: int, post_id: int, emoji: str,
-    uri: str | None, now: float,
-) -> bool:
-    """Record an emoji reaction; False if the same one existed."""
-    cursor = await conn.execute(
-        "INSERT INTO reactions (id, account_id, post_id, emoji, uri, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (reaction_id, account_id, post_id, emoji, uri, now),
-    )
-    return cursor.rowcount == 1
-
-
-async def delete_reaction(
-    conn: aiosqlite.Connection, account_id: int, *, uri: str | None = None,
-    post_id: int | None = None, emoji: str | None = None,
-) -> int:
-    """Remove reactions by activity id, or by post (and emoji); returns how many."""
-    if uri is not None:
-        cursor = await conn.execute(
-            "DELETE FROM reactions WHERE account_id = ? AND uri = ?", (account_id, uri)
-        )
-        if cursor.rowcount or post_id is None:
-            return cursor.rowcount
-    sql = "DELETE FROM reactions WHERE account_id = ? AND post_id = ?"
-    params: list[Any] = [account_id, post_id]
-    if emoji is not None:
-        sql, params = sql + " AND emoji = ?", [*params, emoji]
-    cursor = await conn.execute(sql, params)
-    return cursor.rowcount
 
 
 # --- follows and blocks --------------------------------------------------------------
