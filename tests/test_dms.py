@@ -228,3 +228,21 @@ async def test_dms_never_reach_timelines_or_search(app, dms, people):
     assert (await app[TIMELINES].home(bob.id)).items == []
     assert (await app[TIMELINES].profile(bob.id, alice.id)).items == []
     assert (await app[SEARCH].search(bob.id, "secretword")).posts == []
+
+
+async def test_deleting_a_message_removes_its_reactions_as_a_remote_delete_does(
+    app, dms, people
+):
+    # A local delete and a Delete from another server take one path
+    # (PostService._remove): the reactions go with the message either way.
+    alice, bob, _, _ = people
+    sent = await dms.start(alice, "@bob", "one")
+    await dms.react(bob, sent.id, "🎉")
+    assert (await dms.message(alice.id, sent.id)).reactions
+    await dms.delete(alice.id, sent.id)
+    remaining = await app[DB].fetchvalue(
+        "SELECT COUNT(*) FROM reactions WHERE post_id = ?", (sent.id,)
+    )
+    assert remaining == 0
+    [tombstone] = (await dms.page(bob.id, sent.conversation_id)).messages
+    assert tombstone.is_deleted and tombstone.reactions == ()

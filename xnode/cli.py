@@ -44,7 +44,7 @@ from xnode.store import helper_processes as helper_store
 from xnode.store import outbox as outbox_store
 from xnode.store.database import open_database
 from xnode.store.helper_processes import HelperState
-from xnode.store.migrations import SchemaTooNewError, all_migrations
+from xnode.store.migrations import SchemaTooNewError, all_migrations, schema_version
 
 
 class _Cli(click.Group):
@@ -516,7 +516,7 @@ async def _database_problems(settings: Settings) -> list[str]:
         return [f"no database at {path}"]
     try:
         async with open_database(path) as db:
-            version = await db.fetchvalue("SELECT MAX(version) FROM schema_migrations")
+            version = await schema_version(db)
             known = len(all_migrations())
             click.echo(f"ok      database schema version {version} (this xnode knows {known})")
             problems = await db.integrity_problems()

@@ -278,6 +278,30 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Follow:
+    """A follow, or a request still pending, from one account to another."""
+
+    id: int
+    account_id: int
+    target_account_id: int
+    uri: str | None
+    state: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Follow:
+        """Build a follow from a ``follows`` row."""
+        return cls(
+            id=row["id"],
+            account_id=row["account_id"],
+            target_account_id=row["target_account_id"],
+            uri=row["uri"],
+            state=row["state"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
 class AccountStats:
     """An account's counts as this node shows them (profiles, the client API)."""
 

@@ -170,6 +170,23 @@ class AccountService:
             found[account.id] = AccountStats(followers, following, posts, newest)
         return found
 
+    async def account(self, account_id: int) -> Account | None:
+        """Any account this node knows (local or remote, deleted and suspended included)."""
+        return await account_store.get_account(self.db, account_id)
+
+    async def local_account(self, username: str) -> Account | None:
+        """A local account by username (case-insensitive), in whatever state."""
+        return await account_store.get_local_account(self.db, username)
+
+    async def known_remote_account(self, username: str, domain: str) -> Account | None:
+        """A remote account this node already knows, by ``username@domain`` (no lookup
+        on the network)."""
+        return await account_store.get_remote_account_by_handle(self.db, username, domain)
+
+    async def user(self, account_id: int) -> User | None:
+        """The local user of an account, or None (remote, or never a user)."""
+        return await account_store.get_user(self.db, account_id)
+
     async def require_user(self, account_id: int) -> User:
         """Fetch a user by id.
 

@@ -24,9 +24,10 @@ from federation.objects import (
 from xnode.accounts.models import Account
 from xnode.activitypub.post_handlers import concerns_node, refreshed_actor
 from xnode.activitypub.resolver import BlockedDomain, Refused, ResolveError
-from xnode.events import PostDeleted, PostPublished
+from xnode.events import PostPublished
 from xnode.ids import new_id
 from xnode.posts.models import BOOSTABLE, Post
+from xnode.store import posts as post_store
 from xnode.store import remote as remote_store
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ async def handle_announce(ctx: Context, activity: ParsedActivity, actor: Account
 
 
 async def _may_boost(ctx: Context, actor: Account, post: Post) -> bool:
-    return post.visibility in BOOSTABLE and await remote_store.can_see(ctx.db, actor.id, post.id)
+    return post.visibility in BOOSTABLE and await post_store.can_see(ctx.db, actor.id, post.id)
 
 
 async def _record_boost(ctx: Context, activity: ParsedActivity, actor: Account,
@@ -260,12 +261,7 @@ async def _relayed_delete(ctx: Context, announce: ParsedActivity, group: Account
         return
     if not await _gone_at_origin(ctx, uri):
         raise Refused(f"relayed Delete of {uri}, which its server still serves")
-    mentioned = await remote_store.mentioned_ids(ctx.db, post.id)
-    async with ctx.db.transaction() as conn:
-        await remote_store.tombstone_post(conn, post.id, ctx.clock.now())
-    await ctx.events.publish(
-        PostDeleted(post.id, post.account_id, post.uri, post.visibility, tuple(mentioned))
-    )
+    await ctx.posts.remove_remote(post)
 
 
 _RELAYED = {

@@ -280,13 +280,9 @@ async def outbox(request: web.Request) -> web.StreamResponse:
     urls, serializer = app[URLS], app[SERIALIZER]
     collection = urls.outbox(account.username)
     if "page" not in request.query:
-        total = await app[DB].fetchvalue(
-            "SELECT COUNT(*) FROM posts WHERE account_id = ? AND deleted_at IS NULL"
-            " AND visibility IN ('public', 'unlisted')",
-            (account.id,),
-        )
+        total = await app[POSTS].outbox_size(account.id)
         first = _page_url(collection, None)
-        return activity_json(serializer.ordered_collection(collection, int(total or 0), first))
+        return activity_json(serializer.ordered_collection(collection, total, first))
     max_id = id_param(request.query.get("max_id"), "max_id")
     page = await app[TIMELINES].profile(
         None, account.id, Cursor(max_id=max_id, limit=COLLECTION_PAGE_SIZE)

@@ -22,7 +22,7 @@ from federation.objects import (
     str_of,
     type_of,
 )
-from xnode.accounts.models import Account
+from xnode.accounts.models import Account, Follow
 from xnode.accounts.relationships import RelationshipService
 from xnode.activitypub.announce_handlers import handle_announce
 from xnode.activitypub.featured_handlers import handle_add, handle_remove
@@ -43,7 +43,6 @@ from xnode.events import (
     FollowChanged,
     Liked,
     NotificationCreated,
-    PostDeleted,
     ReactionChanged,
 )
 from xnode.ids import new_id
@@ -53,6 +52,7 @@ from xnode.posts.service import PostService
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
 from xnode.store import notifications as notification_store
+from xnode.store import posts as post_store
 from xnode.store import relationships as rel_store
 from xnode.store import remote as remote_store
 from xnode.store.database import Database
@@ -131,11 +131,11 @@ async def handle_follow(ctx: Context, activity: ParsedActivity, actor: Account) 
         reject = ctx.serializer.accept_or_reject("Reject", target, new_id(), activity.id, actor)
         await ctx.deliver(reject, target, [actor])
         return
-    existing = await remote_store.follow_between(ctx.db, actor.id, target.id)
+    existing = await rel_store.follow_between(ctx.db, actor.id, target.id)
     notified = False
     async with ctx.db.transaction() as conn:
         if existing is not None:
-            follow_id, state = existing["id"], existing["state"]
+            follow_id, state = existing.id, existing.state
         else:
             follow_id, state = new_id(), "pending" if target.locked else "accepted"
             await rel_store.upsert_follow(conn, follow_id, actor.id, target.id, state,
@@ -158,25 +158,25 @@ async def handle_follow(ctx: Context, activity: ParsedActivity, actor: Account) 
 _OUR_FOLLOW = re.compile(r"/follows/(\d{1,19})$")
 
 
-async def _our_follow(ctx: Context, activity: ParsedActivity, actor: Account) -> Any:
-    """The follow row of ours an Accept/Reject answers (by id, or by embedded actor/object)."""
+async def _our_follow(ctx: Context, activity: ParsedActivity, actor: Account) -> Follow:
+    """The follow of ours an Accept/Reject answers (by id, or by embedded actor/object)."""
     row = None
     object_id = activity.object_id
     if object_id:
-        row = await remote_store.follow_by_uri(ctx.db, object_id)
+        row = await rel_store.follow_by_uri(ctx.db, object_id)
         match = _OUR_FOLLOW.search(object_id) if ctx.resolver.is_local(object_id) else None
         if row is None and match:
-            row = await ctx.db.fetchone("SELECT * FROM follows WHERE id = ?", (int(match[1]),))
+            row = await rel_store.follow_by_id(ctx.db, int(match[1]))
     inner = activity.embedded_object
     if row is None and inner is not None and type_of(inner) == "Follow":
         follower_uri = id_of(inner.get("actor"))
         follower = await ctx.resolver.known_account(follower_uri) if follower_uri else None
         if follower is not None and id_of(inner.get("object")) == actor.uri:
-            row = await remote_store.follow_between(ctx.db, follower.id, actor.id)
+            row = await rel_store.follow_between(ctx.db, follower.id, actor.id)
     # Only the account followed may answer, and only follows by our own accounts.
-    if row is None or row["target_account_id"] != actor.id:
+    if row is None or row.target_account_id != actor.id:
         raise Refused("not an answer to a Follow we sent")
-    follower = await account_store.get_account(ctx.db, row["account_id"])
+    follower = await account_store.get_account(ctx.db, row.account_id)
     if follower is None or not follower.is_local:
         raise Refused("not an answer to a Follow we sent")
     return row
@@ -186,18 +186,18 @@ async def handle_accept(ctx: Context, activity: ParsedActivity, actor: Account) 
     """Accept{Follow}: our follow request went through."""
     row = await _our_follow(ctx, activity, actor)
     async with ctx.db.transaction() as conn:
-        changed = await rel_store.accept_follow(conn, row["account_id"], actor.id)
+        changed = await rel_store.accept_follow(conn, row.account_id, actor.id)
     if changed:
-        await ctx.events.publish(FollowChanged(row["account_id"], actor.id, "accepted"))
+        await ctx.events.publish(FollowChanged(row.account_id, actor.id, "accepted"))
 
 
 async def handle_reject(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
     """Reject{Follow}: refused, or a follower removed (Mastodon sends Reject for both)."""
     row = await _our_follow(ctx, activity, actor)
     async with ctx.db.transaction() as conn:
-        removed = await rel_store.delete_follow(conn, row["account_id"], actor.id)
+        removed = await rel_store.delete_follow(conn, row.account_id, actor.id)
     if removed:
-        await ctx.events.publish(FollowChanged(row["account_id"], actor.id, "rejected"))
+        await ctx.events.publish(FollowChanged(row.account_id, actor.id, "rejected"))
 
 
 # --- undo -------------------------------------------------------------------------------
@@ -205,18 +205,18 @@ async def handle_reject(ctx: Context, activity: ParsedActivity, actor: Account) 
 
 async def _undo_follow(ctx: Context, actor: Account, inner_id: str | None,
                        inner: Mapping[str, Any] | None) -> bool:  # fmt: skip
-    row = await remote_store.follow_by_uri(ctx.db, inner_id) if inner_id else None
+    row = await rel_store.follow_by_uri(ctx.db, inner_id) if inner_id else None
     if row is None and inner is not None:
         target = await ctx.resolver.known_account(id_of(inner.get("object")) or "")
         if target is not None:
-            row = await remote_store.follow_between(ctx.db, actor.id, target.id)
-    if row is None or row["account_id"] != actor.id:
+            row = await rel_store.follow_between(ctx.db, actor.id, target.id)
+    if row is None or row.account_id != actor.id:
         return False
     async with ctx.db.transaction() as conn:
-        await rel_store.delete_follow(conn, actor.id, row["target_account_id"])
+        await rel_store.delete_follow(conn, actor.id, row.target_account_id)
         for kind in ("follow", "follow_request"):
             await notification_store.delete_notifications(
-                conn, kind=kind, from_id=actor.id, recipient_id=row["target_account_id"]
+                conn, kind=kind, from_id=actor.id, recipient_id=row.target_account_id
             )
     return True
 
@@ -233,7 +233,7 @@ async def _undo_like(ctx: Context, actor: Account, inner_id: str | None,
         if like is not None:
             await remote_store.delete_like(conn, like)
         # A Like with content was stored as a reaction.
-        removed = await remote_store.delete_reaction(
+        removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )
@@ -248,16 +248,10 @@ async def _undo_announce(ctx: Context, actor: Account, inner_id: str | None,
     if boost is None and inner is not None:
         original = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
         if original is not None:
-            row = await ctx.db.fetchone(
-                "SELECT * FROM posts WHERE reblog_of_id = ? AND account_id = ?",
-                (original.id, actor.id),
-            )
-            boost = Post.from_row(row) if row is not None else None
+            boost = await post_store.boost_by(ctx.db, actor.id, original.id)
     if boost is None or not boost.is_boost or boost.account_id != actor.id:
         return False
-    async with ctx.db.transaction() as conn:
-        await remote_store.delete_boost(conn, boost)
-    await ctx.events.publish(PostDeleted(boost.id, actor.id, boost.uri, boost.visibility, ()))
+    await ctx.posts.remove_remote(boost)
     return True
 
 
@@ -279,7 +273,7 @@ async def _undo_reaction(ctx: Context, actor: Account, inner_id: str | None,
     if inner is not None:
         post = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
     async with ctx.db.transaction() as conn:
-        removed = await remote_store.delete_reaction(
+        removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )

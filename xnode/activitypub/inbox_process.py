@@ -46,6 +46,7 @@ from xnode.child_process import (
 from xnode.events import EventBus, PostEdited, PostPublished, event_fields, event_from
 from xnode.live.feeds import LIVE_EVENTS
 from xnode.settings import Settings
+from xnode.store import conversations as conversation_store
 from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -232,9 +233,9 @@ async def serve_inbox_process(fd: int) -> None:
         # each. Messages always are.
         if not tabs and isinstance(event, PostEdited):
             return
-        if not tabs and isinstance(event, PostPublished) and app[DB].lookup_value(
-            "SELECT conversation_id FROM posts WHERE id = ?", (event.post_id,)
-        ) is None:
+        if not tabs and isinstance(event, PostPublished) and (
+            conversation_store.conversation_id_of(app[DB], event.post_id) is None
+        ):
             return
         send(encode_event(event))
 

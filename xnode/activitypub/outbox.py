@@ -77,6 +77,7 @@ from xnode.store import conversations as conversation_store
 from xnode.store import deliveries as delivery_store
 from xnode.store import outbox as outbox_store
 from xnode.store import posts as post_store
+from xnode.store import relationships as rel_store
 from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -255,9 +256,7 @@ class Outbox:
         """The account if it is local (the only ones whose actions we federate)."""
         # Remote people's events pass here too: answer those from one column
         # rather than building the whole account.
-        if not self.db.lookup_value(
-            "SELECT domain IS NULL FROM accounts WHERE id = ?", (account_id,)
-        ):
+        if not account_store.is_local(self.db, account_id):
             return None
         account = await account_store.get_account(self.db, account_id)
         return account if account is not None and account.is_local else None
@@ -436,10 +435,10 @@ class Outbox:
         # 'accepted' also arrives when the remote Accept comes in; the Follow
         # has the same id as before, so enqueue finds it queued and adds nothing.
         if state in ("pending", "accepted"):
-            row = await delivery_store.follow_row(self.db, follower.id, target.id)
+            row = await rel_store.follow_between(self.db, follower.id, target.id)
             if row is None:
                 return []  # withdrawn since (its Undo follows)
-            activity = self.serializer.follow(follower, row["id"], target)
+            activity = self.serializer.follow(follower, row.id, target)
         elif state == "removed":
             fallback = self.serializer.follow(follower, new_id(), target)
             activity = await self._undo_of(
@@ -453,11 +452,11 @@ class Outbox:
         self, follower: Account, target: Account, state: str
     ) -> list[Outgoing]:
         if state == "accepted":
-            row = await delivery_store.follow_row(self.db, follower.id, target.id)
+            row = await rel_store.follow_between(self.db, follower.id, target.id)
             if row is None:
                 return []
             activity = self.serializer.accept_or_reject(
-                "Accept", target, row["id"], row["uri"], follower
+                "Accept", target, row.id, row.uri, follower
             )
         elif state == "rejected":
             # The follow row (and the remote Follow's id with it) is already

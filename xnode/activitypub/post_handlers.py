@@ -27,9 +27,10 @@ from federation.objects import (
 )
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
-from xnode.events import Liked, PostDeleted, ReactionChanged
+from xnode.events import Liked, ReactionChanged
 from xnode.ids import new_id
 from xnode.posts.models import Post
+from xnode.store import posts as post_store
 from xnode.store import remote as remote_store
 from xnode.text import strip_control_chars
 
@@ -56,7 +57,7 @@ async def _visible_post(ctx: Context, uri: str | None, actor: Account) -> Post |
         return None
     if post.is_boost or post.is_deleted:
         raise Refused(f"{uri} is not a live post")
-    if not await remote_store.can_see(ctx.db, actor.id, post.id):
+    if not await post_store.can_see(ctx.db, actor.id, post.id):
         raise Refused(f"{actor.uri} cannot see {uri}")
     return post
 
@@ -156,15 +157,8 @@ async def handle_delete(ctx: Context, activity: ParsedActivity, actor: Account) 
         return
     if post.account_id != actor.id:
         raise Refused("Delete of someone else's post")
-    mentioned = await remote_store.mentioned_ids(ctx.db, post.id)
-    async with ctx.db.transaction() as conn:
-        if post.is_boost:
-            await remote_store.delete_boost(conn, post)
-        else:
-            await remote_store.tombstone_post(conn, post.id, now)
-    await ctx.events.publish(
-        PostDeleted(post.id, actor.id, post.uri, post.visibility, tuple(mentioned))
-    )
+    # The same path as a local delete: counters, reactions, notifications, boosts.
+    await ctx.posts.remove_remote(post)
 
 
 async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
@@ -188,7 +182,7 @@ async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) ->
 async def _react(ctx: Context, activity: ParsedActivity, actor: Account, post: Post,
                  emoji: str) -> None:  # fmt: skip
     async with ctx.db.transaction() as conn:
-        created = await remote_store.insert_reaction(
+        created = await post_store.insert_reaction(
             conn, new_id(), actor.id, post.id, emoji, activity.id, ctx.clock.now()
         )
     if created:

@@ -164,7 +164,7 @@ class NoteWriter:
         if parent is None or parent.is_boost:
             return None
         # Replying to a post one cannot see must not attach to (or reveal) it.
-        if not await remote_store.can_see(self.db, author.id, parent.id):
+        if not await post_store.can_see(self.db, author.id, parent.id):
             log.info("%s replies to post %d it cannot see", author.uri, parent.id)
             return None
         return parent

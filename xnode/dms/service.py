@@ -26,9 +26,9 @@ from xnode.posts.models import Post
 from xnode.posts.service import Draft, ImageUpload, PostService
 from xnode.settings import Settings
 from xnode.store import conversations as store
+from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
-from xnode.store import remote as remote_store
 from xnode.store.database import Database
 
 PAGE_SIZE = 40
@@ -268,13 +268,7 @@ class DirectMessages:
         conversation's last message, deleted or not, as the web list shows it."""
         if not rows:
             return []
-        ids = [row["id"] for row in rows]
-        marks = ", ".join("?" for _ in ids)
-        member_rows = await self.db.fetchall(
-            f"SELECT conversation_id, account_id FROM conversation_members"
-            f" WHERE conversation_id IN ({marks}) ORDER BY joined_at, account_id",
-            ids,
-        )
+        member_rows = await store.members_of(self.db, [row["id"] for row in rows])
         accounts = await post_store.get_accounts(self.db, {r[1] for r in member_rows})
         participants: dict[int, list[Account]] = {}
         for conv_id, member_id in member_rows:
@@ -383,13 +377,7 @@ class DirectMessages:
 
     async def local_members(self, conversation_id: int) -> list[tuple[int, str]]:
         """(account id, state) of the local members, for live updates."""
-        # At most MAX_PARTICIPANTS rows by the primary key: inline, no thread hop.
-        rows = self.db.lookup_all(
-            "SELECT m.account_id, m.state FROM conversation_members m JOIN accounts a"
-            " ON a.id = m.account_id WHERE m.conversation_id = ? AND a.domain IS NULL",
-            (conversation_id,),
-        )
-        return [(row[0], row[1]) for row in rows]
+        return store.local_members(self.db, conversation_id)
 
     async def page(
         self,
@@ -476,10 +464,8 @@ class DirectMessages:
         async with self.db.transaction() as conn:
             moved = await store.mark_read_in(conn, conversation_id, account_id, target)
             if moved:
-                await conn.execute(
-                    "UPDATE notifications SET read_at = ? WHERE account_id = ? AND read_at IS NULL"
-                    " AND post_id IN (SELECT id FROM posts WHERE conversation_id = ? AND id <= ?)",
-                    (self.clock.now(), account_id, conversation_id, target),
+                await notification_store.mark_conversation_read(
+                    conn, account_id, conversation_id, target, self.clock.now()
                 )
         if moved:
             await self.events.publish(ConversationChanged(account_id, conversation_id))
@@ -504,7 +490,7 @@ class DirectMessages:
         if post is None or post.conversation_id is None or post.is_deleted:
             raise NotFound("No such message.")
         await self._membership(account_id, post.conversation_id)
-        if not await remote_store.can_see(self.db, account_id, post.id):
+        if not await post_store.can_see(self.db, account_id, post.id):
             raise NotFound("No such message.")
         return post
 
@@ -522,12 +508,12 @@ class DirectMessages:
         async with self.events.change(self.db) as change:
             conn = change.conn
             if on:
-                changed = await remote_store.insert_reaction(
+                changed = await post_store.insert_reaction(
                     conn, reaction_id, account.id, post.id, emoji, uri, self.clock.now()
                 )
             else:
                 uri = await store.reaction_uri_in(conn, account.id, post.id, emoji) or uri
-                removed = await remote_store.delete_reaction(
+                removed = await post_store.delete_reaction(
                     conn, account.id, post_id=post.id, emoji=emoji
                 )
                 changed = removed > 0

@@ -44,10 +44,12 @@ from xnode.posts.models import (
 from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
+from xnode.store import deliveries as delivery_store
 from xnode.store import idempotency as idempotency_store
 from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
+from xnode.store import relationships as relationship_store
 from xnode.store.database import Database
 
 if TYPE_CHECKING:
@@ -167,11 +169,7 @@ class PostService:
         domain = handle.domain
         if domain is None or domain == self.settings.domain.lower():
             return await account_store.get_local_account(self.db, handle.username)
-        row = self.db.lookup(
-            "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
-            (handle.username.lower(), domain),
-        )
-        return None if row is None else Account.from_row(row)
+        return await account_store.get_remote_account_by_handle(self.db, handle.username, domain)
 
     async def _resolve_mentions(self, handles: Sequence[content.Handle]) -> dict[str, Account]:
         found: dict[str, Account] = {}
@@ -596,18 +594,46 @@ class PostService:
             NotFound, Forbidden, Gone: not a deletable post of this author.
         """
         post = await self._own_post(account_id, post_id)
-        mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
-        async with self.events.change(self.db) as change:
-            conn = change.conn
-            if keep_media:
-                await post_store.detach_media(conn, post.id)
-            await post_store.tombstone(conn, post.id, self.clock.now())
-            if post.in_reply_to_id is not None:
-                await post_store.add_to_counter(conn, post.in_reply_to_id, "replies_count", -1)
-            await conn.execute("DELETE FROM notifications WHERE post_id = ?", (post.id,))
-            change.emit(
-                PostDeleted(post.id, account_id, post.uri, post.visibility, tuple(mentioned))
-            )
+        await self._remove(post, keep_media=keep_media)
+
+    async def remove_remote(self, post: Post) -> None:
+        """Apply a deletion from a remote post's own server: a Delete of a post or boost,
+        an Undo Announce, a Lemmy community's relayed Delete.
+
+        The same cleanup as a local delete (:meth:`delete`): counters, reactions,
+        notifications, boosts, media.
+        """
+        await self._remove(post)
+
+    async def _remove(self, post: Post, *, keep_media: bool = False) -> None:
+        """The one path by which a post or boost leaves, whoever deletes it.
+
+        A local author's deletion must reach other servers, so it is a kept change
+        (the outbox); a remote one's only concerns this node's tabs and streams,
+        so it is published after its transaction.
+        """
+        mentioned: list[int] = []
+        if not post.is_boost:
+            mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
+        event = PostDeleted(post.id, post.account_id, post.uri, post.visibility, tuple(mentioned))
+        if post.local:
+            async with self.events.change(self.db) as change:
+                await self._remove_rows(change.conn, post, keep_media=keep_media)
+                change.emit(event)
+            return
+        async with self.db.transaction() as conn:
+            await self._remove_rows(conn, post, keep_media=keep_media)
+        await self.events.publish(event)
+
+    async def _remove_rows(
+        self, conn: aiosqlite.Connection, post: Post, *, keep_media: bool
+    ) -> None:
+        if post.is_boost:
+            await post_store.delete_boost(conn, post)
+            return
+        if keep_media:
+            await post_store.detach_media(conn, post.id)
+        await post_store.delete_post(conn, post.id, self.clock.now())
 
     # --- interactions --------------------------------------------------------
 
@@ -675,12 +701,9 @@ class PostService:
                     change.emit(NotificationCreated(recipient))
             elif not on and existing is not None:
                 removed = await post_store.get_post_in(conn, existing)
-                await conn.execute("DELETE FROM posts WHERE id = ?", (existing,))
-                await post_store.add_to_counter(conn, post.id, "reblogs_count", -1)
-                await notification_store.delete_notifications(
-                    conn, kind="boost", from_id=account.id, post_id=post.id
-                )
                 if removed is not None:
+                    # The same writes as an Undo Announce from another server.
+                    await post_store.delete_boost(conn, removed)
                     change.emit(
                         PostDeleted(removed.id, account.id, removed.uri, removed.visibility, ())
                     )
@@ -730,20 +753,10 @@ class PostService:
         author_ids = list({p.account_id for p in posts})
         following: set[int] = set()
         blocked: set[int] = set()
-        if viewer_id is not None and author_ids:
-            marks = ", ".join("?" for _ in author_ids)
-            rows = await self.db.fetch_keyed(
-                f"SELECT target_account_id, 'f' FROM follows WHERE account_id = ?"
-                f" AND state = 'accepted' AND target_account_id IN ({marks})"
-                f" UNION ALL SELECT target_account_id, 'b' FROM blocks WHERE account_id = ?"
-                f" AND target_account_id IN ({marks})"
-                f" UNION ALL SELECT account_id, 'b' FROM blocks WHERE target_account_id = ?"
-                f" AND account_id IN ({marks})",
-                [viewer_id, *author_ids] * 3,
-                len(author_ids),
+        if viewer_id is not None:
+            following, blocked = await relationship_store.viewer_edges(
+                self.db, viewer_id, author_ids
             )
-            for row in rows:
-                (following if row[1] == "f" else blocked).add(row[0])
         result = {}
         for post in posts:
             author = authors.get(post.account_id)
@@ -755,6 +768,23 @@ class PostService:
                 author_hidden=author is None or author.is_deleted or author.is_suspended,
             )
         return result
+
+    async def feed(self, account_id: int, limit: int) -> list[PostView]:
+        """An account's newest public posts of its own (threads included, no boosts, no
+        replies to others), as a logged-out visitor sees them: its Atom and RSS feeds."""
+        posts = await post_store.public_originals(self.db, account_id, limit)
+        # Hydrating as a logged-out visitor re-applies the visibility rule.
+        return await self.hydrate(None, posts)
+
+    async def outbox_size(self, account_id: int) -> int:
+        """How many posts and boosts an account's ActivityPub outbox holds (public and
+        unlisted, live)."""
+        return await post_store.count_outbox_posts(self.db, account_id)
+
+    async def delivery_status(self, post_id: int) -> list[delivery_store.HostStatus]:
+        """Which servers a post was delivered to, per host (only its author may see this:
+        it reveals where the followers are)."""
+        return await delivery_store.status_for_post(self.db, post_id)
 
     async def hydrate(
         self, viewer_id: int | None, posts: Sequence[Post], *, keep_deleted: bool = False

@@ -84,6 +84,15 @@ async def get_account(db: Database, account_id: int) -> Account | None:
     return None if row is None else Account.from_row(row)
 
 
+def is_local(db: Database, account_id: int) -> bool:
+    """Whether an account is one of this node's (False for remote and unknown ids).
+
+    One column by the primary key, inline: the federation outbox asks this of every
+    event, remote people's included, before building any account.
+    """
+    return bool(db.lookup_value("SELECT domain IS NULL FROM accounts WHERE id = ?", (account_id,)))
+
+
 async def get_local_account(db: Database, username: str) -> Account | None:
     """Fetch a local account by username (case-insensitive)."""
     row = db.lookup(

@@ -236,6 +236,42 @@ async def drop_recipients(
 # --- reading ---------------------------------------------------------------------
 
 
+def conversation_id_of(db: Database, post_id: int) -> int | None:
+    """The conversation a post belongs to (None: not a direct message, or no such post).
+
+    Synchronous and inline (one column by the primary key): the inbox process asks
+    this of every post it stores, to decide whether the serving process must hear of it.
+    """
+    return db.lookup_value("SELECT conversation_id FROM posts WHERE id = ?", (post_id,))
+
+
+async def members_of(db: Database, conversation_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(conversation id, account id) of every member of these conversations, in joining order
+    within each conversation."""
+    if not conversation_ids:
+        return []
+    rows = await db.fetchall(
+        "SELECT conversation_id, account_id FROM conversation_members"
+        f" WHERE conversation_id IN ({_marks(conversation_ids)}) ORDER BY joined_at, account_id",
+        list(conversation_ids),
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def local_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
+    """(account id, state) of a conversation's members on this node.
+
+    At most 32 rows (``xnode.dms.placement.MAX_PARTICIPANTS``) by the primary key: inline,
+    no thread hop.
+    """
+    rows = db.lookup_all(
+        "SELECT m.account_id, m.state FROM conversation_members m JOIN accounts a"
+        " ON a.id = m.account_id WHERE m.conversation_id = ? AND a.domain IS NULL",
+        (conversation_id,),
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
 async def get_conversation(db: Database, conversation_id: int) -> sqlite3.Row | None:
     """One conversation row."""
     return db.lookup("SELECT * FROM conversations WHERE id = ?", (conversation_id,))

@@ -79,11 +79,6 @@ class _Cursor:
         """Rows changed by the last statement."""
         return self._cursor.rowcount
 
-    @property
-    def lastrowid(self) -> int | None:
-        """The rowid of the last inserted row."""
-        return self._cursor.lastrowid
-
     async def fetchone(self) -> sqlite3.Row | None:
         """The next row, if any."""
         row: sqlite3.Row | None = self._cursor.fetchone()

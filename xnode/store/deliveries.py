@@ -146,11 +146,15 @@ def _insert_params(rows: Sequence[NewDelivery], now: float) -> list[tuple[Any, .
     ]  # fmt: skip
 
 
-_INSERT = (
+_INSERT_INTO = (
     "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
     " shard, payload, state, attempts, next_attempt_at, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (activity_id, inbox_url)"
 )
+_VALUES = "(?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+_INSERT = f"{_INSERT_INTO} VALUES {_VALUES} ON CONFLICT (activity_id, inbox_url)"
+# Rows per multi-row INSERT: 9 parameters each, well inside SQLite's 32,766 and
+# PostgreSQL's 65,535 parameters a statement.
+_INSERT_CHUNK = 1000
 
 
 async def insert_rows(
@@ -164,16 +168,21 @@ async def insert_rows(
     if not rows:
         return {}
     by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
-    # One statement for the lot (a fan-out queues thousands): the writer holds
-    # the only write lock, so the new rows are exactly those above the old
-    # largest id.
-    async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM deliveries") as cursor:
-        (before,) = await cursor.fetchone()
-    await conn.executemany(f"{_INSERT} DO NOTHING", _insert_params(rows, now))
-    found = await conn.execute_fetchall(
-        "SELECT id, activity_id, inbox_url FROM deliveries WHERE id > ? ORDER BY id",
-        (before,),
-    )
+    # A few statements for the lot (a fan-out queues thousands), each naming the rows
+    # it added (RETURNING): reading the ids back as "those above the old largest id"
+    # would be wrong the moment a second writer inserts at the same time.
+    params = _insert_params(rows, now)
+    found: list[tuple[int, str, str]] = []
+    for start in range(0, len(params), _INSERT_CHUNK):
+        chunk = params[start : start + _INSERT_CHUNK]
+        values = ", ".join([_VALUES] * len(chunk))
+        cursor = await conn.execute(
+            f"{_INSERT_INTO} VALUES {values} ON CONFLICT (activity_id, inbox_url) DO NOTHING"
+            " RETURNING id, activity_id, inbox_url",
+            [value for param in chunk for value in param],
+        )
+        found.extend((row[0], row[1], row[2]) for row in await cursor.fetchall())
+    found.sort()
     return {row[0]: by_inbox[(row[1], row[2])] for row in found}
 
 
@@ -555,14 +564,6 @@ async def remote_follower_inboxes(db: Database, account_id: int) -> list[str]:
         (account_id,),
     )
     return [row[0] for row in rows]
-
-
-async def follow_row(db: Database, follower_id: int, target_id: int) -> sqlite3.Row | None:
-    """The follow (or request) between two accounts: ``id``, ``uri``, ``state``."""
-    return await db.fetchone(
-        "SELECT id, uri, state FROM follows WHERE account_id = ? AND target_account_id = ?",
-        (follower_id, target_id),
-    )
 
 
 async def edge_id(db: Database, table: str, account_id: int, target: int) -> int | None:

@@ -114,6 +114,18 @@ async def mark_read(db: Database, account_id: int, now: float, up_to_id: int | N
     return await db.execute(sql, params)
 
 
+async def mark_conversation_read(
+    conn: aiosqlite.Connection, account_id: int, conversation_id: int, up_to_id: int, now: float
+) -> None:
+    """Mark read an account's notifications of a conversation's messages up to ``up_to_id``
+    (reading the messages is reading their notifications)."""
+    await conn.execute(
+        "UPDATE notifications SET read_at = ? WHERE account_id = ? AND read_at IS NULL"
+        " AND post_id IN (SELECT id FROM posts WHERE conversation_id = ? AND id <= ?)",
+        (now, account_id, conversation_id, up_to_id),
+    )
+
+
 def _kinds_sql(kinds: Sequence[str]) -> str:
     return ", ".join("?" for _ in kinds)
 

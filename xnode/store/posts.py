@@ -10,6 +10,7 @@ import aiosqlite
 
 from xnode.accounts.models import Account
 from xnode.posts.models import MediaAttachment, Post, PostEdit, ViewerState
+from xnode.posts.visibility import visible_sql
 from xnode.store.database import Database, WriterConnection
 
 MAX_THREAD_DEPTH = 100
@@ -200,7 +201,10 @@ async def list_edits(db: Database, post_id: int) -> list[PostEdit]:
 
 
 async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
-    """Delete a post's content, keeping a tombstone row so replies keep their place."""
+    """Delete a post's content, keeping a tombstone row so replies keep their place.
+
+    Part of :func:`delete_post`, which is what deleting a post calls.
+    """
     await conn.execute(
         "UPDATE posts SET title = '', source = '', content_html = '', summary = '',"
         " deleted_at = ? WHERE id = ?",
@@ -211,6 +215,66 @@ async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> Non
     await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
     await conn.execute("DELETE FROM posts WHERE reblog_of_id = ?", (post_id,))
     await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
+
+
+async def delete_post(conn: aiosqlite.Connection, post_id: int, now: float) -> bool:
+    """Delete a post, whoever deletes it (its author here, or a Delete from its server).
+
+    The one set of writes for both: the content goes (a tombstone row stays, so replies
+    keep their place), and with it its tags, edits, pins, bookmarks, likes, media,
+    boosts, emoji reactions and notifications; the post it answers counts one reply
+    less. False (and nothing written) when the post is gone or already deleted.
+    """
+    async with conn.execute(
+        "SELECT in_reply_to_id, deleted_at FROM posts WHERE id = ?", (post_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None or row[1] is not None:
+        return False
+    await tombstone(conn, post_id, now)
+    for table in ("reactions", "notifications"):
+        await conn.execute(f"DELETE FROM {table} WHERE post_id = ?", (post_id,))
+    if row[0] is not None:
+        await add_to_counter(conn, row[0], "replies_count", -1)
+    return True
+
+
+async def delete_boost(conn: aiosqlite.Connection, boost: Post) -> None:
+    """Withdraw a boost row (an un-boost here, or an Undo Announce or Delete from its
+    server): the boosted post counts one boost less and its "boosted" notification goes."""
+    await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
+    if boost.reblog_of_id is not None:
+        await add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
+        await conn.execute(
+            "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
+            " AND post_id = ?",
+            (boost.account_id, boost.reblog_of_id),
+        )
+
+
+async def count_outbox_posts(db: Database, account_id: int) -> int:
+    """How many live public and unlisted posts and boosts an account has (its outbox's
+    ``totalItems``)."""
+    total = await db.fetchvalue(
+        "SELECT COUNT(*) FROM posts WHERE account_id = ? AND deleted_at IS NULL"
+        " AND visibility IN ('public', 'unlisted')",
+        (account_id,),
+    )
+    return int(total or 0)
+
+
+async def public_originals(db: Database, account_id: int, limit: int) -> list[Post]:
+    """An account's newest live public posts of its own: top-level posts and replies to
+    itself (threads), no boosts and no replies to others."""
+    rows = await db.fetchall(
+        "SELECT p.* FROM posts p WHERE p.account_id = ? AND p.visibility = 'public'"
+        " AND p.deleted_at IS NULL AND p.reblog_of_id IS NULL"
+        " AND (p.in_reply_to_id IS NULL OR EXISTS (SELECT 1 FROM posts pp"
+        " WHERE pp.id = p.in_reply_to_id AND pp.account_id = p.account_id))"
+        " ORDER BY p.id DESC LIMIT ?",
+        (account_id, limit),
+    )
+    return [Post.from_row(row) for row in rows]
 
 
 async def add_to_counter(conn: aiosqlite.Connection, post_id: int, column: str, delta: int) -> None:
@@ -517,3 +581,47 @@ async def boosters(
     )
     found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
     return found[::-1] if ascending else found
+
+
+async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
+    """Whether an account may see a live post, by the one visibility rule."""
+    condition, params = visible_sql(viewer_id)
+    return db.lookup(
+        f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
+        [post_id, *params],
+    ) is not None
+
+
+# --- emoji reactions (DMs here; Misskey/Pleroma reactions from other servers) ---------
+
+
+async def insert_reaction(
+    conn: aiosqlite.Connection, reaction_id: int, account_id: int, post_id: int, emoji: str,
+    uri: str | None, now: float,
+) -> bool:
+    """Record an emoji reaction; False if the same one existed."""
+    cursor = await conn.execute(
+        "INSERT INTO reactions (id, account_id, post_id, emoji, uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (reaction_id, account_id, post_id, emoji, uri, now),
+    )
+    return cursor.rowcount == 1
+
+
+async def delete_reaction(
+    conn: aiosqlite.Connection, account_id: int, *, uri: str | None = None,
+    post_id: int | None = None, emoji: str | None = None,
+) -> int:
+    """Remove reactions by activity id, or by post (and emoji); returns how many."""
+    if uri is not None:
+        cursor = await conn.execute(
+            "DELETE FROM reactions WHERE account_id = ? AND uri = ?", (account_id, uri)
+        )
+        if cursor.rowcount or post_id is None:
+            return cursor.rowcount
+    sql = "DELETE FROM reactions WHERE account_id = ? AND post_id = ?"
+    params: list[Any] = [account_id, post_id]
+    if emoji is not None:
+        sql, params = sql + " AND emoji = ?", [*params, emoji]
+    cursor = await conn.execute(sql, params)
+    return cursor.rowcount

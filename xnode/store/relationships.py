@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiosqlite
 
-from xnode.accounts.models import Account
+from xnode.accounts.models import Account, Follow
 from xnode.store.database import Database
 
 
@@ -14,6 +16,54 @@ async def get_follow_state(db: Database, follower_id: int, target_id: int) -> st
         "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
         (follower_id, target_id),
     )
+
+
+async def follow_by_id(db: Database, follow_id: int) -> Follow | None:
+    """A follow (or request) by its id (the ``/follows/ID`` of our own Follow activities)."""
+    row = await db.fetchone("SELECT * FROM follows WHERE id = ?", (follow_id,))
+    return None if row is None else Follow.from_row(row)
+
+
+async def follow_by_uri(db: Database, uri: str) -> Follow | None:
+    """A follow (or request) by the id of its Follow activity."""
+    row = await db.fetchone("SELECT * FROM follows WHERE uri = ?", (uri,))
+    return None if row is None else Follow.from_row(row)
+
+
+async def follow_between(db: Database, follower_id: int, target_id: int) -> Follow | None:
+    """The follow (or request) from one account to another, if any."""
+    row = await db.fetchone(
+        "SELECT * FROM follows WHERE account_id = ? AND target_account_id = ?",
+        (follower_id, target_id),
+    )
+    return None if row is None else Follow.from_row(row)
+
+
+async def viewer_edges(
+    db: Database, viewer_id: int, author_ids: Sequence[int]
+) -> tuple[set[int], set[int]]:
+    """Of these authors: those the viewer follows (accepted), and those blocked either way.
+
+    One query for a page's authors (hydration runs it for every page of posts).
+    """
+    if not author_ids:
+        return set(), set()
+    marks = ", ".join("?" for _ in author_ids)
+    rows = await db.fetch_keyed(
+        f"SELECT target_account_id, 'f' FROM follows WHERE account_id = ?"
+        f" AND state = 'accepted' AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT target_account_id, 'b' FROM blocks WHERE account_id = ?"
+        f" AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT account_id, 'b' FROM blocks WHERE target_account_id = ?"
+        f" AND account_id IN ({marks})",
+        [viewer_id, *author_ids] * 3,
+        len(author_ids),
+    )
+    following: set[int] = set()
+    blocked: set[int] = set()
+    for row in rows:
+        (following if row[1] == "f" else blocked).add(row[0])
+    return following, blocked
 
 
 async def upsert_follow(

@@ -1,5 +1,10 @@
 """SQL for what arrives from other servers: remote accounts and keys, remote posts and
-interactions, the inbox queue and reports (domain blocks: ``domain_blocks``)."""
+interactions, the inbox queue and reports (domain blocks: ``domain_blocks``).
+
+Being split into the modules of each aggregate (issue 18: one module per aggregate,
+none for "things from remote servers"): follows, deleting posts and boosts, emoji
+reactions and the visibility check already live in ``relationships`` and ``posts``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ import aiosqlite
 
 from xnode.accounts.models import Account
 from xnode.posts.models import Post
-from xnode.posts.visibility import visible_sql
 from xnode.store import posts as post_store
 from xnode.store.database import Database
 
@@ -154,7 +158,7 @@ async def mark_account_deleted(conn: aiosqlite.Connection, account_id: int, now:
         (account_id,),
     )
     for (post_id,) in posts:
-        await tombstone_post(conn, post_id, now)
+        await post_store.delete_post(conn, post_id, now)
     boosts = await conn.execute_fetchall(
         "SELECT id, reblog_of_id FROM posts WHERE account_id = ? AND reblog_of_id IS NOT NULL",
         (account_id,),
@@ -206,30 +210,6 @@ async def mentioned_ids(db: Database, post_id: int) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
-    """Whether an account may see a live post, by the one visibility rule."""
-    condition, params = visible_sql(viewer_id)
-    return db.lookup(
-        f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
-        [post_id, *params],
-    ) is not None
-
-
-async def tombstone_post(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
-    """Delete a remote post the way a local delete does, plus its reactions and notifications."""
-    async with conn.execute(
-        "SELECT in_reply_to_id, deleted_at FROM posts WHERE id = ?", (post_id,)
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None or row[1] is not None:
-        return
-    await post_store.tombstone(conn, post_id, now)
-    for table in ("reactions", "notifications"):
-        await conn.execute(f"DELETE FROM {table} WHERE post_id = ?", (post_id,))
-    if row[0] is not None:
-        await post_store.add_to_counter(conn, row[0], "replies_count", -1)
-
-
 async def replace_remote_media(
     conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
     new: bool = False,
@@ -259,18 +239,6 @@ async def insert_boost(conn: aiosqlite.Connection, **fields: Any) -> bool:
     if cursor.rowcount == 1:
         await post_store.add_to_counter(conn, fields["reblog_of_id"], "reblogs_count", 1)
     return cursor.rowcount == 1
-
-
-async def delete_boost(conn: aiosqlite.Connection, boost: Post) -> None:
-    """Withdraw a boost row (Undo Announce)."""
-    await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
-    if boost.reblog_of_id is not None:
-        await post_store.add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
-        await conn.execute(
-            "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
-            " AND post_id = ?",
-            (boost.account_id, boost.reblog_of_id),
-        )
 
 
 async def insert_like(
@@ -314,52 +282,7 @@ async def delete_like(conn: aiosqlite.Connection, like: sqlite3.Row) -> None:
     )
 
 
-async def insert_reaction(
-    conn: aiosqlite.Connection, reaction_id: int, account_id: int, post_id: int, emoji: str,
-    uri: str | None, now: float,
-) -> bool:
-    """Record an emoji reaction; False if the same one existed."""
-    cursor = await conn.execute(
-        "INSERT INTO reactions (id, account_id, post_id, emoji, uri, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (reaction_id, account_id, post_id, emoji, uri, now),
-    )
-    return cursor.rowcount == 1
-
-
-async def delete_reaction(
-    conn: aiosqlite.Connection, account_id: int, *, uri: str | None = None,
-    post_id: int | None = None, emoji: str | None = None,
-) -> int:
-    """Remove reactions by activity id, or by post (and emoji); returns how many."""
-    if uri is not None:
-        cursor = await conn.execute(
-            "DELETE FROM reactions WHERE account_id = ? AND uri = ?", (account_id, uri)
-        )
-        if cursor.rowcount or post_id is None:
-            return cursor.rowcount
-    sql = "DELETE FROM reactions WHERE account_id = ? AND post_id = ?"
-    params: list[Any] = [account_id, post_id]
-    if emoji is not None:
-        sql, params = sql + " AND emoji = ?", [*params, emoji]
-    cursor = await conn.execute(sql, params)
-    return cursor.rowcount
-
-
 # --- follows and blocks --------------------------------------------------------------
-
-
-async def follow_by_uri(db: Database, uri: str) -> sqlite3.Row | None:
-    """A follow (or request) by the id of its Follow activity."""
-    return await db.fetchone("SELECT * FROM follows WHERE uri = ?", (uri,))
-
-
-async def follow_between(db: Database, follower_id: int, target_id: int) -> sqlite3.Row | None:
-    """The follow row from one account to another, if any."""
-    return await db.fetchone(
-        "SELECT * FROM follows WHERE account_id = ? AND target_account_id = ?",
-        (follower_id, target_id),
-    )
 
 
 async def set_follow_uri(conn: aiosqlite.Connection, follow_id: int, uri: str | None) -> None:

@@ -13,9 +13,7 @@ from aiohttp import web
 
 from xnode.activitypub.delivery import DELIVERY
 from xnode.errors import XnodeError
-from xnode.store import deliveries as delivery_store
-from xnode.store import domain_blocks, helper_processes
-from xnode.store import outbox as outbox_store
+from xnode.federation_admin import MAX_REASON_CHARS, FederationAdmin
 from xnode.web.forms import read_form, require_admin, text_field
 from xnode.web.render import RENDERER, redirect
 from xnode.web.state import CALL_RELAY, CLOCK, DB
@@ -29,17 +27,23 @@ SEVERITY_HELP = {
 }
 
 
+def _admin(request: web.Request) -> FederationAdmin:
+    # Two references, nothing to keep between requests: built where it is used, as the
+    # NodeInfo handler builds its InstanceService.
+    return FederationAdmin(request.app[DB], request.app[CLOCK])
+
+
 async def _page(
     request: web.Request, *, error: str | None = None, form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    db = request.app[DB]
+    overview = await _admin(request).overview()
     context: dict[str, Any] = {
         "admin_section": "federation",
-        "blocks": await domain_blocks.list_blocks(db),
-        "hosts": await delivery_store.queue_summary(db),
-        "helpers": helper_processes.all_states(db),
-        "outbox_failed": await outbox_store.failed(db),
+        "blocks": overview.blocks,
+        "hosts": overview.hosts,
+        "helpers": overview.helpers,
+        "outbox_failed": overview.outbox_failed,
         "relay_status": request.app[CALL_RELAY].status,
         "relay": request.app[CALL_RELAY].counters(),
         "severities": list(SEVERITY_HELP.items()),
@@ -63,12 +67,11 @@ async def block_submit(request: web.Request) -> web.Response:
     values = {
         "domain": text_field(form, "domain", max_length=300).strip(),
         "severity": text_field(form, "severity", max_length=20).strip(),
-        "reason": text_field(form, "reason", max_length=domain_blocks.MAX_REASON_CHARS * 2),
+        "reason": text_field(form, "reason", max_length=MAX_REASON_CHARS * 2),
     }
     try:
-        block, cancelled = await domain_blocks.add_block(
-            request.app[DB], values["domain"], values["severity"], values["reason"],
-            request.app[CLOCK].now(),
+        block, cancelled = await _admin(request).block(
+            values["domain"], values["severity"], values["reason"]
         )
     except XnodeError as exc:
         return await _page(request, error=exc.message, form=values, status=exc.status)
@@ -84,7 +87,7 @@ async def unblock_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     domain = text_field(form, "domain", max_length=300).strip()
     try:
-        removed = await domain_blocks.remove_block(request.app[DB], domain)
+        removed = await _admin(request).unblock(domain)
     except XnodeError as exc:
         raise redirect(request, FEDERATION_PATH, exc.message, "error") from None
     if not removed:
@@ -99,11 +102,7 @@ async def retry_submit(request: web.Request) -> web.Response:
     host = text_field(form, "host", max_length=300).strip().lower()
     if not host:
         raise redirect(request, FEDERATION_PATH, "Choose a server to retry.", "error")
-    queue = request.app.get(DELIVERY)
-    if queue is not None:
-        reset = await queue.retry_host(host)
-    else:
-        reset = await delivery_store.retry_host(request.app[DB], host, request.app[CLOCK].now())
+    reset = await _admin(request).retry_host(host, request.app.get(DELIVERY))
     if not reset:
         raise redirect(request, FEDERATION_PATH, f"Nothing to retry for {host}.", "error")
     raise redirect(

@@ -9,10 +9,10 @@ from aiohttp import web
 from xnode.accounts.models import Account
 from xnode.feeds import ATOM_TYPE, RSS_TYPE, FeedSource, atom_feed, rss_feed
 from xnode.posts.content import normalize_tag
-from xnode.posts.models import Post, PostView
+from xnode.posts.models import PostView
 from xnode.timelines import Cursor
 from xnode.web.social import TAG, USERNAME, live_local_account
-from xnode.web.state import DB, POSTS, SETTINGS, TIMELINES
+from xnode.web.state import POSTS, SETTINGS, TIMELINES
 
 FEED_SIZE = 20
 FEED_CACHE_SECONDS = 300
@@ -20,16 +20,7 @@ FEED_CACHE_SECONDS = 300
 
 async def _public_posts(request: web.Request, account: Account) -> list[PostView]:
     """The newest public original posts (top-level or self-replies) of an account."""
-    rows = await request.app[DB].fetchall(
-        "SELECT p.* FROM posts p WHERE p.account_id = ? AND p.visibility = 'public'"
-        " AND p.deleted_at IS NULL AND p.reblog_of_id IS NULL"
-        " AND (p.in_reply_to_id IS NULL OR EXISTS (SELECT 1 FROM posts pp"
-        " WHERE pp.id = p.in_reply_to_id AND pp.account_id = p.account_id))"
-        " ORDER BY p.id DESC LIMIT ?",
-        (account.id, FEED_SIZE),
-    )
-    # Hydrating as a logged-out visitor re-applies the visibility rule.
-    return await request.app[POSTS].hydrate(None, [Post.from_row(row) for row in rows])
+    return await request.app[POSTS].feed(account.id, FEED_SIZE)
 
 
 def _response(source: FeedSource, posts: list[PostView], content_type: str) -> web.Response:

@@ -7,13 +7,12 @@ from aiohttp import web
 from xnode.activitypub.backfill import BACKFILL
 from xnode.posts.models import PostView
 from xnode.remote_media import Unavailable
-from xnode.store import accounts as account_store
 from xnode.timelines import Cursor, Page
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
 from xnode.web.social import ACCT, cursor_param, id_param, live_account
 from xnode.web.state import (
-    DB,
+    ACCOUNTS,
     LINK_PREVIEWS,
     MEDIA,
     POSTS,
@@ -34,7 +33,7 @@ async def profile_page(request: web.Request) -> web.Response:
     if not account.is_local and user is not None:
         # Their server's view: counts, recent and pinned posts (bounded; a moment at most).
         await request.app[BACKFILL].for_profile(account)
-        account = await account_store.get_account(request.app[DB], account.id) or account
+        account = await request.app[ACCOUNTS].account(account.id) or account
     is_owner = viewer_id == account.id
     rels = request.app[RELATIONSHIPS]
     relationship = (
@@ -90,7 +89,7 @@ async def remote_image(request: web.Request) -> web.StreamResponse:
     """A remote account's avatar or header, fetched and served by this node."""
     account_id = id_param(request.match_info["id"], "id")
     assert account_id is not None
-    account = await account_store.get_account(request.app[DB], account_id)
+    account = await request.app[ACCOUNTS].account(account_id)
     kind = request.match_info["kind"]
     url = None
     if account is not None and not account.is_local and not account.is_suspended:

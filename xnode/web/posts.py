@@ -23,7 +23,6 @@ from xnode.posts.service import (
     ImageUpload,
     PostService,
 )
-from xnode.store import deliveries as delivery_store
 from xnode.web.forms import (
     FormData,
     checkbox,
@@ -35,7 +34,7 @@ from xnode.web.forms import (
     text_field,
 )
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import DB, POSTS
+from xnode.web.state import POSTS
 from xnode.web.timelines import ComposeForm, compose_context, render_home
 
 # Two digits bound how many fields a tampered form can make us read; the
@@ -234,8 +233,8 @@ async def _render_thread(
         context.update(compose_context(request, compose or _reply_defaults(thread.post, user)))
         if user.id == thread.post.author.id:
             # Only the author sees which servers got the post (it reveals followers' servers).
-            context["delivery_status"] = await delivery_store.status_for_post(
-                request.app[DB], thread.post.post.id
+            context["delivery_status"] = await request.app[POSTS].delivery_status(
+                thread.post.post.id
             )
     return request.app[RENDERER].render(request, "post.html", context, status=status)
 

@@ -15,10 +15,9 @@ from xnode.accounts.models import Account
 from xnode.accounts.relationships import PAGE_SIZE, RelationshipService
 from xnode.activitypub.appkeys import RESOLVER
 from xnode.errors import XnodeError
-from xnode.store import accounts as account_store
 from xnode.web.forms import current_user, require_user
 from xnode.web.render import RENDERER, redirect
-from xnode.web.state import DB, RELATIONSHIPS, SETTINGS
+from xnode.web.state import ACCOUNTS, RELATIONSHIPS, SETTINGS
 
 USERNAME = r"{username:[A-Za-z0-9_]{1,30}}"
 # A local username or a remote ``user@host`` (as in /@bob@social.example).
@@ -41,14 +40,14 @@ async def live_local_account(request: web.Request, username: str) -> Account:
         web.HTTPNotFound: no such account, suspended, or not (yet) an active user.
         web.HTTPGone: the account was deleted.
     """
-    db = request.app[DB]
+    accounts = request.app[ACCOUNTS]
     missing = f"There is no account @{username} on this node."
-    account = await account_store.get_local_account(db, username)
+    account = await accounts.local_account(username)
     if account is None or account.is_suspended:
         raise web.HTTPNotFound(text=missing)
     if account.is_deleted:
         raise web.HTTPGone(text=f"The account @{account.username} has been deleted.")
-    user = await account_store.get_user(db, account.id)
+    user = await accounts.user(account.id)
     if user is None or user.state != "active":
         raise web.HTTPNotFound(text=missing)
     return account
@@ -68,11 +67,7 @@ async def live_account(request: web.Request, acct: str) -> Account:
     settings = request.app[SETTINGS]
     if not domain or domain.lower() == settings.domain.lower():
         return await live_local_account(request, username)
-    row = await request.app[DB].fetchone(
-        "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
-        (username.lower(), domain.lower()),
-    )
-    account = Account.from_row(row) if row is not None else None
+    account = await request.app[ACCOUNTS].known_remote_account(username, domain)
     if account is None and current_user(request) is not None:
         try:
             account = await request.app[RESOLVER].actor_by_handle(acct)

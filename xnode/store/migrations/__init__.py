@@ -14,10 +14,14 @@ import pkgutil
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from xnode.store.shards import host_shard
+
+if TYPE_CHECKING:
+    from xnode.store.database import Database
 
 _MODULE_NAME = re.compile(r"^m(\d{3})_(\w+)$")
 
@@ -63,6 +67,12 @@ async def applied_versions(conn: aiosqlite.Connection) -> set[int]:
     )
     async with conn.execute("SELECT version FROM schema_migrations") as cursor:
         return {row[0] for row in await cursor.fetchall()}
+
+
+async def schema_version(db: Database) -> int | None:
+    """The newest migration the database records (None: none yet), for ``xnode check``."""
+    version = await db.fetchvalue("SELECT MAX(version) FROM schema_migrations")
+    return None if version is None else int(version)
 
 
 async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
