@@ -82,6 +82,7 @@ interop-peer:
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check xnode federation tests bench tools
+	$(BIN)/mypy
 
 test: test-deps lint
 	$(BIN)/pytest -n auto --dist loadfile -q -p no:cacheprovider

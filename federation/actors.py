@@ -107,7 +107,8 @@ class RemoteActor:
 
     def key(self, key_id: str) -> PublicKey | Multikey | None:
         """The key with this id among ``publicKey`` and ``assertionMethod``."""
-        for key in (*self.public_keys, *self.assertion_methods):
+        keys: tuple[PublicKey | Multikey, ...] = (*self.public_keys, *self.assertion_methods)
+        for key in keys:
             if key.id == key_id:
                 return key
         return None

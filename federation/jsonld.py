@@ -22,7 +22,7 @@ import logging
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from pyld import jsonld as _pyld
@@ -177,7 +177,7 @@ def load_bundled_context(url: str) -> dict[str, Any]:
     name = bundled_context_name(url)
     if name is None:
         raise UnknownContext(url)
-    return json.loads(_bundled_text(name))
+    return cast("dict[str, Any]", json.loads(_bundled_text(name)))
 
 
 def document_loader(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -234,7 +234,7 @@ def expand(doc: Mapping[str, Any] | list[Any]) -> list[Any]:
         UnknownContext: the document names a context that is not bundled.
         JsonLdError: pyld refused the document.
     """
-    return _pyld_call(_pyld.expand, doc, {"documentLoader": document_loader})
+    return cast("list[Any]", _pyld_call(_pyld.expand, doc, {"documentLoader": document_loader}))
 
 
 def compact(doc: Any, context: Any) -> dict[str, Any]:
@@ -244,7 +244,10 @@ def compact(doc: Any, context: Any) -> dict[str, Any]:
         UnknownContext: the document or context names a context that is not bundled.
         JsonLdError: pyld refused the document.
     """
-    return _pyld_call(_pyld.compact, doc, context, {"documentLoader": document_loader})
+    return cast(
+        "dict[str, Any]",
+        _pyld_call(_pyld.compact, doc, context, {"documentLoader": document_loader}),
+    )
 
 
 # --- limits and guarded parsing ------------------------------------------------
@@ -445,7 +448,7 @@ def _drop_unknown_contexts(value: Any) -> Any:
     result: dict[str, Any] = {}
     for key, child in value.items():
         if key == "@context":
-            kept = []
+            kept: list[Any] = []
             for entry in as_list(child):
                 if isinstance(entry, str) and bundled_context_name(entry) is None:
                     logger.debug("ignoring unbundled JSON-LD context %s", entry)
@@ -495,7 +498,8 @@ def normalise_with_jsonld(
     compacted.pop("@context", None)
     if "@graph" in compacted:
         raise JsonLdError("document describes more than one top-level node")
-    return _strip_blank_vocab(compacted)
+    # A dict in, a dict out.
+    return cast("dict[str, Any]", _strip_blank_vocab(compacted))
 
 
 def _strip_blank_vocab(value: Any) -> Any:

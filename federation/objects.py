@@ -30,8 +30,11 @@ from federation.jsonld import (
     needs_normalisation,
     normalise_with_jsonld,
 )
-from federation.urls import is_http_url, same_origin
-from federation.urls import origin_of as origin_of  # re-exported: the node imports it from here
+
+# Re-exported (``name as name``): the node and federation.actors import them from here.
+from federation.urls import is_http_url as is_http_url
+from federation.urls import origin_of as origin_of
+from federation.urls import same_origin as same_origin
 
 logger = logging.getLogger(__name__)
 

@@ -99,6 +99,7 @@ def _component_value(req: _Request, name: str, params: dict[str, Any]) -> str:
     if set(params) == {"key"}:
         try:
             parsed = http_sf.parse(value.encode("ascii"), tltype="dictionary")
+            assert isinstance(parsed, dict)  # for the type checker: tltype="dictionary"
             return http_sf.ser([parsed[str(params["key"])]])
         except Exception:
             raise _Failure(Reason.MISSING_HEADER, f"{name!r} lacks {params['key']!r}") from None
@@ -223,7 +224,7 @@ def _sign_rfc9421(
             params["nonce"] = accept.nonce
         if accept.tag is not None:
             params["tag"] = accept.tag
-    items = [(name, {}) for name in components]
+    items: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in components]
     try:
         base = _signature_base(req, items, label, params)
     except _Failure as failure:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import http_sf
+import http_sf.item
 
 
 def _members(parsed: Any) -> list[tuple[str, tuple[Any, dict[str, Any]]]]:
@@ -55,7 +56,9 @@ def _fast_member(text: str) -> tuple[str, tuple[Any, dict[str, Any]]] | None:
     match = _FAST_LIST_MEMBER.fullmatch(text)
     if match is None:
         return None
-    items = [(item[1:-1], {}) for item in _FAST_STRING.findall(match[2])]
+    items: list[tuple[str, dict[str, Any]]] = [
+        (item[1:-1], {}) for item in _FAST_STRING.findall(match[2])
+    ]
     params: dict[str, Any] = {}
     for key, raw in _FAST_PARAM.findall(match[3]):
         params[key] = raw[1:-1] if raw.startswith('"') else int(raw)
@@ -132,7 +135,7 @@ def _ser_item(value: Any, params: Mapping[str, Any]) -> str:
     else:
         bare = _ser_bare(value)
         if bare is None:
-            return http_sf.ser_item((value, dict(params)))
+            return http_sf.item.ser_item((value, dict(params)))
         out = bare
     for key, param in params.items():
         if param is True:
@@ -140,7 +143,7 @@ def _ser_item(value: Any, params: Mapping[str, Any]) -> str:
             continue
         bare = _ser_bare(param)
         if bare is None:
-            return http_sf.ser_item((value, dict(params)))
+            return http_sf.item.ser_item((value, dict(params)))
         out += f";{key}={bare}"
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 _WHITESPACE = re.compile(r"\s")
@@ -46,7 +46,7 @@ def _split_scheme_and_origin(url: str) -> tuple[str, str | None] | None:
 _memo_scheme_and_origin = functools.lru_cache(maxsize=8192)(_split_scheme_and_origin)
 
 
-def is_http_url(value: Any, *, allow_http: bool = True) -> bool:
+def is_http_url(value: Any, *, allow_http: bool = True) -> TypeGuard[str]:
     """Whether ``value`` is an absolute http(s) URL with a host and no whitespace."""
     if not isinstance(value, str) or not value or _WHITESPACE.search(value):
         return False
