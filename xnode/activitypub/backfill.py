@@ -167,9 +167,10 @@ class Backfill:
         if isinstance(first, Mapping):
             page = parse_collection(first)
         elif isinstance(first, str) and collection.id and same_origin(first, collection.id):
-            page = await self._collection(first)
-            if page is None:
+            fetched = await self._collection(first)
+            if fetched is None:
                 return []
+            page = fetched
         else:
             return []
         return list(page.items)

@@ -405,7 +405,7 @@ class DeliveryQueue:
     def _take_ready(self, room: int) -> list[store.Delivery]:
         """Up to ``room`` read-ahead rows whose hosts have a free slot, now in flight."""
         load = Counter(self._in_flight.values())
-        chosen = []
+        chosen: list[store.Delivery] = []
         for delivery_id, (delivery, host_failures) in list(self._ready.items()):
             if len(chosen) >= room:
                 break

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from federation.actors import ACTOR_TYPES, InvalidActor, Multikey, RemoteActor, parse_actor
+from federation.actors import PublicKey as ActorPublicKey
 from federation.http import (
     JRD_ACCEPT,
     BadStatus,
@@ -157,7 +158,8 @@ def account_row(actor: RemoteActor) -> RemoteAccountRow:
 def _key_rows(actor: RemoteActor) -> list[tuple[int, str, str, str]]:
     """(row id, key id, algorithm, PEM) for every usable key an actor publishes."""
     rows = []
-    for entry in (*actor.public_keys, *actor.assertion_methods):
+    entries: tuple[ActorPublicKey | Multikey, ...] = (*actor.public_keys, *actor.assertion_methods)
+    for entry in entries:
         try:
             if isinstance(entry, Multikey):
                 key = PublicKey.from_multibase(entry.public_key_multibase)
