@@ -12,10 +12,11 @@ from xnode.store.database import Database
 
 async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
     """'accepted', 'pending' or None."""
-    return db.lookup_value(
+    state: str | None = db.lookup_value(
         "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
         (follower_id, target_id),
     )
+    return state
 
 
 async def follow_by_id(db: Database, follow_id: int) -> Follow | None:
