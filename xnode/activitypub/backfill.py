@@ -37,9 +37,9 @@ from federation.objects import (
     ParsedCollection,
     parse_collection,
     parse_note,
-    same_origin,
     type_of,
 )
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.featured_handlers import MAX_REMOTE_PINS
 from xnode.activitypub.resolver import MAX_REPLY_FETCH_DEPTH, ResolveError, Resolver

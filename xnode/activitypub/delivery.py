@@ -51,6 +51,7 @@ from xnode.store import deliveries as store
 from xnode.store import domain_blocks
 from xnode.store.database import Database
 from xnode.store.deliveries import HostStatus, HostSummary, NewDelivery
+from xnode.store.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class DeliveryQueue:
         rng: retry.Random | None = None,
         per_host_limit: int = PER_HOST_LIMIT,
         global_limit: int = GLOBAL_LIMIT,
-        shard: store.Shard | None = None,
+        shard: Shard | None = None,
     ) -> None:
         """Create the queue.
 

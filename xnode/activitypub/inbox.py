@@ -31,13 +31,13 @@ from federation.json_text import JsonTextError
 from federation.jsonld import DocumentTooComplex, InvalidJson, parse_json
 from federation.keys import KeyAlgorithm, PublicKey
 from federation.ldsignatures import LdVerdict, signature_creator, verify_signature
-from federation.objects import InvalidActivity, parse_activity, same_origin
+from federation.objects import InvalidActivity, parse_activity
 from federation.proofs import ProofVerdict, proof_verification_method, verify_proof
 from federation.signatures import signature_key_id
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import RelationshipService
-from xnode.activitypub.appkeys import CALL_SIGNALS
-from xnode.activitypub.endpoints import RESOLVER
+from xnode.activitypub.appkeys import CALL_SIGNALS, RESOLVER
 from xnode.activitypub.handlers import HANDLERS, Context, Deliver, Refused
 from xnode.activitypub.resolver import BlockedDomain, ResolveError, Resolver
 from xnode.activitypub.serialize import Serializer

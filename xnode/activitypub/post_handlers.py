@@ -21,10 +21,10 @@ from federation.objects import (
     ParsedActivity,
     ParsedNote,
     parse_note,
-    same_origin,
     str_of,
     type_of,
 )
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
 from xnode.events import Liked, ReactionChanged

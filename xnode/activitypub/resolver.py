@@ -35,8 +35,9 @@ from federation.http import (
 )
 from federation.jsonld import id_of
 from federation.keys import KeyFormatError, PublicKey
-from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note, same_origin
+from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note
 from federation.signatures import Scheme, sign_request
+from federation.urls import same_origin
 from federation.webfinger import (
     JRD_CONTENT_TYPE,
     MAX_HOST_META_BYTES,
