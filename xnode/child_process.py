@@ -84,7 +84,8 @@ def settings_from_message(message: dict[str, Any]) -> Settings:
 
 def restart_delay_s(crashes: int) -> float:
     """The pause before restarting a helper that crashed ``crashes`` times in a row."""
-    return min(RESTART_DELAY_S * 2 ** max(crashes - 1, 0), MAX_RESTART_DELAY_S)
+    delay: float = min(RESTART_DELAY_S * 2 ** max(crashes - 1, 0), MAX_RESTART_DELAY_S)
+    return delay
 
 
 class ChildProcess:

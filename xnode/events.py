@@ -151,7 +151,8 @@ EVENT_TYPES: dict[str, type] = {
 
 def event_fields(event: object) -> dict[str, Any]:
     """An event's fields, for JSON."""
-    return dataclasses.asdict(event)  # type: ignore[call-overload]
+    fields: dict[str, Any] = dataclasses.asdict(event)  # type: ignore[call-overload]
+    return fields
 
 
 def event_from(name: str, fields: Any) -> object | None:
@@ -162,9 +163,10 @@ def event_from(name: str, fields: Any) -> object | None:
     # JSON has no tuples; the events' sequence fields are tuples.
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     try:
-        return kind(**values)
+        event: object = kind(**values)
     except TypeError:
         return None
+    return event
 
 
 @dataclass

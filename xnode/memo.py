@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -62,7 +62,8 @@ def hash_once(cls: C) -> C:
     Hashes of strings differ between processes, so instances must not travel
     between processes by pickling (none do: processes exchange JSON).
     """
-    computed = cls.__hash__
+    # An unbound method of the class (mypy reads it as bound to the metaclass).
+    computed = cast("Callable[[Any], int]", cls.__hash__)
 
     def __hash__(self: Any) -> int:
         try:

@@ -140,7 +140,7 @@ class SearchService:
         known = await remote_store.account_by_uri(self.db, url)
         if known is not None:
             return known if _live(known) else None
-        post = await remote_store.post_by_uri(self.db, url)
+        post: Account | Post | None = await remote_store.post_by_uri(self.db, url)
         try:
             if post is None:
                 post = await self._fetch_url(resolver, url)

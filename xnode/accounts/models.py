@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from xnode.memo import RowMemo, hash_once
 
@@ -159,7 +160,7 @@ def _json_list(value: str | None) -> list[object]:
     return parsed if isinstance(parsed, list) else []
 
 
-def _count_fields(row: sqlite3.Row) -> dict[str, object]:
+def _count_fields(row: sqlite3.Row) -> dict[str, Any]:
     """Columns added by m007 (absent in older row shapes)."""
     if "backfilled_at" not in row.keys():  # noqa: SIM118
         return {}
@@ -179,7 +180,7 @@ def _call_fields(row: sqlite3.Row) -> dict[str, object]:
     return {"supports_calls": bool(row["supports_calls"])}
 
 
-def _remote_fields(row: sqlite3.Row) -> dict[str, object]:
+def _remote_fields(row: sqlite3.Row) -> dict[str, Any]:
     """Columns added by the federation migration (absent in older row shapes)."""
     # sqlite3.Row's `in` tests values, not column names.
     if "inbox_url" not in row.keys():  # noqa: SIM118

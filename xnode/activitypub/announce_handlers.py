@@ -18,9 +18,9 @@ from federation.objects import (
     InvalidObject,
     ParsedActivity,
     parse_note,
-    same_origin,
     type_of,
 )
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.post_handlers import concerns_node, refreshed_actor
 from xnode.activitypub.resolver import BlockedDomain, Refused, ResolveError

@@ -37,9 +37,9 @@ from federation.objects import (
     ParsedCollection,
     parse_collection,
     parse_note,
-    same_origin,
     type_of,
 )
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.featured_handlers import MAX_REMOTE_PINS
 from xnode.activitypub.resolver import MAX_REPLY_FETCH_DEPTH, ResolveError, Resolver
@@ -167,9 +167,10 @@ class Backfill:
         if isinstance(first, Mapping):
             page = parse_collection(first)
         elif isinstance(first, str) and collection.id and same_origin(first, collection.id):
-            page = await self._collection(first)
-            if page is None:
+            fetched = await self._collection(first)
+            if fetched is None:
                 return []
+            page = fetched
         else:
             return []
         return list(page.items)

@@ -51,6 +51,7 @@ from xnode.store import deliveries as store
 from xnode.store import domain_blocks
 from xnode.store.database import Database
 from xnode.store.deliveries import HostStatus, HostSummary, NewDelivery
+from xnode.store.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class DeliveryQueue:
         rng: retry.Random | None = None,
         per_host_limit: int = PER_HOST_LIMIT,
         global_limit: int = GLOBAL_LIMIT,
-        shard: store.Shard | None = None,
+        shard: Shard | None = None,
     ) -> None:
         """Create the queue.
 
@@ -405,7 +406,7 @@ class DeliveryQueue:
     def _take_ready(self, room: int) -> list[store.Delivery]:
         """Up to ``room`` read-ahead rows whose hosts have a free slot, now in flight."""
         load = Counter(self._in_flight.values())
-        chosen = []
+        chosen: list[store.Delivery] = []
         for delivery_id, (delivery, host_failures) in list(self._ready.items()):
             if len(chosen) >= room:
                 break

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from federation.objects import ParsedActivity, same_origin
+from federation.objects import ParsedActivity
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.post_handlers import refreshed_actor
 from xnode.activitypub.resolver import Refused

@@ -307,11 +307,11 @@ async def handle_undo(ctx: Context, activity: ParsedActivity, actor: Account) ->
     if inner_actor is not None and inner_actor != actor.uri:
         raise Refused("Undo of someone else's activity")
     kind = type_of(inner)
-    undo = _UNDOERS.get(kind or "")
-    if undo is None:
+    undoer = _UNDOERS.get(kind or "")
+    if undoer is None:
         log.info("ignoring Undo of %s from %s", kind, actor.uri)
         return
-    await undo(ctx, actor, inner_id, inner)
+    await undoer(ctx, actor, inner_id, inner)
 
 
 # --- accounts ---------------------------------------------------------------------------

@@ -22,22 +22,22 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from federation import json_text
 from federation.json_text import JsonTextError
 from federation.jsonld import DocumentTooComplex, InvalidJson, parse_json
-from federation.keys import KeyAlgorithm
-from federation.ldsignatures import signature_creator, verify_signature
-from federation.objects import InvalidActivity, parse_activity, same_origin
-from federation.proofs import proof_verification_method, verify_proof
+from federation.keys import KeyAlgorithm, PublicKey
+from federation.ldsignatures import LdVerdict, signature_creator, verify_signature
+from federation.objects import InvalidActivity, parse_activity
+from federation.proofs import ProofVerdict, proof_verification_method, verify_proof
 from federation.signatures import signature_key_id
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.accounts.relationships import RelationshipService
-from xnode.activitypub.appkeys import CALL_SIGNALS
-from xnode.activitypub.endpoints import RESOLVER
+from xnode.activitypub.appkeys import CALL_SIGNALS, RESOLVER
 from xnode.activitypub.handlers import HANDLERS, Context, Deliver, Refused
 from xnode.activitypub.resolver import BlockedDomain, ResolveError, Resolver
 from xnode.activitypub.serialize import Serializer
@@ -53,6 +53,9 @@ from xnode.store import remote as remote_store
 from xnode.store.database import Database
 from xnode.web.social import USERNAME
 from xnode.web.state import CLOCK, DB, SETTINGS
+
+if TYPE_CHECKING:
+    from xnode.activitypub.inbox_process import InboxProcessLink
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,7 @@ def _stored_activity(payload: str) -> dict[str, Any]:
 
 
 INBOX = web.AppKey("ap_inbox", InboxProcessor)
-INBOX_LINK = web.AppKey("ap_inbox_link", Any)
+INBOX_LINK: web.AppKey[InboxProcessLink] = web.AppKey("ap_inbox_link")
 """The inbox process's link (:class:`xnode.activitypub.inbox_process.InboxProcessLink`), if any."""
 
 
@@ -236,16 +239,21 @@ async def _suspended(db: Database, *urls: str | None) -> bool:
     return False
 
 
+_Verify = Callable[[Mapping[str, Any], PublicKey], ProofVerdict | LdVerdict]
+"""An embedded signature's check: :func:`verify_proof` or :func:`verify_signature`."""
+
+
 async def _signed_by_actor(resolver: Resolver, doc: Mapping[str, Any], actor_uri: str) -> bool:
     """Whether the body carries a valid FEP-8b32 proof or RsaSignature2017 by its actor.
 
     This is how a forwarded activity proves itself: Mastodon forwards replies to
     followers signed (HTTP) by the forwarding server but LD-signed by the author.
     """
-    for method, verify, algorithm in (
+    checks: tuple[tuple[str | None, _Verify, KeyAlgorithm], ...] = (
         (proof_verification_method(doc), verify_proof, KeyAlgorithm.ED25519),
         (signature_creator(doc), verify_signature, KeyAlgorithm.RSA),
-    ):
+    )
+    for method, verify, algorithm in checks:
         if method is None or not same_origin(method, actor_uri):
             continue
         try:

@@ -17,12 +17,11 @@ from aiohttp import web
 
 from xnode.accounts.models import Account
 from xnode.activitypub import endpoints, inbox
-from xnode.activitypub.appkeys import CALL_SIGNALS
+from xnode.activitypub.appkeys import CALL_SIGNALS, KEYRING, RESOLVER, SERIALIZER, URLS
 from xnode.activitypub.backfill import BACKFILL, Backfill
 from xnode.activitypub.call_signals import CallSignals
 from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
 from xnode.activitypub.delivery_process import DeliveryProcesses
-from xnode.activitypub.endpoints import KEYRING, RESOLVER, SERIALIZER, URLS
 from xnode.activitypub.helper_pool import HELPER_POOL, HelperPool, pool_ctx
 from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
 from xnode.activitypub.inbox_process import InboxProcessLink

@@ -104,7 +104,7 @@ class Outgoing:
 Expansion = Callable[[Any], Awaitable[list[Outgoing]]]
 
 
-def _remote(accounts: list[Account | None]) -> list[Account]:
+def _remote(accounts: Sequence[Account | None]) -> list[Account]:
     return [a for a in accounts if a is not None and not a.is_local]
 
 
@@ -276,7 +276,7 @@ class Outbox:
     ) -> tuple[list[Account], list[str]]:
         """Who a post (or its edit or deletion) goes to: remote accounts, and the
         inboxes of the author's remote followers (none for a direct post)."""
-        audience = list(mentioned)
+        audience: list[Account | None] = list(mentioned)
         if visibility == "direct":
             return _remote(audience), []
         if in_reply_to_id is not None:

@@ -21,10 +21,10 @@ from federation.objects import (
     ParsedActivity,
     ParsedNote,
     parse_note,
-    same_origin,
     str_of,
     type_of,
 )
+from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
 from xnode.events import Liked, ReactionChanged
@@ -123,7 +123,7 @@ async def handle_update(ctx: Context, activity: ParsedActivity, actor: Account) 
     obj = activity.embedded_object
     kind = type_of(obj)
     if obj is None or kind in ACTOR_TYPES:
-        if activity.object_id != actor.uri:
+        if actor.uri is None or activity.object_id != actor.uri:
             raise Refused("Update of another actor")
         try:
             # The activity is signed by the actor: its embedded document is as good

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from federation.actors import ACTOR_TYPES, InvalidActor, Multikey, RemoteActor, parse_actor
+from federation.actors import PublicKey as ActorPublicKey
 from federation.http import (
     JRD_ACCEPT,
     BadStatus,
@@ -34,8 +35,9 @@ from federation.http import (
 )
 from federation.jsonld import id_of
 from federation.keys import KeyFormatError, PublicKey
-from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note, same_origin
+from federation.objects import InvalidObject, ParsedNote, origin_of, parse_note
 from federation.signatures import Scheme, sign_request
+from federation.urls import same_origin
 from federation.webfinger import (
     JRD_CONTENT_TYPE,
     MAX_HOST_META_BYTES,
@@ -157,7 +159,8 @@ def account_row(actor: RemoteActor) -> RemoteAccountRow:
 def _key_rows(actor: RemoteActor) -> list[tuple[int, str, str, str]]:
     """(row id, key id, algorithm, PEM) for every usable key an actor publishes."""
     rows = []
-    for entry in (*actor.public_keys, *actor.assertion_methods):
+    entries: tuple[ActorPublicKey | Multikey, ...] = (*actor.public_keys, *actor.assertion_methods)
+    for entry in entries:
         try:
             if isinstance(entry, Multikey):
                 key = PublicKey.from_multibase(entry.public_key_multibase)

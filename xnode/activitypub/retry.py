@@ -166,7 +166,8 @@ def circuit_open_until(consecutive_failures: int, now: float) -> float | None:
     if consecutive_failures < CIRCUIT_THRESHOLD:
         return None
     doublings = min(consecutive_failures - CIRCUIT_THRESHOLD, 20)  # 2**20 is past any cap
-    return now + min(CIRCUIT_BASE_S * 2**doublings, CIRCUIT_MAX_S)
+    until: float = now + min(CIRCUIT_BASE_S * 2**doublings, CIRCUIT_MAX_S)
+    return until
 
 
 def host_concurrency(consecutive_failures: int, limit: int) -> int:

@@ -41,6 +41,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from federation.digests import content_digest, legacy_digest
 from federation.http import Fetcher
 from federation.proofs import create_proof
@@ -134,7 +136,10 @@ def with_proof(activity: Mapping[str, Any], key: SigningKey, created: str) -> di
             at = next((i for i, c in enumerate(contexts) if not isinstance(c, str)), len(contexts))
             contexts.insert(at, DATA_INTEGRITY_CONTEXT)
         document["@context"] = contexts
-    document["proof"] = create_proof(document, key.private_key, key.key_id, created=created)
+    private_key = key.private_key
+    if not isinstance(private_key, Ed25519PrivateKey):
+        raise TypeError(f"integrity proofs need an Ed25519 key, not {key.key_id}")
+    document["proof"] = create_proof(document, private_key, key.key_id, created=created)
     return document
 
 

@@ -120,7 +120,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     headers: dict[str, str] = {}
     limit = app[SETTINGS].api_rate_limit
     if limit and not request.path.startswith("/api/v1/streaming"):
-        caller = request.get(CALLER)
+        caller: Caller | None = request.get(CALLER)
         key = f"token:{caller.token.id}" if caller else f"ip:{client_ip(request)}"
         try:
             remaining, reset_at = app[API_LIMITS].hit(key)
@@ -160,7 +160,7 @@ def caller_of(request: web.Request) -> Caller | None:
 
 def viewer_id(request: web.Request) -> int | None:
     """The person the request acts for, if any (for public endpoints)."""
-    caller = request.get(CALLER)
+    caller: Caller | None = request.get(CALLER)
     return caller.user.id if caller is not None and caller.user is not None else None
 
 
@@ -170,7 +170,7 @@ def require_token(request: web.Request) -> Caller:
     Raises:
         TokenInvalid: no working token (401).
     """
-    caller = request.get(CALLER)
+    caller: Caller | None = request.get(CALLER)
     if caller is None:
         raise TokenInvalid()
     return caller
@@ -183,7 +183,7 @@ def require_scope(request: web.Request, scope: str) -> Caller:
         TokenInvalid: no working token (401).
         Forbidden: the token lacks the scope (403).
     """
-    caller = request.get(CALLER)
+    caller: Caller | None = request.get(CALLER)
     if caller is None:
         raise TokenInvalid()
     if not scope_rules.grants(caller.token.scopes, scope):
@@ -208,7 +208,7 @@ def require_user(request: web.Request, scope: str) -> User:
 def optional_viewer(request: web.Request, scope: str) -> User | None:
     """For endpoints open to anonymous callers: the person, if a token with ``scope`` acts
     for one (a token without the scope is refused rather than silently ignored)."""
-    caller = request.get(CALLER)
+    caller: Caller | None = request.get(CALLER)
     if caller is None:
         if bearer_token(request) is not None:
             raise TokenInvalid()

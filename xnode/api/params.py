@@ -212,9 +212,9 @@ async def read_params(request: web.Request) -> Params:
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await read_form(request)
             for key in form:
-                got = form.getall(key)
-                texts = [v for v in got if isinstance(v, str)]
-                uploads = [v for v in got if isinstance(v, web.FileField)]
+                entries = form.getall(key)
+                texts = [v for v in entries if isinstance(v, str)]
+                uploads = [v for v in entries if isinstance(v, web.FileField)]
                 if uploads:
                     files[key] = uploads[0]
                 if texts:

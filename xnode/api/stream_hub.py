@@ -16,7 +16,7 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, web
 
@@ -78,6 +78,7 @@ class StreamError(Exception):
 
 Key = tuple[str, ...]
 """A subscription: ``(name,)``, or ``(name, normalised tag)`` for hashtag streams."""
+_Slot = TypeVar("_Slot", bound=tuple[Any, ...])
 
 
 def _stream_key(name: object, tag: object) -> tuple[Key, list[str]]:
@@ -276,14 +277,10 @@ class StreamHub:
         return self._by_key.setdefault(key, set())
 
     def _unindex(self, conn: Connection, key: Key) -> None:
-        index, slot = (
-            (self._own, (key[0], conn.user_id)) if key[0] in OWN_STREAMS else (self._by_key, key)
-        )
-        members = index.get(slot)  # type: ignore[call-overload]
-        if members is not None:
-            members.discard(conn)
-            if not members:
-                del index[slot]  # type: ignore[arg-type]
+        if key[0] not in OWN_STREAMS:
+            _discard(self._by_key, key, conn)
+        elif conn.user_id is not None:  # (only signed-in connections are in _own)
+            _discard(self._own, (key[0], conn.user_id), conn)
 
     def close(self, conn: Connection, reason: str, code: int = WSCloseCode.OK) -> None:
         """Forget a connection and end it (its handler returns)."""
@@ -456,7 +453,9 @@ class StreamHub:
         media = bool((await post_store.media_of(self.app[DB], [post.id])).get(post.id))
         if media:
             names += [name + ":media" for name in names]
-        found = [(c, (n,)) for n in names for c in self._by_key.get((n,), ())]
+        found: list[tuple[Connection, Key]] = [
+            (c, (n,)) for n in names for c in self._by_key.get((n,), ())
+        ]
         if any(key[0] in TAG_STREAMS for key in self._by_key):
             tags = (await post_store.tags_of(self.app[DB], [post.id])).get(post.id, [])
             for tag in tags:
@@ -659,3 +658,12 @@ def ws_frame(text: str) -> bytes:
 
 
 STREAMS = web.AppKey("streams", StreamHub)
+
+
+def _discard(index: dict[_Slot, set[Connection]], slot: _Slot, conn: Connection) -> None:
+    """Take ``conn`` out of ``index[slot]``, and the slot out when it empties."""
+    members = index.get(slot)
+    if members is not None:
+        members.discard(conn)
+        if not members:
+            del index[slot]

@@ -35,7 +35,7 @@ import re
 import secrets
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -236,7 +236,9 @@ def verification_code(fingerprints: list[str]) -> str:
     return f"{int.from_bytes(digest[:4], 'big') % 1_000_000:06d}"
 
 
-def ice_configuration(ice_servers: list[Mapping[str, Any]], relay_only: bool) -> RTCConfiguration:
+def ice_configuration(
+    ice_servers: Sequence[Mapping[str, Any]], relay_only: bool
+) -> RTCConfiguration:
     """The peer connection's configuration from the node's ``iceServers`` only.
 
     An explicit (possibly empty) server list: aiortc's default would be Google's STUN
@@ -679,8 +681,8 @@ class CallClient:
             except Exception:
                 log.exception("call frame %s", message.data[:200])
         log.info("live socket closed (%s)", self._socket.close_code)
-        for active in list(self._calls.values()):
-            await active.finish("failed")
+        for ending in list(self._calls.values()):
+            await ending.finish("failed")
 
     async def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -688,12 +690,12 @@ class CallClient:
             return
         ref, call = frame.get("ref"), frame.get("call")
         if kind in ("call.placed", "call.error") and ref in self._placing:
-            placed, active = self._placing[ref]
+            placed, placing = self._placing[ref]
             if kind == "call.placed" and isinstance(call, str):
                 # Known at once: the call's end may be the very next frame.
-                active.call = call
-                self._calls[call] = active
-                self._placing_calls[ref] = active
+                placing.call = call
+                self._calls[call] = placing
+                self._placing_calls[ref] = placing
             if not placed.done():
                 placed.set_result(frame)
             return

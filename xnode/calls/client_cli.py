@@ -19,7 +19,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,9 @@ from xnode.accounts.sessions import SessionService
 from xnode.cli_support import _data_option, _Node, _with_node
 from xnode.clock import SystemClock
 from xnode.errors import NotFound
+
+if TYPE_CHECKING:
+    from xnode.calls.client import ActiveCall
 
 SELFTEST_CALLER = "selftest_a"
 SELFTEST_CALLEE = "selftest_b"
@@ -146,7 +149,7 @@ def call_command(
 
 async def _answer_one(
     client: object, handle: str | None, node: _Node, video: bool, relay: bool, wait_s: float
-) -> object:
+) -> ActiveCall:
     """Wait for a call (from ``handle``, declining others) and answer it."""
     from xnode.calls.client import CallClient, CallClientError
 

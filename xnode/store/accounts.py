@@ -118,7 +118,10 @@ async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | 
 
 async def get_password_hash(db: Database, account_id: int) -> str | None:
     """The stored password hash of a local user."""
-    return db.lookup_value("SELECT password_hash FROM users WHERE account_id = ?", (account_id,))
+    password_hash: str | None = db.lookup_value(
+        "SELECT password_hash FROM users WHERE account_id = ?", (account_id,)
+    )
+    return password_hash
 
 
 async def list_users(db: Database, state: str | None = None) -> list[User]:

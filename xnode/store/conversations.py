@@ -242,7 +242,10 @@ def conversation_id_of(db: Database, post_id: int) -> int | None:
     Synchronous and inline (one column by the primary key): the inbox process asks
     this of every post it stores, to decide whether the serving process must hear of it.
     """
-    return db.lookup_value("SELECT conversation_id FROM posts WHERE id = ?", (post_id,))
+    found: int | None = db.lookup_value(
+        "SELECT conversation_id FROM posts WHERE id = ?", (post_id,)
+    )
+    return found
 
 
 async def members_of(db: Database, conversation_ids: Sequence[int]) -> list[tuple[int, int]]:

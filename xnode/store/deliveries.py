@@ -516,7 +516,10 @@ def host_health(db: Database, host: str) -> HostHealth | None:
 
 async def signature_scheme(db: Database, host: str) -> str | None:
     """The signature scheme that last worked for this host, if known."""
-    return db.lookup_value("SELECT signature_scheme FROM hosts WHERE host = ?", (host,))
+    scheme: str | None = db.lookup_value(
+        "SELECT signature_scheme FROM hosts WHERE host = ?", (host,)
+    )
+    return scheme
 
 
 async def signature_schemes(db: Database, hosts: Sequence[str]) -> dict[str, str | None]:
@@ -569,6 +572,7 @@ async def remote_follower_inboxes(db: Database, account_id: int) -> list[str]:
 async def edge_id(db: Database, table: str, account_id: int, target: int) -> int | None:
     """The row id of a like (``target`` is the post) or block (``target`` is the account)."""
     column = {"likes": "post_id", "blocks": "target_account_id"}[table]
-    return await db.fetchvalue(
+    row_id: int | None = await db.fetchvalue(
         f"SELECT id FROM {table} WHERE account_id = ? AND {column} = ?", (account_id, target)
     )
+    return row_id

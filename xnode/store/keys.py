@@ -43,7 +43,7 @@ async def add_own_key(
             " ON CONFLICT (key_id) DO NOTHING",
             (row_id, account_id, key_id, algorithm, public_pem, private_pem, now),
         )
-        rows = await conn.execute_fetchall(
+        rows = list(await conn.execute_fetchall(
             "SELECT * FROM account_keys WHERE key_id = ?", (key_id,)
-        )
+        ))
     return rows[0]

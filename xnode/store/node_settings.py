@@ -7,7 +7,8 @@ from xnode.store.database import Database
 
 async def get_node_setting(db: Database, key: str) -> str | None:
     """Read a run-time setting, or None if it was never set."""
-    return db.lookup_value("SELECT value FROM node_settings WHERE key = ?", (key,))
+    value: str | None = db.lookup_value("SELECT value FROM node_settings WHERE key = ?", (key,))
+    return value
 
 
 async def set_node_setting(db: Database, key: str, value: str, now: float) -> None:

@@ -126,7 +126,7 @@ async def mark_conversation_read(
     )
 
 
-def _kinds_sql(kinds: Sequence[str]) -> str:
+def _kinds_sql(kinds: Sequence[object]) -> str:
     return ", ".join("?" for _ in kinds)
 
 

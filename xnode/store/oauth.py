@@ -48,9 +48,9 @@ async def insert_code(
 async def take_code(db: Database, code_hash: str) -> AuthorizationCode | None:
     """Remove a code and return it (a code is good for one exchange, even a failed one)."""
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
+        rows = list(await conn.execute_fetchall(
             "DELETE FROM oauth_codes WHERE code_hash = ? RETURNING *", (code_hash,)
-        )
+        ))
     return AuthorizationCode.from_row(rows[0]) if rows else None
 
 
@@ -87,11 +87,11 @@ async def touch_token(db: Database, token_id: int, now: float) -> None:
 async def revoke_token(db: Database, token_hash: str, application_id: int, now: float) -> int:
     """Revoke one of an app's tokens; return the token's id (0 if there was none)."""
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
+        rows = list(await conn.execute_fetchall(
             "UPDATE oauth_tokens SET revoked_at = ? WHERE token_hash = ? AND application_id = ?"
             " AND revoked_at IS NULL RETURNING id",
             (now, token_hash, application_id),
-        )
+        ))
     return int(rows[0]["id"]) if rows else 0
 
 
@@ -100,11 +100,11 @@ async def revoke_application_tokens(
 ) -> list[int]:
     """Revoke every live token an app holds for a person; return their ids."""
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
+        rows = list(await conn.execute_fetchall(
             "UPDATE oauth_tokens SET revoked_at = ? WHERE account_id = ? AND application_id = ?"
             " AND revoked_at IS NULL RETURNING id",
             (now, account_id, application_id),
-        )
+        ))
     return [int(row["id"]) for row in rows]
 
 

@@ -12,10 +12,11 @@ from xnode.store.database import Database
 
 async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
     """'accepted', 'pending' or None."""
-    return db.lookup_value(
+    state: str | None = db.lookup_value(
         "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
         (follower_id, target_id),
     )
+    return state
 
 
 async def follow_by_id(db: Database, follow_id: int) -> Follow | None:
@@ -104,7 +105,7 @@ async def delete_follow(conn: aiosqlite.Connection, follower_id: int, target_id:
         "DELETE FROM follows WHERE account_id = ? AND target_account_id = ? RETURNING state",
         (follower_id, target_id),
     )
-    removed = await cursor.fetchall()
+    removed = list(await cursor.fetchall())
     if removed and removed[0][0] == "accepted":
         await _shift_remote_counts(conn, follower_id, target_id, -1)
     return bool(removed)
@@ -204,7 +205,8 @@ def _page_sql(
 ) -> tuple[str, list[object], bool]:
     """The cursor conditions on ``column`` and whether to read upwards (from ``min_id``:
     the rows just above it, reversed afterwards so pages are always newest first)."""
-    sql, params = "", []
+    sql = ""
+    params: list[object] = []
     for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
         if bound is not None:
             sql, params = sql + f" AND {column} {op} ?", [*params, bound]

@@ -30,7 +30,8 @@ async def find_posts(
 ) -> list[sqlite3.Row]:
     """Visible, non-direct, live posts matching an FTS query, newest first."""
     visible, params = visible_sql(viewer_id)
-    extra, extra_params = "", []
+    extra = ""
+    extra_params: list[object] = []
     if account_id is not None:
         extra, extra_params = extra + " AND p.account_id = ?", [*extra_params, account_id]
     if max_id is not None:

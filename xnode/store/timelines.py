@@ -129,7 +129,8 @@ async def profile(
 ) -> Found:
     """An account's posts and boosts that the viewer may see (never direct posts), with
     the client API's filters (see :meth:`xnode.timelines.TimelineService.profile`)."""
-    visible, params = visible_sql(viewer_id)
+    visible, visible_params = visible_sql(viewer_id)
+    params: list[object] = [*visible_params]
     where = (
         "p.account_id = ? AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
         f" AND {visible}"

@@ -12,7 +12,7 @@ from xnode.errors import InvalidInput
 from xnode.web.state import SETTINGS
 from xnode.web.visitor import visitor_of
 
-FormData = MultiDictProxy[str | bytes | web.FileField]
+FormData = MultiDictProxy[str | bytes | bytearray | web.FileField]
 
 
 async def read_form(request: web.Request) -> FormData:

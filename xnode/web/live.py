@@ -84,7 +84,8 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_live_sockets(app: web.Application) -> None:
-    for socket in list(app[LIVE_SOCKETS]):
+    sockets = app[LIVE_SOCKETS]
+    for socket in list(sockets):
         with contextlib.suppress(Exception):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 

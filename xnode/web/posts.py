@@ -310,9 +310,10 @@ async def edit_submit(request: web.Request) -> web.Response:
     """Save an edit; the replaced version stays in the post's history."""
     user, view = await _editable(request)
     form = await read_form(request)
+    sensitive = checkbox(form, "sensitive")
     values = {
         "source": _loose_text(form, "source"), "summary": _loose_text(form, "summary"),
-        "sensitive": checkbox(form, "sensitive"), "title": _loose_text(form, "title"),
+        "sensitive": sensitive, "title": _loose_text(form, "title"),
     }
     try:
         await request.app[POSTS].edit(
@@ -320,7 +321,7 @@ async def edit_submit(request: web.Request) -> web.Response:
             view.post.id,
             source=text_field(form, "source", max_length=_MAX_SOURCE_FIELD),
             summary=text_field(form, "summary", max_length=MAX_SUMMARY_CHARS * 4),
-            sensitive=values["sensitive"],
+            sensitive=sensitive,
             title=text_field(form, "title", max_length=MAX_TITLE_CHARS * 4),
         )
     except XnodeError as exc:

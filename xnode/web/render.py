@@ -95,17 +95,18 @@ class PostCards:
         signed_in = user is not None
         viewer_is_author = signed_in and user.id == view.author.id
         key = (view, bool(full_article), signed_in, viewer_is_author)
+        cache_key: tuple[Any, ...] | None = key
         try:
             html = self._cards.get(key)
         except TypeError:  # a view holding something unhashable: render it each time
-            key, html = None, None
+            cache_key, html = None, None
         if html is None:
             html = self.env.get_template("_post_card.html").render(
                 view=view, full_article=bool(full_article), signed_in=signed_in,
                 viewer_is_author=viewer_is_author, csrf_token=self._marker,
             )  # fmt: skip
-            if key is not None:
-                self._cards[key] = html
+            if cache_key is not None:
+                self._cards[cache_key] = html
                 if len(self._cards) > self.bound:
                     del self._cards[next(iter(self._cards))]
         return Markup(html.replace(self._marker, str(escape(context.get("csrf_token") or ""))))
