@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -95,6 +95,8 @@ from xnode.web.state import (
 log = logging.getLogger(__name__)
 
 SESSION_PURGE_INTERVAL_S = 3600.0
+MUTE_PURGE_INTERVAL_S = 60.0
+RELAY_REPORT_INTERVAL_S = 30.0
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,43 +105,28 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[DB].close()
 
 
-async def _purge_sessions_forever(app: web.Application) -> None:
+async def _every(interval_s: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``work`` every ``interval_s`` seconds until cancelled; a failure is logged and
+    the next round runs as planned."""
     while True:
         try:
-            purged = await app[SESSIONS].purge_expired()
-            if purged:
-                log.info("purged %d expired sessions", purged)
+            await work()
         except Exception:
-            log.exception("session purge failed")
-        await asyncio.sleep(SESSION_PURGE_INTERVAL_S)
+            log.exception("%s failed", what)
+        await asyncio.sleep(interval_s)
 
 
-MUTE_PURGE_INTERVAL_S = 60.0
+async def _purge_sessions(app: web.Application) -> None:
+    purged = await app[SESSIONS].purge_expired()
+    if purged:
+        log.info("purged %d expired sessions", purged)
 
 
-async def _purge_mutes_forever(app: web.Application) -> None:
+async def _purge_mutes(app: web.Application) -> None:
     """End timed mutes (the client API's mute ``duration``) once they expire."""
-    while True:
-        try:
-            purged = await app[RELATIONSHIPS].purge_expired_mutes()
-            if purged:
-                log.info("ended %d timed mutes", purged)
-        except Exception:
-            log.exception("purging expired mutes failed")
-        await asyncio.sleep(MUTE_PURGE_INTERVAL_S)
-
-
-RELAY_REPORT_INTERVAL_S = 30.0
-
-
-async def _report_relay_forever(app: web.Application) -> None:
-    """Write the relay's state and counters where `xnode calls relay` reads them."""
-    while True:
-        try:
-            await app[CALL_RELAY].save_report()
-        except Exception:
-            log.exception("could not save the call relay's report")
-        await asyncio.sleep(RELAY_REPORT_INTERVAL_S)
+    purged = await app[RELATIONSHIPS].purge_expired_mutes()
+    if purged:
+        log.info("ended %d timed mutes", purged)
 
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -147,7 +134,11 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     # the relay.
     await app[CALL_RELAY].start()
     await app[CALLS].start()
-    reporter = asyncio.create_task(_report_relay_forever(app), name="relay-report")
+    # Written where `xnode calls relay` reads the relay's state and counters.
+    reporter = asyncio.create_task(
+        _every(RELAY_REPORT_INTERVAL_S, app[CALL_RELAY].save_report, "saving the relay's report"),
+        name="relay-report",
+    )
     yield
     reporter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -160,8 +151,14 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
-        asyncio.create_task(_purge_sessions_forever(app), name="purge-sessions"),
-        asyncio.create_task(_purge_mutes_forever(app), name="purge-mutes"),
+        asyncio.create_task(
+            _every(SESSION_PURGE_INTERVAL_S, lambda: _purge_sessions(app), "session purge"),
+            name="purge-sessions",
+        ),
+        asyncio.create_task(
+            _every(MUTE_PURGE_INTERVAL_S, lambda: _purge_mutes(app), "purging expired mutes"),
+            name="purge-mutes",
+        ),
     ]
     yield
     for task in tasks:
