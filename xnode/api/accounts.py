@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from xnode.accounts.models import Account, User
 from xnode.accounts.profile import ProfilePatch
-from xnode.accounts.relationships import Relationship
+from xnode.accounts.relationships import Relationship, RelationshipService
 from xnode.activitypub.backfill import BACKFILL
 from xnode.api import entities, present
 from xnode.api.auth import optional_viewer, require_token, require_user
@@ -71,10 +71,7 @@ async def _refreshed(request: web.Request, account: Account, viewer: User | None
     if account.is_local or viewer is None or backfill is None:
         return account
     await backfill.for_profile(account)
-    try:
-        return await request.app[RELATIONSHIPS].live_account(account.id)
-    except NotFound:
-        raise NotFound(RECORD_NOT_FOUND) from None
+    return await _live_account(request, account.id)
 
 
 def relationship_entity(account_id: int, rel: Relationship) -> dict[str, object]:
@@ -359,36 +356,29 @@ async def follow(request: web.Request) -> web.Response:
     return await _relationship_response(request, user, account.id)
 
 
-async def unfollow(request: web.Request) -> web.Response:
-    """``POST /api/v1/accounts/:id/unfollow``: stop following, or withdraw a request."""
-    user = require_user(request, "write:follows")
-    account = await _path_account(request)
-    await request.app[RELATIONSHIPS].unfollow(user.id, account.id)
-    return await _relationship_response(request, user, account.id)
+def _relationship_action(
+    scope: str, act: Callable[[RelationshipService, int, int], Awaitable[object]]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A ``POST /api/v1/accounts/:id/<action>`` handler that takes no parameters: ``act``
+    with the caller's and the account's ids, then the Relationship as it now is."""
+
+    async def handler(request: web.Request) -> web.Response:
+        user = require_user(request, scope)
+        account = await _path_account(request)
+        await act(request.app[RELATIONSHIPS], user.id, account.id)
+        return await _relationship_response(request, user, account.id)
+
+    return handler
 
 
-async def remove_from_followers(request: web.Request) -> web.Response:
-    """``POST /api/v1/accounts/:id/remove_from_followers``."""
-    user = require_user(request, "write:follows")
-    account = await _path_account(request)
-    await request.app[RELATIONSHIPS].remove_follower(user.id, account.id)
-    return await _relationship_response(request, user, account.id)
-
-
-async def block(request: web.Request) -> web.Response:
-    """``POST /api/v1/accounts/:id/block``: follows both ways end."""
-    user = require_user(request, "write:blocks")
-    account = await _path_account(request)
-    await request.app[RELATIONSHIPS].block(user.id, account.id)
-    return await _relationship_response(request, user, account.id)
-
-
-async def unblock(request: web.Request) -> web.Response:
-    """``POST /api/v1/accounts/:id/unblock``."""
-    user = require_user(request, "write:blocks")
-    account = await _path_account(request)
-    await request.app[RELATIONSHIPS].unblock(user.id, account.id)
-    return await _relationship_response(request, user, account.id)
+# ``unfollow``: stop following, or withdraw a request; ``block``: follows both ways end.
+unfollow = _relationship_action("write:follows", RelationshipService.unfollow)
+remove_from_followers = _relationship_action("write:follows", RelationshipService.remove_follower)
+block = _relationship_action("write:blocks", RelationshipService.block)
+unblock = _relationship_action("write:blocks", RelationshipService.unblock)
+unmute = _relationship_action(
+    "write:mutes", lambda rels, user_id, account_id: rels.set_mute(user_id, account_id, False)
+)
 
 
 async def mute(request: web.Request) -> web.Response:
@@ -405,14 +395,6 @@ async def mute(request: web.Request) -> web.Response:
     duration = params.integer("duration", 0, low=0, high=MAX_MUTE_SECONDS) or 0
     await request.app[RELATIONSHIPS].set_mute(user.id, account.id, True,
                                               duration=duration or None)  # fmt: skip
-    return await _relationship_response(request, user, account.id)
-
-
-async def unmute(request: web.Request) -> web.Response:
-    """``POST /api/v1/accounts/:id/unmute``."""
-    user = require_user(request, "write:mutes")
-    account = await _path_account(request)
-    await request.app[RELATIONSHIPS].set_mute(user.id, account.id, False)
     return await _relationship_response(request, user, account.id)
 
 
