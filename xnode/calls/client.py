@@ -72,10 +72,34 @@ def _track_classes() -> tuple[type, type, type]:
     from aiortc import MediaStreamTrack
     from aiortc.mediastreams import MediaStreamError
 
-    class ToneTrack(MediaStreamTrack):
-        """A 440 Hz tone, 20 ms frames at 48 kHz, paced in real time."""
+    class PacedTrack(MediaStreamTrack):
+        """Frames every ``period_s``, paced in real time from the first one."""
+
+        period_s = 1.0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._count = 0  # frames before this one
+            self._start: float | None = None
+            self.frames_sent = 0
+
+        async def _next(self) -> int:
+            """Wait until the next frame is due; its number (0 for the first)."""
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._start is None:
+                self._start = time.monotonic()
+            else:
+                self._count += 1
+                await asyncio.sleep(self._start + self._count * self.period_s - time.monotonic())
+            self.frames_sent += 1
+            return self._count
+
+    class ToneTrack(PacedTrack):
+        """A 440 Hz tone, 20 ms frames at 48 kHz."""
 
         kind = "audio"
+        period_s = AUDIO_PTIME_S
 
         def __init__(self) -> None:
             super().__init__()
@@ -85,58 +109,36 @@ def _track_classes() -> tuple[type, type, type]:
                 for n in range(AUDIO_RATE)
             )).tobytes()  # fmt: skip
             self._samples = int(AUDIO_RATE * AUDIO_PTIME_S)
-            self._pts = 0
-            self._start: float | None = None
-            self.frames_sent = 0
 
         async def recv(self) -> Any:
-            if self.readyState != "live":
-                raise MediaStreamError
-            if self._start is None:
-                self._start = time.monotonic()
-            else:
-                self._pts += self._samples
-                await asyncio.sleep(self._start + self._pts / AUDIO_RATE - time.monotonic())
+            pts = await self._next() * self._samples
             frame = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
-            offset = (self._pts % AUDIO_RATE) * 2
+            offset = (pts % AUDIO_RATE) * 2
             frame.planes[0].update(self._second[offset:offset + 2 * self._samples])
-            frame.pts = self._pts
+            frame.pts = pts
             frame.sample_rate = AUDIO_RATE
             frame.time_base = Fraction(1, AUDIO_RATE)
-            self.frames_sent += 1
             return frame
 
-    class MovingFramesTrack(MediaStreamTrack):
-        """Grey frames with a white bar that moves across them, paced at 30 frames a second."""
+    class MovingFramesTrack(PacedTrack):
+        """Grey frames with a white bar that moves across them, 30 frames a second."""
 
         kind = "video"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._count = 0
-            self._start: float | None = None
-            self.frames_sent = 0
+        period_s = 1 / VIDEO_FPS
 
         async def recv(self) -> Any:
-            if self.readyState != "live":
-                raise MediaStreamError
-            if self._start is None:
-                self._start = time.monotonic()
-            else:
-                self._count += 1
-                await asyncio.sleep(self._start + self._count / VIDEO_FPS - time.monotonic())
+            count = await self._next()
             width, height = VIDEO_SIZE
             frame = av.VideoFrame(width, height, "yuv420p")
             luma = frame.planes[0]
-            bar = (self._count * 4) % (width - 16)
+            bar = (count * 4) % (width - 16)
             row = bytes([64]) * bar + bytes([235]) * 16
             row += bytes([64]) * (luma.line_size - len(row))
             luma.update(row * height)
             for chroma in frame.planes[1:]:
                 chroma.update(bytes([128]) * chroma.buffer_size)
-            frame.pts = self._count * (90_000 // VIDEO_FPS)
+            frame.pts = count * (90_000 // VIDEO_FPS)
             frame.time_base = Fraction(1, 90_000)
-            self.frames_sent += 1
             return frame
 
     class CountingTrack(MediaStreamTrack):
