@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from xnode.errors import InvalidInput, XnodeError
+from xnode.accounts.models import User
+from xnode.errors import InvalidInput, RateLimited, XnodeError
 from xnode.ratelimit import Limit
 from xnode.web.forms import client_ip, current_user, read_form, safe_next, text_field
 from xnode.web.middleware import clear_session_cookie, set_session_cookie
@@ -18,6 +19,30 @@ SIGNUPS_PER_IP = Limit(count=5, window_s=1800)
 
 TOO_MANY_LOGINS = "Too many login attempts. Wait a few minutes and try again."
 TOO_MANY_SIGNUPS = "Too many sign-ups from your address. Try again later."
+
+
+async def authenticate_limited(request: web.Request, username: str, password: str) -> User:
+    """Check a username and password, within the login limits (per client address, and
+    per account for failures): the login form and the OAuth password grant share them, so
+    neither is a way around the other's.
+
+    Raises:
+        RateLimited: too many attempts.
+        XnodeError: wrong credentials, or an account that cannot log in.
+    """
+    limiter = request.app[LIMITER]
+    ip_key = f"login-ip:{client_ip(request)}"
+    account_key = f"login-account:{username}"
+    limiter.check(ip_key, LOGIN_ATTEMPTS_PER_IP, TOO_MANY_LOGINS)
+    limiter.check(account_key, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS)
+    limiter.hit(ip_key, LOGIN_ATTEMPTS_PER_IP)
+    try:
+        user = await request.app[ACCOUNTS].authenticate(username, password)
+    except XnodeError:
+        limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
+        raise
+    limiter.reset(account_key)
+    return user
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -36,23 +61,17 @@ async def login_submit(request: web.Request) -> web.Response:
     username = text_field(form, "username", max_length=100).strip().lstrip("@").lower()
     password = text_field(form, "password", max_length=1024)
     target = safe_next(text_field(form, "next", max_length=2000))
-    limiter = request.app[LIMITER]
-    ip_key = f"login-ip:{client_ip(request)}"
-    account_key = f"login-account:{username}"
-    limiter.check(ip_key, LOGIN_ATTEMPTS_PER_IP, TOO_MANY_LOGINS)
-    limiter.check(account_key, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS)
-    limiter.hit(ip_key, LOGIN_ATTEMPTS_PER_IP)
     try:
-        user = await request.app[ACCOUNTS].authenticate(username, password)
+        user = await authenticate_limited(request, username, password)
+    except RateLimited:
+        raise
     except XnodeError as exc:
-        limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
         return request.app[RENDERER].render(
             request,
             "login.html",
             {"next": target, "error": exc.message, "username": username},
             status=exc.status,
         )
-    limiter.reset(account_key)
     token = await request.app[SESSIONS].start(
         user.id, client_ip(request), request.headers.get("User-Agent", "")
     )

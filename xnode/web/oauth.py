@@ -38,11 +38,11 @@ from xnode.oauth.service import (
     OAuthError,
     check_code_challenge,
 )
-from xnode.web.auth import LOGIN_ATTEMPTS_PER_IP, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS
-from xnode.web.forms import client_ip, read_form, require_user
+from xnode.web.auth import authenticate_limited
+from xnode.web.forms import read_form, require_user
 from xnode.web.render import RENDERER, redirect
 from xnode.web.security import CONTENT_SECURITY_POLICY
-from xnode.web.state import ACCOUNTS, LIMITER, SETTINGS
+from xnode.web.state import SETTINGS
 
 AUTHORIZE_PATH = "/oauth/authorize"
 APPS_PATH = "/settings/apps"
@@ -395,18 +395,12 @@ async def _password_user(request: web.Request, params: Params) -> User:
         username = username[: -len(domain)]
     if not username or not password:
         raise OAuthError("invalid_request", "The password grant needs a username and password.")
-    limiter = request.app[LIMITER]
-    ip_key = f"login-ip:{client_ip(request)}"
-    account_key = f"login-account:{username}"
-    limiter.check(ip_key, LOGIN_ATTEMPTS_PER_IP, TOO_MANY_LOGINS)
-    limiter.check(account_key, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS)
-    limiter.hit(ip_key, LOGIN_ATTEMPTS_PER_IP)
     try:
-        user = await request.app[ACCOUNTS].authenticate(username, password)
+        user = await authenticate_limited(request, username, password)
+    except RateLimited:
+        raise
     except XnodeError as exc:
-        limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
         raise OAuthError("invalid_grant", exc.message) from None
-    limiter.reset(account_key)
     if user.must_change_password:
         raise OAuthError("invalid_grant", "Log in on the website and choose a new password first.")
     return user
