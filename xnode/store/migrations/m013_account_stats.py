@@ -30,6 +30,15 @@ def _bump(account: str, column: str, delta: str, extra: str = "") -> str:
     )
 
 
+def _follow(row: str, delta: str) -> str:
+    """Both sides of a follow counted up or down: the followed account's followers, the
+    follower's following."""
+    return (
+        _bump(f"{row}.target_account_id", "followers_count", delta)
+        + _bump(f"{row}.account_id", "following_count", delta)
+    )
+
+
 STATEMENTS = [
     """
     CREATE TABLE account_stats (
@@ -72,33 +81,21 @@ STATEMENTS = [
     f"""
     CREATE TRIGGER account_stats_follow_insert AFTER INSERT ON follows
     WHEN NEW.state = 'accepted'
-    BEGIN
-        {_bump("NEW.target_account_id", "followers_count", "1")}
-        {_bump("NEW.account_id", "following_count", "1")}
-    END
+    BEGIN {_follow("NEW", "1")} END
     """,
     f"""
     CREATE TRIGGER account_stats_follow_accepted AFTER UPDATE OF state ON follows
     WHEN NEW.state = 'accepted' AND OLD.state <> 'accepted'
-    BEGIN
-        {_bump("NEW.target_account_id", "followers_count", "1")}
-        {_bump("NEW.account_id", "following_count", "1")}
-    END
+    BEGIN {_follow("NEW", "1")} END
     """,
     f"""
     CREATE TRIGGER account_stats_follow_unaccepted AFTER UPDATE OF state ON follows
     WHEN OLD.state = 'accepted' AND NEW.state <> 'accepted'
-    BEGIN
-        {_bump("OLD.target_account_id", "followers_count", "-1")}
-        {_bump("OLD.account_id", "following_count", "-1")}
-    END
+    BEGIN {_follow("OLD", "-1")} END
     """,
     f"""
     CREATE TRIGGER account_stats_follow_delete AFTER DELETE ON follows
     WHEN OLD.state = 'accepted'
-    BEGIN
-        {_bump("OLD.target_account_id", "followers_count", "-1")}
-        {_bump("OLD.account_id", "following_count", "-1")}
-    END
+    BEGIN {_follow("OLD", "-1")} END
     """,
 ]
