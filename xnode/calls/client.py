@@ -523,7 +523,6 @@ class CallClient:
         self._reader: asyncio.Task[None] | None = None
         self._calls: dict[str, ActiveCall] = {}
         self._placing: dict[str, tuple[asyncio.Future[dict[str, Any]], ActiveCall]] = {}
-        self._placing_calls: dict[str, ActiveCall] = {}
         self._refs = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -622,7 +621,8 @@ class CallClient:
         """
         ref = f"aiortc-{next(self._refs)}-{secrets.token_hex(3)}"
         placed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._placing[ref] = (placed, ActiveCall(self, "caller", video, relay))
+        active = ActiveCall(self, "caller", video, relay)
+        self._placing[ref] = (placed, active)
         media = ["audio", "video"] if video else ["audio"]
         try:
             await self.send({"type": "call.place", "ref": ref, "to": handle, "media": media})
@@ -631,9 +631,8 @@ class CallClient:
             raise CallClientError("the node did not answer call.place in time") from None
         finally:
             self._placing.pop(ref, None)
-        if frame["type"] == "call.error":
+        if frame["type"] == "call.error" or active.call is None:
             raise CallClientError(str(frame.get("error") or "the call was refused"))
-        active = self._placing_calls.pop(ref)
         if active.end_reason is not None:
             return active  # ended at once (unavailable, busy)
         try:
@@ -697,7 +696,6 @@ class CallClient:
                 # Known at once: the call's end may be the very next frame.
                 placing.call = call
                 self._calls[call] = placing
-                self._placing_calls[ref] = placing
             if not placed.done():
                 placed.set_result(frame)
             return
