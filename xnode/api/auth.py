@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from xnode.accounts.models import User
+from xnode.api.entities import timestamp
 from xnode.errors import Forbidden, RateLimited, Unauthorized, XnodeError
 from xnode.oauth import scopes as scope_rules
 from xnode.oauth.models import AccessToken
@@ -93,10 +93,6 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def _rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """CORS, bearer tokens and rate limits for the client API (other paths pass through).
@@ -132,7 +128,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": _rfc3339(reset_at),
+            "X-RateLimit-Reset": timestamp(reset_at),
         }
     try:
         response = await handler(request)
@@ -156,12 +152,6 @@ def _json_error(status: int, message: str, headers: dict[str, str]) -> web.Respo
 def caller_of(request: web.Request) -> Caller | None:
     """The token's caller, or None for an anonymous request."""
     return request.get(CALLER)
-
-
-def viewer_id(request: web.Request) -> int | None:
-    """The person the request acts for, if any (for public endpoints)."""
-    caller: Caller | None = request.get(CALLER)
-    return caller.user.id if caller is not None and caller.user is not None else None
 
 
 def require_token(request: web.Request) -> Caller:
@@ -209,9 +199,7 @@ def optional_viewer(request: web.Request, scope: str) -> User | None:
     """For endpoints open to anonymous callers: the person, if a token with ``scope`` acts
     for one (a token without the scope is refused rather than silently ignored)."""
     caller: Caller | None = request.get(CALLER)
-    if caller is None:
-        if bearer_token(request) is not None:
-            raise TokenInvalid()
+    if caller is None:  # no token at all: api_middleware already refused a dead one
         return None
     if not scope_rules.grants(caller.token.scopes, scope):
         raise Forbidden("This action is outside the authorized scopes")
