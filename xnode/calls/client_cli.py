@@ -114,7 +114,8 @@ def call_command(
         raise click.UsageError("name whom to call (HANDLE), or wait for a call with --answer")
 
     async def action(node: _Node) -> bool:
-        from xnode.calls.client import CallClient, CallClientError, MediaSource
+        from xnode.calls.client import CallClient, CallClientError
+        from xnode.calls.client_media import MediaSource
 
         user = await node.accounts.require_user_by_name(name)
         async with _session(node, user) as token:
