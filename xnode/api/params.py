@@ -14,7 +14,7 @@ from aiohttp import web
 from federation import json_text
 from xnode.api.pagination import parse_id
 from xnode.errors import InvalidInput, PayloadTooLarge
-from xnode.web.forms import read_form
+from xnode.web.forms import is_text, read_form
 
 _TRUE = frozenset({"true", "1", "on", "yes", "t"})
 _FALSE = frozenset({"false", "0", "off", "no", "f", ""})
@@ -133,14 +133,10 @@ class Params:
         return found
 
     def ids(self, name: str, *, max_items: int = 100) -> list[int]:
-        """An array of ids."""
-        found = []
-        for item in self.strings(name, max_items=max_items, max_length=20):
-            parsed = parse_id(item, name)
-            assert parsed is not None or item == ""
-            if parsed is not None:
-                found.append(parsed)
-        return found
+        """An array of ids (empty entries, which some forms send, are skipped)."""
+        parsed = (parse_id(item, name) for item in self.strings(name, max_items=max_items,
+                                                                 max_length=20))
+        return [value for value in parsed if value is not None]
 
     def file(self, name: str) -> bytes | None:
         """An uploaded file's bytes (multipart only), or None."""
@@ -172,15 +168,6 @@ class Params:
         return nested or None
 
 
-def _is_text(value: str) -> bool:
-    """Whether a string is Unicode text (no lone surrogates, which no database stores)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 async def read_params(request: web.Request) -> Params:
     """The request's parameters: its JSON or form body, and its query string.
 
@@ -191,7 +178,7 @@ async def read_params(request: web.Request) -> Params:
     values: dict[str, Any] = {}
     for key in request.query:
         got = request.query.getall(key)
-        if not all(_is_text(item) for item in (key, *got)):
+        if not all(is_text(item) for item in (key, *got)):
             raise InvalidInput("The query string holds text that is not Unicode.")
         values[key] = got if key.endswith("[]") or len(got) > 1 else got[0]
     files: dict[str, web.FileField] = {}

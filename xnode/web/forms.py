@@ -27,12 +27,12 @@ async def read_form(request: web.Request) -> FormData:
     except ValueError:  # UnicodeDecodeError among them
         raise web.HTTPBadRequest(text="The form could not be read: it is not UTF-8 text.") from None
     for value in form.values():
-        if isinstance(value, str) and not _is_text(value):
+        if isinstance(value, str) and not is_text(value):
             raise web.HTTPBadRequest(text="The form holds text that is not Unicode.")
     return form
 
 
-def _is_text(value: str) -> bool:
+def is_text(value: str) -> bool:
     """Whether a string is Unicode text (no lone surrogates, which no database stores)."""
     if value.isascii():
         return True
