@@ -85,12 +85,29 @@ async def test_only_members_see_a_conversation(client, app, api_as):
 
 
 async def test_a_deleted_last_message_shows_the_one_before(client, app, api_as):
-    alice, bob, _, _ = await _people(app)
+    alice, bob, carol, _ = await _people(app)
     first = await app[DMS].start(bob.account, "@alice", "first")
     second = await app[DMS].send(bob.account, first.conversation_id, "oops")
     await app[DMS].delete(bob.id, second.id)
     [entity] = await (await api_as(alice, "read")).get("/api/v1/conversations")
     assert entity["last_status"]["id"] == str(first.id)
+    # Several in one page, each falling back to its own newest live message; one whose
+    # only message is gone has no last status left to show.
+    other = await app[DMS].start(carol.account, "@alice", "hello")
+    await app[DMS].send(carol.account, other.conversation_id, "oops too")
+    gone = await app[DMS].start(carol.account, "@alice @bob", "soon gone")
+    newest = await app[DMS].send(carol.account, other.conversation_id, "and again")
+    await app[DMS].delete(carol.id, newest.id)
+    await app[DMS].delete(carol.id, gone.id)
+    listed = await conversation_entities(
+        app, alice.id, [first.conversation_id, other.conversation_id, gone.conversation_id]
+    )
+    shown = {c["id"]: (c["last_status"] or {}).get("content") for c in listed}
+    assert shown == {
+        str(first.conversation_id): "<p>first</p>",
+        str(other.conversation_id): "<p>oops too</p>",
+        str(gone.conversation_id): None,
+    }
 
 
 async def test_bad_ids_and_limits(client, app, api_as):

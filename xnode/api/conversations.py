@@ -15,6 +15,7 @@ Decline refuses the conversation, which an app's "delete" must not do behind the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -88,10 +89,11 @@ async def read_conversation(request: web.Request) -> web.Response:
     user = require_user(request, "write:conversations")
     conversation_id = _conversation_id(request)
     dms = request.app[DMS]
-    await dms.listed_summary(user.id, conversation_id)  # 404 unless listed for them
+    summary = await dms.listed_summary(user.id, conversation_id)  # 404 unless listed for them
     await dms.mark_read(user.id, conversation_id)
-    summary = await dms.listed_summary(user.id, conversation_id)
-    return web.json_response((await conversation_entities(request.app, user.id, [summary]))[0])
+    # Read up to its latest message: nothing waits past the marker any more.
+    read = dataclasses.replace(summary, unread=0)
+    return web.json_response((await conversation_entities(request.app, user.id, [read]))[0])
 
 
 async def remove_conversation(request: web.Request) -> web.Response:

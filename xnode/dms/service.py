@@ -281,17 +281,17 @@ class DirectMessages:
             for v in await self.posts.hydrate(account_id, list(last_posts.values()),
                                               keep_deleted=not live_only)
         }  # fmt: skip
-        if live_only:
+        missing = [conv_id for conv_id, last_id in last_ids.items() if last_id not in views]
+        if live_only and missing:
             # The latest message may be deleted, or one the member was never sent (a
             # member who blocked the sender): show the newest they can see instead.
-            for conv_id, last_id in last_ids.items():
-                if last_id not in views:
-                    seen = await store.latest_message_id(self.db, conv_id, account_id)
-                    found = await self.posts.hydrate(
-                        account_id, list((await post_store.get_posts(self.db, [seen])).values())
-                    ) if seen is not None else []  # fmt: skip
-                    last_ids[conv_id] = seen or 0
-                    views.update({v.post.id: v for v in found})
+            seen = await store.latest_message_ids(self.db, missing, account_id)
+            for conv_id in missing:
+                last_ids[conv_id] = seen.get(conv_id, 0)
+            found = await post_store.get_posts(self.db, list(seen.values()))
+            views.update(
+                {v.post.id: v for v in await self.posts.hydrate(account_id, list(found.values()))}
+            )
         return [
             ConversationSummary(
                 id=row["id"],
@@ -353,7 +353,8 @@ class DirectMessages:
         Raises:
             NotFound: not a member, or removed already.
         """
-        await self.listed_summary(account_id, conversation_id)
+        if not await store.listed_rows(self.db, account_id, [conversation_id], LISTED_STATES):
+            raise NotFound("Record not found")
         async with self.db.transaction() as conn:
             await store.remove_from_list(conn, conversation_id, account_id)
         await self.events.publish(ConversationChanged(account_id, conversation_id))

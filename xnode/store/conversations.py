@@ -106,13 +106,24 @@ async def give_uri(db: Database, conversation_id: int, uri: str) -> str:
 
 async def latest_message_id(db: Database, conversation_id: int, viewer_id: int) -> int | None:
     """The newest live message of a conversation that ``viewer_id`` can see."""
-    value = await db.fetchvalue(
-        "SELECT MAX(p.id) FROM posts p WHERE p.conversation_id = ? AND p.deleted_at IS NULL"
+    return (await latest_message_ids(db, [conversation_id], viewer_id)).get(conversation_id)
+
+
+async def latest_message_ids(
+    db: Database, conversation_ids: Sequence[int], viewer_id: int
+) -> dict[int, int]:
+    """:func:`latest_message_id` of several conversations, by conversation (those with no
+    such message left out)."""
+    if not conversation_ids:
+        return {}
+    rows = await db.fetchall(
+        "SELECT p.conversation_id, MAX(p.id) FROM posts p"
+        f" WHERE p.conversation_id IN ({_marks(conversation_ids)}) AND p.deleted_at IS NULL"
         " AND (p.account_id = ? OR EXISTS (SELECT 1 FROM mentions vm WHERE vm.post_id = p.id"
-        " AND vm.account_id = ?))",
-        (conversation_id, viewer_id, viewer_id),
+        " AND vm.account_id = ?)) GROUP BY p.conversation_id",
+        [*conversation_ids, viewer_id, viewer_id],
     )
-    return int(value) if value is not None else None
+    return {int(row[0]): int(row[1]) for row in rows}
 
 
 async def previous_message_ids(db: Database, post_ids: Sequence[int]) -> dict[int, int | None]:
