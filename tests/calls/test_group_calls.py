@@ -3,13 +3,11 @@ the real live sockets (xnode/calls/service.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import pytest
 from test_messages_web import frame_of, people, start  # noqa: F401 (the fixture)
 
-from calls.test_calls import ANSWER, OFFER, tabs
+from calls.test_calls import ANSWER, OFFER, nothing_of, tabs
 from xnode.web.state import CALLS
 
 
@@ -19,11 +17,6 @@ async def group_call(ws: dict[str, Any], conversation: int) -> str:
     placed = await frame_of(ws["alice"], "call.placed")
     assert placed["group"] is True and placed["ref"] == "g"
     return placed["call"]
-
-
-async def nothing_of(socket: Any, kind: str) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        await frame_of(socket, kind, timeout=0.3)
 
 
 async def test_a_group_call_is_a_mesh_people_join_and_leave(app, people):  # noqa: F811
