@@ -195,6 +195,17 @@ async def delete_all(db: Database, account_id: int, kinds: Sequence[str]) -> int
     )
 
 
+def _unread_sql(
+    account_id: int, kinds: Sequence[str], from_account_id: int | None
+) -> tuple[str, list[object]]:
+    """The condition on a user's unread notifications of these kinds (from one account)."""
+    sql = f"account_id = ? AND read_at IS NULL AND type IN ({_kinds_sql(kinds)})"
+    params: list[object] = [account_id, *kinds]
+    if from_account_id is not None:
+        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
+    return sql, params
+
+
 async def count_unread(
     db: Database, account_id: int, *, kinds: Sequence[str], from_account_id: int | None,
     cap: int,
@@ -202,14 +213,11 @@ async def count_unread(
     """Unread notifications of these kinds (from one account), counted up to ``cap``."""
     if not kinds:
         return 0
-    sql = (
-        "SELECT 1 FROM notifications WHERE account_id = ? AND read_at IS NULL"
-        f" AND type IN ({_kinds_sql(kinds)})"
+    where, params = _unread_sql(account_id, kinds, from_account_id)
+    value = await db.fetchvalue(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE {where} LIMIT ?)",
+        [*params, cap],
     )
-    params: list[object] = [account_id, *kinds]
-    if from_account_id is not None:
-        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
-    value = await db.fetchvalue(f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", [*params, cap])
     return int(value or 0)
 
 
@@ -292,11 +300,7 @@ async def select_unread(
     """A user's newest unread notifications of these kinds (from one account)."""
     if not kinds:
         return []
-    sql = (
-        "SELECT * FROM notifications WHERE account_id = ? AND read_at IS NULL"
-        f" AND type IN ({_kinds_sql(kinds)})"
+    where, params = _unread_sql(account_id, kinds, from_account_id)
+    return await db.fetchall(
+        f"SELECT * FROM notifications WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
     )
-    params: list[object] = [account_id, *kinds]
-    if from_account_id is not None:
-        sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
-    return await db.fetchall(f"{sql} ORDER BY id DESC LIMIT ?", [*params, limit])
