@@ -129,6 +129,21 @@ class SearchService:
             return []
         return await search_store.tags_with_prefix(self.db, prefix, limit=limit, offset=offset)
 
+    async def resolve_handle(self, resolver: Resolver, text: str) -> None:
+        """Look ``@user@host`` up by WebFinger, so the searches that follow find the
+        account (and it can be followed); nothing for anything else, one of ours, or a
+        server that does not answer (logged)."""
+        handle = text.strip().lstrip("@")
+        username, _, domain = handle.partition("@")
+        if not username or not domain or " " in handle:
+            return
+        if domain.lower() == self.posts.settings.domain.lower():
+            return  # one of ours: in the database already, no WebFinger to ourselves
+        try:
+            await resolver.actor_by_handle(handle)
+        except (XnodeError, FetchError, ValueError) as exc:
+            log.info("search: could not resolve @%s: %s", handle, exc)
+
     async def lookup_url(
         self, resolver: Resolver, viewer_id: int | None, url: str
     ) -> Account | PostView | None:

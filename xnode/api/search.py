@@ -16,12 +16,10 @@ anonymous ones) and ``/api/v1/followed_tags`` is an empty list.
 
 from __future__ import annotations
 
-import logging
 import re
 
 from aiohttp import web
 
-from federation.http import FetchError
 from xnode.accounts.models import Account, User
 from xnode.activitypub.appkeys import RESOLVER
 from xnode.api import entities, present
@@ -31,8 +29,6 @@ from xnode.errors import InvalidInput, XnodeError
 from xnode.posts.models import PostView
 from xnode.search import MAX_QUERY_CHARS, fts_query, tag_name
 from xnode.web.state import SEARCH, SETTINGS
-
-log = logging.getLogger(__name__)
 
 TYPES = ("accounts", "statuses", "hashtags")
 MAX_OFFSET = 10_000
@@ -64,19 +60,6 @@ def _limit(params: Params, default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
-async def _resolve_handle(request: web.Request, text: str) -> None:
-    """Look ``@user@host`` up by WebFinger, so the search below finds the account (the web
-    search page's path: :func:`xnode.web.search._resolve_remote_handle`)."""
-    handle = text.lstrip("@")
-    username, _, domain = handle.partition("@")
-    if not username or not domain or domain.lower() == request.app[SETTINGS].domain.lower():
-        return
-    try:
-        await request.app[RESOLVER].actor_by_handle(handle)
-    except (XnodeError, FetchError, ValueError) as exc:
-        log.info("api search: could not resolve @%s: %s", handle, exc)
-
-
 async def _accounts(
     request: web.Request, text: str, viewer: User | None, *, limit: int, offset: int,
     following: bool, resolve: bool,
@@ -84,7 +67,7 @@ async def _accounts(
     if following and viewer is None:
         return []  # an anonymous caller follows nobody
     if resolve and viewer is not None and _REMOTE_HANDLE.fullmatch(text):
-        await _resolve_handle(request, text)
+        await request.app[SEARCH].resolve_handle(request.app[RESOLVER], text)
     return await request.app[SEARCH].accounts(
         text, limit=limit, offset=offset, followed_by=viewer.id if following and viewer else None
     )
