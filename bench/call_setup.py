@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import socket
 import statistics
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,12 @@ from aiohttp import web
 from machine import calibration_line
 from playwright.async_api import Browser, Page, async_playwright
 
+from xnode.accounts.models import Account
 from xnode.activitypub.appkeys import RESOLVER
 from xnode.ratelimit import Limit
 from xnode.settings import settings_from_mapping
 from xnode.web.app import create_app
-from xnode.web.state import ACCOUNTS, CALLS, LIVE, RELATIONSHIPS
+from xnode.web.state import ACCOUNTS, CALLS, LIVE, RELATIONSHIPS, SETTINGS
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
@@ -64,6 +67,31 @@ async def serve_node(tmp: Path, name: str) -> tuple[web.Application, web.AppRunn
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return app, runner, f"http://{domain}"
+
+
+@contextlib.asynccontextmanager
+async def two_nodes() -> AsyncIterator[
+    tuple[web.Application, web.Application, Account, Account, str]
+]:
+    """Nodes a and b served on loopback, alice on a and bob on b; yields (a, b, alice, bob,
+    the handle alice calls bob by). bob follows alice (so he takes her calls under the
+    "following" policy) and the call rate limits are raised for many calls a minute
+    between the same two people."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        a, runner_a, base_a = await serve_node(tmp, "a")
+        b, runner_b, base_b = await serve_node(tmp, "b")
+        try:
+            alice = (await a[ACCOUNTS].create_user("alice", PASSWORD)).account
+            bob = (await b[ACCOUNTS].create_user("bob", PASSWORD)).account
+            for node in (a, b):
+                node[CALLS].caller_limit = node[CALLS].pair_limit = Limit(10_000, 60.0)
+            target = await b[RESOLVER].actor_by_handle(f"alice@{base_a.split('//')[1]}")
+            await b[RELATIONSHIPS].follow(bob.id, target.id)
+            yield a, b, alice, bob, f"@bob@{base_b.split('//')[1]}"
+        finally:
+            await runner_b.cleanup()
+            await runner_a.cleanup()
 
 
 async def signed_in(browser: Browser, base: str, username: str) -> Page:
@@ -117,10 +145,13 @@ async def one_call(
     return result
 
 
-def summary(label: str, values: list[float]) -> str:
+def p50_p99(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def summary(label: str, values: list[float]) -> str:
+    p50, p99 = p50_p99(values)
     return f"{label:<52} p50 {p50:5.2f} s  p99 {p99:5.2f} s  (n={len(values)})"
 
 
@@ -129,45 +160,28 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="calls per kind")
     args = parser.parse_args()
     print(calibration_line())
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        a, runner_a, base_a = await serve_node(tmp, "a")
-        b, runner_b, base_b = await serve_node(tmp, "b")
-        try:
-            alice = (await a[ACCOUNTS].create_user("alice", PASSWORD)).account
-            bob = (await b[ACCOUNTS].create_user("bob", PASSWORD)).account
-            for node in (a, b):  # many calls a minute between the same two people
-                node[CALLS].caller_limit = node[CALLS].pair_limit = Limit(10_000, 60.0)
-            target = await b[RESOLVER].actor_by_handle(f"alice@{base_a.split('//')[1]}")
-            await b[RELATIONSHIPS].follow(bob.id, target.id)
-            async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=ARGS
-                )
-                caller = await signed_in(browser, base_a, "alice")
-                callee = await signed_in(browser, base_b, "bob")
-                while not (a[LIVE].is_connected(alice.id) and b[LIVE].is_connected(bob.id)):
-                    await asyncio.sleep(0.05)
-                handle = f"@bob@{base_b.split('//')[1]}"
-                results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-                for n in range(2 * args.rounds):
-                    relay = n % 2 == 1
-                    await a[CALLS].set_policy(alice.id, "following", relay)
-                    result = await one_call(caller, base_a, callee, handle)
-                    assert result["relayed"] == relay, result
-                    results[relay].append(result)
-                await browser.close()
-        finally:
-            await runner_b.cleanup()
-            await runner_a.cleanup()
+    async with two_nodes() as (a, b, alice, bob, handle), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS
+        )
+        caller = await signed_in(browser, a[SETTINGS].base_url, "alice")
+        callee = await signed_in(browser, b[SETTINGS].base_url, "bob")
+        while not (a[LIVE].is_connected(alice.id) and b[LIVE].is_connected(bob.id)):
+            await asyncio.sleep(0.05)
+        results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        for n in range(2 * args.rounds):
+            relay = n % 2 == 1
+            await a[CALLS].set_policy(alice.id, "following", relay)
+            result = await one_call(caller, a[SETTINGS].base_url, callee, handle)
+            assert result["relayed"] == relay, result
+            results[relay].append(result)
+        await browser.close()
     print("Chromium to Chromium, two nodes on loopback, video, from the callee's click:")
     for relay, label in ((False, "direct"), (True, "relayed (caller's node's TURN)")):
         rows = results[relay]
         print(summary(f"  {label}: ICE connected", [r["connected"] for r in rows]))
         print(summary(f"  {label}: first remote frame", [r["first_frame"] for r in rows]))
-    frames = sorted(r["first_frame"] for rows in results.values() for r in rows)
-    p50 = statistics.median(frames)
-    p99 = frames[min(len(frames) - 1, int(0.99 * len(frames)))]
+    p50, p99 = p50_p99([r["first_frame"] for rows in results.values() for r in rows])
     verdict = "PASS" if p50 <= P50_TARGET_S and p99 <= P99_TARGET_S else "FAIL"
     print(f"target: first frame p50 <= {P50_TARGET_S} s, p99 <= {P99_TARGET_S} s -> {verdict}"
           f" (p50 {p50:.2f} s, p99 {p99:.2f} s)")  # fmt: skip

@@ -20,18 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 from pathlib import Path
 
-from call_setup import serve_node, summary  # the nodes and figures of the Chromium bench
+from call_setup import PASSWORD, summary, two_nodes  # the Chromium bench's nodes, figures
 from machine import calibration_line
 
-from xnode.activitypub.appkeys import RESOLVER
 from xnode.calls.client import CallClient
-from xnode.ratelimit import Limit
-from xnode.web.state import ACCOUNTS, CALLS, RELATIONSHIPS
-
-PASSWORD = "correct horse battery staple"
+from xnode.web.state import SETTINGS
 
 
 async def one_call(caller: CallClient, callee: CallClient, handle: str, relay: bool
@@ -59,21 +54,11 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="calls per kind")
     args = parser.parse_args()
     print(calibration_line())
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        a, runner_a, base_a = await serve_node(tmp, "a")
-        b, runner_b, base_b = await serve_node(tmp, "b")
+    async with two_nodes() as (a, b, _alice, _bob, handle):
         caller, callee = CallClient(), CallClient(auto_answer=True)
         try:
-            await a[ACCOUNTS].create_user("alice", PASSWORD)
-            bob = (await b[ACCOUNTS].create_user("bob", PASSWORD)).account
-            for node in (a, b):  # many calls a minute between the same two people
-                node[CALLS].caller_limit = node[CALLS].pair_limit = Limit(10_000, 60.0)
-            target = await b[RESOLVER].actor_by_handle(f"alice@{base_a.split('//')[1]}")
-            await b[RELATIONSHIPS].follow(bob.id, target.id)
-            await caller.connect(base_a, username="alice", password=PASSWORD)
-            await callee.connect(base_b, username="bob", password=PASSWORD)
-            handle = f"@bob@{base_b.split('//')[1]}"
+            await caller.connect(a[SETTINGS].base_url, username="alice", password=PASSWORD)
+            await callee.connect(b[SETTINGS].base_url, username="bob", password=PASSWORD)
             results: dict[bool, list[dict[str, float | bool]]] = {False: [], True: []}
             for n in range(2 * args.rounds):
                 relay = n % 2 == 1
@@ -83,8 +68,6 @@ async def main() -> None:
         finally:
             await caller.close()
             await callee.close()
-            await runner_b.cleanup()
-            await runner_a.cleanup()
     print("aiortc to aiortc, two nodes on loopback, video, from the callee's answer:")
     for relay, label in ((False, "direct"), (True, "relayed (caller's node's TURN)")):
         rows = results[relay]
