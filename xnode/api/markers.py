@@ -10,8 +10,7 @@ from aiohttp import web
 
 from xnode.api import entities
 from xnode.api.auth import require_user
-from xnode.api.pagination import parse_id
-from xnode.api.params import read_params
+from xnode.api.params import Params, read_params
 from xnode.errors import InvalidInput
 from xnode.markers import TIMELINES, Marker, MarkerService
 from xnode.web.state import CLOCK, DB, NOTIFICATIONS
@@ -49,13 +48,9 @@ async def set_markers(request: web.Request) -> web.Response:
         given = params.mapping(timeline)
         if given is None:
             continue
-        raw = given.get("last_read_id")
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)
-        if not isinstance(raw, str) or not raw:
+        last_read_id = Params(given, {}).id("last_read_id")
+        if last_read_id is None:
             raise InvalidInput(f"{timeline}[last_read_id] must be an id.", field=timeline)
-        last_read_id = parse_id(raw, f"{timeline}[last_read_id]")
-        assert last_read_id is not None
         positions[timeline] = last_read_id
     found = await _markers(request).set(user.id, positions) if positions else {}
     return web.json_response({name: marker_entity(m) for name, m in found.items()})
