@@ -334,8 +334,17 @@ class Client:
 
     name = ""
 
+    @staticmethod
+    def placeholders(sql: str) -> str:
+        """``sql``'s ``?`` placeholders in the driver's style."""
+        raise NotImplementedError
+
     def __init__(self, home_sql: str) -> None:
-        self.home_sql_qmark = home_sql  # with ``?`` placeholders; open() translates it
+        """``home_sql`` with ``?`` placeholders, as the service writes it."""
+        self.home_sql = self.placeholders(home_sql)
+        self.post_sql = self.placeholders(INSERT_POST)
+        self.mention_sql = self.placeholders(INSERT_MENTION)
+        self.notification_sql = self.placeholders(INSERT_NOTIFICATION)
 
     async def open(self, dsn: str) -> None:
         raise NotImplementedError
@@ -362,6 +371,7 @@ async def _keep_session(conn: Any) -> None:
 
 class Asyncpg(Client):
     name = "asyncpg"
+    placeholders = staticmethod(dollar_style)
 
     def __init__(self, home_sql: str, *, reset: bool = True) -> None:
         super().__init__(home_sql)
@@ -372,10 +382,6 @@ class Asyncpg(Client):
     async def open(self, dsn: str) -> None:
         import asyncpg
 
-        self.home_sql = dollar_style(self.home_sql_qmark)
-        self.post_sql = dollar_style(INSERT_POST)
-        self.mention_sql = dollar_style(INSERT_MENTION)
-        self.notification_sql = dollar_style(INSERT_NOTIFICATION)
         self.pool = await asyncpg.create_pool(
             dsn, min_size=POOL_SIZE, max_size=POOL_SIZE,
             reset=None if self.reset else _keep_session,
@@ -401,6 +407,7 @@ class Asyncpg(Client):
 
 class Psycopg(Client):
     name = "psycopg"
+    placeholders = staticmethod(format_style)
 
     def __init__(self, home_sql: str, *, binary: bool = False, pipeline: bool = False) -> None:
         super().__init__(home_sql)
@@ -415,10 +422,6 @@ class Psycopg(Client):
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
 
-        self.home_sql = format_style(self.home_sql_qmark)
-        self.post_sql = format_style(INSERT_POST)
-        self.mention_sql = format_style(INSERT_MENTION)
-        self.notification_sql = format_style(INSERT_NOTIFICATION)
         self.pool = AsyncConnectionPool(
             dsn, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
