@@ -133,10 +133,6 @@ class GroupPage:
     scanned: list[int]
 
 
-GROUPED_KINDS = frozenset({"like", "boost", "follow"})
-"""Kinds shown as one entry per post (likes, boosts) or per page (follows)."""
-
-
 @dataclass(frozen=True)
 class NotificationGroup:
     """Notifications shown as one entry: "Ana and 3 others liked your post".
@@ -159,11 +155,12 @@ class NotificationGroup:
 
 def grouped(items: list[Notification]) -> list[NotificationGroup]:
     """Likes and boosts of the same post, and follows, as one entry each (at the place
-    of the newest); mentions, replies and follow requests one by one."""
+    of the newest: the web page gathers :data:`GROUPABLE_KINDS` per page, not per day);
+    mentions, replies and follow requests one by one."""
     order: list[tuple[object, ...]] = []
     groups: dict[tuple[object, ...], list[Notification]] = {}
     for item in items:
-        if item.kind in GROUPED_KINDS:
+        if item.kind in GROUPABLE_KINDS:
             key: tuple[object, ...] = (item.kind, item.post.post.id if item.post else None)
         else:
             key = ("single", item.id)
@@ -197,8 +194,8 @@ class NotificationService:
         self, account_id: int, max_id: int | None = None
     ) -> tuple[list[Notification], int | None]:
         """A page of notifications, newest first, and the cursor for the next page."""
-        rows = await notification_store.list_notifications(
-            self.db, account_id, limit=PAGE_SIZE, max_id=max_id
+        rows = await notification_store.select_notifications(
+            self.db, account_id, kinds=sorted(KINDS), max_id=max_id, limit=PAGE_SIZE
         )
         items = await self._shown(account_id, rows)
         next_max_id = rows[-1]["id"] if len(rows) == PAGE_SIZE else None

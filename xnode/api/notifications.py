@@ -33,7 +33,7 @@ from xnode.api.pagination import page_request, paginated, parse_id
 from xnode.api.params import read_params
 from xnode.api.present import context_for
 from xnode.errors import InvalidInput, NotFound
-from xnode.notifications import ApiGroup, GroupKey, Notification
+from xnode.notifications import GROUPABLE_KINDS, ApiGroup, GroupKey, Notification
 from xnode.posts.models import PostView
 from xnode.web.state import NOTIFICATIONS
 
@@ -165,7 +165,8 @@ async def unread_count(request: web.Request) -> web.Response:
     return web.json_response({"count": count})
 
 
-GROUPABLE_TYPES = {"favourite": "like", "reblog": "boost", "follow": "follow"}
+GROUPABLE_TYPES = {TYPE_OF_KIND[kind]: kind for kind in GROUPABLE_KINDS}
+"""The API types that can be grouped (``grouped_types[]``), and their kinds."""
 
 
 async def _groupable(request: web.Request) -> set[str]:

@@ -71,20 +71,6 @@ async def delete_notifications(
     await conn.execute(sql, params)
 
 
-async def list_notifications(
-    db: Database, account_id: int, *, limit: int, max_id: int | None
-) -> list[sqlite3.Row]:
-    """A page of a user's notifications, newest first."""
-    params: list[object] = [account_id]
-    cursor_sql = ""
-    if max_id is not None:
-        cursor_sql, params = " AND id < ?", [*params, max_id]
-    return await db.fetchall(
-        f"SELECT * FROM notifications WHERE account_id = ?{cursor_sql} ORDER BY id DESC LIMIT ?",
-        [*params, limit],
-    )
-
-
 UNREAD_COUNT_CAP = 1000
 """Unread notifications are counted up to this many (the badge says "999+")."""
 
