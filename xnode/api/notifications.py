@@ -30,7 +30,7 @@ from xnode.accounts.models import Account
 from xnode.api import entities, present
 from xnode.api.auth import require_user
 from xnode.api.pagination import page_request, paginated, parse_id
-from xnode.api.params import read_params
+from xnode.api.params import Params, read_params
 from xnode.api.present import context_for
 from xnode.errors import InvalidInput, NotFound
 from xnode.notifications import GROUPABLE_KINDS, ApiGroup, GroupKey, Notification
@@ -95,9 +95,8 @@ def _types(values: list[str], name: str) -> set[str]:
     return set(values)
 
 
-async def _filters(request: web.Request) -> tuple[set[str], int | None]:
+def _filters(params: Params) -> tuple[set[str], int | None]:
     """The node's kinds asked for by ``types[]``/``exclude_types[]``, and ``account_id``."""
-    params = await read_params(request)
     wanted = _types(params.strings("types"), "types")
     excluded = _types(params.strings("exclude_types"), "exclude_types")
     kinds = {
@@ -117,7 +116,7 @@ async def list_notifications(request: web.Request) -> web.Response:
     """``GET /api/v1/notifications``: newest first, with ``Link`` headers."""
     user = require_user(request, "read:notifications")
     page = page_request(request, default=40, maximum=80)
-    kinds, from_account_id = await _filters(request)
+    kinds, from_account_id = _filters(await read_params(request))
     found = await request.app[NOTIFICATIONS].listing(
         user.id, kinds, from_account_id=from_account_id, max_id=page.max_id,
         min_id=page.min_id, since_id=page.since_id, limit=page.limit,
@@ -158,7 +157,7 @@ async def unread_count(request: web.Request) -> web.Response:
     params = await read_params(request)
     cap = params.integer("limit", DEFAULT_UNREAD_CAP, low=1, high=2**31)
     assert cap is not None
-    kinds, from_account_id = await _filters(request)
+    kinds, from_account_id = _filters(params)
     count = await request.app[NOTIFICATIONS].count_unread(
         user.id, kinds, from_account_id=from_account_id, cap=min(cap, MAX_UNREAD_CAP)
     )
@@ -169,8 +168,7 @@ GROUPABLE_TYPES = {TYPE_OF_KIND[kind]: kind for kind in GROUPABLE_KINDS}
 """The API types that can be grouped (``grouped_types[]``), and their kinds."""
 
 
-async def _groupable(request: web.Request) -> set[str]:
-    params = await read_params(request)
+def _groupable(params: Params) -> set[str]:
     if not params.has("grouped_types"):
         return set(GROUPABLE_TYPES.values())
     asked = _types(params.strings("grouped_types"), "grouped_types")
@@ -225,9 +223,10 @@ async def list_groups(request: web.Request) -> web.Response:
     """``GET /api/v2/notifications``: grouped notifications, with ``Link`` headers."""
     user = require_user(request, "read:notifications")
     page = page_request(request, default=40, maximum=80)
-    kinds, from_account_id = await _filters(request)
+    params = await read_params(request)
+    kinds, from_account_id = _filters(params)
     found = await request.app[NOTIFICATIONS].groups(
-        user.id, kinds, groupable=await _groupable(request), from_account_id=from_account_id,
+        user.id, kinds, groupable=_groupable(params), from_account_id=from_account_id,
         max_id=page.max_id, min_id=page.min_id, since_id=page.since_id, limit=page.limit,
     )  # fmt: skip
     body = await _grouped_results(request.app, user.id, found.groups, paged=True)
@@ -263,9 +262,9 @@ async def unread_group_count(request: web.Request) -> web.Response:
     params = await read_params(request)
     cap = params.integer("limit", DEFAULT_UNREAD_CAP, low=1, high=2**31)
     assert cap is not None
-    kinds, from_account_id = await _filters(request)
+    kinds, from_account_id = _filters(params)
     count = await request.app[NOTIFICATIONS].count_unread_groups(
-        user.id, kinds, groupable=await _groupable(request), from_account_id=from_account_id,
+        user.id, kinds, groupable=_groupable(params), from_account_id=from_account_id,
         cap=min(cap, MAX_UNREAD_CAP),
     )  # fmt: skip
     return web.json_response({"count": count})
