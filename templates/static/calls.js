@@ -190,11 +190,10 @@
     return pc;
   };
 
-  const addRemoteCandidates = async (candidates) => {
-    if (!call || !call.pc) return;
-    const { pc } = call;
+  // The other side's candidates; kept in `pending` until its description is set.
+  const addCandidates = async (pc, pending, candidates) => {
     if (!pc.remoteDescription) {
-      call.pendingCandidates.push(...candidates);
+      pending.push(...candidates);
       return;
     }
     for (const candidate of candidates) {
@@ -204,6 +203,10 @@
         console.warn("a candidate was refused", error);
       }
     }
+  };
+
+  const addRemoteCandidates = async (candidates) => {
+    if (call && call.pc) await addCandidates(call.pc, call.pendingCandidates, candidates);
   };
 
   const setRemote = async (type, sdp) => {
@@ -227,7 +230,8 @@
 
   // --- placing and answering -----------------------------------------------------------------
 
-  const place = async (handle, media) => {
+  // Place a call: `whom` is { to: handle } or, for a group call, { conversation }.
+  const place = async (whom, media, label) => {
     if (call) {
       live().announce("You are in a call already.", "error");
       return;
@@ -236,12 +240,21 @@
     const stream = await localMedia(video);
     if (!stream) return;
     const ref = Math.random().toString(36).slice(2);
-    call = { ref, role: "caller", stream, video, pendingCandidates: [], ui: buildView(handle),
-      timings: {} };
+    const group = whom.conversation !== undefined;
+    call = { ref, role: "caller", stream, video, pendingCandidates: [], ui: buildView(label),
+      timings: {}, ...(group ? { group, peers: new Map() } : {}) };
+    if (group) gridView();
     call.ui.localVideo.srcObject = stream;
-    if (!live().send({ type: "call.place", ref, to: handle, media: video ? ["audio", "video"] : ["audio"] })) {
+    if (!live().send({ type: "call.place", ref, ...whom, media: video ? ["audio", "video"] : ["audio"] })) {
       finish(null, "Not connected to the node; try again in a moment.");
     }
+  };
+
+  // The callee's camera and microphone (declining the call without them).
+  const answerMedia = async (frame, withVideo) => {
+    const stream = await localMedia(withVideo && frame.media.includes("video"));
+    if (!stream) live().send({ type: "call.decline", call: frame.call });
+    return stream;
   };
 
   const placed = async (frame) => {
@@ -268,11 +281,8 @@
       await acceptGroup(frame, withVideo);
       return;
     }
-    const stream = await localMedia(withVideo && frame.media.includes("video"));
-    if (!stream) {
-      live().send({ type: "call.decline", call: frame.call });
-      return;
-    }
+    const stream = await answerMedia(frame, withVideo);
+    if (!stream) return;
     call = { id: frame.call, role: "callee", stream, video: withVideo, pendingCandidates: [],
       ui: buildView(`@${frame.from.acct}`), timings: { acceptedAt: clickedAt } };
     call.ui.localVideo.srcObject = stream;
@@ -344,19 +354,11 @@
     const ours = call;
     const peer = groupPeer(frame.from, null);
     if (frame.candidates) {
-      if (!peer.pc.remoteDescription) {
-        peer.pending.push(...frame.candidates);
-        return;
-      }
-      for (const candidate of frame.candidates) {
-        try { await peer.pc.addIceCandidate(candidate); } catch (error) { console.warn(error); }
-      }
+      await addCandidates(peer.pc, peer.pending, frame.candidates);
       return;
     }
     await peer.pc.setRemoteDescription({ type: frame.sdpType, sdp: frame.sdp });
-    for (const candidate of peer.pending.splice(0)) {
-      try { await peer.pc.addIceCandidate(candidate); } catch (error) { console.warn(error); }
-    }
+    await addCandidates(peer.pc, peer.pending, peer.pending.splice(0));
     if (frame.sdpType === "offer") {
       await peer.pc.setLocalDescription(await peer.pc.createAnswer());
       if (call !== ours) return; // left meanwhile
@@ -365,36 +367,19 @@
     }
   };
 
-  const placeGroup = async (conversation, media, label) => {
-    if (call) {
-      live().announce("You are in a call already.", "error");
-      return;
-    }
-    const video = media === "video";
-    const stream = await localMedia(video);
-    if (!stream) return;
-    const ref = Math.random().toString(36).slice(2);
-    call = { ref, role: "caller", group: true, peers: new Map(), stream, video,
-      pendingCandidates: [], ui: buildView(label), timings: {} };
+  // A group call's view: a grid of tiles, one per other person (groupPeer), no single remote.
+  const gridView = () => {
     call.ui.videos.classList.add("call-grid");
     call.ui.remoteVideo.remove();
-    call.ui.localVideo.srcObject = stream;
-    if (!live().send({ type: "call.place", ref, conversation, media: video ? ["audio", "video"] : ["audio"] })) {
-      finish(null, "Not connected to the node; try again in a moment.");
-    }
   };
 
   const acceptGroup = async (frame, withVideo) => {
-    const stream = await localMedia(withVideo && frame.media.includes("video"));
-    if (!stream) {
-      live().send({ type: "call.decline", call: frame.call });
-      return;
-    }
+    const stream = await answerMedia(frame, withVideo);
+    if (!stream) return;
     call = { id: frame.call, role: "callee", group: true, peers: new Map(), stream,
       video: withVideo, iceServers: frame.iceServers, relayOnly: frame.relayOnly,
       pendingCandidates: [], ui: buildView("Group call"), timings: { acceptedAt: Date.now() } };
-    call.ui.videos.classList.add("call-grid");
-    call.ui.remoteVideo.remove();
+    gridView();
     call.ui.localVideo.srcObject = stream;
     setStatus("Connecting…");
     live().send({ type: "call.accept", call: call.id });
@@ -681,10 +666,11 @@
     const group = target ? target.closest("[data-call-conversation]") : null;
     if (trigger) {
       event.preventDefault();
-      place(trigger.dataset.call, trigger.dataset.media);
+      place({ to: trigger.dataset.call }, trigger.dataset.media, trigger.dataset.call);
     } else if (group) {
       event.preventDefault();
-      placeGroup(group.dataset.callConversation, group.dataset.media, group.dataset.label || "Group call");
+      place({ conversation: group.dataset.callConversation }, group.dataset.media,
+        group.dataset.label || "Group call");
     }
   });
   // Leaving the page ends the call (its connection lives in this page): ask first.
