@@ -140,9 +140,9 @@ async def _credential_entity(request: web.Request, account: Account) -> dict[str
 
 async def verify_credentials(request: web.Request) -> web.Response:
     """``GET /api/v1/accounts/verify_credentials``: the caller's CredentialAccount."""
+    # The token's person, read (and found active, so live) by the API middleware.
     user = _credentials_user(request)
-    account = await _live_account(request, user.id)
-    return web.json_response(await _credential_entity(request, account))
+    return web.json_response(await _credential_entity(request, user.account))
 
 
 def _fields(params: Params) -> list[tuple[str, str]] | None:
