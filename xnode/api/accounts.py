@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from aiohttp import web
 
@@ -300,12 +299,9 @@ async def _network(request: web.Request, kind: str) -> web.Response:
         # Mastodon answers an empty list for a hidden network, not an error.
         return web.json_response([])
     rels = request.app[RELATIONSHIPS]
-    bounds: dict[str, Any] = {"limit": page.limit, "min_id": page.min_id,
-                              "since_id": page.since_id}  # fmt: skip
-    if kind == "followers":
-        rows = await rels.followers(account.id, page.max_id, **bounds)
-    else:
-        rows = await rels.following(account.id, page.max_id, **bounds)
+    listing = rels.followers if kind == "followers" else rels.following
+    rows = await listing(account.id, page.max_id, limit=page.limit, min_id=page.min_id,
+                         since_id=page.since_id)  # fmt: skip
     body = await present.accounts(request.app, [found for _, found in rows])
     return paginated(request, page, body, [follow_id for follow_id, _ in rows])
 
