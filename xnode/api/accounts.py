@@ -13,7 +13,6 @@ not one of ours, are all ``404 {"error": "Record not found"}``, as on Mastodon.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
@@ -30,8 +29,6 @@ from xnode.errors import InvalidInput, NotFound
 from xnode.oauth import scopes as scope_rules
 from xnode.posts.content import normalize_tag
 from xnode.web.state import PROFILES, RELATIONSHIPS, SETTINGS, TIMELINES
-
-log = logging.getLogger(__name__)
 
 RECORD_NOT_FOUND = "Record not found"
 MAX_MUTE_SECONDS = 10 * 365 * 24 * 3600  # a decade; 0 (the default) mutes for good

@@ -176,7 +176,7 @@ def _groupable(params: Params) -> set[str]:
 
 
 async def _grouped_results(
-    app: web.Application, viewer_id: int, groups: Sequence[ApiGroup], *, paged: bool
+    app: web.Application, groups: Sequence[ApiGroup], *, paged: bool
 ) -> dict[str, object]:
     """A GroupedNotificationsResults: the groups, and their accounts and statuses once."""
     accounts: dict[int, Account] = {}
@@ -229,7 +229,7 @@ async def list_groups(request: web.Request) -> web.Response:
         user.id, kinds, groupable=_groupable(params), from_account_id=from_account_id,
         max_id=page.max_id, min_id=page.min_id, since_id=page.since_id, limit=page.limit,
     )  # fmt: skip
-    body = await _grouped_results(request.app, user.id, found.groups, paged=True)
+    body = await _grouped_results(request.app, found.groups, paged=True)
     return paginated(request, page, body, found.scanned)
 
 
@@ -237,7 +237,7 @@ async def get_group(request: web.Request) -> web.Response:
     """``GET /api/v2/notifications/:group_key``: one group (one's own only)."""
     user = require_user(request, "read:notifications")
     group = await request.app[NOTIFICATIONS].group(user.id, _group_key(request), API_KINDS)
-    return web.json_response(await _grouped_results(request.app, user.id, [group], paged=False))
+    return web.json_response(await _grouped_results(request.app, [group], paged=False))
 
 
 async def group_accounts(request: web.Request) -> web.Response:
