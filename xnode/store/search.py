@@ -11,10 +11,16 @@ import sqlite3
 from xnode.posts.visibility import visible_sql
 from xnode.store.database import Database
 
-_FOLLOWED = (
-    " AND EXISTS (SELECT 1 FROM follows fo WHERE fo.account_id = ?"
-    " AND fo.target_account_id = a.id AND fo.state = 'accepted')"
-)
+
+def _followed_by(account_id: int | None) -> tuple[str, list[object]]:
+    """The condition keeping accounts ``account_id`` follows (none when None)."""
+    if account_id is None:
+        return "", []
+    return (
+        " AND EXISTS (SELECT 1 FROM follows fo WHERE fo.account_id = ?"
+        " AND fo.target_account_id = a.id AND fo.state = 'accepted')",
+        [account_id],
+    )
 
 
 async def find_posts(
@@ -51,15 +57,12 @@ async def exact_accounts(
 ) -> list[sqlite3.Row]:
     """Live accounts with exactly this handle (``domain`` empty: ours), optionally only
     those ``followed_by`` follows."""
-    params: list[object] = [username, domain or None, domain]
-    followed = ""
-    if followed_by is not None:
-        followed, params = _FOLLOWED, [*params, followed_by]
+    followed, followed_params = _followed_by(followed_by)
     return await db.fetchall(
         "SELECT a.* FROM accounts a WHERE a.username_key = ? AND"
         " (a.domain IS ? OR (? = '' AND a.domain IS NULL))"
         f" AND a.deleted_at IS NULL AND a.suspended_at IS NULL{followed}",
-        params,
+        [username, domain or None, domain, *followed_params],
     )
 
 
@@ -68,17 +71,14 @@ async def fuzzy_accounts(
 ) -> list[sqlite3.Row]:
     """Discoverable live accounts whose handle, name or bio match an FTS query, best
     first (local ones only while their user is active)."""
-    params: list[object] = [query]
-    followed = ""
-    if followed_by is not None:
-        followed, params = _FOLLOWED, [*params, followed_by]
+    followed, followed_params = _followed_by(followed_by)
     return await db.fetchall(
         "SELECT a.* FROM accounts_fts f JOIN accounts a ON a.id = f.rowid"
         " WHERE accounts_fts MATCH ? AND a.discoverable = 1 AND a.deleted_at IS NULL"
         " AND a.suspended_at IS NULL AND (a.domain IS NOT NULL OR EXISTS"
         " (SELECT 1 FROM users u WHERE u.account_id = a.id AND u.state = 'active'))"
         f"{followed} ORDER BY rank LIMIT ?",
-        [*params, limit],
+        [query, *followed_params, limit],
     )
 
 
