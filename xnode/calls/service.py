@@ -274,6 +274,12 @@ class CallService:
             records.append(CallRecord(call, outgoing, summary, duration))
         return records
 
+    def _connection(self, account_id: int) -> dict[str, Any]:
+        """What a participant's tab makes its connection with: the node's ICE servers, and
+        whether it relays only (their setting)."""
+        _, relay_only = call_store.call_policy(self.db, account_id)
+        return {"relayOnly": relay_only, "iceServers": self.ice_servers(account_id)}
+
     def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
         call = call_store.get_call(self.db, call_id)
         if call is None:
@@ -337,12 +343,8 @@ class CallService:
             await call_store.insert_participants(conn, call_id, participants, now)
         call = call_store.get_call(self.db, call_id)
         assert call is not None
-        _, relay_only = call_store.call_policy(self.db, caller.id)
-        await self.hub.send(
-            caller.id,
-            {"type": "call.placed", "call": str(call_id), "ref": ref,
-             "iceServers": self.ice_servers(caller.id), "relayOnly": relay_only},
-        )  # fmt: skip
+        await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
+                                        **self._connection(caller.id)})  # fmt: skip
         if callee.domain is not None:
             # Another server: it decides who may ring (docs/calls-over-activitypub.md).
             if not callee.supports_calls or self.transport is None or (
@@ -389,12 +391,10 @@ class CallService:
                 still_wanted=self._still_on(call_id),
             )  # fmt: skip
             return True
-        _, relay_only = call_store.call_policy(self.db, callee.id)
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
-             "media": list(call.media), "offer": offer, "relayOnly": relay_only,
-             "iceServers": self.ice_servers(callee.id)},
+             "media": list(call.media), "offer": offer, **self._connection(callee.id)},
         )  # fmt: skip
         return True
 
@@ -467,12 +467,8 @@ class CallService:
         call = call_store.get_call(self.db, call_id)
         assert call is not None
         self._groups.add(call_id)
-        _, relay_only = call_store.call_policy(self.db, caller.id)
-        await self.hub.send(
-            caller.id,
-            {"type": "call.placed", "call": str(call_id), "ref": ref, "group": True,
-             "iceServers": self.ice_servers(caller.id), "relayOnly": relay_only},
-        )  # fmt: skip
+        await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
+                                        "group": True, **self._connection(caller.id)})  # fmt: skip
         if not rung:
             await self._end(call, "unavailable")
             return call_store.get_call(self.db, call_id) or call
@@ -488,12 +484,11 @@ class CallService:
                     media=media, still_wanted=self._still_on(call_id),
                 )  # fmt: skip
                 continue
-            _, relay_only = call_store.call_policy(self.db, account.id)
             await self.hub.send(
                 account.id,
                 {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
                  "media": list(media), "group": True, "participants": everyone,
-                 "relayOnly": relay_only, "iceServers": self.ice_servers(account.id)},
+                 **self._connection(account.id)},
             )  # fmt: skip
         self._ring_timers[call_id] = asyncio.create_task(
             self._group_ring_timeout(call_id), name=f"call-ring-{call_id}"
@@ -872,13 +867,12 @@ class CallService:
         accounts = await post_store.get_accounts(
             self.db, [p.account_id for p in call_store.participants_of(self.db, call.id)]
         )
-        _, relay_only = call_store.call_policy(self.db, callee.id)
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call.id), "from": _summary(caller),
              "media": list(call.media), "group": True,
              "participants": [_summary(a) for a in accounts.values()],
-             "relayOnly": relay_only, "iceServers": self.ice_servers(callee.id)},
+             **self._connection(callee.id)},
         )  # fmt: skip
 
     async def _tell_remotes(self, sender: Account, call: Call, kind: str, **fields: Any) -> None:
@@ -926,12 +920,10 @@ class CallService:
         if call_store.in_open_call(self.db, callee.id):
             await self._end(call, "busy")
             return
-        _, relay_only = call_store.call_policy(self.db, callee.id)
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
-             "media": list(call.media), "offer": signal.sdp, "relayOnly": relay_only,
-             "iceServers": self.ice_servers(callee.id)},
+             "media": list(call.media), "offer": signal.sdp, **self._connection(callee.id)},
         )  # fmt: skip
         self._ring_timers[call_id] = asyncio.create_task(
             self._ring_timeout(call_id, self.ring_timeout_s), name=f"call-ring-{call_id}"
