@@ -81,6 +81,8 @@ async def test_only_members_see_a_conversation(client, app, api_as):
     await readonly.post(f"/api/v1/conversations/{conversation}/read", expect=403)
     writer = await api_as(alice, "write:conversations")
     assert (await writer.post(f"/api/v1/conversations/{conversation}/read"))["unread"] is False
+    # Read for good, not just in that answer.
+    assert (await conversation_entities(app, alice.id, [conversation]))[0]["unread"] is False
     await (await api_as(None, token=False)).get("/api/v1/conversations", expect=401)
 
 
