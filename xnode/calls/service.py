@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS, CallSignal
@@ -280,6 +280,25 @@ class CallService:
         _, relay_only = call_store.call_policy(self.db, account_id)
         return {"relayOnly": relay_only, "iceServers": self.ice_servers(account_id)}
 
+    async def _new_call(
+        self, initiator_id: int, participants: Iterable[tuple[int, str]], media: str, *,
+        uri: str | None = None, conversation_id: int | None = None,
+    ) -> Call:  # fmt: skip
+        """Insert a call and its participants (with their first states) in one transaction;
+        the call. ``uri``: another server's id for it (by default, ours)."""
+        now = self.clock.now()
+        call_id = new_id()
+        async with self.db.transaction() as conn:
+            await call_store.insert_call(
+                conn, call_id=call_id, uri=uri or f"{self.base_url}/calls/{call_id}",
+                initiator_id=initiator_id, conversation_id=conversation_id, media=media,
+                now=now,
+            )  # fmt: skip
+            await call_store.insert_participants(conn, call_id, participants, now)
+        call = call_store.get_call(self.db, call_id)
+        assert call is not None
+        return call
+
     def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
         call = call_store.get_call(self.db, call_id)
         if call is None:
@@ -331,18 +350,10 @@ class CallService:
         self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
         self.limiter.hit(pair, self.pair_limit)
 
-        now = self.clock.now()
-        call_id = new_id()
-        participants = [(caller.id, "joined"), (callee.id, "ringing")]
-        async with self.db.transaction() as conn:
-            await call_store.insert_call(
-                conn, call_id=call_id, uri=f"{self.base_url}/calls/{call_id}",
-                initiator_id=caller.id, conversation_id=None, media=MEDIA_CHOICES[media],
-                now=now,
-            )  # fmt: skip
-            await call_store.insert_participants(conn, call_id, participants, now)
-        call = call_store.get_call(self.db, call_id)
-        assert call is not None
+        call = await self._new_call(
+            caller.id, [(caller.id, "joined"), (callee.id, "ringing")], MEDIA_CHOICES[media]
+        )
+        call_id = call.id
         await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
                                         **self._connection(caller.id)})  # fmt: skip
         if callee.domain is not None:
@@ -453,19 +464,11 @@ class CallService:
             # Other servers decide for their people (if they take calls at all).
             or (a.domain is not None and a.supports_calls and self.transport is not None)
         ]  # fmt: skip
-        now = self.clock.now()
-        call_id = new_id()
-        async with self.db.transaction() as conn:
-            await call_store.insert_call(
-                conn, call_id=call_id, uri=f"{self.base_url}/calls/{call_id}",
-                initiator_id=caller.id, conversation_id=conversation_id,
-                media=MEDIA_CHOICES[media], now=now,
-            )  # fmt: skip
-            await call_store.insert_participants(
-                conn, call_id, [(caller.id, "joined"), *((a.id, "ringing") for a in rung)], now
-            )
-        call = call_store.get_call(self.db, call_id)
-        assert call is not None
+        call = await self._new_call(
+            caller.id, [(caller.id, "joined"), *((a.id, "ringing") for a in rung)],
+            MEDIA_CHOICES[media], conversation_id=conversation_id,
+        )  # fmt: skip
+        call_id = call.id
         self._groups.add(call_id)
         await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
                                         "group": True, **self._connection(caller.id)})  # fmt: skip
@@ -837,19 +840,9 @@ class CallService:
             everyone.update({caller.id: caller, callee.id: callee})
             if len(everyone) > MAX_GROUP_PARTICIPANTS:
                 return
-            now = self.clock.now()
-            call_id = new_id()
-            async with self.db.transaction() as conn:
-                await call_store.insert_call(
-                    conn, call_id=call_id, uri=signal.call, initiator_id=caller.id,
-                    conversation_id=None, media=MEDIA_CHOICES.get(signal.media, "audio"),
-                    now=now,
-                )  # fmt: skip
-                await call_store.insert_participants(conn, call_id, [
-                    (a.id, "joined" if a.id == caller.id else "ringing") for a in everyone.values()
-                ], now)  # fmt: skip
-            call = call_store.get_call(self.db, call_id)
-            assert call is not None
+            call = await self._new_call(caller.id, [
+                (a.id, "joined" if a.id == caller.id else "ringing") for a in everyone.values()
+            ], MEDIA_CHOICES.get(signal.media, "audio"), uri=signal.call)  # fmt: skip
             self._groups.add(call.id)
             self._signalled.add(call.id)
             self._ring_timers[call.id] = asyncio.create_task(
@@ -889,18 +882,11 @@ class CallService:
         """Someone on another server rings a person here."""
         if call_store.get_call_by_uri(self.db, signal.call) is not None:
             return  # a retry of an Invite already here
-        now = self.clock.now()
-        call_id = new_id()
-        async with self.db.transaction() as conn:
-            await call_store.insert_call(
-                conn, call_id=call_id, uri=signal.call, initiator_id=caller.id,
-                conversation_id=None, media=MEDIA_CHOICES.get(signal.media, "audio"), now=now,
-            )  # fmt: skip
-            await call_store.insert_participants(
-                conn, call_id, [(caller.id, "joined"), (callee.id, "ringing")], now
-            )
-        call = call_store.get_call(self.db, call_id)
-        assert call is not None
+        call = await self._new_call(
+            caller.id, [(caller.id, "joined"), (callee.id, "ringing")],
+            MEDIA_CHOICES.get(signal.media, "audio"), uri=signal.call,
+        )  # fmt: skip
+        call_id = call.id
         self._signalled.add(call_id)
         self._invite_ids[call_id] = signal.activity_id or f"{signal.call}/invite"
         limited = False
