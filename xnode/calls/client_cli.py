@@ -30,7 +30,7 @@ from xnode.clock import SystemClock
 from xnode.errors import NotFound
 
 if TYPE_CHECKING:
-    from xnode.calls.client import ActiveCall
+    from xnode.calls.client import ActiveCall, CallClient
 
 SELFTEST_CALLER = "selftest_a"
 SELFTEST_CALLEE = "selftest_b"
@@ -55,20 +55,14 @@ def _client_error() -> type[Exception]:
     return CallClientError
 
 
-async def _hold(active: object, seconds: float) -> None:
+async def _hold(active: ActiveCall, seconds: float) -> None:
     """Keep the call up ``seconds`` (less if the other side hangs up)."""
-    from xnode.calls.client import ActiveCall
-
-    assert isinstance(active, ActiveCall)
     await active.wait_media(frames=1, timeout_s=seconds)
     await active.wait_ended(seconds)
 
 
-async def _wait_rtt(active: object, timeout_s: float = 5.0) -> None:
+async def _wait_rtt(active: ActiveCall, timeout_s: float = 5.0) -> None:
     """Wait a little for a round-trip time (RTCP receiver reports come about once a second)."""
-    from xnode.calls.client import ActiveCall
-
-    assert isinstance(active, ActiveCall)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline and active.end_reason is None:
         if (await active.report()).rtt_ms is not None:
@@ -149,12 +143,11 @@ def call_command(
 
 
 async def _answer_one(
-    client: object, handle: str | None, node: _Node, video: bool, relay: bool, wait_s: float
+    client: CallClient, handle: str | None, node: _Node, video: bool, relay: bool, wait_s: float
 ) -> ActiveCall:
     """Wait for a call (from ``handle``, declining others) and answer it."""
-    from xnode.calls.client import CallClient, CallClientError
+    from xnode.calls.client import CallClientError
 
-    assert isinstance(client, CallClient)
     click.echo("waiting for a call…")
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
@@ -184,8 +177,7 @@ async def _selftest_user(node: _Node, name: str) -> User:
         return await node.accounts.require_user_by_name(name)
     except NotFound:
         click.echo(f"creating the throwaway user {name}")
-        created = await node.accounts.create_user(name, secrets.token_urlsafe(24))
-        return created
+        return await node.accounts.create_user(name, secrets.token_urlsafe(24))
 
 
 @calls_group.command("selftest")
@@ -233,11 +225,8 @@ def selftest(data_dir: Path, seconds: float, audio_only: bool) -> None:
         )
 
 
-async def _selftest_call(a: object, b: object, video: bool, seconds: float) -> bool:
+async def _selftest_call(a: CallClient, b: CallClient, video: bool, seconds: float) -> bool:
     """One relayed call from ``a`` to ``b``; prints both sides' reports; whether media flowed."""
-    from xnode.calls.client import CallClient
-
-    assert isinstance(a, CallClient) and isinstance(b, CallClient)
     placed = await a.place(f"@{SELFTEST_CALLEE}", video=video, relay=True)
     try:
         answered = await asyncio.wait_for(b.answered.get(), 15)
