@@ -87,6 +87,16 @@ class PgClusterError(RuntimeError):
     """The cluster could not be made or started; the message says why (and the log)."""
 
 
+def _has_binaries(path: Path) -> bool:
+    return all((path / name).is_file() for name in NEEDED)
+
+
+def _env_without_pg() -> dict[str, str]:
+    """This process's environment without ``PG*`` variables (a stray ``PGHOST`` or
+    ``PGDATABASE`` must not redirect the cluster's own commands)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
 def find_bin_dir() -> Path | None:
     """The directory of Debian's PostgreSQL binaries, newest major version first.
 
@@ -99,17 +109,14 @@ def find_bin_dir() -> Path | None:
     override = os.environ.get("XNODE_PG_BIN")
     if override:
         path = Path(override)
-        return path if all((path / name).is_file() for name in NEEDED) else None
+        return path if _has_binaries(path) else None
 
     def version(path: Path) -> tuple[int, ...]:
         digits = re.findall(r"\d+", path.parent.name)
         return tuple(int(d) for d in digits) or (0,)
 
     candidates = sorted(DEBIAN_ROOT.glob("*/bin"), key=version, reverse=True)
-    for path in candidates:
-        if all((path / name).is_file() for name in NEEDED):
-            return path
-    return None
+    return next((path for path in candidates if _has_binaries(path)), None)
 
 
 def free_loopback_port() -> int:
@@ -317,7 +324,7 @@ class PgCluster:
     def _command(
         self, run_as: _RunAs | None, program: str, *args: str, cwd: Path | None = None
     ) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env = _env_without_pg()
         env["LC_ALL"] = "C.UTF-8"
         workdir = cwd or self._dir
         if run_as is not None:
@@ -367,7 +374,7 @@ class PgCluster:
                 "-h", self.host, "-p", str(self.port), "-U", SUPERUSER, "-d", database,
                 "-c", sql,
             ],
-            env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+            env=_env_without_pg(),
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
