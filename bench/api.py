@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -246,7 +247,22 @@ async def fan_out(
     return latencies, slowest, memory, cpu
 
 
-async def streaming_part(tmp: Path, clients: int, rounds: int) -> dict[str, object]:
+@dataclass
+class Streaming:
+    """The streaming part's figures: latencies (ms) with one client and with all of them,
+    each round's slowest client, the server's PSS (MB) and CPU time per round (ms)."""
+
+    one: list[float]
+    many: list[float]
+    many_slowest: list[float]
+    idle_mb: float
+    one_mb: float
+    many_mb: float
+    one_cpu: list[float]
+    many_cpu: list[float]
+
+
+async def streaming_part(tmp: Path, clients: int, rounds: int) -> Streaming:
     node = Node(tmp)
     node.init()
     started = time.perf_counter()
@@ -264,9 +280,7 @@ async def streaming_part(tmp: Path, clients: int, rounds: int) -> dict[str, obje
         )
     finally:
         node.stop()
-    return {"one": one, "many": many, "many_slowest": many_slowest, "idle_mb": idle,
-            "one_mb": one_memory, "many_mb": many_memory, "one_cpu": one_cpu,
-            "many_cpu": many_cpu}  # fmt: skip
+    return Streaming(one, many, many_slowest, idle, one_memory, many_memory, one_cpu, many_cpu)
 
 
 # --- home timeline -----------------------------------------------------------------------
@@ -334,7 +348,16 @@ async def home_requests(base: str, viewers: Sequence[tuple[str, str]], requests:
     return html, api, True
 
 
-async def home_part(tmp: Path, args: argparse.Namespace) -> dict[str, object]:
+@dataclass
+class Home:
+    """The home part's figures: HTML and API latencies (ms), whether the API answered."""
+
+    html: list[float]
+    api: list[float]
+    present: bool
+
+
+async def home_part(tmp: Path, args: argparse.Namespace) -> Home:
     from timelines import Shape, build_database  # the timelines benchmark's data set
 
     shape = Shape(args.accounts, args.posts, args.follows, args.seed)
@@ -354,8 +377,7 @@ async def home_part(tmp: Path, args: argparse.Namespace) -> dict[str, object]:
         html, api, present = await home_requests(node.base, viewers, args.requests, args.seed)
     finally:
         node.stop()
-    return {"shape": shape, "html": html, "api": api, "present": present,
-            "load_s": load.seconds, "reused": load.reused, "db_mb": load.db_mb}  # fmt: skip
+    return Home(html, api, present)
 
 
 # --- main --------------------------------------------------------------------------------
@@ -393,37 +415,31 @@ async def main() -> int:
         if not args.skip_streaming:
             print(f"streaming: {args.clients:,} WebSocket clients, {args.rounds} statuses")
             print(load_line("before"))
-            found = await streaming_part(tmp, args.clients, args.rounds)
+            streamed = await streaming_part(tmp, args.clients, args.rounds)
             print(load_line("after"))
-            one, many = found["one"], found["many"]
-            assert isinstance(one, list) and isinstance(many, list)
-            print(f"  1 client (baseline)    {figures(one)}")
-            print(f"  {args.clients:,} clients   {figures(many)}")
-            slowest = found["many_slowest"]
-            assert isinstance(slowest, list)
-            print(f"  slowest client per round: {figures(slowest)}")
-            one_cpu, many_cpu = found["one_cpu"], found["many_cpu"]
-            assert isinstance(one_cpu, list) and isinstance(many_cpu, list)
+            print(f"  1 client (baseline)    {figures(streamed.one)}")
+            print(f"  {args.clients:,} clients   {figures(streamed.many)}")
+            print(f"  slowest client per round: {figures(streamed.many_slowest)}")
+            one_cpu, many_cpu = streamed.one_cpu, streamed.many_cpu
             # Means: the kernel counts CPU time in 10 ms ticks, too coarse for one round.
             print(f"  server CPU per status (the POST and its fan-out), mean: 1 client"
                   f" {sum(one_cpu) / len(one_cpu):.1f} ms, {args.clients:,} clients"
                   f" {sum(many_cpu) / len(many_cpu):.1f} ms")  # fmt: skip
-            print(f"  server PSS: idle {found['idle_mb']:.1f} MB, 1 client"
-                  f" {found['one_mb']:.1f} MB, {args.clients:,} clients"
-                  f" {found['many_mb']:.1f} MB")  # fmt: skip
-            p99 = percentile(many, 0.99)
-            passed = p99 <= DELIVERY_TARGET_MS and len(many) == args.clients * args.rounds
+            print(f"  server PSS: idle {streamed.idle_mb:.1f} MB, 1 client"
+                  f" {streamed.one_mb:.1f} MB, {args.clients:,} clients"
+                  f" {streamed.many_mb:.1f} MB")  # fmt: skip
+            p99 = percentile(streamed.many, 0.99)
+            passed = p99 <= DELIVERY_TARGET_MS and len(streamed.many) == args.clients * args.rounds
             ok &= passed
             print(f"  target: delivery p99 <= {DELIVERY_TARGET_MS:.0f} ms:"
                   f" {'PASS' if passed else 'FAIL'} ({p99:.1f} ms)")  # fmt: skip
         if not args.skip_home:
             print("home timeline: API vs HTML page")
-            found = await home_part(tmp, args)
+            home = await home_part(tmp, args)
             print(load_line("after"))
-            html, api = found["html"], found["api"]
-            assert isinstance(html, list) and isinstance(api, list)
+            html, api = home.html, home.api
             print(f"  HTML home page (/)                 {figures(html)}")
-            if not found["present"]:
+            if not home.present:
                 print("  GET /api/v1/timelines/home: 404, the endpoint is not there yet")
                 ok = False
             else:
