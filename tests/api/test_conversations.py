@@ -115,8 +115,10 @@ async def test_a_deleted_last_message_shows_the_one_before(client, app, api_as):
 async def test_bad_ids_and_limits(client, app, api_as):
     alice = await create_user(app, "alice")
     api = await api_as(alice, "read write")
-    await api.post("/api/v1/conversations/abc/read", expect=422)
-    await api.delete("/api/v1/conversations/99999999999999999999", expect=422)
+    # A path id that cannot be ours names nothing (404, as on Mastodon and every other
+    # endpoint here); a malformed query parameter is a validation error (422).
+    await api.post("/api/v1/conversations/abc/read", expect=404)
+    await api.delete("/api/v1/conversations/99999999999999999999", expect=404)
     await api.post("/api/v1/conversations/12345/read", expect=404)
     await api.delete("/api/v1/conversations/12345", expect=404)
     await api.get("/api/v1/conversations?max_id=x", expect=422)

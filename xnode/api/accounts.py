@@ -23,30 +23,19 @@ from xnode.accounts.relationships import Relationship, RelationshipService
 from xnode.activitypub.backfill import BACKFILL
 from xnode.api import entities, present
 from xnode.api.auth import optional_viewer, require_token, require_user
-from xnode.api.pagination import page_request, paginated, parse_id
+from xnode.api.pagination import RECORD_NOT_FOUND, page_request, paginated, path_id
 from xnode.api.params import Params, read_params
 from xnode.errors import InvalidInput, NotFound
 from xnode.oauth import scopes as scope_rules
 from xnode.posts.content import normalize_tag
 from xnode.web.state import PROFILES, RELATIONSHIPS, SETTINGS, TIMELINES
 
-RECORD_NOT_FOUND = "Record not found"
 MAX_MUTE_SECONDS = 10 * 365 * 24 * 3600  # a decade; 0 (the default) mutes for good
 MAX_IDS = 100  # ids in one id[] query (relationships, familiar followers, accounts)
 
 
 # --- shared helpers ------------------------------------------------------------------
 
-
-def _path_id(request: web.Request) -> int:
-    """The ``:id`` of the path; an id that cannot be ours is simply not found."""
-    try:
-        found = parse_id(request.match_info["id"])
-    except InvalidInput:
-        found = None
-    if found is None:
-        raise NotFound(RECORD_NOT_FOUND)
-    return found
 
 
 async def _live_account(request: web.Request, account_id: int) -> Account:
@@ -57,7 +46,7 @@ async def _live_account(request: web.Request, account_id: int) -> Account:
 
 
 async def _path_account(request: web.Request) -> Account:
-    return await _live_account(request, _path_id(request))
+    return await _live_account(request, path_id(request))
 
 
 async def _refreshed(request: web.Request, account: Account, viewer: User | None) -> Account:
@@ -447,7 +436,7 @@ async def follow_requests(request: web.Request) -> web.Response:
 
 async def _decide_request(request: web.Request, approve: bool) -> web.Response:
     user = require_user(request, "write:follows")
-    follower_id = _path_id(request)
+    follower_id = path_id(request)
     rels = request.app[RELATIONSHIPS]
     try:
         if approve:

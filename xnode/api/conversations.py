@@ -22,7 +22,7 @@ from aiohttp import web
 
 from xnode.api import entities
 from xnode.api.auth import require_user
-from xnode.api.pagination import page_request, paginated, parse_id
+from xnode.api.pagination import page_request, paginated, path_id
 from xnode.api.present import context_for
 from xnode.dms.models import ConversationSummary
 from xnode.web.state import ACCOUNTS, DMS
@@ -66,11 +66,6 @@ async def conversation_entities(
     ]
 
 
-def _conversation_id(request: web.Request) -> int:
-    found = parse_id(request.match_info["id"], "id")
-    assert found is not None  # the route needs a non-empty id
-    return found
-
 
 async def list_conversations(request: web.Request) -> web.Response:
     """``GET /api/v1/conversations``: newest message first, with ``Link`` headers."""
@@ -87,7 +82,7 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def read_conversation(request: web.Request) -> web.Response:
     """``POST /api/v1/conversations/:id/read``: mark it read; answers the Conversation."""
     user = require_user(request, "write:conversations")
-    conversation_id = _conversation_id(request)
+    conversation_id = path_id(request)
     dms = request.app[DMS]
     summary = await dms.listed_summary(user.id, conversation_id)  # 404 unless listed for them
     await dms.mark_read(user.id, conversation_id)
@@ -99,7 +94,7 @@ async def read_conversation(request: web.Request) -> web.Response:
 async def remove_conversation(request: web.Request) -> web.Response:
     """``DELETE /api/v1/conversations/:id``: off the caller's list; answers ``{}``."""
     user = require_user(request, "write:conversations")
-    await request.app[DMS].remove(user.id, _conversation_id(request))
+    await request.app[DMS].remove(user.id, path_id(request))
     return web.json_response({})
 
 

@@ -19,23 +19,13 @@ from aiohttp import web
 
 from xnode.api import entities, present
 from xnode.api.auth import require_user
-from xnode.api.pagination import parse_id
+from xnode.api.pagination import RECORD_NOT_FOUND, path_id
 from xnode.api.params import read_params
 from xnode.api.statuses import focus_of, parse_focus
 from xnode.errors import InvalidInput, NotFound
 from xnode.posts.models import MediaAttachment
 from xnode.posts.service import MAX_ALT_TEXT, ImageUpload
 from xnode.web.state import POSTS
-
-
-def _media_id(request: web.Request) -> int:
-    try:
-        found = parse_id(request.match_info["id"])
-    except InvalidInput:
-        found = None
-    if found is None:
-        raise NotFound("Record not found")
-    return found
 
 
 async def _answer(request: web.Request, media: MediaAttachment) -> web.Response:
@@ -64,9 +54,9 @@ async def upload(request: web.Request) -> web.Response:
 
 async def _own(request: web.Request, user_id: int) -> MediaAttachment:
     try:
-        return await request.app[POSTS].own_media(user_id, _media_id(request))
+        return await request.app[POSTS].own_media(user_id, path_id(request))
     except NotFound:
-        raise NotFound("Record not found") from None
+        raise NotFound(RECORD_NOT_FOUND) from None
 
 
 async def show(request: web.Request) -> web.Response:

@@ -29,7 +29,7 @@ from aiohttp import web
 from xnode.accounts.models import Account
 from xnode.api import entities, present
 from xnode.api.auth import require_user
-from xnode.api.pagination import page_request, paginated, parse_id
+from xnode.api.pagination import RECORD_NOT_FOUND, page_request, paginated, path_id
 from xnode.api.params import Params, read_params
 from xnode.api.present import context_for
 from xnode.errors import InvalidInput, NotFound
@@ -106,11 +106,6 @@ def _filters(params: Params) -> tuple[set[str], int | None]:
     return kinds, params.id("account_id")
 
 
-def _notification_id(request: web.Request) -> int:
-    found = parse_id(request.match_info["id"], "id")
-    assert found is not None  # the route needs a non-empty id
-    return found
-
 
 async def list_notifications(request: web.Request) -> web.Response:
     """``GET /api/v1/notifications``: newest first, with ``Link`` headers."""
@@ -130,14 +125,14 @@ async def list_notifications(request: web.Request) -> web.Response:
 async def get_notification(request: web.Request) -> web.Response:
     """``GET /api/v1/notifications/:id``: one's own only (others' are 404)."""
     user = require_user(request, "read:notifications")
-    item = await request.app[NOTIFICATIONS].get(user.id, _notification_id(request), API_KINDS)
+    item = await request.app[NOTIFICATIONS].get(user.id, path_id(request), API_KINDS)
     return web.json_response((await notification_entities(request.app, user.id, [item]))[0])
 
 
 async def dismiss(request: web.Request) -> web.Response:
     """``POST /api/v1/notifications/:id/dismiss``: delete one; answers ``{}``."""
     user = require_user(request, "write:notifications")
-    await request.app[NOTIFICATIONS].dismiss(user.id, _notification_id(request), API_KINDS)
+    await request.app[NOTIFICATIONS].dismiss(user.id, path_id(request), API_KINDS)
     return web.json_response({})
 
 
@@ -215,7 +210,7 @@ async def _grouped_results(
 def _group_key(request: web.Request) -> GroupKey:
     key = GroupKey.parse(request.match_info["group_key"])
     if key is None:
-        raise NotFound("Record not found")  # not a key of ours: no such group
+        raise NotFound(RECORD_NOT_FOUND)  # not a key of ours: no such group
     return key
 
 
@@ -312,7 +307,7 @@ async def no_such_request(request: web.Request) -> web.Response:
     """A single notification request (or acting on one): there are none."""
     require_user(request, "read:notifications" if request.method == "GET" else
                  "write:notifications")  # fmt: skip
-    raise NotFound("Record not found")
+    raise NotFound(RECORD_NOT_FOUND)
 
 
 def add_routes(app: web.Application) -> None:

@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from xnode.errors import InvalidInput
+from xnode.errors import InvalidInput, NotFound
 from xnode.timelines import Cursor
 from xnode.web.state import SETTINGS
 
 MAX_ID = 2**63 - 1
+RECORD_NOT_FOUND = "Record not found"
+"""Mastodon's words for anything unknown or not visible to the caller."""
 _CURSOR_PARAMS = frozenset({"max_id", "min_id", "since_id", "limit"})
 
 
@@ -33,6 +35,22 @@ def parse_id(text: str | None, name: str = "id") -> int | None:
     if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > MAX_ID:
         raise InvalidInput(f"{name} must be a numeric id.", field=name)
     return int(text)
+
+
+def path_id(request: web.Request, key: str = "id") -> int:
+    """An id in the URL path. One that cannot be ours is a record that does not exist:
+    404, as Mastodon answers, not a validation error.
+
+    Raises:
+        NotFound: malformed or out of range.
+    """
+    try:
+        found = parse_id(request.match_info[key], key)
+    except InvalidInput:
+        found = None
+    if found is None:
+        raise NotFound(RECORD_NOT_FOUND)
+    return found
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from xnode.api import entities, present
 from xnode.api.auth import optional_viewer, require_user
-from xnode.api.pagination import page_request, paginated, parse_id
+from xnode.api.pagination import RECORD_NOT_FOUND, page_request, paginated, path_id
 from xnode.api.params import Params, read_params
 from xnode.errors import Conflict, Forbidden, InvalidInput, NotFound
 from xnode.posts.models import MediaAttachment, PostView
@@ -29,18 +29,8 @@ MAX_MANY = 40
 
 def record_not_found() -> NotFound:
     """Mastodon's answer for a status that is unknown, deleted or not the caller's to see."""
-    return NotFound("Record not found")
+    return NotFound(RECORD_NOT_FOUND)
 
-
-def status_id(request: web.Request) -> int:
-    """The status id in the path; a malformed one is a status that does not exist."""
-    try:
-        found = parse_id(request.match_info["id"])
-    except InvalidInput:
-        raise record_not_found() from None
-    if found is None:
-        raise record_not_found()
-    return found
 
 
 async def visible_view(request: web.Request, viewer_id: int | None, post_id: int) -> PostView:
@@ -120,7 +110,7 @@ async def create(request: web.Request) -> web.Response:
 async def show(request: web.Request) -> web.Response:
     """``GET /api/v1/statuses/:id`` (anonymous callers see public and unlisted ones)."""
     viewer = optional_viewer(request, "read:statuses")
-    view = await visible_view(request, viewer.id if viewer else None, status_id(request))
+    view = await visible_view(request, viewer.id if viewer else None, path_id(request))
     return await _one(request, view)
 
 
@@ -139,7 +129,7 @@ async def delete(request: web.Request) -> web.Response:
     apps can offer to "delete and redraft"; its images can be attached again
     (``delete_media=true`` removes them at once)."""
     user = require_user(request, "write:statuses")
-    view = await visible_view(request, user.id, status_id(request))
+    view = await visible_view(request, user.id, path_id(request))
     if view.boost is not None and view.boost.account_id == user.id:
         # Deleting one's own boost by its id undoes the boost (as in Mastodon).
         body = await present.status(request.app, view)
@@ -168,7 +158,7 @@ async def context(request: web.Request) -> web.Response:
     viewer = optional_viewer(request, "read:statuses")
     viewer_id = viewer.id if viewer else None
     try:
-        thread = await request.app[POSTS].thread(viewer_id, status_id(request))
+        thread = await request.app[POSTS].thread(viewer_id, path_id(request))
     except (NotFound, Gone):
         raise record_not_found() from None
     ancestors = [v for v in thread.ancestors if not v.post.is_deleted]
@@ -182,7 +172,7 @@ async def context(request: web.Request) -> web.Response:
 async def _act(request: web.Request, scope: str, action: str, on: bool) -> web.Response:
     """Favourite, bookmark (or undo) and answer with the status as it now is."""
     user = require_user(request, scope)
-    post_id = await actionable_id(request, user.id, status_id(request))
+    post_id = await actionable_id(request, user.id, path_id(request))
     posts = request.app[POSTS]
     try:
         if action == "like":
@@ -219,7 +209,7 @@ async def reblog(request: web.Request) -> web.Response:
     ``reblog`` is the original. (Mastodon's ``visibility`` parameter is not used: a boost
     here always carries its original's audience, public or unlisted.)"""
     user = require_user(request, "write:statuses")
-    post_id = await actionable_id(request, user.id, status_id(request))
+    post_id = await actionable_id(request, user.id, path_id(request))
     posts = request.app[POSTS]
     try:
         await posts.boost(user.account, post_id, True)
@@ -232,7 +222,7 @@ async def reblog(request: web.Request) -> web.Response:
 async def unreblog(request: web.Request) -> web.Response:
     """``POST /api/v1/statuses/:id/unreblog``: the original status, no longer boosted."""
     user = require_user(request, "write:statuses")
-    post_id = await actionable_id(request, user.id, status_id(request))
+    post_id = await actionable_id(request, user.id, path_id(request))
     try:
         await request.app[POSTS].boost(user.account, post_id, False)
     except (NotFound, Gone):
@@ -242,7 +232,7 @@ async def unreblog(request: web.Request) -> web.Response:
 
 async def _pin(request: web.Request, on: bool) -> web.Response:
     user = require_user(request, "write:accounts")
-    post_id = status_id(request)
+    post_id = path_id(request)
     await visible_view(request, user.id, post_id)
     try:
         await request.app[POSTS].pin(user.id, post_id, on)
@@ -270,7 +260,7 @@ async def update(request: web.Request) -> web.Response:
     ``media_attributes[]`` changes their alt text and focus. ``language`` is accepted and
     ignored (the node keeps the language a post was written in)."""
     user = require_user(request, "write:statuses")
-    post_id = status_id(request)
+    post_id = path_id(request)
     params = await read_params(request)
     view = await visible_view(request, user.id, post_id)
     if view.boost is not None or view.post.account_id != user.id:
@@ -371,7 +361,7 @@ async def history(request: web.Request) -> web.Response:
     version, so every version shows the images the status has now."""
     viewer = optional_viewer(request, "read:statuses")
     viewer_id = viewer.id if viewer else None
-    view = await visible_view(request, viewer_id, status_id(request))
+    view = await visible_view(request, viewer_id, path_id(request))
     if view.boost is not None:
         raise record_not_found()
     edits = await request.app[POSTS].edit_history(viewer_id, view.post.id)
@@ -385,7 +375,7 @@ async def history(request: web.Request) -> web.Response:
 async def source(request: web.Request) -> web.Response:
     """``GET /api/v1/statuses/:id/source``: what was typed, for the edit form."""
     user = require_user(request, "read:statuses")
-    view = await visible_view(request, user.id, status_id(request))
+    view = await visible_view(request, user.id, path_id(request))
     if view.boost is not None:
         raise record_not_found()
     return web.json_response(entities.status_source(view.post))
@@ -398,9 +388,9 @@ async def _who(request: web.Request, kind: str) -> web.Response:
     posts = request.app[POSTS]
     try:
         if kind == "liked":
-            found = await posts.liked_by(viewer_id, status_id(request), page.cursor)
+            found = await posts.liked_by(viewer_id, path_id(request), page.cursor)
         else:
-            found = await posts.boosted_by(viewer_id, status_id(request), page.cursor)
+            found = await posts.boosted_by(viewer_id, path_id(request), page.cursor)
     except (NotFound, Gone):
         raise record_not_found() from None
     body = await present.accounts(request.app, [account for _, account in found])

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from xnode.api import present
 from xnode.api.auth import optional_viewer, require_user
-from xnode.api.pagination import PageRequest, page_request, paginated
+from xnode.api.pagination import RECORD_NOT_FOUND, PageRequest, page_request, paginated
 from xnode.api.params import read_params
 from xnode.errors import NotFound
 from xnode.posts.content import normalize_tag
@@ -76,7 +76,7 @@ async def tag(request: web.Request) -> web.Response:
 async def list_timeline(request: web.Request) -> web.Response:
     """``GET /api/v1/timelines/list/:id``: the node has no lists, so none is found."""
     require_user(request, "read:lists")
-    raise NotFound("Record not found")
+    raise NotFound(RECORD_NOT_FOUND)
 
 
 async def bookmarks(request: web.Request) -> web.Response:
