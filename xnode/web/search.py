@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
-from federation.http import FetchError
 from xnode.activitypub.appkeys import RESOLVER
-from xnode.errors import InvalidInput, XnodeError
+from xnode.errors import InvalidInput
 from xnode.search import MAX_QUERY_CHARS, SearchResults
 from xnode.web.forms import current_user
 from xnode.web.render import RENDERER
-from xnode.web.state import SEARCH, SETTINGS
-
-log = logging.getLogger(__name__)
+from xnode.web.state import SEARCH
 
 
 async def search_page(request: web.Request) -> web.Response:
@@ -30,7 +25,7 @@ async def search_page(request: web.Request) -> web.Response:
     status = 200
     if query.strip():
         if user is not None:
-            await _resolve_remote_handle(request, query.strip())
+            await request.app[SEARCH].resolve_handle(request.app[RESOLVER], query)
         try:
             results: SearchResults = await request.app[SEARCH].search(
                 user.id if user is not None else None, query
@@ -40,20 +35,6 @@ async def search_page(request: web.Request) -> web.Response:
             context["error"] = exc.message
             status = exc.status
     return request.app[RENDERER].render(request, "search.html", context, status=status)
-
-
-async def _resolve_remote_handle(request: web.Request, query: str) -> None:
-    """Look up ``@user@host`` by WebFinger so a remote account can be found and followed."""
-    handle = query.lstrip("@")
-    username, _, domain = handle.partition("@")
-    if not username or not domain or " " in handle:
-        return
-    if domain.lower() == request.app[SETTINGS].domain.lower():
-        return  # one of ours: in the database already, no WebFinger to ourselves
-    try:
-        await request.app[RESOLVER].actor_by_handle(handle)
-    except (XnodeError, FetchError, ValueError) as exc:
-        log.info("search: could not resolve @%s: %s", handle, exc)
 
 
 def add_routes(app: web.Application) -> None:
