@@ -229,6 +229,14 @@ class ActiveCall:
         waiting, self._pending = self._pending, []
         await self.add_candidates(waiting)
 
+    async def answer_offer(self, sdp: str) -> str:
+        """Apply the other side's offer; this side's answer (every candidate is in it)."""
+        assert self.pc is not None
+        await self.set_remote("offer", sdp)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        answer: str = self.pc.localDescription.sdp
+        return answer
+
     async def add_candidates(self, candidates: list[dict[str, Any]]) -> None:
         """Add trickled candidates (a browser's), as ``RTCIceCandidateInit`` dictionaries."""
         from aiortc.sdp import candidate_from_sdp
@@ -535,11 +543,8 @@ class CallClient:
             await self.decline(incoming)  # it would ring on until the timeout
             raise
         self._calls[incoming.call] = active
-        assert active.pc is not None
-        await active.set_remote("offer", incoming.offer)
-        await active.pc.setLocalDescription(await active.pc.createAnswer())
-        await self.send({"type": "call.accept", "call": incoming.call,
-                         "answer": active.pc.localDescription.sdp})  # fmt: skip
+        answer = await active.answer_offer(incoming.offer)
+        await self.send({"type": "call.accept", "call": incoming.call, "answer": answer})
         return active
 
     async def decline(self, incoming: Incoming) -> None:
@@ -587,11 +592,9 @@ class CallClient:
             await active.add_candidates(list(frame["candidates"]))
         elif kind == "call.signal" and frame.get("sdpType") == "offer":
             # The other side renegotiates (camera on, a screen shared): answer it.
-            assert active.pc is not None
-            await active.set_remote("offer", frame["sdp"])
-            await active.pc.setLocalDescription(await active.pc.createAnswer())
+            answer = await active.answer_offer(frame["sdp"])
             await self.send({"type": "call.signal", "call": active.call, "sdpType": "answer",
-                             "sdp": active.pc.localDescription.sdp})  # fmt: skip
+                             "sdp": answer})  # fmt: skip
         elif kind == "call.ended":
             await active.finish(str(frame.get("reason") or "ended"))
         elif kind == "call.error" and active.pc is None:
