@@ -173,3 +173,38 @@ def test_the_serving_process_never_imports_aiortc():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)  # fmt: skip
     assert done.stdout.strip() == "[]"
+
+
+async def test_the_client_answers_a_renegotiation_offer():
+    """A browser renegotiates (camera on, a screen shared) with a ``call.signal`` offer:
+    the client applies it and sends its answer back as a ``call.signal`` answer."""
+    from aiortc import RTCPeerConnection
+
+    from xnode.calls.client import ActiveCall
+
+    client = CallClient()
+    sent: list[dict[str, object]] = []
+
+    async def send(frame: dict[str, object]) -> None:
+        sent.append(frame)
+
+    client.send = send  # type: ignore[method-assign]
+    active = ActiveCall(client, "callee", video=False, relay_only=False, call="c1")
+    active.start_connection([], relay_only=False)
+    client._calls["c1"] = active
+    browser = RTCPeerConnection()
+    try:
+        browser.addTransceiver("audio")
+        await browser.setLocalDescription(await browser.createOffer())
+        offer = browser.localDescription.sdp
+        await client._dispatch({"type": "call.signal", "call": "c1", "sdpType": "offer",
+                                "sdp": offer})  # fmt: skip
+        (answer,) = sent
+        assert (answer["type"], answer["call"], answer["sdpType"]) == (
+            "call.signal", "c1", "answer"
+        )
+        assert isinstance(answer["sdp"], str) and answer["sdp"].startswith("v=0")
+        assert active.pc is not None and active.pc.remoteDescription.sdp == offer
+    finally:
+        await active.finish("ended")
+        await browser.close()
