@@ -65,7 +65,7 @@ async def test_mastodon_py_lists_types_and_pages_both_ways(client, app):
 async def test_entities_for_the_streaming_helper(client, app):
     alice, *_ = await _busy_alice(app)
     page = await app[NOTIFICATIONS].listing(alice.id, {"like", "follow"})
-    found = await notification_entities(app, alice.id, page.items)
+    found = await notification_entities(app, page.items)
     assert [e["type"] for e in found] == ["favourite", "follow"]
 
 

@@ -57,9 +57,10 @@ MAX_UNREAD_CAP = 1000
 
 
 async def notification_entities(
-    app: web.Application, viewer_id: int, notifications: Sequence[Notification]
+    app: web.Application, notifications: Sequence[Notification]
 ) -> list[dict[str, object]]:
-    """Notification entities for the recipient ``viewer_id`` (missed calls left out).
+    """Notification entities (missed calls left out); the notifications were read for
+    their recipient, whose view of each post they carry.
 
     Public for the streaming API's ``notification`` events.
     """
@@ -116,7 +117,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         user.id, kinds, from_account_id=from_account_id, max_id=page.max_id,
         min_id=page.min_id, since_id=page.since_id, limit=page.limit,
     )  # fmt: skip
-    body = await notification_entities(request.app, user.id, found.items)
+    body = await notification_entities(request.app, found.items)
     # Cursors from every row read: a page whose notifications were all left out
     # still leads on to the next one.
     return paginated(request, page, body, found.scanned)
@@ -126,7 +127,7 @@ async def get_notification(request: web.Request) -> web.Response:
     """``GET /api/v1/notifications/:id``: one's own only (others' are 404)."""
     user = require_user(request, "read:notifications")
     item = await request.app[NOTIFICATIONS].get(user.id, path_id(request), API_KINDS)
-    return web.json_response((await notification_entities(request.app, user.id, [item]))[0])
+    return web.json_response((await notification_entities(request.app, [item]))[0])
 
 
 async def dismiss(request: web.Request) -> web.Response:

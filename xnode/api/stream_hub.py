@@ -567,7 +567,7 @@ class StreamHub:
         from xnode.api.notifications import notification_entities  # written alongside
 
         # Kinds the API has no entity for (missed calls) are left out: match by id.
-        by_id = {e["id"]: e for e in await notification_entities(self.app, account_id, fresh)}
+        by_id = {e["id"]: e for e in await notification_entities(self.app, fresh)}
         messages = _Messages("notification")
         for item in fresh:
             entity = by_id.get(str(item.id))
