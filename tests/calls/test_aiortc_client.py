@@ -208,3 +208,15 @@ async def test_the_client_answers_a_renegotiation_offer():
     finally:
         await active.finish("ended")
         await browser.close()
+
+
+def test_answer_takes_calls_from_the_handle_asked_for_only():
+    from xnode.calls.client_cli import _same_person
+
+    here = "xnode.test"
+    for wanted in ("@bob", "bob", " @Bob ", "bob@xnode.test", "@bob@XNODE.test"):
+        assert _same_person(wanted, "bob", here), wanted
+    assert _same_person("@bob@other.example", "bob@other.example", here)
+    assert not _same_person("@bob", "bob@other.example", here)  # not the bob asked for
+    assert not _same_person("@bob@other.example", "bob", here)
+    assert not _same_person("@bo", "bob", here)

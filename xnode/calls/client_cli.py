@@ -71,10 +71,14 @@ async def _wait_rtt(active: ActiveCall, timeout_s: float = 5.0) -> None:
 
 
 def _same_person(wanted: str, acct: str, domain: str) -> bool:
-    """Whether a caller's ``acct`` is the handle asked for (``@bob`` means bob here)."""
-    wanted = wanted.strip().lstrip("@").lower()
-    acct = acct.lower()
-    return wanted == acct or f"{wanted}@{domain.lower()}" == acct or wanted == acct.split("@")[0]
+    """Whether a caller's ``acct`` is the handle asked for (``@bob`` means bob here, not a
+    bob on another server; ``bob@<this domain>`` is bob here too)."""
+
+    def full(handle: str) -> str:
+        handle = handle.strip().lstrip("@").lower()
+        return handle if "@" in handle else f"{handle}@{domain.lower()}"
+
+    return full(wanted) == full(acct)
 
 
 # --- xnode call --------------------------------------------------------------------------
