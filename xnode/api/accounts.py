@@ -111,16 +111,7 @@ async def _credential_entity(request: web.Request, account: Account) -> dict[str
     app = request.app
     ctx = await present.context_for(app, accounts=[account])
     requests = await app[RELATIONSHIPS].pending_request_count(account.id)
-    # The node keeps no default post privacy, sensitivity or language per person (each
-    # post carries its own), so ``source`` reports public, not sensitive, no language.
-    found = entities.credential_account(account, ctx, follow_requests=requests)
-    source = found["source"]
-    assert isinstance(source, dict)
-    # The settings Mastodon 4.1+ repeats in ``source`` for the profile editor.
-    source.update({"discoverable": account.discoverable,
-                   "hide_collections": account.hide_network,
-                   "indexable": found["indexable"]})  # fmt: skip
-    return found
+    return entities.credential_account(account, ctx, follow_requests=requests)
 
 
 async def verify_credentials(request: web.Request) -> web.Response:

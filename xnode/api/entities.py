@@ -102,17 +102,25 @@ def account(acc: Account, ctx: Context) -> dict[str, object]:
     return found
 
 
-def credential_account(acc: Account, ctx: Context, *, privacy: str = "public",
-                       sensitive: bool = False, follow_requests: int = 0) -> dict[str, object]:
-    """The signed-in person's own Account, with ``source`` (what they typed)."""
+def credential_account(acc: Account, ctx: Context, *, follow_requests: int = 0
+                       ) -> dict[str, object]:  # fmt: skip
+    """The signed-in person's own Account, with ``source`` (what they typed).
+
+    The node keeps no default post privacy, sensitivity or language per person (each post
+    carries its own), so ``source`` says public, not sensitive, no language; the settings
+    Mastodon 4.1+ repeats there for the profile editor come from the account.
+    """
     found = account(acc, ctx)
     found["source"] = {
-        "privacy": privacy,
-        "sensitive": sensitive,
+        "privacy": "public",
+        "sensitive": False,
         "language": "",
         "note": acc.bio_source,
         "fields": [{"name": f.name, "value": f.value, "verified_at": None} for f in acc.fields],
         "follow_requests_count": follow_requests,
+        "discoverable": acc.discoverable,
+        "hide_collections": acc.hide_network,
+        "indexable": found["indexable"],
     }
     return found
 
