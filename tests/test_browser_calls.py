@@ -297,7 +297,15 @@ async def test_a_group_video_call_of_three_in_chromium(client, app, media_browse
 
             await until_true(page, both_flow)
             await expect(page.locator(".call-tile")).to_have_count(2)
-        # Each pair sees the same code for their connection.
+        # Each pair sees the same code for their connection (each page shows one per other
+        # person once its connections' certificates are read, shortly after connecting).
+        for page in pages.values():
+
+            async def both_codes(page: Page = page) -> bool:
+                code = await page.evaluate("window.xnodeCalls.active().code")
+                return isinstance(code, dict) and len(code) == 2
+
+            await until_true(page, both_codes)
         codes = {name: await page.evaluate("window.xnodeCalls.active().code")
                  for name, page in pages.items()}  # fmt: skip
         ids = {"alice": str(alice.id), **{n: str(a.id) for n, a in people.items()}}

@@ -438,15 +438,19 @@
     return String(n % 1000000).padStart(6, "0");
   };
 
+  let codeRound = 0;
   const showCode = async () => {
     if (!call) return;
+    // Connections of a group call connect close together, and reading the certificates
+    // takes awaits: an earlier round that finishes last must not put back its shorter list.
+    const round = ++codeRound;
     const codes = [];
     for (const [peerId, pc] of connections()) {
       if (pc.connectionState !== "connected") continue;
       const code = await verificationCode(pc);
       if (code) codes.push([peerId, code]);
     }
-    if (!call || !codes.length) return;
+    if (!call || !codes.length || round !== codeRound) return;
     const spaced = (code) => `${code.slice(0, 3)} ${code.slice(3)}`;
     if (call.group) {
       call.code = Object.fromEntries(codes);
