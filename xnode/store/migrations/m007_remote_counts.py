@@ -12,3 +12,12 @@ STATEMENTS = [
     "ALTER TABLE accounts ADD COLUMN statuses_count INTEGER",
     "ALTER TABLE accounts ADD COLUMN backfilled_at REAL",
 ]
+
+# The same change in PostgreSQL's dialect (see the package docstring for the type
+# mapping): the PostgreSQL backend applies these instead, from the same numbered list.
+POSTGRES = (
+    "ALTER TABLE accounts ADD COLUMN followers_count BIGINT",
+    "ALTER TABLE accounts ADD COLUMN following_count BIGINT",
+    "ALTER TABLE accounts ADD COLUMN statuses_count BIGINT",
+    "ALTER TABLE accounts ADD COLUMN backfilled_at DOUBLE PRECISION",
+)

@@ -8,3 +8,9 @@ calls" before ringing, and nothing is sent to servers that would not understand 
 STATEMENTS = [
     "ALTER TABLE accounts ADD COLUMN supports_calls INTEGER NOT NULL DEFAULT 0",
 ]
+
+# The same change in PostgreSQL's dialect (see the package docstring for the type
+# mapping): the PostgreSQL backend applies these instead, from the same numbered list.
+POSTGRES = (
+    "ALTER TABLE accounts ADD COLUMN supports_calls BIGINT NOT NULL DEFAULT 0",
+)

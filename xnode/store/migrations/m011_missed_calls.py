@@ -25,3 +25,11 @@ STATEMENTS = [
     "CREATE INDEX notifications_account ON notifications (account_id, id)",
     "CREATE INDEX notifications_unread ON notifications (account_id) WHERE read_at IS NULL",
 ]
+
+# The same change in PostgreSQL's dialect: it changes a CHECK in place (m002 named it),
+# so no rebuild; the table, its rows, ids and indexes stay as they are.
+POSTGRES = (
+    "ALTER TABLE notifications DROP CONSTRAINT notifications_type_check",
+    "ALTER TABLE notifications ADD CONSTRAINT notifications_type_check CHECK (type IN"
+    " ('mention', 'reply', 'follow', 'follow_request', 'like', 'boost', 'missed_call'))",
+)
