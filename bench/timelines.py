@@ -66,7 +66,8 @@ from xnode.posts.service import PostService
 from xnode.search import SearchService
 from xnode.settings import Settings, settings_from_mapping
 from xnode.store import accounts as account_store
-from xnode.store.database import Database, Params
+from xnode.store.database import Database, Params, Row
+from xnode.store.sqlite import SqliteDatabase
 from xnode.timelines import Cursor, Page, TimelineService
 from xnode.web.render import Renderer
 
@@ -501,7 +502,7 @@ def create_schema(path: Path) -> None:
     """Create the database the way a node does: open it, which runs the migrations."""
 
     async def run() -> None:
-        db = Database(path)
+        db = SqliteDatabase(path)
         await db.open()
         await db.close()
 
@@ -592,21 +593,21 @@ def kept(call: Call) -> Query:
     return call.sql, tuple(params.items() if isinstance(params, dict) else params)
 
 
-class TimedDatabase(Database):
+class TimedDatabase(SqliteDatabase):
     """The node's Database, also recording each query's SQL and time (for the splits)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.calls: list[Call] = []
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         start = time.perf_counter()
         try:
             return await super().fetchall(sql, params)
         finally:
             self.calls.append(Call(sql, params, (time.perf_counter() - start) * 1000))
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         start = time.perf_counter()
         try:
             return await super().fetchone(sql, params)
@@ -1191,11 +1192,11 @@ async def measure(path: Path, work: Workload, scratch: Path, seed: int) -> Resul
 Fetch = Callable[[Call], Awaitable[list[Any]]]
 
 
-def through(db: Database) -> Fetch:
+def through(db: SqliteDatabase) -> Fetch:
     """Run a query the way the services do (a reader connection, via aiosqlite)."""
 
     async def fetch(call: Call) -> list[Any]:
-        return await Database.fetchall(db, call.sql, call.params)
+        return await SqliteDatabase.fetchall(db, call.sql, call.params)
 
     return fetch
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from database_backend import ON_POSTGRES, drop_made_databases, fresh_database_url
 
 from xnode.accounts.models import User
 from xnode.clock import FakeClock
@@ -40,8 +41,17 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "call_relay_port": 0,
     }
     values.update(overrides)
+    if ON_POSTGRES and "database_url" not in values:
+        values["database_url"] = fresh_database_url()
     data_dir.mkdir(parents=True, exist_ok=True)
     return settings_from_mapping(data_dir, values, secret_key=secrets.token_bytes(32))
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """On the PostgreSQL pass: drop the databases this test's nodes were given."""
+    yield
+    drop_made_databases()
 
 
 @pytest.fixture

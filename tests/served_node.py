@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from database_backend import ON_POSTGRES, fresh_database_url
 
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
@@ -103,9 +104,11 @@ class ServedNode:
         await init_node(
             data_dir, domain=f"127.0.0.1:{port}", https=False,
             listen=f"127.0.0.1:{port}", registration="open", cores=2,
+            database_url=fresh_database_url() if ON_POSTGRES else None,
         )  # fmt: skip
-        async with open_database(data_dir / DATABASE_FILE) as db:
-            accounts = AccountService(db, load_settings(data_dir, environ={}), SystemClock())
+        node_settings = load_settings(data_dir, environ={})
+        async with open_database(node_settings.database) as db:
+            accounts = AccountService(db, node_settings, SystemClock())
             for user in users:
                 await accounts.create_user(user, PASSWORD)
         values = {

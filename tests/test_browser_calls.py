@@ -88,7 +88,7 @@ async def test_a_video_call_connects_both_ways_with_the_same_code_and_hangs_up(
         for page in (caller, callee):
             await page.context.close()
     assert problems == []
-    call = app[CALLS].call(int(call_id))
+    call = await app[CALLS].call(int(call_id))
     assert call is not None and call.end_reason == "ended" and call.answered_at is not None
 
 

@@ -229,7 +229,7 @@ async def test_answers_that_are_not_pages_make_no_card(client, app, site, path):
     post_id = await post_and_wait(app, alice, f"look {site.url(path)}")
     assert await thread_card(client, post_id) is None
     assert site.hits[path] == 1
-    entry = preview_store.entry_for(app[DB], site.url(path))
+    entry = await preview_store.entry_for(app[DB], site.url(path))
     assert entry is not None and not entry.ok
 
 
@@ -266,7 +266,7 @@ async def test_a_slow_page_times_out_and_never_holds_up_the_post(client, app, si
     await previews.idle()
     assert site.hits["/slow.html"] == 1
     assert await thread_card(client, post.id) is None
-    entry = preview_store.entry_for(app[DB], site.url("/slow.html"))
+    entry = await preview_store.entry_for(app[DB], site.url("/slow.html"))
     assert entry is not None and not entry.ok
 
 

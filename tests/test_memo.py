@@ -7,11 +7,11 @@ import sqlite3
 
 from xnode.accounts.models import Account
 from xnode.memo import RowMemo, hash_once
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 from xnode.web.state import DB
 
 
-def rows(sql: str) -> list[sqlite3.Row]:
+def rows(sql: str) -> list[Row]:
     conn = sqlite3.connect(":memory:")
     conn.row_factory = sqlite3.Row
     return list(conn.execute(sql))
@@ -20,7 +20,7 @@ def rows(sql: str) -> list[sqlite3.Row]:
 def test_an_identical_row_gives_the_same_model_and_a_changed_row_a_new_one():
     built: list[str] = []
 
-    def build(row: sqlite3.Row) -> str:
+    def build(row: Row) -> str:
         built.append(row["name"])
         return f"model of {row['name']}"
 
@@ -74,9 +74,9 @@ async def test_an_edited_account_reads_back_edited(app):
             "INSERT INTO accounts (id, username_key, username, domain, display_name, bio_source,"
             " bio_html, created_at, updated_at) VALUES (7, 'ana', 'ana', NULL, 'Ana', '', '', 1, 1)"
         )
-    before = Account.from_row(db.lookup("SELECT * FROM accounts WHERE id = 7"))
-    assert Account.from_row(db.lookup("SELECT * FROM accounts WHERE id = 7")) is before
+    before = Account.from_row(await db.lookup("SELECT * FROM accounts WHERE id = 7"))
+    assert Account.from_row(await db.lookup("SELECT * FROM accounts WHERE id = 7")) is before
     async with db.transaction() as conn:
         await conn.execute("UPDATE accounts SET display_name = 'Ana B.' WHERE id = 7")
-    after = Account.from_row(db.lookup("SELECT * FROM accounts WHERE id = 7"))
+    after = Account.from_row(await db.lookup("SELECT * FROM accounts WHERE id = 7"))
     assert (before.display_name, after.display_name) == ("Ana", "Ana B.")

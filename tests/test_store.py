@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from xnode.ids import IdGenerator, id_for_time, id_timestamp, typeable_token
-from xnode.store.database import Database, open_database
+from xnode.store.database import IntegrityError, database_for, open_database
 from xnode.store.migrations import SchemaTooNewError, all_migrations
 
 
@@ -30,7 +30,7 @@ async def test_refuses_a_database_from_a_newer_xnode(tmp_path):
         await db.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)"
         )
-    db = Database(path)
+    db = database_for(path)
     with pytest.raises(SchemaTooNewError, match="999"):
         await db.open()
     await db.close()
@@ -38,7 +38,7 @@ async def test_refuses_a_database_from_a_newer_xnode(tmp_path):
 
 async def test_failed_transaction_leaves_nothing_behind(tmp_path):
     async with open_database(tmp_path / "db.sqlite3") as db:
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(IntegrityError):
             async with db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO node_settings (key, value, updated_at) VALUES ('a', '1', 0)"
@@ -76,7 +76,7 @@ async def test_a_failing_block_rolls_back_alone_within_its_group(tmp_path):
         )
         assert results[0] is None and results[2] is None
         assert isinstance(results[1], ValueError)
-        assert isinstance(results[3], sqlite3.IntegrityError)
+        assert isinstance(results[3], IntegrityError)
         rows = await db.fetchall("SELECT key FROM node_settings ORDER BY key")
         assert [row[0] for row in rows] == ["a", "c"]
 
@@ -119,7 +119,7 @@ async def test_deferred_writes_land_with_their_groups_commit_unless_their_block_
         results = await asyncio.gather(
             _defer_setting(db, "kept"), _insert_setting(db, "innocent"), return_exceptions=True
         )
-        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert all(isinstance(r, IntegrityError) for r in results), results
         assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 2
         await _defer_setting(db, "later")  # the writer is usable again
         assert await db.fetchvalue("SELECT value FROM node_settings WHERE key = 'later'") == "late"
@@ -139,7 +139,7 @@ async def test_a_failing_commit_fails_every_block_of_its_group(tmp_path):
         results = await asyncio.gather(
             _insert_setting(db, "innocent"), dangling_invite(), return_exceptions=True
         )
-        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert all(isinstance(r, IntegrityError) for r in results), results
         assert await db.fetchvalue("SELECT COUNT(*) FROM node_settings") == 0
         assert await db.fetchvalue("SELECT COUNT(*) FROM invites") == 0
         await _insert_setting(db, "later")  # the writer is usable again
@@ -196,9 +196,9 @@ async def test_inline_reads_see_commits_but_not_an_open_write(tmp_path):
         sql = "SELECT value FROM node_settings WHERE key = ?"
         async with db.transaction() as conn:
             await conn.execute("UPDATE node_settings SET value = 'new' WHERE key = 'k'")
-            assert db.lookup_value(sql, ("k",)) == "v"
-        assert db.lookup_value(sql, ("k",)) == "new"
-        assert db.lookup(sql, ("missing",)) is None
+            assert await db.lookup_value(sql, ("k",)) == "v"
+        assert await db.lookup_value(sql, ("k",)) == "new"
+        assert await db.lookup(sql, ("missing",)) is None
 
 
 async def test_keyed_reads_give_the_same_rows_inline_and_on_a_reader(tmp_path):
@@ -220,7 +220,7 @@ async def test_keyed_reads_give_the_same_rows_inline_and_on_a_reader(tmp_path):
 async def test_inline_reader_cannot_write(tmp_path):
     async with open_database(tmp_path / "db.sqlite3") as db:
         with pytest.raises(sqlite3.OperationalError):
-            db.lookup("DELETE FROM node_settings RETURNING key")
+            await db.lookup("DELETE FROM node_settings RETURNING key")
 
 
 async def test_reader_connections_cannot_write(tmp_path):

@@ -99,11 +99,13 @@ async def init_node(
     registration: str | None = None,
     admin: str | None = None,
     cores: int | None = None,
+    database_url: str | None = None,
 ) -> InitResult:
     """Create a node in ``data_dir``: config file, secret key, database, optional admin.
 
     ``cores`` (default: this machine's) decides the helper processes written
-    to the config (:func:`helper_processes_for`).
+    to the config (:func:`helper_processes_for`). ``database_url``: an empty
+    PostgreSQL database to use instead of the embedded SQLite file.
 
     Raises:
         Conflict: a node (config file or database) already exists there.
@@ -119,6 +121,8 @@ async def init_node(
         "registration": registration or Settings.registration,
         **helper_processes_for(os.cpu_count() if cores is None else cores),
     }
+    if database_url is not None:
+        values["database_url"] = database_url
     secret = secrets.token_bytes(SECRET_BYTES)
     settings = settings_from_mapping(data_dir, values, secret_key=secret)
     admin_name = None if admin is None else validate_username(admin, allow_reserved=True)
@@ -126,21 +130,26 @@ async def init_node(
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.media_dir.mkdir(exist_ok=True)
     db_path = settings.database_path
-    written = [
-        data_dir / SECRET_FILE,
-        db_path,
-        db_path.with_name(db_path.name + "-wal"),
-        db_path.with_name(db_path.name + "-shm"),
-    ]
+    written = [data_dir / SECRET_FILE]
+    if database_url is None:
+        written += [
+            db_path,
+            db_path.with_name(db_path.name + "-wal"),
+            db_path.with_name(db_path.name + "-shm"),
+        ]
     admin_password = None
     with _removed_on_failure(written):
         _write_private(data_dir / SECRET_FILE, secret.hex() + "\n")
-        # It holds password hashes; SQLite gives its -wal and -shm files the same mode.
-        db_path.touch(mode=0o600)
-        async with open_database(db_path) as db:
+        if database_url is None:
+            # It holds password hashes; SQLite gives its -wal and -shm files the same mode.
+            db_path.touch(mode=0o600)
+        async with open_database(settings.database) as db:
+            accounts = AccountService(db, settings, SystemClock())
+            if database_url is not None and await accounts.holds_a_node():
+                raise Conflict("that PostgreSQL database already holds a node's accounts")
             if admin_name is not None:
                 admin_password = passwords.generate_password()
-                await AccountService(db, settings, SystemClock()).create_user(
+                await accounts.create_user(
                     admin_name,
                     admin_password,
                     is_admin=True,

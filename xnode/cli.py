@@ -129,6 +129,11 @@ def main() -> None:
     metavar="NAME",
     help="Also create this admin user and print a one-time password for them.",
 )
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="An empty PostgreSQL database (postgresql://...) instead of the embedded SQLite file.",
+)
 def init(
     data_dir: Path,
     domain: str,
@@ -137,6 +142,7 @@ def init(
     listen: str | None,
     registration: str,
     admin: str | None,
+    database_url: str | None,
 ) -> None:
     """Create a new node in the data directory.
 
@@ -151,6 +157,7 @@ def init(
             listen=listen,
             registration=registration,
             admin=admin,
+            database_url=database_url,
         )
     )
     settings = result.settings
@@ -464,6 +471,11 @@ def backup(data_dir: Path, out: Path, force: bool) -> None:
         raise click.ClickException(f"{out} exists; use --force to replace it")
 
     async def action(node: _Node) -> Path:
+        if node.db.dialect != "sqlite":
+            raise click.ClickException(
+                "this node's database is PostgreSQL: back it up with pg_dump "
+                "(docs/admin.md, \"Scaling out\")"
+            )
         if out == node.settings.database_path:
             raise click.ClickException("OUT must not be the live database")
         # Back up to a temporary file and rename, so OUT is never a partial copy.
@@ -512,15 +524,15 @@ def check(data_dir: Path) -> None:
 
 async def _database_problems(settings: Settings) -> list[str]:
     path = settings.database_path
-    if not path.is_file():
+    if settings.database_url is None and not path.is_file():
         return [f"no database at {path}"]
     try:
-        async with open_database(path) as db:
+        async with open_database(settings.database) as db:
             version = await schema_version(db)
             known = len(all_migrations())
             click.echo(f"ok      database schema version {version} (this xnode knows {known})")
             problems = await db.integrity_problems()
-            helpers = helper_store.all_states(db)
+            helpers = await helper_store.all_states(db)
             outbox = await outbox_store.counts(db)
     except SchemaTooNewError as exc:
         return [str(exc)]

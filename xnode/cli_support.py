@@ -46,12 +46,12 @@ class _Node:
 def _with_node(data_dir: Path, action: Callable[[_Node], Awaitable[T]]) -> T:
     """Load the node's settings, open its database and run ``action`` against it."""
     settings = load_settings(data_dir)
-    if not settings.database_path.is_file():
+    if settings.database_url is None and not settings.database_path.is_file():
         # Opening would silently create an empty database in its place.
         raise click.ClickException(f"no database at {settings.database_path}")
 
     async def run() -> T:
-        async with open_database(settings.database_path) as db:
+        async with open_database(settings.database) as db:
             return await action(_Node(settings, db, AccountService(db, settings, SystemClock())))
 
     return asyncio.run(run())

@@ -23,13 +23,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from xnode import faults
 from xnode.clock import Clock, SystemClock
 from xnode.ids import new_id
 from xnode.store import outbox as outbox_store
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +171,7 @@ def event_from(name: str, fields: Any) -> object | None:
 class Change:
     """One write transaction and the events it causes (see :meth:`EventBus.change`)."""
 
-    conn: aiosqlite.Connection
+    conn: Connection
     events: list[object] = field(default_factory=list)
 
     def emit(self, event: object) -> None:

@@ -46,9 +46,13 @@ class FederationAdmin:
         return FederationOverview(
             blocks=await domain_blocks.list_blocks(self.db),
             hosts=await delivery_store.queue_summary(self.db),
-            helpers=helper_store.all_states(self.db),
+            helpers=await helper_store.all_states(self.db),
             outbox_failed=await outbox_store.failed(self.db),
         )
+
+    async def helpers_in_trouble(self) -> list[helper_store.HelperState]:
+        """Helper processes that keep crashing (the admin pages' alert)."""
+        return [h for h in await helper_store.all_states(self.db) if h.in_trouble]
 
     async def block(
         self, domain: str, severity: str, reason: str

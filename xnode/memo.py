@@ -17,9 +17,10 @@ correct by construction:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
+
+from xnode.store.database import Row
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -34,12 +35,12 @@ class RowMemo(Generic[T]):
     on every hit would cost what it saves).
     """
 
-    def __init__(self, build: Callable[[sqlite3.Row], T], *, bound: int = 2048) -> None:
+    def __init__(self, build: Callable[[Row], T], *, bound: int = 2048) -> None:
         self.build = build
         self.bound = bound
         self._built: dict[tuple[Any, ...], T] = {}
 
-    def __call__(self, row: sqlite3.Row) -> T:
+    def __call__(self, row: Row) -> T:
         """The model for ``row``."""
         key = (tuple(row.keys()), tuple(row))
         found = self._built.get(key)

@@ -8,7 +8,6 @@ recipient may still see the post each one is about.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from xnode.posts.models import PostView
 from xnode.posts.service import PostService
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 PAGE_SIZE = 40
 MAX_LIMIT = 80
@@ -201,7 +200,7 @@ class NotificationService:
         next_max_id = rows[-1]["id"] if len(rows) == PAGE_SIZE else None
         return items, next_max_id
 
-    async def _shown(self, account_id: int, rows: Sequence[sqlite3.Row]) -> list[Notification]:
+    async def _shown(self, account_id: int, rows: Sequence[Row]) -> list[Notification]:
         """The rows as notifications, leaving out those about posts the recipient can no
         longer see and those from deleted or suspended accounts."""
         senders = await post_store.get_accounts(self.db, {r["from_account_id"] for r in rows})

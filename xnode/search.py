@@ -46,14 +46,15 @@ class SearchResults:
     posts: list[PostView]
 
 
-def fts_query(text: str) -> str:
-    """Turn what someone typed into a safe FTS5 query: every word, prefix-matched.
+def search_words(text: str) -> list[str]:
+    """The words of what someone typed (at most 12), each to be matched as a prefix.
 
-    FTS5 has its own query language; quoting each word keeps operators and
-    punctuation in the input from being interpreted (or raising syntax errors).
+    Only words go to the store, never the text itself: the full-text engines have
+    query languages of their own, and operators or punctuation in the input must
+    not be interpreted (or raise syntax errors).
     """
-    words = _WORD.findall(text)[:12]
-    return " ".join(f'"{word}"*' for word in words)
+    words: list[str] = _WORD.findall(text)[:12]
+    return words
 
 
 class SearchService:
@@ -72,19 +73,19 @@ class SearchService:
         text = text.strip()
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidInput(f"Searches are limited to {MAX_QUERY_CHARS} characters.")
-        query = fts_query(text.lstrip("#@"))
-        if not query:
+        words = search_words(text.lstrip("#@"))
+        if not words:
             return SearchResults([], [], [])
         return SearchResults(
             accounts=await self.accounts(text),
             tags=await self.tags(text),
-            posts=await self.find_posts(viewer_id, query),
+            posts=await self.find_posts(viewer_id, words),
         )
 
     async def find_posts(
         self,
         viewer_id: int | None,
-        query: str,
+        words: list[str],
         *,
         limit: int = RESULTS,
         offset: int = 0,
@@ -92,10 +93,10 @@ class SearchService:
         max_id: int | None = None,
         min_id: int | None = None,
     ) -> list[PostView]:
-        """Visible, non-direct, live posts matching an FTS query, newest first (by one
-        author, between ids, when asked)."""
+        """Visible, non-direct, live posts with every word (as a prefix), newest first
+        (by one author, between ids, when asked)."""
         rows = await search_store.find_posts(
-            self.db, viewer_id, query, limit=limit, offset=offset, account_id=account_id,
+            self.db, viewer_id, words, limit=limit, offset=offset, account_id=account_id,
             max_id=max_id, min_id=min_id,
         )  # fmt: skip
         return await self.posts.hydrate(viewer_id, [Post.from_row(r) for r in rows])
@@ -113,10 +114,10 @@ class SearchService:
         exact = await search_store.exact_accounts(
             self.db, username, domain, followed_by=followed_by
         )
-        query = fts_query(text.lstrip("@"))
+        words = search_words(text.lstrip("@"))
         fuzzy = await search_store.fuzzy_accounts(
-            self.db, query, limit=offset + limit, followed_by=followed_by
-        ) if query else []  # fmt: skip
+            self.db, words, limit=offset + limit, followed_by=followed_by
+        ) if words else []  # fmt: skip
         seen: dict[int, Account] = {}
         for row in [*exact, *fuzzy]:
             seen.setdefault(row["id"], Account.from_row(row))

@@ -80,6 +80,9 @@ class Settings:
     # The client API (xnode/api/): requests per token (or per address without one) in
     # five minutes, as Mastodon allows by default (0: no limit, for benchmarks).
     api_rate_limit: int = 300
+    # PostgreSQL instead of the embedded SQLite file: a postgresql:// URL (docs/admin.md,
+    # "Scaling out"). Unset: DATA/xnode.sqlite3.
+    database_url: str | None = field(default=None, repr=False)
     # Not part of xnode.toml: read from DATA/secret.key.
     secret_key: bytes = field(default=b"", repr=False)
 
@@ -87,6 +90,11 @@ class Settings:
     def database_path(self) -> Path:
         """Path of the SQLite database inside the data directory."""
         return self.data_dir / DATABASE_FILE
+
+    @property
+    def database(self) -> str | Path:
+        """The node's database: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def media_dir(self) -> Path:
@@ -139,6 +147,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "call_relay_ports": (str, type(None)),
     "turn_server": (str, type(None)),
     "turn_secret": (str, type(None)),
+    "database_url": (str, type(None)),
     "api_rate_limit": (int,),
 }
 
@@ -233,6 +242,11 @@ def _validate(values: Mapping[str, Any]) -> None:
         raise SettingsError(f"max_upload_mb: expected 1 to 1024, got {max_mb}")
     if values.get("api_rate_limit", 300) < 0:
         raise SettingsError(f"api_rate_limit: expected 0 or more, got {values['api_rate_limit']}")
+    database_url = values.get("database_url")
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            f"database_url: expected a postgresql:// URL, got {database_url.split('@')[-1]!r}"
+        )
     senders = values.get("delivery_processes", 0)
     if not 0 <= senders <= MAX_DELIVERY_PROCESSES:
         raise SettingsError(

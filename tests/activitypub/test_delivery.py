@@ -94,7 +94,7 @@ async def rows(node: Node) -> list[store.Delivery]:
 
 async def host(node: Node, peer: Peer) -> store.HostHealth:
     """The peer's row in ``hosts``."""
-    health = store.host_health(node.db, store.host_of(peer.base))
+    health = await store.host_health(node.db, store.host_of(peer.base))
     assert health is not None
     return health
 
@@ -278,7 +278,7 @@ async def test_unreachable_host_is_retried(node, queue, alice, unused_tcp_port):
     await queue.run_due()
     [row] = await rows(node)
     assert row.state == "pending" and row.last_status is None and row.last_error
-    health = store.host_health(node.db, row.host)
+    health = await store.host_health(node.db, row.host)
     assert health is not None and health.consecutive_failures == 1
 
 

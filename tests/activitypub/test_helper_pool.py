@@ -9,6 +9,8 @@ all while the work moves between processes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from live_nodes import eventually, follow_across, remote_post, start_node
 
@@ -24,6 +26,10 @@ from xnode.web.state import DB, POSTS
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _all_idle(node: Any) -> bool:
+    return {s.state for s in await helper_processes.all_states(node[DB])} == {"idle"}
 
 
 def test_the_rate_meter_counts_the_last_seconds(monkeypatch):
@@ -60,9 +66,7 @@ async def test_helpers_start_with_load_take_over_and_stop_when_idle(nodes):
     # Idle: one process does everything.
     assert not link.running and not senders.running
     assert pool.inbox_here and a[DELIVERY].working
-    await eventually(lambda: _true(
-        {s.state for s in helper_processes.all_states(a[DB])} == {"idle"}
-    ))  # fmt: skip
+    await eventually(lambda: _all_idle(a))
 
     # Follows arriving are inbox load: the inbox process starts and takes the queue.
     alice = await a.user("alice")
@@ -89,9 +93,7 @@ async def test_helpers_start_with_load_take_over_and_stop_when_idle(nodes):
     # Quiet for the idle time: the helpers stop and this process works alone again.
     await eventually(lambda: _true(not link.running and not senders.running), timeout=30)
     assert pool.inbox_here and a[DELIVERY].working
-    await eventually(lambda: _true(
-        {s.state for s in helper_processes.all_states(a[DB])} == {"idle"}
-    ))  # fmt: skip
+    await eventually(lambda: _all_idle(a))
     third = await post_reaches_everyone("sent by the serving process again")
     carol_post = await c[POSTS].publish(
         (await c.user("carol2")), Draft(f"@alice@{a.domain} still there?")

@@ -74,7 +74,7 @@ async def test_helpers_that_keep_crashing_are_given_up_and_their_work_done_here(
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         given_up = [e for e in errors if "crashed 5 times in a row" in e]
         assert len(given_up) == 1 + len(failed)
-        states = {s.name: (s.state, s.last_exit) for s in helper_processes.all_states(a[DB])}
+        states = {s.name: (s.state, s.last_exit) for s in await helper_processes.all_states(a[DB])}
         assert states["inbox process"] == ("failed", "exit status 70")
         assert sum(state == ("failed", "exit status 70") for state in states.values()) == len(
             given_up

@@ -38,7 +38,7 @@ from xnode.settings import Settings, settings_from_mapping
 from xnode.store import accounts as account_store
 from xnode.store import deliveries as delivery_store
 from xnode.store import keys as key_store
-from xnode.store.database import Database
+from xnode.store.database import Database, database_for
 
 # --- builders shared by the outgoing-side tests ----------------------------------------
 
@@ -68,7 +68,7 @@ async def open_node(tmp_path: Path) -> AsyncIterator[Node]:
         secret_key=secrets.token_bytes(32),
     )
     clock = FakeClock(time.time())
-    db = Database(settings.database_path)
+    db = database_for(settings.database_path)
     await db.open()
     urls = Urls(settings.base_url)
     keys = KeyRing(db, urls, clock)
@@ -359,7 +359,7 @@ async def test_processes_making_the_first_key_at_once_agree_on_one(tmp_path: Pat
     pair (a half-replaced row would make every signature fail)."""
     async with open_node(tmp_path) as node:
         alice = await local_account(node, "alice")
-        other_db = Database(node.settings.database_path)
+        other_db = database_for(node.settings.database_path)
         await other_db.open()
         try:
             other = KeyRing(other_db, node.urls, node.clock)

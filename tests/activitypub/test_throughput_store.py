@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-
 import pytest
 
 from xnode.store import deliveries as store
 from xnode.store import domain_blocks
-from xnode.store.database import WriterConnection, open_database
+from xnode.store.database import IntegrityError, open_database
 
 
 async def test_domain_block_cache_sees_writes_through_the_same_database(tmp_path):
@@ -35,23 +32,16 @@ async def test_domain_block_cache_sees_another_database_on_the_same_file(tmp_pat
         assert await domain_blocks.severity_for(serving, "bad.example") == "silence"
 
 
-async def test_write_batch_is_one_atomic_transaction(tmp_path):
+async def test_executemany_is_part_of_one_atomic_transaction(tmp_path):
     """A batch that fails part-way leaves nothing behind; one that succeeds commits all."""
     async with open_database(tmp_path / "x.sqlite3") as db:
-
-        def insert(rows: list[tuple[str, str]]) -> Callable[[WriterConnection], int]:
-            def work(conn: WriterConnection) -> int:
-                return conn.run_many(
-                    "INSERT INTO domain_blocks (domain, severity, created_at) VALUES (?, ?, 0)",
-                    rows,
-                ).rowcount
-
-            return work
-
-        with pytest.raises(sqlite3.IntegrityError):
-            await db.write_batch(insert([("a.example", "suspend"), ("a.example", "suspend")]))
+        sql = "INSERT INTO domain_blocks (domain, severity, created_at) VALUES (?, ?, 0)"
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as conn:
+                await conn.executemany(sql, [("a.example", "suspend"), ("a.example", "suspend")])
         assert await db.fetchvalue("SELECT count(*) FROM domain_blocks") == 0
-        assert await db.write_batch(insert([("a.example", "suspend"), ("b.example", "silence")]))
+        async with db.transaction() as conn:
+            await conn.executemany(sql, [("a.example", "suspend"), ("b.example", "silence")])
         assert await db.fetchvalue("SELECT count(*) FROM domain_blocks") == 2
 
 
@@ -154,8 +144,8 @@ async def test_a_batch_of_outcomes_leaves_each_host_as_its_last_answer_says(tmp_
             outcome(0, "up-then-down.example", True), outcome(0, "down-then-up.example", False),
             outcome(1, "up-then-down.example", False), outcome(1, "down-then-up.example", True),
         ], lambda failures, now: now + 60 * failures)  # fmt: skip
-        down = store.host_health(db, "up-then-down.example")
-        up = store.host_health(db, "down-then-up.example")
+        down = await store.host_health(db, "up-then-down.example")
+        up = await store.host_health(db, "down-then-up.example")
         assert down is not None and up is not None
         assert (down.consecutive_failures, down.circuit_open_until) == (1, 6.0 + 60)
         assert (up.consecutive_failures, up.circuit_open_until) == (0, None)

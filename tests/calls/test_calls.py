@@ -76,9 +76,9 @@ async def test_a_call_rings_is_answered_and_carries_signalling_both_ways(app, pe
     await ws["bob"].send_json({"type": "call.hangup", "call": call_id})
     for name in ("alice", "bob"):
         assert (await frame_of(ws[name], "call.ended"))["reason"] == "ended"
-    call = app[CALLS].call(int(call_id))
+    call = await app[CALLS].call(int(call_id))
     assert call is not None and call.state == "ended" and call.answered_at is not None
-    assert {p.state for p in app[CALLS].participants(int(call_id))} == {"left"}
+    assert {p.state for p in await app[CALLS].participants(int(call_id))} == {"left"}
     # A late candidate after the hang-up is answered, not passed on, and the tab stays open.
     await ws["alice"].send_json({"type": "call.signal", "call": call_id, "candidates": [CANDIDATE]})
     assert (await frame_of(ws["alice"], "call.error"))["call"] == call_id
@@ -103,7 +103,7 @@ async def test_frames_for_someone_elses_call_are_refused(app, people):  # noqa: 
     await ws["carol"].send_json({"type": "call.hangup", "call": call_id})
     await nothing_of(ws["alice"], "call.accepted")
     await nothing_of(ws["alice"], "call.ended")
-    assert app[CALLS].call(int(call_id)).state == "ringing"
+    assert (await app[CALLS].call(int(call_id))).state == "ringing"
     for socket in ws.values():
         await socket.close()
 
@@ -131,7 +131,7 @@ async def test_a_call_that_is_not_answered_ends_for_both_with_its_reason(
     # Over is over: an answer now changes nothing.
     await ws["bob"].send_json({"type": "call.accept", "call": call_id, "answer": ANSWER})
     await frame_of(ws["bob"], "call.error")
-    assert app[CALLS].call(int(call_id)).end_reason == reason
+    assert (await app[CALLS].call(int(call_id))).end_reason == reason
     # A call that rang and was not answered is a missed call; a declined one is not.
     page = await (await clients["bob"].get("/notifications")).text()
     assert ("called you; you missed the call" in page) == (how != "decline")
@@ -224,15 +224,15 @@ async def test_call_settings_are_saved_from_the_account_page_with_csrf(app, peop
     fields = {"call_policy": "nobody", "always_relay": "1"}
     response = await post_form(bob, "/settings/calls", fields, token_page="/settings/account")
     assert response.status == 303
-    assert app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+    assert await app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
     # Without the token: refused, nothing changed.
     forged = await bob.post("/settings/calls", data={"call_policy": "everyone"})
     assert forged.status == 403
-    assert app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+    assert await app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
     token = await csrf_from(bob, "/settings/account")
     bad = await bob.post("/settings/calls", data={"call_policy": "strangers", "csrf_token": token},
                          allow_redirects=False)  # fmt: skip
-    assert bad.status == 303 and app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
+    assert bad.status == 303 and await app[CALLS].policy(accounts["bob"].id) == ("nobody", True)
 
 
 async def test_calls_show_in_the_conversation_history_for_both(app, people):  # noqa: F811
@@ -282,6 +282,6 @@ async def test_closing_the_tab_that_holds_a_call_ends_it_for_the_other(app, peop
     closing, staying = ("alice", "bob") if who == "caller" else ("bob", "alice")
     await ws[closing].close()
     assert (await frame_of(ws[staying], "call.ended"))["reason"] == "ended"
-    assert app[CALLS].call(int(call_id)).is_over
+    assert (await app[CALLS].call(int(call_id))).is_over
     for socket in (ws[staying], other_tab_of_bob["bob"]):
         await socket.close()

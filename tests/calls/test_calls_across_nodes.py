@@ -81,9 +81,9 @@ async def test_a_call_across_nodes_rings_connects_signals_and_hangs_up(nodes, se
     await alice_tab.send_json({"type": "call.hangup", "call": on_a})
     assert (await frame_of(bob_tab, "call.ended", timeout=10))["reason"] == "ended"
     assert (await frame_of(alice_tab, "call.ended"))["reason"] == "ended"
-    call_on_b = b[CALLS].call(int(on_b))
+    call_on_b = await b[CALLS].call(int(on_b))
     assert call_on_b.state == "ended" and call_on_b.answered_at is not None
-    assert call_on_b.uri == a[CALLS].call(int(on_a)).uri
+    assert call_on_b.uri == (await a[CALLS].call(int(on_a))).uri
 
 
 @pytest.mark.parametrize("how", ["decline", "cancel"])
@@ -100,7 +100,7 @@ async def test_a_call_across_nodes_that_is_not_answered_ends_on_both(nodes, sess
         assert (await frame_of(tab, "call.ended", timeout=10))["reason"] == reason
 
     async def ended_on_both() -> bool:
-        return a[CALLS].call(int(on_a)).is_over and b[CALLS].call(int(on_b)).is_over
+        return (await a[CALLS].call(int(on_a))).is_over and (await b[CALLS].call(int(on_b))).is_over
 
     await eventually(ended_on_both)
 
@@ -128,13 +128,13 @@ async def test_signals_from_someone_outside_the_call_are_dropped(nodes, sessions
     # carol on b is not in the call; her server signs her Add and Leave properly.
     carol = await b.user("carol")
     alice_on_b = await b.remote(f"alice@{a.domain}")
-    call_on_b: Call = b[CALLS].call(int(on_b))
+    call_on_b: Call = await b[CALLS].call(int(on_b))
     b[CALL_SIGNALS].send(carol, alice_on_b, call_on_b, "Add", candidates=[CANDIDATE])
     b[CALL_SIGNALS].send(carol, alice_on_b, call_on_b, "Leave", object_id=call_on_b.uri,
                          reason="ended")  # fmt: skip
     with pytest.raises(asyncio.TimeoutError):
         await frame_of(alice_tab, "call.signal", timeout=1.0)
-    assert not a[CALLS].call(int(on_a)).is_over
+    assert not (await a[CALLS].call(int(on_a))).is_over
 
 
 async def test_calls_ring_at_once_when_an_inbox_process_handles_the_queue(split_nodes, sessions):  # noqa: F811
@@ -144,7 +144,7 @@ async def test_calls_ring_at_once_when_an_inbox_process_handles_the_queue(split_
     alice_tab, bob_tab, _, on_split = await ring(plain, with_inbox_process, sessions)
     await bob_tab.send_json({"type": "call.accept", "call": on_split, "answer": ANSWER})
     assert (await frame_of(alice_tab, "call.accepted", timeout=10))["answer"] == ANSWER
-    assert with_inbox_process[CALLS].call(int(on_split)).state == "active"
+    assert (await with_inbox_process[CALLS].call(int(on_split))).state == "active"
 
 
 async def test_a_server_without_calls_is_never_sent_a_signal(tmp_path, sessions):

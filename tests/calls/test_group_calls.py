@@ -60,10 +60,10 @@ async def test_a_group_call_is_a_mesh_people_join_and_leave(app, people):  # noq
     assert (await frame_of(ws["bob"], "call.ended"))["reason"] == "ended"
     for name in ("alice", "carol"):
         assert (await frame_of(ws[name], "call.left"))["peer"] == ids["bob"]
-    assert not app[CALLS].call(int(call_id)).is_over
+    assert not (await app[CALLS].call(int(call_id))).is_over
     await ws["carol"].send_json({"type": "call.hangup", "call": call_id})
     assert (await frame_of(ws["alice"], "call.ended"))["reason"] == "ended"
-    assert app[CALLS].call(int(call_id)).is_over
+    assert (await app[CALLS].call(int(call_id))).is_over
     for socket in ws.values():
         await socket.close()
 

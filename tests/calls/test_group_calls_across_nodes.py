@@ -59,5 +59,5 @@ async def test_a_group_call_across_two_nodes_meshes_and_people_leave(nodes, sess
     await tabs["bob"].send_json({"type": "call.hangup", "call": on_b})
     for name in ("alice", "carol"):
         assert (await frame_of(tabs[name], "call.left", timeout=10))["peer"] == str(bob_on_a.id)
-    assert not a[CALLS].call(int(on_a)).is_over
-    assert b[CALLS].call(int(on_b)).state in ("active", "ended")
+    assert not (await a[CALLS].call(int(on_a))).is_over
+    assert (await b[CALLS].call(int(on_b))).state in ("active", "ended")

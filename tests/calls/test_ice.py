@@ -104,7 +104,7 @@ async def test_the_relay_reports_its_state_for_the_cli(app):
     from xnode.web.state import DB
 
     async def reported() -> dict[str, Any] | None:
-        found = call_store.relay_report(app[DB])
+        found = await call_store.relay_report(app[DB])
         return json.loads(found[0]) if found else None
 
     report = await reported()
@@ -123,10 +123,10 @@ async def test_an_unchanged_relay_report_is_not_written_again(app, clock):
 
     relay = app[CALL_RELAY]
     await relay.save_report()
-    first = call_store.relay_report(app[DB])
+    first = await call_store.relay_report(app[DB])
     clock.advance(60)
     await relay.save_report()  # nothing moved: an idle node leaves the disk alone
-    assert call_store.relay_report(app[DB]) == first
+    assert await call_store.relay_report(app[DB]) == first
     relay.status = "not running: a test"
     await relay.save_report()
-    assert call_store.relay_report(app[DB])[1] == first[1] + 60
+    assert (await call_store.relay_report(app[DB]))[1] == first[1] + 60

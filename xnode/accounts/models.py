@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from xnode.memo import RowMemo, hash_once
+from xnode.store.database import Row
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,12 @@ class Account:
         return self.display_name or self.username
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Account:
+    def from_row(cls, row: Row) -> Account:
         """The account of an ``accounts`` row (the same object while the row reads the same)."""
         return _ACCOUNTS(row)
 
     @classmethod
-    def build(cls, row: sqlite3.Row) -> Account:
+    def build(cls, row: Row) -> Account:
         """Build an account from an ``accounts`` row."""
         fields = tuple(
             ProfileField(str(item.get("name", "")), str(item.get("value", "")))
@@ -160,7 +160,7 @@ def _json_list(value: str | None) -> list[object]:
     return parsed if isinstance(parsed, list) else []
 
 
-def _count_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _count_fields(row: Row) -> dict[str, Any]:
     """Columns added by m007 (absent in older row shapes)."""
     if "backfilled_at" not in row.keys():  # noqa: SIM118
         return {}
@@ -173,16 +173,16 @@ def _count_fields(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _call_fields(row: sqlite3.Row) -> dict[str, object]:
+def _call_fields(row: Row) -> dict[str, object]:
     """The column added by m010 (absent in older row shapes)."""
     if "supports_calls" not in row.keys():  # noqa: SIM118
         return {}
     return {"supports_calls": bool(row["supports_calls"])}
 
 
-def _remote_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _remote_fields(row: Row) -> dict[str, Any]:
     """Columns added by the federation migration (absent in older row shapes)."""
-    # sqlite3.Row's `in` tests values, not column names.
+    # Row's `in` tests values, not column names.
     if "inbox_url" not in row.keys():  # noqa: SIM118
         return {}
     return {
@@ -238,7 +238,7 @@ class User:
         )
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> User:
+    def from_row(cls, row: Row) -> User:
         """Build a user from a joined ``users``/``accounts`` row."""
         return cls(
             account=Account.from_row(row),
@@ -273,7 +273,7 @@ class Invite:
         return self.max_uses is None or self.uses < self.max_uses
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Invite:
+    def from_row(cls, row: Row) -> Invite:
         """Build an invite from an ``invites`` row."""
         return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
 
@@ -290,7 +290,7 @@ class Follow:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Follow:
+    def from_row(cls, row: Row) -> Follow:
         """Build a follow from a ``follows`` row."""
         return cls(
             id=row["id"],

@@ -82,7 +82,7 @@ class RelationshipService:
 
     async def relationship(self, viewer_id: int, target_id: int) -> Relationship:
         """The viewer's relationship to ``target_id``."""
-        found = rel_store.relationship_facts(self.db, viewer_id, target_id, self.clock.now())
+        found = await rel_store.relationship_facts(self.db, viewer_id, target_id, self.clock.now())
         return Relationship(
             following=("out", "accepted") in found,
             requested=("out", "pending") in found,
@@ -244,7 +244,7 @@ class RelationshipService:
         account again); how many went."""
         now = self.clock.now()
         # Read first: an idle node must not write (and wake the disk) every minute.
-        if not rel_store.expired_mutes_exist(self.db, now):
+        if not await rel_store.expired_mutes_exist(self.db, now):
             return 0
         async with self.db.transaction() as conn:
             return await rel_store.purge_expired_mutes(conn, now)

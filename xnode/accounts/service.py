@@ -213,9 +213,13 @@ class AccountService:
         """Every local user, optionally only those in one state."""
         return await account_store.list_users(self.db, state)
 
-    def pending_count(self) -> int:
+    async def holds_a_node(self) -> bool:
+        """Whether the database already holds accounts (``xnode init`` refuses to reuse it)."""
+        return await account_store.any_account(self.db)
+
+    async def pending_count(self) -> int:
         """How many sign-ups wait for an admin's approval."""
-        return account_store.count_users(self.db, "pending")
+        return await account_store.count_users(self.db, "pending")
 
     # --- login and passwords -------------------------------------------------
 

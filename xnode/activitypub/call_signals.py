@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from federation.calls import (
@@ -39,6 +39,11 @@ SIGNAL_TIMEOUT_S = 5.0
 RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 MAX_IN_FLIGHT = 200
 """Signals being sent at once; beyond this a new one is dropped (and logged)."""
+
+
+async def _always() -> bool:
+    """The default ``still_wanted``: a signal worth every retry."""
+    return True
 
 
 class CallSignals:
@@ -84,7 +89,7 @@ class CallSignals:
         participants: Sequence[Account] = (), media: Sequence[str] = (),
         object_id: str | None = None, sdp_type: str | None = None, sdp: str | None = None,
         candidates: Sequence[dict[str, Any]] = (), reason: str | None = None,
-        still_wanted: Callable[[], bool] = lambda: True,
+        still_wanted: Callable[[], Awaitable[bool]] = _always,
     ) -> None:  # fmt: skip
         """Send one signal at once, retrying briefly while ``still_wanted()``."""
         if recipient.domain is None or not recipient.inbox_url:
@@ -116,14 +121,14 @@ class CallSignals:
 
     async def _deliver(
         self, sender: Account, inbox: str, doc: Mapping[str, Any],
-        still_wanted: Callable[[], bool], kind: str,
+        still_wanted: Callable[[], Awaitable[bool]], kind: str,
     ) -> None:  # fmt: skip
         # The end of a call (Leave, Reject) is sent even though the call is over here.
         final = kind in ("Leave", "Reject")
         for delay in (0.0, *RETRY_DELAYS_S):
             if delay:
                 await asyncio.sleep(delay)
-            if not final and not still_wanted():
+            if not final and not await still_wanted():
                 return
             try:
                 result = await self.signer.post(self.fetcher, sender, inbox, doc)
@@ -139,12 +144,12 @@ class CallSignals:
 
     # --- incoming ----------------------------------------------------------------------------
 
-    def _names_known_call(self, doc: Mapping[str, Any]) -> bool:
+    async def _names_known_call(self, doc: Mapping[str, Any]) -> bool:
         for key in ("object", "target"):
             value = doc.get(key)
             if isinstance(value, dict):
                 value = value.get("id")
-            if isinstance(value, str) and self.calls.call_named(value) is not None:
+            if isinstance(value, str) and await self.calls.call_named(value) is not None:
                 return True
         return False
 
@@ -154,7 +159,7 @@ class CallSignals:
         A signal that breaks the protocol is dropped here too (True): it must not go on
         to the inbox queue, where an ``Accept`` could be taken for a follow's.
         """
-        if not (looks_like_signal(doc) or self._names_known_call(doc)):
+        if not (looks_like_signal(doc) or await self._names_known_call(doc)):
             return False
         try:
             signal = parse_signal(doc)

@@ -35,7 +35,6 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-import aiosqlite
 from aiohttp import web
 
 import xnode
@@ -49,7 +48,7 @@ from xnode.settings import Settings
 from xnode.store import accounts as account_store
 from xnode.store import deliveries as store
 from xnode.store import domain_blocks
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 from xnode.store.deliveries import HostStatus, HostSummary, NewDelivery
 from xnode.store.shards import Shard
 
@@ -265,7 +264,7 @@ class DeliveryQueue:
         return Planned(activity, sender, rows, local)
 
     async def insert_planned(
-        self, conn: aiosqlite.Connection, planned: Sequence[Planned]
+        self, conn: Connection, planned: Sequence[Planned]
     ) -> dict[int, NewDelivery]:
         """Write planned rows inside the caller's transaction (an outbox claim's).
 
@@ -281,7 +280,7 @@ class DeliveryQueue:
         if added and self.on_load is not None:
             self.on_load(len(added))
         if added:
-            if resend or not self._hand_off(added, self.clock.now()):
+            if resend or not await self._hand_off(added, self.clock.now()):
                 self.wake()
             elif self.on_queued is not None:
                 self.on_queued()
@@ -333,7 +332,7 @@ class DeliveryQueue:
         await self.queued(added, [planned], resend=resend)
         return len(added)
 
-    def _hand_off(self, fresh: dict[int, NewDelivery], now: float) -> bool:
+    async def _hand_off(self, fresh: dict[int, NewDelivery], now: float) -> bool:
         """Put just-queued rows on the ready list, sparing the worker a read of the queue.
 
         A DM or a reply goes to a few inboxes; reading the due rows back costs a
@@ -354,7 +353,7 @@ class DeliveryQueue:
         ready: dict[int, tuple[store.Delivery, int]] = {}
         for delivery_id, row in fresh.items():
             host = store.host_of(row.inbox_url)
-            health = store.host_health(self.db, host)
+            health = await store.host_health(self.db, host)
             if health is not None and any(
                 until is not None and until > now
                 for until in (health.circuit_open_until, health.retry_after_until)

@@ -44,7 +44,7 @@ from xnode.child_process import (
 )
 from xnode.clock import SystemClock
 from xnode.settings import Settings
-from xnode.store.database import Database
+from xnode.store.database import Database, database_for
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ async def serve_delivery_process(fd: int) -> None:
     settings = settings_from_message(first)
     k, count = (int(n) for n in first["shard"])
     clock = SystemClock()
-    db = Database(settings.database_path)
+    db = database_for(settings.database)
     await db.open()
     keys = KeyRing(db, Urls(settings.base_url), clock)
     queue = DeliveryQueue(

@@ -234,7 +234,7 @@ async def serve_inbox_process(fd: int) -> None:
         if not tabs and isinstance(event, PostEdited):
             return
         if not tabs and isinstance(event, PostPublished) and (
-            conversation_store.conversation_id_of(app[DB], event.post_id) is None
+            await conversation_store.conversation_id_of(app[DB], event.post_id) is None
         ):
             return
         send(encode_event(event))

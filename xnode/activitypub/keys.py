@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import dataclass
 
 from federation.keys import (
@@ -20,7 +19,7 @@ from xnode.activitypub.urls import Urls
 from xnode.clock import Clock
 from xnode.ids import new_id
 from xnode.store import keys as key_store
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class KeyRing:
             return keys
 
     async def _ensure(
-        self, account_id: int | None, key_id: str, algorithm: str, row: sqlite3.Row | None
+        self, account_id: int | None, key_id: str, algorithm: str, row: Row | None
     ) -> SigningKey:
         if row is not None and row["private_pem"]:
             # Our own key from our own database: no 30 ms consistency check.

@@ -164,7 +164,7 @@ class Outbox:
         queued = 0
         async with self._drain_lock:
             while True:
-                entries = outbox_store.due(self.db, self.clock.now(), DRAIN_BATCH)
+                entries = await outbox_store.due(self.db, self.clock.now(), DRAIN_BATCH)
                 if not entries:
                     return queued
                 plans: list[tuple[int, list[Planned]]] = []
@@ -256,7 +256,7 @@ class Outbox:
         """The account if it is local (the only ones whose actions we federate)."""
         # Remote people's events pass here too: answer those from one column
         # rather than building the whole account.
-        if not account_store.is_local(self.db, account_id):
+        if not await account_store.is_local(self.db, account_id):
             return None
         account = await account_store.get_account(self.db, account_id)
         return account if account is not None and account.is_local else None

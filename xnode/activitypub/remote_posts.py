@@ -9,11 +9,8 @@ from __future__ import annotations
 import html
 import logging
 import re
-import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-import aiosqlite
 
 from federation.jsonld import PUBLIC_ADDRESSES
 from federation.objects import ParsedNote
@@ -28,6 +25,7 @@ from xnode.posts.models import Post
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import remote as remote_store
+from xnode.store.database import Connection, IntegrityError
 from xnode.text import sanitize_html, strip_control_chars
 
 if TYPE_CHECKING:
@@ -205,7 +203,7 @@ class NoteWriter:
                 summary=summary, visibility=visibility, parent=parent, mentioned=mentioned,
                 now=now, notify=notify,
             )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             # Stored meanwhile by another path (a reply's parent fetched twice).
             existing = await remote_store.post_by_uri(self.db, note.id)
             if existing is None or existing.account_id != author.id:
@@ -266,7 +264,7 @@ class NoteWriter:
 
     @staticmethod
     async def _write_parts(
-        conn: aiosqlite.Connection, post_id: int, note: ParsedNote, author: Account,
+        conn: Connection, post_id: int, note: ParsedNote, author: Account,
         mentioned: list[int], now: float, *, new: bool = False,
     ) -> None:
         await post_store.set_mentions(conn, post_id, mentioned, new=new)
@@ -275,7 +273,7 @@ class NoteWriter:
         await remote_store.replace_remote_media(conn, post_id, media, new=new)
 
     async def _notify(
-        self, conn: aiosqlite.Connection, targets: list[tuple[int, str]], from_id: int,
+        self, conn: Connection, targets: list[tuple[int, str]], from_id: int,
         post_id: int, now: float,
     ) -> list[int]:
         done: list[int] = []

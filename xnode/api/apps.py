@@ -44,7 +44,7 @@ async def create_app(request: web.Request) -> web.Response:
 async def verify_app(request: web.Request) -> web.Response:
     """The app of the token (any scope will do: the token only has to work)."""
     caller = require_token(request)
-    application = request.app[OAUTH].application(caller.token.application_id)
+    application = await request.app[OAUTH].application(caller.token.application_id)
     if application is None:
         raise web.HTTPUnauthorized(text="The access token is invalid")
     body = application_entity(application)

@@ -27,7 +27,7 @@ from xnode.api.auth import caller_of, optional_viewer, require_user
 from xnode.api.params import Params, read_params
 from xnode.errors import InvalidInput, XnodeError
 from xnode.posts.models import PostView
-from xnode.search import MAX_QUERY_CHARS, fts_query, tag_name
+from xnode.search import MAX_QUERY_CHARS, search_words, tag_name
 from xnode.web.state import SEARCH, SETTINGS
 
 TYPES = ("accounts", "statuses", "hashtags")
@@ -109,11 +109,11 @@ async def search_v2(request: web.Request) -> web.Response:
         found["accounts"] = list(await present.accounts(request.app, accounts))
     bare_word = (text.startswith("#") or "@" in text) and " " not in text
     if kind in (None, "statuses") and viewer is not None and not bare_word:
-        query = fts_query(text.lstrip("#@"))
+        words = search_words(text.lstrip("#@"))
         views = await search.find_posts(
-            viewer.id, query, limit=limit, offset=offset, account_id=account_id,
+            viewer.id, words, limit=limit, offset=offset, account_id=account_id,
             max_id=max_id, min_id=min_id,
-        ) if query else []  # fmt: skip
+        ) if words else []  # fmt: skip
         found["statuses"] = list(await present.statuses(request.app, views))
     if kind in (None, "hashtags") and "@" not in text:
         base = request.app[SETTINGS].base_url

@@ -414,13 +414,13 @@ class StreamHub:
 
     # --- statuses ----------------------------------------------------------------------
 
-    def _followers_connected(self, author_id: int) -> set[int]:
+    async def _followers_connected(self, author_id: int) -> set[int]:
         """The accounts with a user stream open whose home timeline shows ``author_id``'s
         posts: its followers, and the author."""
         viewers = [user for (name, user) in self._own if name == "user"]
         found = {author_id} if author_id in viewers else set()
         for start in range(0, len(viewers), FOLLOWERS_CHUNK):
-            found.update(relationship_store.followers_among(
+            found.update(await relationship_store.followers_among(
                 self.app[DB], author_id, viewers[start : start + FOLLOWERS_CHUNK]
             ))  # fmt: skip
         return found
@@ -429,7 +429,7 @@ class StreamHub:
         """Who may be shown ``post`` (``original``: what a boost boosts) on which streams."""
         db = self.app[DB]
         audience = _Audience()
-        audience.home = self._followers_connected(post.account_id)
+        audience.home = await self._followers_connected(post.account_id)
         if post.visibility == "public" and original is None and self._by_key:
             audience.public = await self._public_streams(post, author)
         authors = [post.account_id] + ([original.account_id] if original is not None else [])
@@ -529,7 +529,7 @@ class StreamHub:
                 for conn in list(self._own.get(("direct", member), ())):
                     await conn.send(messages.text(conn, ("direct",), payload))
             return
-        home = self._followers_connected(event.account_id)
+        home = await self._followers_connected(event.account_id)
         public: list[tuple[Connection, Key]] = []
         post = await post_store.get_post(db, event.post_id)  # the tombstone (None: a boost)
         if event.visibility == "public" and post is not None and post.reblog_of_id is None:

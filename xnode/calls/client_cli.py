@@ -271,7 +271,7 @@ def relay_status(data_dir: Path) -> None:
     from xnode.calls.ice import last_report
 
     async def action(node: _Node) -> tuple[dict[str, Any], float] | None:
-        return last_report(node.db)
+        return await last_report(node.db)
 
     found = _with_node(data_dir, action)
     if found is None:

@@ -144,10 +144,10 @@ class CallRelay:
         ]
 
 
-def last_report(db: Database) -> tuple[dict[str, Any], float] | None:
+async def last_report(db: Database) -> tuple[dict[str, Any], float] | None:
     """What the serving process last recorded of its relay, and when (for ``xnode calls
     relay``, which runs as another process); None if it never did."""
-    found = call_store.relay_report(db)
+    found = await call_store.relay_report(db)
     if found is None:
         return None
     try:

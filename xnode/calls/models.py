@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from xnode.store.database import Row
 
 CALL_POLICIES = ("everyone", "following", "conversations", "nobody")
 """Who may ring a person: anyone, people they follow, people they have an accepted
@@ -37,7 +38,7 @@ class Call:
         return self.state == "ended"
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Call:
+    def from_row(cls, row: Row) -> Call:
         """Build from a ``calls`` row."""
         return cls(
             id=row["id"], uri=row["uri"], initiator_id=row["initiator_id"],
@@ -58,7 +59,7 @@ class Participant:
     left_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Participant:
+    def from_row(cls, row: Row) -> Participant:
         """Build from a ``call_participants`` row."""
         return cls(
             call_id=row["call_id"], account_id=row["account_id"], state=row["state"],

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from federation.calls import MAX_CANDIDATES_PER_SIGNAL, MAX_SDP_CHARS, CallSignal
@@ -73,6 +73,11 @@ REMOTE_RING_GRACE_S = 5.0
 """A caller waits this much longer than the ring time for the other server's answer."""
 
 
+async def _always() -> bool:
+    """The default ``still_wanted``: a signal worth every retry."""
+    return True
+
+
 class SignalTransport(Protocol):
     """How calls reach people on other servers (``xnode/activitypub/call_signals.py``)."""
 
@@ -85,7 +90,7 @@ class SignalTransport(Protocol):
         participants: Sequence[Account] = (), media: Sequence[str] = (),
         object_id: str | None = None, sdp_type: str | None = None, sdp: str | None = None,
         candidates: Sequence[dict[str, Any]] = (), reason: str | None = None,
-        still_wanted: Callable[[], bool] = lambda: True,
+        still_wanted: Callable[[], Awaitable[bool]] = _always,
     ) -> None:
         """Send one signal at once, retrying briefly while ``still_wanted()``; returns at once."""
         ...
@@ -207,9 +212,9 @@ class CallService:
 
     # --- settings ------------------------------------------------------------------------
 
-    def policy(self, account_id: int) -> tuple[str, bool]:
+    async def policy(self, account_id: int) -> tuple[str, bool]:
         """(who may ring the account, whether their calls go through the relay only)."""
-        return call_store.call_policy(self.db, account_id)
+        return await call_store.call_policy(self.db, account_id)
 
     async def set_policy(self, account_id: int, policy: str, always_relay: bool) -> None:
         """Change who may ring the account, and whether its calls are relayed only.
@@ -222,10 +227,10 @@ class CallService:
         async with self.db.transaction() as conn:
             await call_store.set_call_policy(conn, account_id, policy, always_relay)
 
-    def may_ring(self, caller: Account, callee: Account) -> bool:
+    async def may_ring(self, caller: Account, callee: Account) -> bool:
         """Whether ``caller`` may ring ``callee`` (their policy, blocks, mutes)."""
-        policy, _ = call_store.call_policy(self.db, callee.id)
-        facts = relationship_store.relationship_facts(self.db, callee.id, caller.id)
+        policy, _ = await call_store.call_policy(self.db, callee.id)
+        facts = await relationship_store.relationship_facts(self.db, callee.id, caller.id)
         if {("blocking", ""), ("blocked_by", ""), ("muting", "")} & facts:
             return False
         if policy == "everyone":
@@ -233,25 +238,25 @@ class CallService:
         if policy == "following":
             return ("out", "accepted") in facts
         if policy == "conversations":
-            return call_store.shares_accepted_conversation(self.db, callee.id, caller.id)
+            return await call_store.shares_accepted_conversation(self.db, callee.id, caller.id)
         return False
 
     # --- reading -------------------------------------------------------------------------
 
-    def call(self, call_id: int) -> Call | None:
+    async def call(self, call_id: int) -> Call | None:
         """A call by id."""
-        return call_store.get_call(self.db, call_id)
+        return await call_store.get_call(self.db, call_id)
 
-    def participants(self, call_id: int) -> list[Participant]:
+    async def participants(self, call_id: int) -> list[Participant]:
         """Everyone invited into a call."""
-        return call_store.participants_of(self.db, call_id)
+        return await call_store.participants_of(self.db, call_id)
 
-    def history(
+    async def history(
         self, viewer_id: int, other_id: int, *, since: float | None, until: float | None
     ) -> list[CallRecord]:
         """The calls between two people, as ``viewer_id`` sees them, oldest first."""
         records = []
-        for call in call_store.calls_between(
+        for call in await call_store.calls_between(
             self.db, viewer_id, other_id, since=since, until=until
         ):
             outgoing = call.initiator_id == viewer_id
@@ -274,10 +279,10 @@ class CallService:
             records.append(CallRecord(call, outgoing, summary, duration))
         return records
 
-    def _connection(self, account_id: int) -> dict[str, Any]:
+    async def _connection(self, account_id: int) -> dict[str, Any]:
         """What a participant's tab makes its connection with: the node's ICE servers, and
         whether it relays only (their setting)."""
-        _, relay_only = call_store.call_policy(self.db, account_id)
+        _, relay_only = await call_store.call_policy(self.db, account_id)
         return {"relayOnly": relay_only, "iceServers": self.ice_servers(account_id)}
 
     async def _new_call(
@@ -295,15 +300,15 @@ class CallService:
                 now=now,
             )  # fmt: skip
             await call_store.insert_participants(conn, call_id, participants, now)
-        call = call_store.get_call(self.db, call_id)
+        call = await call_store.get_call(self.db, call_id)
         assert call is not None
         return call
 
-    def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
-        call = call_store.get_call(self.db, call_id)
+    async def _participant(self, call_id: int, account_id: int) -> tuple[Call, Participant] | None:
+        call = await call_store.get_call(self.db, call_id)
         if call is None:
             return None
-        for participant in call_store.participants_of(self.db, call_id):
+        for participant in await call_store.participants_of(self.db, call_id):
             if participant.account_id == account_id:
                 return call, participant
         return None
@@ -345,7 +350,7 @@ class CallService:
         )
         pair = f"pair:{caller.id}:{callee.id}"
         self.limiter.check(pair, self.pair_limit, "Too many calls to them; wait a minute.")
-        if call_store.in_open_call(self.db, caller.id):
+        if await call_store.in_open_call(self.db, caller.id):
             raise InvalidInput("You are in a call already.")
         self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
         self.limiter.hit(pair, self.pair_limit)
@@ -355,7 +360,7 @@ class CallService:
         )
         call_id = call.id
         await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
-                                        **self._connection(caller.id)})  # fmt: skip
+                                        **await self._connection(caller.id)})  # fmt: skip
         if callee.domain is not None:
             # Another server: it decides who may ring (docs/calls-over-activitypub.md).
             if not callee.supports_calls or self.transport is None or (
@@ -370,10 +375,10 @@ class CallService:
                     self._ring_timeout(call_id, self.ring_timeout_s + REMOTE_RING_GRACE_S),
                     name=f"call-ring-{call_id}",
                 )
-        elif not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id):
+        elif not await self.may_ring(caller, callee) or not self.hub.is_connected(callee.id):
             # A callee with no tab open cannot answer.
             await self._end(call, "unavailable")
-        elif call_store.in_open_call(self.db, callee.id):
+        elif await call_store.in_open_call(self.db, callee.id):
             await self._end(call, "busy")
         else:
             # The ring time counts from here: a tab that never sends its offer ends it too.
@@ -381,11 +386,11 @@ class CallService:
             self._ring_timers[call_id] = asyncio.create_task(
                 self._ring_timeout(call_id, self.ring_timeout_s), name=f"call-ring-{call_id}"
             )
-        return call_store.get_call(self.db, call_id) or call
+        return await call_store.get_call(self.db, call_id) or call
 
     async def offer(self, caller: Account, call_id: int, offer: str) -> bool:
         """The caller's offer: ring the callee's tabs with it. False if not theirs to ring."""
-        call = call_store.get_call(self.db, call_id)
+        call = await call_store.get_call(self.db, call_id)
         if call is None or call.initiator_id != caller.id or call.state != "ringing":
             return False
         callee_id = self._awaiting_offer.pop(call_id, None)
@@ -405,15 +410,15 @@ class CallService:
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
-             "media": list(call.media), "offer": offer, **self._connection(callee.id)},
+             "media": list(call.media), "offer": offer, **await self._connection(callee.id)},
         )  # fmt: skip
         return True
 
-    def _still_on(self, call_id: int) -> Callable[[], bool]:
+    def _still_on(self, call_id: int) -> Callable[[], Awaitable[bool]]:
         """For retries: whether the call is still going (signals of an ended call stop)."""
 
-        def still_on() -> bool:
-            call = call_store.get_call(self.db, call_id)
+        async def still_on() -> bool:
+            call = await call_store.get_call(self.db, call_id)
             return call is not None and not call.is_over
 
         return still_on
@@ -421,7 +426,7 @@ class CallService:
     async def _ring_timeout(self, call_id: int, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._ring_timers.pop(call_id, None)
-        call = call_store.get_call(self.db, call_id)
+        call = await call_store.get_call(self.db, call_id)
         if call is not None and call.state == "ringing":
             await self._end(call, "timeout")
 
@@ -442,7 +447,7 @@ class CallService:
                 in a call already.
             RateLimited: too many calls in the last minute.
         """
-        members = dict(call_store.conversation_members(self.db, conversation_id))
+        members = dict(await call_store.conversation_members(self.db, conversation_id))
         if members.get(caller.id) != "accepted":
             raise NotFound("No such conversation.")
         others = [account_id for account_id in members if account_id != caller.id]
@@ -453,14 +458,14 @@ class CallService:
         self.limiter.check(
             f"caller:{caller.id}", self.caller_limit, "Too many calls; wait a minute."
         )
-        if call_store.in_open_call(self.db, caller.id):
+        if await call_store.in_open_call(self.db, caller.id):
             raise InvalidInput("You are in a call already.")
         self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
         accounts = await post_store.get_accounts(self.db, others)
         rung = [
             a for a in accounts.values()
-            if (a.domain is None and self.may_ring(caller, a) and self.hub.is_connected(a.id)
-                and not call_store.in_open_call(self.db, a.id))
+            if (a.domain is None and await self.may_ring(caller, a) and self.hub.is_connected(a.id)
+                and not await call_store.in_open_call(self.db, a.id))
             # Other servers decide for their people (if they take calls at all).
             or (a.domain is not None and a.supports_calls and self.transport is not None)
         ]  # fmt: skip
@@ -470,11 +475,12 @@ class CallService:
         )  # fmt: skip
         call_id = call.id
         self._groups.add(call_id)
+        connection = await self._connection(caller.id)
         await self.hub.send(caller.id, {"type": "call.placed", "call": str(call_id), "ref": ref,
-                                        "group": True, **self._connection(caller.id)})  # fmt: skip
+                                        "group": True, **connection})  # fmt: skip
         if not rung:
             await self._end(call, "unavailable")
-            return call_store.get_call(self.db, call_id) or call
+            return await call_store.get_call(self.db, call_id) or call
         everyone = [_summary(caller), *(_summary(a) for a in rung)]
         await self.hub.send(caller.id, {"type": "call.ringing", "call": str(call_id),
                                         "group": True, "peers": everyone[1:]})  # fmt: skip
@@ -491,20 +497,20 @@ class CallService:
                 account.id,
                 {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
                  "media": list(media), "group": True, "participants": everyone,
-                 **self._connection(account.id)},
+                 **await self._connection(account.id)},
             )  # fmt: skip
         self._ring_timers[call_id] = asyncio.create_task(
             self._group_ring_timeout(call_id), name=f"call-ring-{call_id}"
         )
-        return call_store.get_call(self.db, call_id) or call
+        return await call_store.get_call(self.db, call_id) or call
 
     async def _group_ring_timeout(self, call_id: int) -> None:
         await asyncio.sleep(self.ring_timeout_s)
         self._ring_timers.pop(call_id, None)
-        call = call_store.get_call(self.db, call_id)
+        call = await call_store.get_call(self.db, call_id)
         if call is None or call.is_over:
             return
-        missed = [p.account_id for p in call_store.participants_of(self.db, call_id)
+        missed = [p.account_id for p in await call_store.participants_of(self.db, call_id)
                   if p.state == "ringing"]  # fmt: skip
         async with self.db.transaction() as conn:
             for account_id in missed:
@@ -525,7 +531,7 @@ class CallService:
             await call_store.set_participant(conn, call.id, account.id, "joined", now)
         await self.hub.send(account.id, {"type": "call.taken", "call": str(call.id)})
         await self._tell_remotes(account, call, "Accept", object_id=call.uri)
-        others = await post_store.get_accounts(self.db, self._others(call.id, account.id))
+        others = await post_store.get_accounts(self.db, await self._others(call.id, account.id))
         await self.hub.send(
             account.id,
             {"type": "call.peers", "call": str(call.id),
@@ -550,16 +556,16 @@ class CallService:
         )  # fmt: skip
         await self.hub.send(account.id, {"type": "call.ended", "call": str(call.id),
                                          "reason": reason})  # fmt: skip
-        for other in self._others(call.id, account.id):
+        for other in await self._others(call.id, account.id):
             await self.hub.send(other, {"type": "call.left", "call": str(call.id),
                                         "peer": str(account.id)})  # fmt: skip
         await self._settle_group(call, "ended")
 
     async def _settle_group(self, call: Call, reason: str) -> None:
         """End a group call once nobody is left to talk to (one or no one in, nobody rung)."""
-        states = [p.state for p in call_store.participants_of(self.db, call.id)]
+        states = [p.state for p in await call_store.participants_of(self.db, call.id)]
         if states.count("ringing") == 0 and states.count("joined") <= 1:
-            fresh = call_store.get_call(self.db, call.id) or call
+            fresh = await call_store.get_call(self.db, call.id) or call
             await self._end(fresh, reason if fresh.answered_at is None else "ended")
 
     # --- answering -----------------------------------------------------------------------
@@ -567,7 +573,7 @@ class CallService:
     async def accept(self, account: Account, call_id: int, answer: str | None) -> bool:
         """The callee answers in one of their tabs (a group call: joins, without an answer);
         False if the call no longer rings for them."""
-        found = self._participant(call_id, account.id)
+        found = await self._participant(call_id, account.id)
         if call_id in self._groups and found is not None and not found[0].is_over:
             if found[1].state != "ringing":
                 return False
@@ -590,7 +596,7 @@ class CallService:
                 account, caller, call, "Accept", object_id=self._invite_ids.get(call_id),
                 sdp_type="answer", sdp=answer, still_wanted=self._still_on(call_id),
             )  # fmt: skip
-        for other in self._others(call_id, account.id):
+        for other in await self._others(call_id, account.id):
             await self.hub.send(other, {"type": "call.accepted", "call": str(call_id),
                                         "answer": answer})  # fmt: skip
         waiting = self._waiting_candidates.pop(call_id, [])
@@ -604,7 +610,7 @@ class CallService:
 
     async def decline(self, account: Account, call_id: int) -> bool:
         """The callee declines; False if the call no longer rings for them."""
-        found = self._participant(call_id, account.id)
+        found = await self._participant(call_id, account.id)
         if found is None or found[1].state != "ringing" or found[0].is_over:
             return False
         if call_id in self._groups:
@@ -619,7 +625,7 @@ class CallService:
 
     async def hangup(self, account: Account, call_id: int) -> bool:
         """A participant hangs up (the caller before an answer: cancelled); False if not in it."""
-        found = self._participant(call_id, account.id)
+        found = await self._participant(call_id, account.id)
         if found is None or found[0].is_over or found[1].state != "joined":
             return False
         call = found[0]
@@ -635,8 +641,8 @@ class CallService:
         """End a call once, and tell every participant why: tabs here, other servers by a
         ``Reject`` (a call that rang here and was never answered) or a ``Leave``. ``origin``:
         the remote participant whose signal ended it (not told again)."""
-        was_ringing = (call_store.get_call(self.db, call.id) or call).state == "ringing"
-        before = call_store.participants_of(self.db, call.id)
+        was_ringing = (await call_store.get_call(self.db, call.id) or call).state == "ringing"
+        before = await call_store.participants_of(self.db, call.id)
         async with self.db.transaction() as conn:
             if not await call_store.mark_ended(conn, call.id, reason, self.clock.now()):
                 return
@@ -694,10 +700,10 @@ class CallService:
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
 
-    def _others(self, call_id: int, account_id: int) -> list[int]:
+    async def _others(self, call_id: int, account_id: int) -> list[int]:
         """The other participants who have joined."""
         return [
-            p.account_id for p in call_store.participants_of(self.db, call_id)
+            p.account_id for p in await call_store.participants_of(self.db, call_id)
             if p.account_id != account_id and p.state == "joined"
         ]  # fmt: skip
 
@@ -710,7 +716,7 @@ class CallService:
         (bounded) for the tab that answers. False if the sender is not in the call
         or it is over.
         """
-        found = self._participant(call_id, account.id)
+        found = await self._participant(call_id, account.id)
         if found is None or found[0].is_over or found[1].state != "joined":
             return False
         call = found[0]
@@ -723,7 +729,7 @@ class CallService:
             return True
         to = payload.pop("to", None)
         frame = {"type": "call.signal", "call": str(call_id), "from": str(account.id), **payload}
-        joined = self._others(call_id, account.id)
+        joined = await self._others(call_id, account.id)
         if to is not None:
             # A mesh: each pair has its own connection, so signals go to one peer.
             if to not in joined:
@@ -756,11 +762,11 @@ class CallService:
 
     # --- signals from other servers ----------------------------------------------------------
 
-    def call_named(self, uri: str) -> Call | None:
+    async def call_named(self, uri: str) -> Call | None:
         """The call a signal names: by its id, or by our Invite's id (``<call>/invite``)."""
-        call = call_store.get_call_by_uri(self.db, uri)
+        call = await call_store.get_call_by_uri(self.db, uri)
         if call is None and uri.endswith("/invite"):
-            call = call_store.get_call_by_uri(self.db, uri.removesuffix("/invite"))
+            call = await call_store.get_call_by_uri(self.db, uri.removesuffix("/invite"))
         return call
 
     async def receive(
@@ -781,10 +787,10 @@ class CallService:
                 else:
                     await self._remote_invite(actor, local, signal)
             return
-        call = self.call_named(signal.call)
+        call = await self.call_named(signal.call)
         if call is None or call.is_over:
             return
-        found = self._participant(call.id, actor.id)
+        found = await self._participant(call.id, actor.id)
         if found is None:
             log.info("call signal from %s, who is not in call %d", actor.uri, call.id)
             return
@@ -834,7 +840,7 @@ class CallService:
     ) -> None:  # fmt: skip
         """A group call from another server rings a person here (each person rung gets
         their own Invite; the first makes the call, the others ring on it)."""
-        call = call_store.get_call_by_uri(self.db, signal.call)
+        call = await call_store.get_call_by_uri(self.db, signal.call)
         if call is None:
             everyone = {a.id: a for a in participants}
             everyone.update({caller.id: caller, callee.id: callee})
@@ -848,31 +854,31 @@ class CallService:
             self._ring_timers[call.id] = asyncio.create_task(
                 self._group_ring_timeout(call.id), name=f"call-ring-{call.id}"
             )
-        found = self._participant(call.id, callee.id)
+        found = await self._participant(call.id, callee.id)
         if call.is_over or found is None or found[1].state != "ringing":
             return
         if (
-            not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
-            or call_store.in_open_call(self.db, callee.id)
+            not await self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
+            or await call_store.in_open_call(self.db, callee.id)
         ):  # fmt: skip
             await self._leave_group(callee, call, "declined")
             return
         accounts = await post_store.get_accounts(
-            self.db, [p.account_id for p in call_store.participants_of(self.db, call.id)]
+            self.db, [p.account_id for p in await call_store.participants_of(self.db, call.id)]
         )
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call.id), "from": _summary(caller),
              "media": list(call.media), "group": True,
              "participants": [_summary(a) for a in accounts.values()],
-             **self._connection(callee.id)},
+             **await self._connection(callee.id)},
         )  # fmt: skip
 
     async def _tell_remotes(self, sender: Account, call: Call, kind: str, **fields: Any) -> None:
         """Send a group signal from someone here to everyone on other servers still in it."""
         if self.transport is None or sender.domain is not None:
             return
-        still_in = [p.account_id for p in call_store.participants_of(self.db, call.id)
+        still_in = [p.account_id for p in await call_store.participants_of(self.db, call.id)
                     if p.state in ("ringing", "joined") and p.account_id != sender.id]  # fmt: skip
         for account in (await post_store.get_accounts(self.db, still_in)).values():
             if account.domain is not None:
@@ -880,7 +886,7 @@ class CallService:
 
     async def _remote_invite(self, caller: Account, callee: Account, signal: CallSignal) -> None:
         """Someone on another server rings a person here."""
-        if call_store.get_call_by_uri(self.db, signal.call) is not None:
+        if await call_store.get_call_by_uri(self.db, signal.call) is not None:
             return  # a retry of an Invite already here
         call = await self._new_call(
             caller.id, [(caller.id, "joined"), (callee.id, "ringing")],
@@ -899,17 +905,17 @@ class CallService:
             self.limiter.hit(key, limit)
         if (
             limited or signal.sdp is None  # group calls (no offer in the Invite) come later
-            or not self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
+            or not await self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)
         ):  # fmt: skip
             await self._end(call, "unavailable")
             return
-        if call_store.in_open_call(self.db, callee.id):
+        if await call_store.in_open_call(self.db, callee.id):
             await self._end(call, "busy")
             return
         await self.hub.send(
             callee.id,
             {"type": "call.incoming", "call": str(call_id), "from": _summary(caller),
-             "media": list(call.media), "offer": signal.sdp, **self._connection(callee.id)},
+             "media": list(call.media), "offer": signal.sdp, **await self._connection(callee.id)},
         )  # fmt: skip
         self._ring_timers[call_id] = asyncio.create_task(
             self._ring_timeout(call_id, self.ring_timeout_s), name=f"call-ring-{call_id}"
@@ -993,7 +999,7 @@ class CallService:
         answer = _sdp(frame, "answer") if "answer" in frame else None
         if not await self.accept(account, call_id, answer):
             await self._refuse(account, frame, "This call is no longer ringing.")
-        elif not (call := self.call(call_id)) or not call.is_over:
+        elif not (call := await self.call(call_id)) or not call.is_over:
             self._call_tabs.setdefault(call_id, {})[account.id] = tab
 
     async def _decline_frame(

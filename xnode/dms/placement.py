@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from xnode.accounts.models import Account
 from xnode.ids import new_id
 from xnode.store import conversations as store
+from xnode.store.database import Connection
 
 MAX_PARTICIPANTS = 32
 
@@ -40,7 +39,7 @@ class Placement:
 
 
 async def _find(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     author: Account,
     participants: set[int],
     *,
@@ -75,7 +74,7 @@ def join_state(*, local: bool, blocked: bool, follows_author: bool, policy: str)
 
 
 async def new_member_state(
-    conn: aiosqlite.Connection, recipient: Account, author: Account
+    conn: Connection, recipient: Account, author: Account
 ) -> str | None:
     """:func:`join_state` for a recipient, read inside the message's transaction."""
     if not recipient.is_local:
@@ -89,7 +88,7 @@ async def new_member_state(
 
 
 async def place_message(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     *,
     post_id: int,
     author: Account,

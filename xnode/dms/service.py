@@ -10,7 +10,6 @@ may be messaged, group size, requests, read markers and reactions.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +28,7 @@ from xnode.store import conversations as store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 PAGE_SIZE = 40
 LIST_SIZE = 30
@@ -261,7 +260,7 @@ class DirectMessages:
         return await self._summaries(account_id, rows)
 
     async def _summaries(
-        self, account_id: int, rows: Sequence[sqlite3.Row], *, live_only: bool = False
+        self, account_id: int, rows: Sequence[Row], *, live_only: bool = False
     ) -> list[ConversationSummary]:
         """Summaries of listed rows. ``live_only``: the last message is the newest live one
         the member can see (the client API shows no tombstones); otherwise the
@@ -378,7 +377,7 @@ class DirectMessages:
 
     async def local_members(self, conversation_id: int) -> list[tuple[int, str]]:
         """(account id, state) of the local members, for live updates."""
-        return store.local_members(self.db, conversation_id)
+        return await store.local_members(self.db, conversation_id)
 
     async def page(
         self,

@@ -160,7 +160,7 @@ class LinkPreviewService:
         """Give the post the card of its first link (fetching it if needed); the card or None."""
         url = await self.link_of(post_id)
         if url is None:
-            if preview_store.preview_id_of(self.db, post_id) is not None:
+            if await preview_store.preview_id_of(self.db, post_id) is not None:
                 async with self.db.transaction() as conn:
                     await preview_store.unlink_post(conn, post_id)
             return None
@@ -169,7 +169,7 @@ class LinkPreviewService:
             return None
         async with self.db.transaction() as conn:
             await preview_store.link_post(conn, post_id, preview_id)
-        return preview_store.get_preview(self.db, preview_id)
+        return await preview_store.get_preview(self.db, preview_id)
 
     # --- the cache ---------------------------------------------------------------------
 
@@ -180,7 +180,7 @@ class LinkPreviewService:
             # One fetch per URL at a time: a second post linking the same page waits for
             # the first one's answer and reuses it.
             async with lock:
-                entry = preview_store.entry_for(self.db, url)
+                entry = await preview_store.entry_for(self.db, url)
                 now = self.clock.now()
                 if entry is not None:
                     age = now - entry.fetched_at
@@ -195,7 +195,7 @@ class LinkPreviewService:
                             conn, new_id(), url, error, now
                         )
                 await self._purge(now)
-                entry = preview_store.entry_for(self.db, url)
+                entry = await preview_store.entry_for(self.db, url)
                 return preview_id if entry is not None and entry.ok else None
         finally:
             if not lock.locked():
@@ -252,12 +252,12 @@ class LinkPreviewService:
         Raises:
             NotFound: no such card, no image, or only posts the viewer may not see show it.
         """
-        preview = preview_store.get_preview(self.db, preview_id) if self.enabled else None
+        preview = await preview_store.get_preview(self.db, preview_id) if self.enabled else None
         if preview is None or preview.image_url is None:
             raise NotFound("No such image.")
-        if not preview_store.shown_publicly(self.db, preview_id):
+        if not await preview_store.shown_publicly(self.db, preview_id):
             # Only followers-only posts show it: one of them must be the viewer's to see.
-            ids = preview_store.posts_showing(self.db, preview_id, MAX_VISIBILITY_CHECKS)
+            ids = await preview_store.posts_showing(self.db, preview_id, MAX_VISIBILITY_CHECKS)
             found = await post_store.get_posts(self.db, ids)
             if not await self.posts.hydrate(viewer_id, list(found.values())):
                 raise NotFound("No such image.")

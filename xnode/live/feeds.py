@@ -141,7 +141,7 @@ class LiveFeeds:
         if post.visibility not in ("public", "unlisted", "followers") or post.deleted_at:
             return
         connected = self.hub.connected_accounts
-        home = set(relationship_store.followers_among(self.db, post.account_id, connected))
+        home = set(await relationship_store.followers_among(self.db, post.account_id, connected))
         if self.hub.is_connected(post.account_id):
             home.add(post.account_id)  # one's own posts are on one's home timeline
         local = post.local and post.visibility == "public" and post.reblog_of_id is None

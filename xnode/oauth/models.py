@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from xnode.store.database import Row
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Application:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Application:
+    def from_row(cls, row: Row) -> Application:
         """Build from an ``oauth_applications`` row."""
         return cls(
             id=row["id"], name=row["name"], website=row["website"],
@@ -42,7 +43,7 @@ class AuthorizationCode:
     expires_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AuthorizationCode:
+    def from_row(cls, row: Row) -> AuthorizationCode:
         """Build from an ``oauth_codes`` row."""
         return cls(
             application_id=row["application_id"], account_id=row["account_id"],
@@ -65,7 +66,7 @@ class AccessToken:
     revoked_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AccessToken:
+    def from_row(cls, row: Row) -> AccessToken:
         """Build from an ``oauth_tokens`` row."""
         return cls(
             id=row["id"], application_id=row["application_id"], account_id=row["account_id"],

@@ -174,32 +174,32 @@ class OAuthService:
             scopes=" ".join(parsed), client_id=secrets.token_urlsafe(32),
             client_secret_hash=hash_secret(secret), now=self.clock.now(),
         )  # fmt: skip
-        application = oauth_store.get_application(self.db, app_id)
+        application = await oauth_store.get_application(self.db, app_id)
         assert application is not None
         return RegisteredApp(application, secret)
 
-    def application(self, application_id: int) -> Application | None:
+    async def application(self, application_id: int) -> Application | None:
         """An app by id."""
-        return oauth_store.get_application(self.db, application_id)
+        return await oauth_store.get_application(self.db, application_id)
 
-    def client(self, client_id: str) -> Application:
+    async def client(self, client_id: str) -> Application:
         """The app a client id names (the consent page's first check).
 
         Raises:
             OAuthError: ``invalid_client``.
         """
-        found = oauth_store.get_application_by_client(self.db, client_id[:200])
+        found = await oauth_store.get_application_by_client(self.db, client_id[:200])
         if found is None:
             raise OAuthError("invalid_client", "Unknown client_id.", 401)
         return found[0]
 
-    def authenticate_client(self, client_id: str, client_secret: str) -> Application:
+    async def authenticate_client(self, client_id: str, client_secret: str) -> Application:
         """The app whose id and secret these are.
 
         Raises:
             OAuthError: ``invalid_client`` (unknown id or wrong secret).
         """
-        found = oauth_store.get_application_by_client(self.db, client_id[:200])
+        found = await oauth_store.get_application_by_client(self.db, client_id[:200])
         if found is None or not hmac.compare_digest(found[1], hash_secret(client_secret)):
             raise OAuthError("invalid_client", "Client authentication failed.", 401)
         return found[0]
@@ -338,7 +338,7 @@ class OAuthService:
         (unknown, revoked, or its person can no longer sign in)."""
         if not access_token or len(access_token) > 200:
             return None
-        token = oauth_store.get_token(self.db, hash_secret(access_token))
+        token = await oauth_store.get_token(self.db, hash_secret(access_token))
         if token is None:
             return None
         user = None

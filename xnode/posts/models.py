@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from xnode.accounts.models import Account
 from xnode.link_previews.models import LinkPreview
 from xnode.memo import RowMemo, hash_once
+from xnode.store.database import Row
 
 VISIBILITIES = ("public", "unlisted", "followers", "direct")
 # Visibilities a boost may carry its original into: boosting a followers-only
@@ -49,7 +49,7 @@ class MediaAttachment:
         return f"/media/{self.thumbnail_file}" if self.thumbnail_file else self.url
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> MediaAttachment:
+    def from_row(cls, row: Row) -> MediaAttachment:
         """Build from a ``media_attachments`` row."""
         return cls(
             id=row["id"],
@@ -67,7 +67,7 @@ class MediaAttachment:
         )
 
 
-def _focus_fields(row: sqlite3.Row) -> dict[str, float | None]:
+def _focus_fields(row: Row) -> dict[str, float | None]:
     """The columns added by m012 (absent in older row shapes)."""
     if "focus_x" not in row.keys():  # noqa: SIM118
         return {}
@@ -116,12 +116,12 @@ class Post:
         return self.reblog_of_id is not None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Post:
+    def from_row(cls, row: Row) -> Post:
         """The post of a ``posts`` row (the same object while the row reads the same)."""
         return _POSTS(row)
 
     @classmethod
-    def build(cls, row: sqlite3.Row) -> Post:
+    def build(cls, row: Row) -> Post:
         """Build from a ``posts`` row."""
         return cls(
             id=row["id"],

@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from xnode.accounts.models import Account
 from xnode.clock import Clock
 from xnode.dms.placement import place_message
@@ -50,7 +48,7 @@ from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 if TYPE_CHECKING:
     from xnode.timelines import Cursor
@@ -479,7 +477,7 @@ class PostService:
 
     async def _notify(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         targets: list[tuple[int, str]],
         from_id: int,
         post_id: int,
@@ -626,7 +624,7 @@ class PostService:
         await self.events.publish(event)
 
     async def _remove_rows(
-        self, conn: aiosqlite.Connection, post: Post, *, keep_media: bool
+        self, conn: Connection, post: Post, *, keep_media: bool
     ) -> None:
         if post.is_boost:
             await post_store.delete_boost(conn, post)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-import aiosqlite
-
 from xnode.accounts.models import Account, ProfileField, User
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 _USER_SELECT = (
     "SELECT accounts.*, users.is_admin, users.state, users.must_change_password,"
@@ -24,7 +22,7 @@ def fields_to_json(fields: Sequence[ProfileField]) -> str:
 
 
 async def insert_local_account(
-    conn: aiosqlite.Connection, account_id: int, username: str, now: float
+    conn: Connection, account_id: int, username: str, now: float
 ) -> None:
     """Insert the account row of a new local user."""
     await conn.execute(
@@ -35,7 +33,7 @@ async def insert_local_account(
     await reindex_account(conn, account_id)
 
 
-async def reindex_account(conn: aiosqlite.Connection, account_id: int) -> None:
+async def reindex_account(conn: Connection, account_id: int) -> None:
     """Refresh an account's row in the search index (removing it if deleted)."""
     await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
     await conn.execute(
@@ -47,7 +45,7 @@ async def reindex_account(conn: aiosqlite.Connection, account_id: int) -> None:
 
 
 async def insert_user(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     account_id: int,
     password_hash: str,
     *,
@@ -70,7 +68,7 @@ async def insert_user(
     )
 
 
-async def local_username_taken(conn: aiosqlite.Connection, username: str) -> bool:
+async def local_username_taken(conn: Connection, username: str) -> bool:
     """Whether a local account (live or deleted) already has this username."""
     async with conn.execute(
         "SELECT 1 FROM accounts WHERE domain IS NULL AND username_key = ?", (username.lower(),)
@@ -80,22 +78,23 @@ async def local_username_taken(conn: aiosqlite.Connection, username: str) -> boo
 
 async def get_account(db: Database, account_id: int) -> Account | None:
     """Fetch any account by id."""
-    row = db.lookup("SELECT * FROM accounts WHERE id = ?", (account_id,))
+    row = await db.lookup("SELECT * FROM accounts WHERE id = ?", (account_id,))
     return None if row is None else Account.from_row(row)
 
 
-def is_local(db: Database, account_id: int) -> bool:
+async def is_local(db: Database, account_id: int) -> bool:
     """Whether an account is one of this node's (False for remote and unknown ids).
 
     One column by the primary key, inline: the federation outbox asks this of every
     event, remote people's included, before building any account.
     """
-    return bool(db.lookup_value("SELECT domain IS NULL FROM accounts WHERE id = ?", (account_id,)))
+    local = await db.lookup_value("SELECT domain IS NULL FROM accounts WHERE id = ?", (account_id,))
+    return bool(local)
 
 
 async def get_local_account(db: Database, username: str) -> Account | None:
     """Fetch a local account by username (case-insensitive)."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT * FROM accounts WHERE domain IS NULL AND username_key = ?", (username.lower(),)
     )
     return None if row is None else Account.from_row(row)
@@ -103,13 +102,13 @@ async def get_local_account(db: Database, username: str) -> Account | None:
 
 async def get_user(db: Database, account_id: int) -> User | None:
     """Fetch a local user by account id."""
-    row = db.lookup(f"{_USER_SELECT} WHERE users.account_id = ?", (account_id,))
+    row = await db.lookup(f"{_USER_SELECT} WHERE users.account_id = ?", (account_id,))
     return None if row is None else User.from_row(row)
 
 
 async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | None:
     """Fetch a local user and their password hash by username."""
-    row = db.lookup(
+    row = await db.lookup(
         f"{_USER_SELECT} WHERE accounts.domain IS NULL AND accounts.username_key = ?",
         (username.lower(),),
     )
@@ -118,7 +117,7 @@ async def get_user_with_hash(db: Database, username: str) -> tuple[User, str] | 
 
 async def get_password_hash(db: Database, account_id: int) -> str | None:
     """The stored password hash of a local user."""
-    password_hash: str | None = db.lookup_value(
+    password_hash: str | None = await db.lookup_value(
         "SELECT password_hash FROM users WHERE account_id = ?", (account_id,)
     )
     return password_hash
@@ -135,13 +134,18 @@ async def list_users(db: Database, state: str | None = None) -> list[User]:
     return [User.from_row(row) for row in rows]
 
 
-def count_users(db: Database, state: str) -> int:
+async def count_users(db: Database, state: str) -> int:
     """How many local users are in ``state`` (an indexed count, read inline)."""
-    return int(db.lookup_value("SELECT COUNT(*) FROM users WHERE state = ?", (state,)) or 0)
+    return int(await db.lookup_value("SELECT COUNT(*) FROM users WHERE state = ?", (state,)) or 0)
+
+
+async def any_account(db: Database) -> bool:
+    """Whether the database holds any account at all (a node lives in it)."""
+    return await db.lookup_value("SELECT 1 FROM accounts LIMIT 1") is not None
 
 
 async def set_password_hash(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     account_id: int,
     password_hash: str,
     must_change: bool,
@@ -155,12 +159,12 @@ async def set_password_hash(
     )
 
 
-async def set_user_state(conn: aiosqlite.Connection, account_id: int, state: str) -> None:
+async def set_user_state(conn: Connection, account_id: int, state: str) -> None:
     """Set a user's approval state."""
     await conn.execute("UPDATE users SET state = ? WHERE account_id = ?", (state, account_id))
 
 
-async def set_admin(conn: aiosqlite.Connection, account_id: int, is_admin: bool) -> None:
+async def set_admin(conn: Connection, account_id: int, is_admin: bool) -> None:
     """Grant or remove admin rights."""
     await conn.execute(
         "UPDATE users SET is_admin = ? WHERE account_id = ?", (int(is_admin), account_id)
@@ -168,7 +172,7 @@ async def set_admin(conn: aiosqlite.Connection, account_id: int, is_admin: bool)
 
 
 async def set_suspended(
-    conn: aiosqlite.Connection, account_id: int, suspended_at: float | None
+    conn: Connection, account_id: int, suspended_at: float | None
 ) -> None:
     """Suspend (with a time) or unsuspend (None) an account."""
     await conn.execute(
@@ -179,7 +183,7 @@ async def set_suspended(
 
 
 async def update_profile(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     account_id: int,
     *,
     display_name: str,
@@ -204,7 +208,7 @@ async def update_profile(
 
 
 async def set_profile_image(
-    conn: aiosqlite.Connection, account_id: int, kind: str, file_name: str | None, now: float
+    conn: Connection, account_id: int, kind: str, file_name: str | None, now: float
 ) -> None:
     """Set or clear the avatar (``kind='avatar'``) or header image file."""
     column = {"avatar": "avatar_file", "header": "header_file"}[kind]
@@ -214,7 +218,7 @@ async def set_profile_image(
     )
 
 
-async def tombstone_local_account(conn: aiosqlite.Connection, account_id: int, now: float) -> None:
+async def tombstone_local_account(conn: Connection, account_id: int, now: float) -> None:
     """Delete a local user's data, keeping a tombstone account row.
 
     The username stays taken for good: federation peers remember the actor
@@ -231,14 +235,14 @@ async def tombstone_local_account(conn: aiosqlite.Connection, account_id: int, n
     await reindex_account(conn, account_id)
 
 
-async def delete_pending_account(conn: aiosqlite.Connection, account_id: int) -> None:
+async def delete_pending_account(conn: Connection, account_id: int) -> None:
     """Remove a never-approved sign-up entirely (nothing was ever published)."""
     await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
     await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
 
 
 async def set_remote_counts(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     account_id: int,
     *,
     followers_count: int | None,
@@ -280,7 +284,7 @@ async def account_stats(
 
 async def get_remote_account_by_handle(db: Database, username: str, domain: str) -> Account | None:
     """A remote account this node knows, by ``username@domain`` (case-insensitive)."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT * FROM accounts WHERE username_key = ? AND domain = ?",
         (username.lower(), domain.lower()),
     )
@@ -288,7 +292,7 @@ async def get_remote_account_by_handle(db: Database, username: str, domain: str)
 
 
 async def set_local_actor_type(
-    conn: aiosqlite.Connection, account_id: int, actor_type: str, now: float
+    conn: Connection, account_id: int, actor_type: str, now: float
 ) -> None:
     """Mark a local account as a bot ('Service') or a person ('Person')."""
     assert actor_type in ("Person", "Service")

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import aiosqlite
-
 from xnode.calls.models import Call, Participant
 from xnode.store import node_settings
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 RELAY_REPORT_KEY = "call_relay_report"
 
 
 async def insert_call(
-    conn: aiosqlite.Connection, *, call_id: int, uri: str, initiator_id: int,
+    conn: Connection, *, call_id: int, uri: str, initiator_id: int,
     conversation_id: int | None, media: str, now: float,
 ) -> None:  # fmt: skip
     """A new call, ringing."""
@@ -26,7 +24,7 @@ async def insert_call(
 
 
 async def insert_participants(
-    conn: aiosqlite.Connection, call_id: int, states: Iterable[tuple[int, str]], now: float
+    conn: Connection, call_id: int, states: Iterable[tuple[int, str]], now: float
 ) -> None:
     """Participants with their first states (``joined`` ones joined ``now``)."""
     await conn.executemany(
@@ -36,30 +34,30 @@ async def insert_participants(
     )
 
 
-def get_call(db: Database, call_id: int) -> Call | None:
+async def get_call(db: Database, call_id: int) -> Call | None:
     """A call by id (an indexed read on the loop's thread)."""
-    row = db.lookup("SELECT * FROM calls WHERE id = ?", (call_id,))
+    row = await db.lookup("SELECT * FROM calls WHERE id = ?", (call_id,))
     return None if row is None else Call.from_row(row)
 
 
-def get_call_by_uri(db: Database, uri: str) -> Call | None:
+async def get_call_by_uri(db: Database, uri: str) -> Call | None:
     """A call by its ActivityPub id."""
-    row = db.lookup("SELECT * FROM calls WHERE uri = ?", (uri,))
+    row = await db.lookup("SELECT * FROM calls WHERE uri = ?", (uri,))
     return None if row is None else Call.from_row(row)
 
 
-def participants_of(db: Database, call_id: int) -> list[Participant]:
+async def participants_of(db: Database, call_id: int) -> list[Participant]:
     """Everyone invited into a call, in the order they were added."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT * FROM call_participants WHERE call_id = ? ORDER BY rowid", (call_id,)
     )
     return [Participant.from_row(row) for row in rows]
 
 
-def in_open_call(db: Database, account_id: int) -> bool:
+async def in_open_call(db: Database, account_id: int) -> bool:
     """Whether the account has joined a call that is not over (they are busy)."""
     return bool(
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT 1 FROM call_participants p JOIN calls c ON c.id = p.call_id"
             " WHERE p.account_id = ? AND p.state = 'joined' AND c.state <> 'ended' LIMIT 1",
             (account_id,),
@@ -68,7 +66,7 @@ def in_open_call(db: Database, account_id: int) -> bool:
 
 
 async def set_participant(
-    conn: aiosqlite.Connection, call_id: int, account_id: int, state: str, now: float
+    conn: Connection, call_id: int, account_id: int, state: str, now: float
 ) -> bool:
     """Move a participant on (joined / declined / left); False if they were not in it."""
     column = {"joined": "joined_at", "declined": "left_at", "left": "left_at"}[state]
@@ -80,7 +78,7 @@ async def set_participant(
     return cursor.rowcount > 0
 
 
-async def mark_answered(conn: aiosqlite.Connection, call_id: int, now: float) -> bool:
+async def mark_answered(conn: Connection, call_id: int, now: float) -> bool:
     """A ringing call is answered; False if it was no longer ringing."""
     cursor = await conn.execute(
         "UPDATE calls SET state = 'active', answered_at = ? WHERE id = ? AND state = 'ringing'",
@@ -89,7 +87,7 @@ async def mark_answered(conn: aiosqlite.Connection, call_id: int, now: float) ->
     return cursor.rowcount > 0
 
 
-async def mark_ended(conn: aiosqlite.Connection, call_id: int, reason: str, now: float) -> bool:
+async def mark_ended(conn: Connection, call_id: int, reason: str, now: float) -> bool:
     """End a call (once: False if it had already ended); everyone still in it has left."""
     cursor = await conn.execute(
         "UPDATE calls SET state = 'ended', end_reason = ?, ended_at = ?"
@@ -106,7 +104,7 @@ async def mark_ended(conn: aiosqlite.Connection, call_id: int, reason: str, now:
     return True
 
 
-async def end_stale_calls(conn: aiosqlite.Connection, now: float) -> int:
+async def end_stale_calls(conn: Connection, now: float) -> int:
     """At start-up: calls left open by the last run cannot go on (their tabs are gone)."""
     cursor = await conn.execute(
         "SELECT id FROM calls WHERE state <> 'ended'"
@@ -117,16 +115,16 @@ async def end_stale_calls(conn: aiosqlite.Connection, now: float) -> int:
     return len(ids)
 
 
-def call_policy(db: Database, account_id: int) -> tuple[str, bool]:
+async def call_policy(db: Database, account_id: int) -> tuple[str, bool]:
     """(who may ring the account, whether their calls are relayed only)."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT call_policy, call_always_relay FROM accounts WHERE id = ?", (account_id,)
     )
     return ("nobody", False) if row is None else (row[0], bool(row[1]))
 
 
 async def set_call_policy(
-    conn: aiosqlite.Connection, account_id: int, policy: str, always_relay: bool
+    conn: Connection, account_id: int, policy: str, always_relay: bool
 ) -> None:
     """Change who may ring the account, and whether their calls are relayed only."""
     await conn.execute(
@@ -135,10 +133,10 @@ async def set_call_policy(
     )
 
 
-def shares_accepted_conversation(db: Database, a: int, b: int) -> bool:
+async def shares_accepted_conversation(db: Database, a: int, b: int) -> bool:
     """Whether ``a`` has accepted a conversation that ``b`` is in."""
     return bool(
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT 1 FROM conversation_members m JOIN conversation_members o"
             " ON o.conversation_id = m.conversation_id"
             " WHERE m.account_id = ? AND m.state = 'accepted' AND o.account_id = ? LIMIT 1",
@@ -147,11 +145,11 @@ def shares_accepted_conversation(db: Database, a: int, b: int) -> bool:
     )
 
 
-def calls_between(
+async def calls_between(
     db: Database, a: int, b: int, *, since: float | None, until: float | None, limit: int = 50
 ) -> list[Call]:
     """Calls both accounts were in, oldest first, within ``since``..``until`` (inclusive)."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT c.* FROM calls c"
         " JOIN call_participants pa ON pa.call_id = c.id AND pa.account_id = ?"
         " JOIN call_participants pb ON pb.call_id = c.id AND pb.account_id = ?"
@@ -167,17 +165,17 @@ async def save_relay_report(db: Database, report: str, now: float) -> None:
     await node_settings.set_node_setting(db, RELAY_REPORT_KEY, report, now)
 
 
-def relay_report(db: Database) -> tuple[str, float] | None:
+async def relay_report(db: Database) -> tuple[str, float] | None:
     """(the relay's last report, when it was written), or None if never."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT value, updated_at FROM node_settings WHERE key = ?", (RELAY_REPORT_KEY,)
     )
     return None if row is None else (row[0], row[1])
 
 
-def conversation_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
+async def conversation_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
     """(account id, membership state) of everyone in a conversation (a few rows, inline)."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT account_id, state FROM conversation_members WHERE conversation_id = ?",
         (conversation_id,),
     )

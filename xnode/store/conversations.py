@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row, greatest
 
 DM_POLICIES = ("everyone", "following", "nobody")
 
@@ -17,13 +14,13 @@ def _marks(values: Sequence[object]) -> str:
 
 
 async def _one(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[object]
-) -> sqlite3.Row | None:
+    conn: Connection, sql: str, params: Sequence[object]
+) -> Row | None:
     async with conn.execute(sql, params) as cursor:
         return await cursor.fetchone()
 
 
-async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+async def _all(conn: Connection, sql: str, params: Sequence[object]) -> list[Row]:
     async with conn.execute(sql, params) as cursor:
         return list(await cursor.fetchall())
 
@@ -31,13 +28,13 @@ async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[object]) -
 # --- finding the conversation a message belongs to (inside the write transaction) ---
 
 
-async def conversation_of_post(conn: aiosqlite.Connection, post_id: int) -> int | None:
+async def conversation_of_post(conn: Connection, post_id: int) -> int | None:
     """The conversation a stored post belongs to, if any."""
     row = await _one(conn, "SELECT conversation_id FROM posts WHERE id = ?", (post_id,))
     return None if row is None else row[0]
 
 
-async def member_ids_in(conn: aiosqlite.Connection, conversation_id: int) -> set[int]:
+async def member_ids_in(conn: Connection, conversation_id: int) -> set[int]:
     """Every participant of a conversation (local and remote)."""
     rows = await _all(
         conn,
@@ -47,7 +44,7 @@ async def member_ids_in(conn: aiosqlite.Connection, conversation_id: int) -> set
     return {row[0] for row in rows}
 
 
-async def by_uri_with_member(conn: aiosqlite.Connection, uri: str, account_id: int) -> int | None:
+async def by_uri_with_member(conn: Connection, uri: str, account_id: int) -> int | None:
     """The newest conversation with this context uri that ``account_id`` takes part in."""
     row = await _one(
         conn,
@@ -59,7 +56,7 @@ async def by_uri_with_member(conn: aiosqlite.Connection, uri: str, account_id: i
     return None if row is None else row[0]
 
 
-async def by_exact_members(conn: aiosqlite.Connection, member_ids: set[int]) -> int | None:
+async def by_exact_members(conn: Connection, member_ids: set[int]) -> int | None:
     """The most recently active conversation whose participants are exactly ``member_ids``."""
     ids = sorted(member_ids)
     row = await _one(
@@ -77,7 +74,7 @@ async def by_exact_members(conn: aiosqlite.Connection, member_ids: set[int]) -> 
 
 
 async def insert_conversation(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     conversation_id: int,
     uri: str | None,
     created_by: int,
@@ -140,18 +137,18 @@ async def previous_message_ids(db: Database, post_ids: Sequence[int]) -> dict[in
 
 
 async def add_member(
-    conn: aiosqlite.Connection, conversation_id: int, account_id: int, state: str, now: float
+    conn: Connection, conversation_id: int, account_id: int, state: str, now: float
 ) -> None:
     """Add a participant (no change if already there)."""
     await conn.execute(
-        "INSERT OR IGNORE INTO conversation_members (conversation_id, account_id, state,"
-        " joined_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO conversation_members (conversation_id, account_id, state,"
+        " joined_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (conversation_id, account_id, state, now),
     )
 
 
 async def member_state_in(
-    conn: aiosqlite.Connection, conversation_id: int, account_id: int
+    conn: Connection, conversation_id: int, account_id: int
 ) -> str | None:
     """A participant's state, or None when not a participant."""
     row = await _one(
@@ -163,7 +160,7 @@ async def member_state_in(
 
 
 async def set_member_state(
-    conn: aiosqlite.Connection, conversation_id: int, account_id: int, state: str
+    conn: Connection, conversation_id: int, account_id: int, state: str
 ) -> bool:
     """Change a participant's state; whether anything changed."""
     cursor = await conn.execute(
@@ -175,21 +172,21 @@ async def set_member_state(
 
 
 async def record_message(
-    conn: aiosqlite.Connection, conversation_id: int, post_id: int, now: float
+    conn: Connection, conversation_id: int, post_id: int, now: float
 ) -> None:
     """Attach a post to a conversation and move the conversation to the top."""
     await conn.execute(
         "UPDATE posts SET conversation_id = ? WHERE id = ?", (conversation_id, post_id)
     )
     await conn.execute(
-        "UPDATE conversations SET last_message_id = MAX(COALESCE(last_message_id, 0), ?),"
-        " last_activity_at = ? WHERE id = ?",
+        f"UPDATE conversations SET last_message_id = {greatest(conn.dialect)}"
+        "(COALESCE(last_message_id, 0), ?), last_activity_at = ? WHERE id = ?",
         (post_id, now, conversation_id),
     )
 
 
 async def mark_read_in(
-    conn: aiosqlite.Connection, conversation_id: int, account_id: int, up_to_id: int
+    conn: Connection, conversation_id: int, account_id: int, up_to_id: int
 ) -> bool:
     """Move a member's read marker forward (never back); whether it moved."""
     cursor = await conn.execute(
@@ -200,7 +197,7 @@ async def mark_read_in(
     return cursor.rowcount > 0
 
 
-async def is_following(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+async def is_following(conn: Connection, follower_id: int, target_id: int) -> bool:
     """Whether ``follower_id`` follows ``target_id`` (accepted)."""
     row = await _one(
         conn,
@@ -211,7 +208,7 @@ async def is_following(conn: aiosqlite.Connection, follower_id: int, target_id: 
     return row is not None
 
 
-async def blocked_either_way_in(conn: aiosqlite.Connection, a: int, b: int) -> bool:
+async def blocked_either_way_in(conn: Connection, a: int, b: int) -> bool:
     """Whether either account blocks the other."""
     row = await _one(
         conn,
@@ -222,14 +219,14 @@ async def blocked_either_way_in(conn: aiosqlite.Connection, a: int, b: int) -> b
     return row is not None
 
 
-async def dm_policy_in(conn: aiosqlite.Connection, account_id: int) -> str:
+async def dm_policy_in(conn: Connection, account_id: int) -> str:
     """Who may start a conversation with a local account."""
     row = await _one(conn, "SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
     return "everyone" if row is None else row[0]
 
 
 async def drop_recipients(
-    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int]
+    conn: Connection, post_id: int, account_ids: Iterable[int]
 ) -> None:
     """Take recipients off a message: without the mention they can never see it."""
     ids = list(account_ids)
@@ -247,13 +244,13 @@ async def drop_recipients(
 # --- reading ---------------------------------------------------------------------
 
 
-def conversation_id_of(db: Database, post_id: int) -> int | None:
+async def conversation_id_of(db: Database, post_id: int) -> int | None:
     """The conversation a post belongs to (None: not a direct message, or no such post).
 
     Synchronous and inline (one column by the primary key): the inbox process asks
     this of every post it stores, to decide whether the serving process must hear of it.
     """
-    found: int | None = db.lookup_value(
+    found: int | None = await db.lookup_value(
         "SELECT conversation_id FROM posts WHERE id = ?", (post_id,)
     )
     return found
@@ -272,13 +269,13 @@ async def members_of(db: Database, conversation_ids: Sequence[int]) -> list[tupl
     return [(row[0], row[1]) for row in rows]
 
 
-def local_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
+async def local_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
     """(account id, state) of a conversation's members on this node.
 
     At most 32 rows (``xnode.dms.placement.MAX_PARTICIPANTS``) by the primary key: inline,
     no thread hop.
     """
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT m.account_id, m.state FROM conversation_members m JOIN accounts a"
         " ON a.id = m.account_id WHERE m.conversation_id = ? AND a.domain IS NULL",
         (conversation_id,),
@@ -286,14 +283,14 @@ def local_members(db: Database, conversation_id: int) -> list[tuple[int, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-async def get_conversation(db: Database, conversation_id: int) -> sqlite3.Row | None:
+async def get_conversation(db: Database, conversation_id: int) -> Row | None:
     """One conversation row."""
-    return db.lookup("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+    return await db.lookup("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
 
 
-async def membership(db: Database, conversation_id: int, account_id: int) -> sqlite3.Row | None:
+async def membership(db: Database, conversation_id: int, account_id: int) -> Row | None:
     """A member's row (state, read marker), or None."""
-    return db.lookup(
+    return await db.lookup(
         "SELECT * FROM conversation_members WHERE conversation_id = ? AND account_id = ?",
         (conversation_id, account_id),
     )
@@ -301,16 +298,16 @@ async def membership(db: Database, conversation_id: int, account_id: int) -> sql
 
 async def member_ids(db: Database, conversation_id: int) -> list[int]:
     """Every participant's account id."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT account_id FROM conversation_members WHERE conversation_id = ?",
         (conversation_id,),
     )
     return [row[0] for row in rows]
 
 
-async def members(db: Database, conversation_id: int) -> list[sqlite3.Row]:
+async def members(db: Database, conversation_id: int) -> list[Row]:
     """Every member row of a conversation, in joining order."""
-    return db.lookup_all(  # at most 32 rows, by the primary key
+    return await db.lookup_all(  # at most 32 rows, by the primary key
         "SELECT * FROM conversation_members WHERE conversation_id = ? ORDER BY joined_at,"
         " account_id",
         (conversation_id,),
@@ -327,7 +324,7 @@ _UNREAD = (
 
 async def list_for(
     db: Database, account_id: int, state: str, *, before: float | None, limit: int
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """A member's conversations in one state, most recently active first, with unread counts."""
     params: list[object] = [account_id, state]
     cursor = ""
@@ -348,8 +345,8 @@ async def unread_summary(db: Database, account_id: int) -> tuple[int, int]:
     """(accepted conversations with unread messages, pending requests with unread messages)."""
     row = await db.fetchone(
         "SELECT"
-        f" COALESCE(SUM(m.state = 'accepted' AND ({_UNREAD}) > 0), 0),"
-        f" COALESCE(SUM(m.state = 'request' AND ({_UNREAD}) > 0), 0)"
+        f" COUNT(CASE WHEN m.state = 'accepted' AND ({_UNREAD}) > 0 THEN 1 END),"
+        f" COUNT(CASE WHEN m.state = 'request' AND ({_UNREAD}) > 0 THEN 1 END)"
         " FROM conversation_members m WHERE m.account_id = ? AND m.state <> 'declined'",
         (account_id,),
     )
@@ -402,17 +399,17 @@ async def reactions_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[
 
 async def get_dm_policy(db: Database, account_id: int) -> str:
     """Who may start a conversation with a local account."""
-    row = db.lookup("SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
+    row = await db.lookup("SELECT dm_policy FROM accounts WHERE id = ?", (account_id,))
     return (row[0] if row is not None else None) or "everyone"
 
 
-async def set_dm_policy(conn: aiosqlite.Connection, account_id: int, policy: str) -> None:
+async def set_dm_policy(conn: Connection, account_id: int, policy: str) -> None:
     """Change who may start a conversation with a local account."""
     await conn.execute("UPDATE accounts SET dm_policy = ? WHERE id = ?", (policy, account_id))
 
 
 async def reaction_uri_in(
-    conn: aiosqlite.Connection, account_id: int, post_id: int, emoji: str
+    conn: Connection, account_id: int, post_id: int, emoji: str
 ) -> str | None:
     """The activity id of one account's reaction, before it is removed."""
     row = await _one(
@@ -434,7 +431,7 @@ _NOT_REMOVED = " AND (m.removed_up_to IS NULL OR c.last_message_id > m.removed_u
 
 
 async def remove_from_list(
-    conn: aiosqlite.Connection, conversation_id: int, account_id: int
+    conn: Connection, conversation_id: int, account_id: int
 ) -> bool:
     """Take a conversation off a member's list up to its latest message; whether it was
     listed."""
@@ -455,7 +452,7 @@ async def list_by_last_message(
     min_id: int | None = None,
     since_id: int | None = None,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """A member's conversations in some states that have a message, ordered by their
     latest message's id (newest first), which is also the cursor: ``max_id`` below,
     ``since_id`` the newest above, ``min_id`` the ones just above (read upwards)."""
@@ -475,7 +472,7 @@ async def list_by_last_message(
 
 async def listed_rows(
     db: Database, account_id: int, conversation_ids: Sequence[int], states: Sequence[str]
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """These conversations as :func:`list_by_last_message` reads them, those the account
     is a member of in one of ``states`` only."""
     if not conversation_ids:

@@ -15,15 +15,12 @@ row ids of likes, follows and blocks), because they exist to address deliveries.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 from xnode.store.shards import Shard, host_shard
 
 
@@ -59,7 +56,7 @@ class Delivery:
     delivered_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Delivery:
+    def from_row(cls, row: Row) -> Delivery:
         """Build from a ``deliveries`` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
@@ -88,7 +85,7 @@ class HostHealth:
     last_failure_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> HostHealth:
+    def from_row(cls, row: Row) -> HostHealth:
         """Build from a ``hosts`` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
@@ -158,7 +155,7 @@ _INSERT_CHUNK = 1000
 
 
 async def insert_rows(
-    conn: aiosqlite.Connection, rows: Sequence[NewDelivery], now: float
+    conn: Connection, rows: Sequence[NewDelivery], now: float
 ) -> dict[int, NewDelivery]:
     """Queue deliveries inside the caller's transaction (pairs already queued are skipped).
 
@@ -187,7 +184,7 @@ async def insert_rows(
 
 
 async def _rearm(
-    conn: aiosqlite.Connection, rows: Sequence[NewDelivery], now: float
+    conn: Connection, rows: Sequence[NewDelivery], now: float
 ) -> dict[int, NewDelivery]:
     """Queue deliveries, starting over those already delivered or given up on."""
     by_inbox = {(row.activity_id, row.inbox_url): row for row in rows}
@@ -436,16 +433,16 @@ async def queue_summary(db: Database) -> list[HostSummary]:
     """Per host with queued or failed deliveries: counts and health, the busiest first."""
     rows = await db.fetchall(
         "SELECT d.host,"
-        " SUM(CASE WHEN d.state = 'pending' THEN 1 ELSE 0 END) AS pending,"
-        " SUM(CASE WHEN d.state = 'failed' THEN 1 ELSE 0 END) AS failed,"
-        " SUM(CASE WHEN d.state = 'delivered' THEN 1 ELSE 0 END) AS delivered,"
+        " COUNT(CASE WHEN d.state = 'pending' THEN 1 END) AS pending,"
+        " COUNT(CASE WHEN d.state = 'failed' THEN 1 END) AS failed,"
+        " COUNT(CASE WHEN d.state = 'delivered' THEN 1 END) AS delivered,"
         " COALESCE(MAX(h.consecutive_failures), 0) AS consecutive_failures,"
         " MAX(h.circuit_open_until) AS circuit_open_until,"
         " MAX(h.retry_after_until) AS retry_after_until,"
         " (SELECT last_error FROM deliveries e WHERE e.host = d.host AND e.state <> 'delivered'"
         "  AND e.last_error IS NOT NULL ORDER BY e.id DESC LIMIT 1) AS last_error"
         " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
-        " GROUP BY d.host HAVING SUM(CASE WHEN d.state <> 'delivered' THEN 1 ELSE 0 END) > 0"
+        " GROUP BY d.host HAVING COUNT(CASE WHEN d.state <> 'delivered' THEN 1 END) > 0"
         " ORDER BY pending DESC, failed DESC, d.host",
     )
     return [HostSummary(*tuple(row)) for row in rows]
@@ -508,15 +505,15 @@ async def purge_finished(db: Database, before: float) -> int:
 # --- hosts -------------------------------------------------------------------------
 
 
-def host_health(db: Database, host: str) -> HostHealth | None:
+async def host_health(db: Database, host: str) -> HostHealth | None:
     """A host's delivery health, if we ever delivered there (one row by key, inline)."""
-    row = db.lookup("SELECT * FROM hosts WHERE host = ?", (host,))
+    row = await db.lookup("SELECT * FROM hosts WHERE host = ?", (host,))
     return None if row is None else HostHealth.from_row(row)
 
 
 async def signature_scheme(db: Database, host: str) -> str | None:
     """The signature scheme that last worked for this host, if known."""
-    scheme: str | None = db.lookup_value(
+    scheme: str | None = await db.lookup_value(
         "SELECT signature_scheme FROM hosts WHERE host = ?", (host,)
     )
     return scheme
@@ -562,7 +559,7 @@ async def remote_follower_inboxes(db: Database, account_id: int) -> list[str]:
         " NULLIF(a.inbox_url, '')) AS inbox, MIN(f.id) AS first"
         " FROM follows f JOIN accounts a ON a.id = f.account_id"
         " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NOT NULL"
-        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL GROUP BY inbox)"
+        " AND a.deleted_at IS NULL AND a.suspended_at IS NULL GROUP BY inbox) AS inboxes"
         " WHERE inbox IS NOT NULL ORDER BY first",
         (account_id,),
     )

@@ -18,7 +18,6 @@ another process (the CLI while the node serves) within ``CACHE_S``.
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 import weakref
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 
 from federation.objects import origin_of
 from xnode.errors import InvalidInput
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 SEVERITIES = ("suspend", "silence")
 MAX_REASON_CHARS = 1000
@@ -79,7 +78,7 @@ class DomainBlock:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> DomainBlock:
+    def from_row(cls, row: Row) -> DomainBlock:
         """Build from a ``domain_blocks`` row."""
         return cls(row["domain"], row["severity"], row["reason"], row["created_at"])
 
@@ -150,7 +149,7 @@ async def list_blocks(db: Database) -> list[DomainBlock]:
 
 async def get_block(db: Database, domain: str) -> DomainBlock | None:
     """The block on exactly this (normalised) domain, if any."""
-    row = db.lookup("SELECT * FROM domain_blocks WHERE domain = ?", (domain,))
+    row = await db.lookup("SELECT * FROM domain_blocks WHERE domain = ?", (domain,))
     return None if row is None else DomainBlock.from_row(row)
 
 

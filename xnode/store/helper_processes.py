@@ -8,10 +8,9 @@ does the work itself), stopped.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class HelperState:
     updated_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> HelperState:
+    def from_row(cls, row: Row) -> HelperState:
         """Build from a ``helper_processes`` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
@@ -57,7 +56,7 @@ async def report(db: Database, state: HelperState) -> None:
         )  # fmt: skip
 
 
-def all_states(db: Database) -> list[HelperState]:
+async def all_states(db: Database) -> list[HelperState]:
     """Every helper's last reported state, by name (a handful of rows, read inline)."""
-    rows = db.lookup_all("SELECT * FROM helper_processes ORDER BY name")
+    rows = await db.lookup_all("SELECT * FROM helper_processes ORDER BY name")
     return [HelperState.from_row(row) for row in rows]

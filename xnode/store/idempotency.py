@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 
 async def find(db: Database, account_id: int, key: str, since: float) -> int | None:
@@ -18,7 +16,7 @@ async def find(db: Database, account_id: int, key: str, since: float) -> int | N
 
 
 async def remember(
-    conn: aiosqlite.Connection, account_id: int, key: str, post_id: int, now: float, since: float
+    conn: Connection, account_id: int, key: str, post_id: int, now: float, since: float
 ) -> bool:
     """Record that the key created the post; False if a live entry holds the key already
     (another request with the same key won the race).

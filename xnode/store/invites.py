@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from xnode.accounts.models import Invite
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 
 async def insert_invite(
@@ -26,14 +24,14 @@ async def insert_invite(
     )
 
 
-async def get_invite_by_code(conn: aiosqlite.Connection, code: str) -> Invite | None:
+async def get_invite_by_code(conn: Connection, code: str) -> Invite | None:
     """Look an invite up by code inside a transaction."""
     async with conn.execute("SELECT * FROM invites WHERE code = ?", (code,)) as cursor:
         row = await cursor.fetchone()
     return None if row is None else Invite.from_row(row)
 
 
-async def count_invite_use(conn: aiosqlite.Connection, invite_id: int) -> None:
+async def count_invite_use(conn: Connection, invite_id: int) -> None:
     """Record one use of an invite."""
     await conn.execute("UPDATE invites SET uses = uses + 1 WHERE id = ?", (invite_id,))
 

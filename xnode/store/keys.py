@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
 
 
-async def keys_of(db: Database, account_id: int | None) -> list[sqlite3.Row]:
+async def keys_of(db: Database, account_id: int | None) -> list[Row]:
     """Every key row of an account (``None``: the instance actor)."""
     if account_id is None:
         return await db.fetchall("SELECT * FROM account_keys WHERE account_id IS NULL")
     return await db.fetchall("SELECT * FROM account_keys WHERE account_id = ?", (account_id,))
 
 
-async def key_by_id(db: Database, key_id: str) -> sqlite3.Row | None:
+async def key_by_id(db: Database, key_id: str) -> Row | None:
     """A key row by its id (URL)."""
-    return db.lookup("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
+    return await db.lookup("SELECT * FROM account_keys WHERE key_id = ?", (key_id,))
 
 
 async def add_own_key(
@@ -29,7 +27,7 @@ async def add_own_key(
     public_pem: str,
     private_pem: str,
     now: float,
-) -> sqlite3.Row:
+) -> Row:
     """Store a key we generated, unless one with its id exists; return the stored row.
 
     Several processes of one node (the serving, inbox and delivery processes)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
-import aiosqlite
-
 from xnode.link_previews.models import CacheEntry, LinkPreview, PagePreview
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 
 
-def _preview(row: sqlite3.Row) -> LinkPreview:
+def _preview(row: Row) -> LinkPreview:
     return LinkPreview(
         id=row["id"],
         url=row["card_url"] or row["url"],
@@ -25,16 +22,18 @@ def _preview(row: sqlite3.Row) -> LinkPreview:
     )
 
 
-def entry_for(db: Database, url: str) -> CacheEntry | None:
+async def entry_for(db: Database, url: str) -> CacheEntry | None:
     """What the cache knows of ``url`` (an indexed point read)."""
-    row = db.lookup("SELECT id, url, state, fetched_at FROM link_previews WHERE url = ?", (url,))
+    row = await db.lookup(
+        "SELECT id, url, state, fetched_at FROM link_previews WHERE url = ?", (url,)
+    )
     if row is None:
         return None
     return CacheEntry(row["id"], row["url"], row["state"] == "ok", row["fetched_at"])
 
 
 async def save_page(
-    conn: aiosqlite.Connection, new_id: int, url: str, page: PagePreview, now: float
+    conn: Connection, new_id: int, url: str, page: PagePreview, now: float
 ) -> int:
     """Store what ``url``'s page said (replacing an older answer); return the entry's id."""
     await conn.execute(
@@ -53,7 +52,7 @@ async def save_page(
 
 
 async def save_failure(
-    conn: aiosqlite.Connection, new_id: int, url: str, error: str, now: float
+    conn: Connection, new_id: int, url: str, error: str, now: float
 ) -> int:
     """Remember that ``url`` made no card, and why; return the entry's id.
 
@@ -70,14 +69,14 @@ async def save_failure(
     return await _id_of(conn, url)
 
 
-async def _id_of(conn: aiosqlite.Connection, url: str) -> int:
+async def _id_of(conn: Connection, url: str) -> int:
     async with conn.execute("SELECT id FROM link_previews WHERE url = ?", (url,)) as cursor:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
 
 
-async def link_post(conn: aiosqlite.Connection, post_id: int, preview_id: int) -> None:
+async def link_post(conn: Connection, post_id: int, preview_id: int) -> None:
     """Show ``preview_id``'s card under the post (replacing the one it showed)."""
     await conn.execute(
         "INSERT INTO post_link_previews (post_id, preview_id) VALUES (?, ?)"
@@ -86,14 +85,14 @@ async def link_post(conn: aiosqlite.Connection, post_id: int, preview_id: int) -
     )
 
 
-async def unlink_post(conn: aiosqlite.Connection, post_id: int) -> None:
+async def unlink_post(conn: Connection, post_id: int) -> None:
     """Show no card under the post (its link went in an edit)."""
     await conn.execute("DELETE FROM post_link_previews WHERE post_id = ?", (post_id,))
 
 
-def preview_id_of(db: Database, post_id: int) -> int | None:
+async def preview_id_of(db: Database, post_id: int) -> int | None:
     """The card a post shows, if any."""
-    value = db.lookup_value(
+    value = await db.lookup_value(
         "SELECT preview_id FROM post_link_previews WHERE post_id = ?", (post_id,)
     )
     return None if value is None else int(value)
@@ -114,16 +113,18 @@ async def previews_of(db: Database, post_ids: Sequence[int]) -> dict[int, LinkPr
     return {row["post_id"]: _preview(row) for row in rows}
 
 
-def get_preview(db: Database, preview_id: int) -> LinkPreview | None:
+async def get_preview(db: Database, preview_id: int) -> LinkPreview | None:
     """A card by its id (None for an unknown id or a URL that made no card)."""
-    row = db.lookup("SELECT * FROM link_previews WHERE id = ? AND state = 'ok'", (preview_id,))
+    row = await db.lookup(
+        "SELECT * FROM link_previews WHERE id = ? AND state = 'ok'", (preview_id,)
+    )
     return None if row is None else _preview(row)
 
 
-def shown_publicly(db: Database, preview_id: int) -> bool:
+async def shown_publicly(db: Database, preview_id: int) -> bool:
     """Whether a public or unlisted live post shows the card (then anyone may see it)."""
     return (
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT 1 FROM post_link_previews pl JOIN posts p ON p.id = pl.post_id"
             " WHERE pl.preview_id = ? AND p.deleted_at IS NULL"
             " AND p.visibility IN ('public', 'unlisted') LIMIT 1",
@@ -133,9 +134,9 @@ def shown_publicly(db: Database, preview_id: int) -> bool:
     )
 
 
-def posts_showing(db: Database, preview_id: int, limit: int) -> list[int]:
+async def posts_showing(db: Database, preview_id: int, limit: int) -> list[int]:
     """Live posts that show the card (a few, newest first)."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT pl.post_id FROM post_link_previews pl JOIN posts p ON p.id = pl.post_id"
         " WHERE pl.preview_id = ? AND p.deleted_at IS NULL ORDER BY pl.post_id DESC LIMIT ?",
         (preview_id, limit),
@@ -143,7 +144,7 @@ def posts_showing(db: Database, preview_id: int, limit: int) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def purge_unused(conn: aiosqlite.Connection, before: float) -> int:
+async def purge_unused(conn: Connection, before: float) -> int:
     """Forget entries asked before ``before`` that no post shows; return how many."""
     cursor = await conn.execute(
         "DELETE FROM link_previews WHERE fetched_at < ? AND NOT EXISTS"

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 
 
 async def get_markers(
     db: Database, account_id: int, timelines: Sequence[str]
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """A person's markers for these timelines (at most one row each, by the primary key)."""
     if not timelines:
         return []
     marks = ", ".join("?" for _ in timelines)
-    return db.lookup_all(
+    return await db.lookup_all(
         f"SELECT * FROM markers WHERE account_id = ? AND timeline IN ({marks})",
         (account_id, *timelines),
     )
 
 
 async def set_marker(
-    conn: aiosqlite.Connection, account_id: int, timeline: str, last_read_id: int, now: float
+    conn: Connection, account_id: int, timeline: str, last_read_id: int, now: float
 ) -> None:
     """Create or move a marker; its version goes up only when the position changes."""
     await conn.execute(

@@ -7,7 +7,9 @@ from xnode.store.database import Database
 
 async def get_node_setting(db: Database, key: str) -> str | None:
     """Read a run-time setting, or None if it was never set."""
-    value: str | None = db.lookup_value("SELECT value FROM node_settings WHERE key = ?", (key,))
+    value: str | None = await db.lookup_value(
+        "SELECT value FROM node_settings WHERE key = ?", (key,)
+    )
     return value
 
 

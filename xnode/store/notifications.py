@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 
 
 async def insert_notification(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     notification_id: int,
     *,
     recipient_id: int,
@@ -27,7 +24,9 @@ async def insert_notification(
     """
     cursor = await conn.execute(
         "INSERT INTO notifications (id, account_id, type, from_account_id, post_id, created_at)"
-        " SELECT ?, ?, ?, ?, ?, ? WHERE ? <> ?"
+        # Typed: PostgreSQL cannot infer a select list's parameter types from the columns.
+        " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT),"
+        " CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION) WHERE CAST(? AS BIGINT) <> ?"
         " AND EXISTS (SELECT 1 FROM users WHERE account_id = ? AND state = 'active')"
         " AND NOT EXISTS (SELECT 1 FROM mutes WHERE account_id = ? AND target_account_id = ?)"
         " AND NOT EXISTS (SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
@@ -54,7 +53,7 @@ async def insert_notification(
 
 
 async def delete_notifications(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     *,
     kind: str,
     from_id: int,
@@ -82,9 +81,9 @@ async def unread_count(db: Database, account_id: int) -> int:
     index walk of at most ``UNREAD_COUNT_CAP`` entries, never a thread hop.
     """
     return int(
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE account_id = ?"
-            " AND read_at IS NULL LIMIT ?)",
+            " AND read_at IS NULL LIMIT ?) AS capped",
             (account_id, UNREAD_COUNT_CAP),
         )
         or 0
@@ -101,7 +100,7 @@ async def mark_read(db: Database, account_id: int, now: float, up_to_id: int | N
 
 
 async def mark_conversation_read(
-    conn: aiosqlite.Connection, account_id: int, conversation_id: int, up_to_id: int, now: float
+    conn: Connection, account_id: int, conversation_id: int, up_to_id: int, now: float
 ) -> None:
     """Mark read an account's notifications of a conversation's messages up to ``up_to_id``
     (reading the messages is reading their notifications)."""
@@ -126,7 +125,7 @@ async def select_notifications(
     min_id: int | None = None,
     since_id: int | None = None,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """A page of a user's notifications of some kinds, newest first.
 
     ``max_id`` bounds from above, ``since_id`` from below (the newest above it), and
@@ -149,9 +148,9 @@ async def select_notifications(
 
 async def get_notification(
     db: Database, account_id: int, notification_id: int
-) -> sqlite3.Row | None:
+) -> Row | None:
     """One notification of a user (None when it is someone else's or gone)."""
-    return db.lookup(
+    return await db.lookup(
         "SELECT * FROM notifications WHERE id = ? AND account_id = ?",
         (notification_id, account_id),
     )
@@ -201,7 +200,7 @@ async def count_unread(
         return 0
     where, params = _unread_sql(account_id, kinds, from_account_id)
     value = await db.fetchvalue(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE {where} LIMIT ?)",
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE {where} LIMIT ?) AS capped",
         [*params, cap],
     )
     return int(value or 0)
@@ -230,7 +229,7 @@ async def select_group(
     db: Database, account_id: int, kind: str | None, *, post_id: int | None = None,
     since: float | None = None, until: float | None = None,
     notification_id: int | None = None, limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """One group's notifications, newest first."""
     sql, params = _group_sql(kind, post_id, since, until, notification_id)
     return await db.fetchall(
@@ -282,7 +281,7 @@ async def count_by_day(
 async def select_unread(
     db: Database, account_id: int, *, kinds: Sequence[str], from_account_id: int | None,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """A user's newest unread notifications of these kinds (from one account)."""
     if not kinds:
         return []

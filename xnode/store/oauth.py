@@ -18,15 +18,15 @@ async def insert_application(
     )
 
 
-def get_application(db: Database, application_id: int) -> Application | None:
+async def get_application(db: Database, application_id: int) -> Application | None:
     """An app by id."""
-    row = db.lookup("SELECT * FROM oauth_applications WHERE id = ?", (application_id,))
+    row = await db.lookup("SELECT * FROM oauth_applications WHERE id = ?", (application_id,))
     return None if row is None else Application.from_row(row)
 
 
-def get_application_by_client(db: Database, client_id: str) -> tuple[Application, str] | None:
+async def get_application_by_client(db: Database, client_id: str) -> tuple[Application, str] | None:
     """An app and its secret's hash, by client id."""
-    row = db.lookup("SELECT * FROM oauth_applications WHERE client_id = ?", (client_id,))
+    row = await db.lookup("SELECT * FROM oauth_applications WHERE client_id = ?", (client_id,))
     return None if row is None else (Application.from_row(row), row["client_secret_hash"])
 
 
@@ -71,9 +71,9 @@ async def insert_token(
     )
 
 
-def get_token(db: Database, token_hash: str) -> AccessToken | None:
+async def get_token(db: Database, token_hash: str) -> AccessToken | None:
     """A live (unrevoked) token by its hash."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT * FROM oauth_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
     )
     return None if row is None else AccessToken.from_row(row)

@@ -9,12 +9,9 @@ process, a sweep after a restart) expands it, and nobody expands it twice.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 
 MAX_ERROR_CHARS = 1_000
 
@@ -33,13 +30,13 @@ class OutboxEntry:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> OutboxEntry:
+    def from_row(cls, row: Row) -> OutboxEntry:
         """Build from an ``outbox`` row."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 async def insert(
-    conn: aiosqlite.Connection, entry_id: int, event: str, fields: str, now: float
+    conn: Connection, entry_id: int, event: str, fields: str, now: float
 ) -> None:
     """Record a change inside its own transaction, due at once (whatever the reader's clock)."""
     await conn.execute(
@@ -49,9 +46,9 @@ async def insert(
     )
 
 
-def due(db: Database, now: float, limit: int) -> list[OutboxEntry]:
+async def due(db: Database, now: float, limit: int) -> list[OutboxEntry]:
     """Pending entries due now, oldest first (a point read by index, on the loop's thread)."""
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
         " ORDER BY id LIMIT ?",
         (now, limit),
@@ -59,7 +56,7 @@ def due(db: Database, now: float, limit: int) -> list[OutboxEntry]:
     return [OutboxEntry.from_row(row) for row in rows]
 
 
-async def claim(conn: aiosqlite.Connection, entry_id: int) -> bool:
+async def claim(conn: Connection, entry_id: int) -> bool:
     """Take an entry for expansion, in the transaction that queues its deliveries.
 
     Returns:

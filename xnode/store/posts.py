@@ -6,12 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import aiosqlite
-
 from xnode.accounts.models import Account
 from xnode.posts.models import MediaAttachment, Post, PostEdit, ViewerState
 from xnode.posts.visibility import visible_sql
-from xnode.store.database import Database, WriterConnection
+from xnode.store.database import Connection, Database, greatest, zero_padded
 
 MAX_THREAD_DEPTH = 100
 MAX_DESCENDANTS = 500
@@ -21,7 +19,7 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-async def insert_post(conn: aiosqlite.Connection, **fields: Any) -> None:
+async def insert_post(conn: Connection, **fields: Any) -> None:
     """Insert a post row from column values."""
     columns = ", ".join(fields)
     await conn.execute(
@@ -31,11 +29,11 @@ async def insert_post(conn: aiosqlite.Connection, **fields: Any) -> None:
 
 async def get_post(db: Database, post_id: int) -> Post | None:
     """Fetch one post by id (tombstones included)."""
-    row = db.lookup("SELECT * FROM posts WHERE id = ?", (post_id,))
+    row = await db.lookup("SELECT * FROM posts WHERE id = ?", (post_id,))
     return None if row is None else Post.from_row(row)
 
 
-async def get_post_in(conn: aiosqlite.Connection, post_id: int) -> Post | None:
+async def get_post_in(conn: Connection, post_id: int) -> Post | None:
     """Fetch one post inside a transaction."""
     async with conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)) as cursor:
         row = await cursor.fetchone()
@@ -76,7 +74,7 @@ async def get_accounts(db: Database, ids: Iterable[int]) -> dict[int, Account]:
 
 
 async def set_mentions(
-    conn: aiosqlite.Connection, post_id: int, account_ids: Iterable[int], *, new: bool = False
+    conn: Connection, post_id: int, account_ids: Iterable[int], *, new: bool = False
 ) -> None:
     """Replace the accounts a post mentions (``new``: the post has none yet)."""
     if not new:
@@ -88,7 +86,7 @@ async def set_mentions(
 
 
 async def set_tags(
-    conn: aiosqlite.Connection, post_id: int, tags: Iterable[str], *, new: bool = False
+    conn: Connection, post_id: int, tags: Iterable[str], *, new: bool = False
 ) -> None:
     """Replace a post's hashtags (``new``: the post has none yet)."""
     if not new:
@@ -128,12 +126,12 @@ async def tags_of(db: Database, post_ids: Sequence[int]) -> dict[int, list[str]]
 
 
 async def index_text(
-    conn: aiosqlite.Connection, post_id: int, text: str, *, new: bool = False
+    conn: Connection, post_id: int, text: str, *, new: bool = False
 ) -> None:
     """(Re)index a post's searchable text (``new``: it was never indexed)."""
-    if new and text and isinstance(conn, WriterConnection):
+    if new and text:
         # A new post's row goes in with the rest of its commit group's (see
-        # WriterConnection.at_commit): one FTS5 flush per commit, not per post.
+        # Connection.at_commit): one FTS5 flush per commit, not per post.
         conn.at_commit("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, text))
         return
     # The delete is for edits; on a new post it was a wasted statement of the
@@ -144,7 +142,7 @@ async def index_text(
         await conn.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (post_id, text))
 
 
-async def save_edit(conn: aiosqlite.Connection, edit_id: int, post: Post) -> None:
+async def save_edit(conn: Connection, edit_id: int, post: Post) -> None:
     """Keep the current version of a post before it is replaced."""
     await conn.execute(
         "INSERT INTO post_edits (id, post_id, title, source, content_html, summary, sensitive,"
@@ -163,7 +161,7 @@ async def save_edit(conn: aiosqlite.Connection, edit_id: int, post: Post) -> Non
 
 
 async def update_content(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     post_id: int,
     *,
     title: str,
@@ -200,7 +198,7 @@ async def list_edits(db: Database, post_id: int) -> list[PostEdit]:
     ]
 
 
-async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> None:
+async def tombstone(conn: Connection, post_id: int, now: float) -> None:
     """Delete a post's content, keeping a tombstone row so replies keep their place.
 
     Part of :func:`delete_post`, which is what deleting a post calls.
@@ -217,7 +215,7 @@ async def tombstone(conn: aiosqlite.Connection, post_id: int, now: float) -> Non
     await conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (post_id,))
 
 
-async def delete_post(conn: aiosqlite.Connection, post_id: int, now: float) -> bool:
+async def delete_post(conn: Connection, post_id: int, now: float) -> bool:
     """Delete a post, whoever deletes it (its author here, or a Delete from its server).
 
     The one set of writes for both: the content goes (a tombstone row stays, so replies
@@ -239,7 +237,7 @@ async def delete_post(conn: aiosqlite.Connection, post_id: int, now: float) -> b
     return True
 
 
-async def delete_boost(conn: aiosqlite.Connection, boost: Post) -> None:
+async def delete_boost(conn: Connection, boost: Post) -> None:
     """Withdraw a boost row (an un-boost here, or an Undo Announce or Delete from its
     server): the boosted post counts one boost less and its "boosted" notification goes."""
     await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
@@ -277,16 +275,17 @@ async def public_originals(db: Database, account_id: int, limit: int) -> list[Po
     return [Post.from_row(row) for row in rows]
 
 
-async def add_to_counter(conn: aiosqlite.Connection, post_id: int, column: str, delta: int) -> None:
+async def add_to_counter(conn: Connection, post_id: int, column: str, delta: int) -> None:
     """Adjust one of a post's counters, never below zero."""
     assert column in ("replies_count", "reblogs_count", "likes_count")
     await conn.execute(
-        f"UPDATE posts SET {column} = MAX(0, {column} + ?) WHERE id = ?", (delta, post_id)
+        f"UPDATE posts SET {column} = {greatest(conn.dialect)}(0, {column} + ?) WHERE id = ?",
+        (delta, post_id),
     )
 
 
 async def insert_like(
-    conn: aiosqlite.Connection, like_id: int, account_id: int, post_id: int, now: float
+    conn: Connection, like_id: int, account_id: int, post_id: int, now: float
 ) -> bool:
     """Record a like; False if it already existed."""
     cursor = await conn.execute(
@@ -297,7 +296,7 @@ async def insert_like(
     return cursor.rowcount == 1
 
 
-async def delete_like(conn: aiosqlite.Connection, account_id: int, post_id: int) -> bool:
+async def delete_like(conn: Connection, account_id: int, post_id: int) -> bool:
     """Remove a like; False if there was none."""
     cursor = await conn.execute(
         "DELETE FROM likes WHERE account_id = ? AND post_id = ?", (account_id, post_id)
@@ -305,7 +304,7 @@ async def delete_like(conn: aiosqlite.Connection, account_id: int, post_id: int)
     return cursor.rowcount == 1
 
 
-async def find_boost(conn: aiosqlite.Connection, account_id: int, post_id: int) -> int | None:
+async def find_boost(conn: Connection, account_id: int, post_id: int) -> int | None:
     """The id of an account's boost of a post, if any."""
     async with conn.execute(
         "SELECT id FROM posts WHERE reblog_of_id = ? AND account_id = ?", (post_id, account_id)
@@ -323,7 +322,7 @@ async def boost_by(db: Database, account_id: int, post_id: int) -> Post | None:
 
 
 async def set_flag(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     table: str,
     flag_id: int,
     account_id: int,
@@ -353,7 +352,7 @@ async def set_flag(
     return cursor.rowcount == 1
 
 
-async def is_pinned(conn: aiosqlite.Connection, account_id: int, post_id: int) -> bool:
+async def is_pinned(conn: Connection, account_id: int, post_id: int) -> bool:
     """Whether the account has pinned the post."""
     async with conn.execute(
         "SELECT 1 FROM pins WHERE account_id = ? AND post_id = ?", (account_id, post_id)
@@ -361,7 +360,7 @@ async def is_pinned(conn: aiosqlite.Connection, account_id: int, post_id: int) -
         return await cursor.fetchone() is not None
 
 
-async def count_pins(conn: aiosqlite.Connection, account_id: int) -> int:
+async def count_pins(conn: Connection, account_id: int) -> int:
     """How many posts an account has pinned."""
     async with conn.execute(
         "SELECT COUNT(*) FROM pins WHERE account_id = ?", (account_id,)
@@ -393,7 +392,7 @@ async def viewer_states(
     return {post_id: ViewerState(**values) for post_id, values in flags.items()}
 
 
-async def insert_media(conn: aiosqlite.Connection, **fields: Any) -> None:
+async def insert_media(conn: Connection, **fields: Any) -> None:
     """Insert a media attachment row."""
     columns = ", ".join(fields)
     await conn.execute(
@@ -414,7 +413,7 @@ async def public_reply_uris(db: Database, post_id: int, limit: int) -> list[str]
 
 
 async def replace_pins(
-    conn: aiosqlite.Connection, account_id: int, post_ids: Sequence[int], now: float
+    conn: Connection, account_id: int, post_ids: Sequence[int], now: float
 ) -> None:
     """Make ``post_ids`` an account's pins, newest first as listed (a remote featured
     collection read whole)."""
@@ -429,7 +428,7 @@ async def replace_pins(
 
 async def get_attachment(db: Database, attachment_id: int) -> MediaAttachment | None:
     """One media attachment by id."""
-    row = db.lookup("SELECT * FROM media_attachments WHERE id = ?", (attachment_id,))
+    row = await db.lookup("SELECT * FROM media_attachments WHERE id = ?", (attachment_id,))
     return MediaAttachment.from_row(row) if row is not None else None
 
 
@@ -463,10 +462,12 @@ async def ancestor_ids(db: Database, post_id: int) -> list[int]:
 
 async def descendant_ids(db: Database, post_id: int) -> list[tuple[int, int]]:
     """(id, depth) of replies below a post, in thread order (bounded)."""
+    # The path orders a thread depth-first: each id zero-padded, so text order is id order.
+    padded, padded_p = zero_padded(db.dialect, "id", 20), zero_padded(db.dialect, "p.id", 20)
     rows = await db.fetchall(
         "WITH RECURSIVE down(id, depth, path) AS ("
-        " SELECT id, 1, printf('%020d', id) FROM posts WHERE in_reply_to_id = ?"
-        " UNION ALL SELECT p.id, down.depth + 1, down.path || '/' || printf('%020d', p.id)"
+        f" SELECT id, 1, {padded} FROM posts WHERE in_reply_to_id = ?"
+        f" UNION ALL SELECT p.id, down.depth + 1, down.path || '/' || {padded_p}"
         " FROM posts p JOIN down ON p.in_reply_to_id = down.id WHERE down.depth < ?)"
         " SELECT id, depth FROM down ORDER BY path LIMIT ?",
         (post_id, MAX_THREAD_DEPTH, MAX_DESCENDANTS),
@@ -487,7 +488,7 @@ async def get_attachments(db: Database, ids: Sequence[int]) -> dict[int, MediaAt
 
 
 async def attach_media(
-    conn: aiosqlite.Connection, account_id: int, post_id: int, media_ids: Sequence[int],
+    conn: Connection, account_id: int, post_id: int, media_ids: Sequence[int],
     first_position: int = 0,
 ) -> bool:
     """Attach an account's own unattached uploads to a post, in the order given; False
@@ -503,7 +504,7 @@ async def attach_media(
     return True
 
 
-async def reorder_media(conn: aiosqlite.Connection, post_id: int, media_ids: Sequence[int]) -> None:
+async def reorder_media(conn: Connection, post_id: int, media_ids: Sequence[int]) -> None:
     """Give a post's attachments the positions of ``media_ids`` and delete the rest
     (what an edit removed)."""
     keep = list(media_ids)
@@ -521,7 +522,7 @@ async def reorder_media(conn: aiosqlite.Connection, post_id: int, media_ids: Seq
         )
 
 
-async def prune_uploads(conn: aiosqlite.Connection, account_id: int, before: float) -> None:
+async def prune_uploads(conn: Connection, account_id: int, before: float) -> None:
     """Forget an account's uploads that were never attached and are older than ``before``."""
     await conn.execute(
         "DELETE FROM media_attachments WHERE post_id IS NULL AND account_id = ?"
@@ -530,7 +531,7 @@ async def prune_uploads(conn: aiosqlite.Connection, account_id: int, before: flo
     )
 
 
-async def detach_media(conn: aiosqlite.Connection, post_id: int) -> None:
+async def detach_media(conn: Connection, post_id: int) -> None:
     """Make a post's attachments unattached uploads of their owner again."""
     await conn.execute(
         "UPDATE media_attachments SET post_id = NULL WHERE post_id = ?", (post_id,)
@@ -538,7 +539,7 @@ async def detach_media(conn: aiosqlite.Connection, post_id: int) -> None:
 
 
 async def describe_media(
-    conn: aiosqlite.Connection, media_id: int, *, description: str,
+    conn: Connection, media_id: int, *, description: str,
     focus: tuple[float, float] | None,
 ) -> None:
     """Change an attachment's alt text and focal point (None: the centre)."""
@@ -586,7 +587,7 @@ async def boosters(
 async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
     """Whether an account may see a live post, by the one visibility rule."""
     condition, params = visible_sql(viewer_id)
-    return db.lookup(
+    return await db.lookup(
         f"SELECT 1 FROM posts p WHERE p.id = ? AND p.deleted_at IS NULL AND {condition}",
         [post_id, *params],
     ) is not None
@@ -596,7 +597,7 @@ async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:
 
 
 async def insert_reaction(
-    conn: aiosqlite.Connection, reaction_id: int, account_id: int, post_id: int, emoji: str,
+    conn: Connection, reaction_id: int, account_id: int, post_id: int, emoji: str,
     uri: str | None, now: float,
 ) -> bool:
     """Record an emoji reaction; False if the same one existed."""
@@ -609,7 +610,7 @@ async def insert_reaction(
 
 
 async def delete_reaction(
-    conn: aiosqlite.Connection, account_id: int, *, uri: str | None = None,
+    conn: Connection, account_id: int, *, uri: str | None = None,
     post_id: int | None = None, emoji: str | None = None,
 ) -> int:
     """Remove reactions by activity id, or by post (and emoji); returns how many."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-
 from xnode.accounts.models import Account, Follow
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 
 async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
     """'accepted', 'pending' or None."""
-    state: str | None = db.lookup_value(
+    state: str | None = await db.lookup_value(
         "SELECT state FROM follows WHERE account_id = ? AND target_account_id = ?",
         (follower_id, target_id),
     )
@@ -68,7 +66,7 @@ async def viewer_edges(
 
 
 async def upsert_follow(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     follow_id: int,
     follower_id: int,
     target_id: int,
@@ -87,7 +85,7 @@ async def upsert_follow(
     return cursor.rowcount == 1
 
 
-async def accept_follow(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+async def accept_follow(conn: Connection, follower_id: int, target_id: int) -> bool:
     """Turn a pending request into a follow; False if there was no pending request."""
     cursor = await conn.execute(
         "UPDATE follows SET state = 'accepted' WHERE account_id = ? AND target_account_id = ?"
@@ -99,7 +97,7 @@ async def accept_follow(conn: aiosqlite.Connection, follower_id: int, target_id:
     return cursor.rowcount == 1
 
 
-async def delete_follow(conn: aiosqlite.Connection, follower_id: int, target_id: int) -> bool:
+async def delete_follow(conn: Connection, follower_id: int, target_id: int) -> bool:
     """Remove a follow or request; False if there was none."""
     cursor = await conn.execute(
         "DELETE FROM follows WHERE account_id = ? AND target_account_id = ? RETURNING state",
@@ -112,7 +110,7 @@ async def delete_follow(conn: aiosqlite.Connection, follower_id: int, target_id:
 
 
 async def _shift_remote_counts(
-    conn: aiosqlite.Connection, follower_id: int, target_id: int, delta: int
+    conn: Connection, follower_id: int, target_id: int, delta: int
 ) -> None:
     """Keep the counts a remote server reported in step with a follow that starts or ends
     here (as Mastodon does), until the next read of that server: otherwise a remote
@@ -126,7 +124,7 @@ async def _shift_remote_counts(
 
 
 async def set_edge(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     table: str,
     edge_id: int,
     account_id: int,
@@ -143,7 +141,7 @@ async def set_edge(
             "INSERT INTO mutes (id, account_id, target_account_id, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id)"
             " DO UPDATE SET expires_at = excluded.expires_at"
-            " WHERE mutes.expires_at IS NOT excluded.expires_at",
+            " WHERE mutes.expires_at IS DISTINCT FROM excluded.expires_at",
             (edge_id, account_id, target_id, now, expires_at),
         )
     elif on:
@@ -160,17 +158,17 @@ async def set_edge(
     return cursor.rowcount == 1
 
 
-def expired_mutes_exist(db: Database, now: float) -> bool:
+async def expired_mutes_exist(db: Database, now: float) -> bool:
     """Whether some mute's time ran out (one probe of ``mutes_expiring``, read inline)."""
     return bool(
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT 1 FROM mutes WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
             (now,),
         )
     )
 
 
-async def purge_expired_mutes(conn: aiosqlite.Connection, now: float) -> int:
+async def purge_expired_mutes(conn: Connection, now: float) -> int:
     """Delete mutes whose time ran out; how many went."""
     cursor = await conn.execute(
         "DELETE FROM mutes WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
@@ -182,7 +180,7 @@ async def has_edge(db: Database, table: str, account_id: int, target_id: int) ->
     """Whether ``account_id`` blocks/mutes ``target_id``."""
     assert table in ("blocks", "mutes")
     return bool(
-        db.lookup_value(
+        await db.lookup_value(
             f"SELECT 1 FROM {table} WHERE account_id = ? AND target_account_id = ?",
             (account_id, target_id),
         )
@@ -192,7 +190,7 @@ async def has_edge(db: Database, table: str, account_id: int, target_id: int) ->
 async def blocked_either_way(db: Database, a: int, b: int) -> bool:
     """Whether either account blocks the other."""
     return bool(
-        db.lookup_value(
+        await db.lookup_value(
             "SELECT 1 FROM blocks WHERE (account_id = ? AND target_account_id = ?)"
             " OR (account_id = ? AND target_account_id = ?)",
             (a, b, b, a),
@@ -289,7 +287,7 @@ async def familiar_followers(
     return [Account.from_row(row) for row in rows]
 
 
-def relationship_facts(
+async def relationship_facts(
     db: Database, viewer_id: int, target_id: int, now: float | None = None
 ) -> set[tuple[str, str]]:
     """What links ``viewer_id`` to ``target_id``: ('out'|'in', follow state), ('blocking'|
@@ -297,7 +295,7 @@ def relationship_facts(
 
     With ``now``, a mute whose time ran out (not purged yet) no longer counts.
     """
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT 'out', state FROM follows WHERE account_id = ? AND target_account_id = ?"
         " UNION ALL SELECT 'in', state FROM follows WHERE account_id = ?"
         " AND target_account_id = ?"
@@ -340,12 +338,12 @@ async def count_related(db: Database, *, column: str, account_id: int) -> int:
     )
 
 
-def followers_among(db: Database, target_id: int, candidates: list[int]) -> list[int]:
+async def followers_among(db: Database, target_id: int, candidates: list[int]) -> list[int]:
     """Which of ``candidates`` follow ``target_id`` (accepted): a few ids, read inline."""
     if not candidates:
         return []
     marks = ", ".join("?" for _ in candidates)
-    rows = db.lookup_all(
+    rows = await db.lookup_all(
         "SELECT account_id FROM follows WHERE target_account_id = ? AND state = 'accepted'"
         f" AND account_id IN ({marks})",
         (target_id, *candidates),

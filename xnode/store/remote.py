@@ -9,17 +9,14 @@ reactions and the visibility check already live in ``relationships`` and ``posts
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from xnode.accounts.models import Account
 from xnode.posts.models import Post
 from xnode.store import posts as post_store
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database, Row
 
 # --- accounts and keys -------------------------------------------------------------
 
@@ -53,12 +50,12 @@ class RemoteAccountRow:
 
 async def account_by_uri(db: Database, uri: str) -> Account | None:
     """Any account (local or remote) by its actor URI."""
-    row = db.lookup("SELECT * FROM accounts WHERE uri = ?", (uri,))
+    row = await db.lookup("SELECT * FROM accounts WHERE uri = ?", (uri,))
     return None if row is None else Account.from_row(row)
 
 
 async def upsert_remote_account(
-    conn: aiosqlite.Connection, new_id: int, data: RemoteAccountRow, now: float
+    conn: Connection, new_id: int, data: RemoteAccountRow, now: float
 ) -> int:
     """Insert or refresh a remote account by URI; returns its id.
 
@@ -71,7 +68,7 @@ async def upsert_remote_account(
     key = data.username.lower()
     await conn.execute(
         "UPDATE accounts SET username_key = username_key || '~' || id"
-        " WHERE domain = ? AND username_key = ? AND uri IS NOT ?",
+        " WHERE domain = ? AND username_key = ? AND uri IS DISTINCT FROM ?",
         (data.domain, key, data.uri),
     )
     values = (
@@ -119,7 +116,7 @@ async def upsert_remote_account(
 
 
 async def replace_remote_keys(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     account_id: int,
     keys: Sequence[tuple[int, str, str, str]],
     now: float,
@@ -147,7 +144,7 @@ async def replace_remote_keys(
         )
 
 
-async def mark_account_deleted(conn: aiosqlite.Connection, account_id: int, now: float) -> None:
+async def mark_account_deleted(conn: Connection, account_id: int, now: float) -> None:
     """Forget what a deleted remote actor left: posts, boosts, likes, follows, keys.
 
     Posts become tombstones (replies by others keep their place in threads).
@@ -188,7 +185,7 @@ async def mark_account_deleted(conn: aiosqlite.Connection, account_id: int, now:
     )
 
 
-async def set_moved_to(conn: aiosqlite.Connection, account_id: int, target_id: int) -> None:
+async def set_moved_to(conn: Connection, account_id: int, target_id: int) -> None:
     """Record that an account moved to another (Move activity)."""
     await conn.execute(
         "UPDATE accounts SET moved_to_account_id = ? WHERE id = ?", (target_id, account_id)
@@ -200,18 +197,18 @@ async def set_moved_to(conn: aiosqlite.Connection, account_id: int, target_id: i
 
 async def post_by_uri(db: Database, uri: str) -> Post | None:
     """A post (or boost row) by its ActivityPub id."""
-    row = db.lookup("SELECT * FROM posts WHERE uri = ?", (uri,))
+    row = await db.lookup("SELECT * FROM posts WHERE uri = ?", (uri,))
     return None if row is None else Post.from_row(row)
 
 
 async def mentioned_ids(db: Database, post_id: int) -> list[int]:
     """The accounts a post mentions."""
-    rows = db.lookup_all("SELECT account_id FROM mentions WHERE post_id = ?", (post_id,))
+    rows = await db.lookup_all("SELECT account_id FROM mentions WHERE post_id = ?", (post_id,))
     return [row[0] for row in rows]
 
 
 async def replace_remote_media(
-    conn: aiosqlite.Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
+    conn: Connection, post_id: int, rows: Sequence[dict[str, Any]], *,
     new: bool = False,
 ) -> None:
     """Set a remote post's attachments (links to the remote files; nothing is downloaded).
@@ -228,7 +225,7 @@ async def replace_remote_media(
         )
 
 
-async def insert_boost(conn: aiosqlite.Connection, **fields: Any) -> bool:
+async def insert_boost(conn: Connection, **fields: Any) -> bool:
     """Insert a boost row unless this account already boosted the post (or the uri exists)."""
     columns = ", ".join(fields)
     marks = ", ".join("?" for _ in fields)
@@ -242,7 +239,7 @@ async def insert_boost(conn: aiosqlite.Connection, **fields: Any) -> bool:
 
 
 async def insert_like(
-    conn: aiosqlite.Connection, like_id: int, account_id: int, post_id: int, uri: str | None,
+    conn: Connection, like_id: int, account_id: int, post_id: int, uri: str | None,
     now: float,
 ) -> bool:
     """Record a remote like with its activity id; False if it already existed."""
@@ -258,7 +255,7 @@ async def insert_like(
 
 async def find_like(
     db: Database, account_id: int, *, uri: str | None = None, post_id: int | None = None
-) -> sqlite3.Row | None:
+) -> Row | None:
     """A like by this account, by its activity id or by the post."""
     if uri is not None:
         row = await db.fetchone(
@@ -271,7 +268,7 @@ async def find_like(
     )
 
 
-async def delete_like(conn: aiosqlite.Connection, like: sqlite3.Row) -> None:
+async def delete_like(conn: Connection, like: Row) -> None:
     """Withdraw a like (Undo Like) and its notification."""
     cursor = await conn.execute("DELETE FROM likes WHERE id = ?", (like["id"],))
     if cursor.rowcount == 1:
@@ -285,7 +282,7 @@ async def delete_like(conn: aiosqlite.Connection, like: sqlite3.Row) -> None:
 # --- follows and blocks --------------------------------------------------------------
 
 
-async def set_follow_uri(conn: aiosqlite.Connection, follow_id: int, uri: str | None) -> None:
+async def set_follow_uri(conn: Connection, follow_id: int, uri: str | None) -> None:
     """Remember the remote Follow's id (its Undo may name only that)."""
     if uri is None:
         return
@@ -297,7 +294,7 @@ async def set_follow_uri(conn: aiosqlite.Connection, follow_id: int, uri: str | 
 
 
 async def block_from(
-    conn: aiosqlite.Connection, block_id: int, account_id: int, target_id: int, uri: str | None,
+    conn: Connection, block_id: int, account_id: int, target_id: int, uri: str | None,
     now: float,
 ) -> None:
     """Record that a remote account blocks a local one."""
@@ -310,7 +307,7 @@ async def block_from(
 
 
 async def unblock_from(
-    conn: aiosqlite.Connection, account_id: int, *, uri: str | None, target_id: int | None
+    conn: Connection, account_id: int, *, uri: str | None, target_id: int | None
 ) -> int:
     """Lift a remote account's block, by activity id or target; returns rows removed."""
     if target_id is not None:
@@ -337,7 +334,7 @@ async def local_followers(db: Database, account_id: int) -> list[tuple[int, Acco
 
 async def has_local_follower(db: Database, account_id: int) -> bool:
     """Whether any local account follows (accepted) this account."""
-    return db.lookup(
+    return await db.lookup(
         "SELECT 1 FROM follows f JOIN accounts a ON a.id = f.account_id"
         " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NULL"
         " LIMIT 1",
@@ -349,7 +346,7 @@ async def has_local_follower(db: Database, account_id: int) -> bool:
 
 
 async def insert_report(
-    conn: aiosqlite.Connection, report_id: int, *, reporter_id: int, target_id: int,
+    conn: Connection, report_id: int, *, reporter_id: int, target_id: int,
     post_ids: Sequence[int], comment: str, activity_uri: str | None, now: float,
 ) -> None:
     """File a report from a Flag activity."""
@@ -381,7 +378,7 @@ async def enqueue_activity(
 
 async def due_activities(
     db: Database, *, now: float, retry_delay_s: float, limit: int
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Pending items in arrival order; a failed attempt waits ``retry_delay_s`` x attempts.
 
     ``processed_at`` holds the time of the last attempt while an item is pending.

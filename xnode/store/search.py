@@ -1,15 +1,34 @@
-"""SQL for search (SQLite FTS5): posts the viewer may see, accounts, hashtags.
+"""SQL for search: posts the viewer may see, accounts, hashtags.
 
 Every post hit is filtered by the same visibility rule as timelines, inside the query;
 direct posts are never indexed (and are excluded here too).
+
+The full-text match is the one dialect-specific piece (:func:`_match`): SQLite's FTS5
+tables answer ``MATCH`` with FTS5's own query language; on PostgreSQL the same tables
+carry a ``tsvector`` column (``document``, migration m002) matched with ``@@``. Both
+get the words someone typed and prefix-match every one of them (all must match).
 """
 
 from __future__ import annotations
 
-import sqlite3
-
 from xnode.posts.visibility import visible_sql
-from xnode.store.database import Database
+from xnode.store.database import Database, Row
+
+
+def _match(db: Database, table: str, words: list[str]) -> tuple[str, str, list[object]]:
+    """The condition matching every word as a prefix in FTS table alias ``f``, the ORDER
+    BY expression for best-first, and the parameters of the condition."""
+    if db.dialect == "postgres":
+        # xnode_search_text folds case and accents as the document column was built; a
+        # folded word may split in two (``foo-bar``), so the query is built from its parts.
+        query = (
+            "to_tsquery('simple', (SELECT string_agg(quote_literal(part) || ':*', ' & ')"
+            " FROM regexp_split_to_table(xnode_search_text(?), '\\s+') AS part"
+            " WHERE part <> ''))"
+        )
+        return f"f.document @@ {query}", f"ts_rank(f.document, {query}) DESC", [" ".join(words)]
+    # FTS5: each word quoted (its query language must not see operators) and starred.
+    return f"{table} MATCH ?", "rank", [" ".join(f'"{word}"*' for word in words)]
 
 
 def _followed_by(account_id: int | None) -> tuple[str, list[object]]:
@@ -26,15 +45,16 @@ def _followed_by(account_id: int | None) -> tuple[str, list[object]]:
 async def find_posts(
     db: Database,
     viewer_id: int | None,
-    query: str,
+    words: list[str],
     *,
     limit: int,
     offset: int = 0,
     account_id: int | None = None,
     max_id: int | None = None,
     min_id: int | None = None,
-) -> list[sqlite3.Row]:
-    """Visible, non-direct, live posts matching an FTS query, newest first."""
+) -> list[Row]:
+    """Visible, non-direct, live posts with every word (as a prefix), newest first."""
+    match, _, match_params = _match(db, "posts_fts", words)
     visible, params = visible_sql(viewer_id)
     extra = ""
     extra_params: list[object] = []
@@ -46,39 +66,41 @@ async def find_posts(
         extra, extra_params = extra + " AND p.id > ?", [*extra_params, min_id]
     return await db.fetchall(
         "SELECT p.* FROM posts_fts f JOIN posts p ON p.id = f.rowid"
-        " WHERE posts_fts MATCH ? AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
+        f" WHERE {match} AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
         f"{extra} AND {visible} ORDER BY f.rowid DESC LIMIT ? OFFSET ?",
-        [query, *extra_params, *params, limit, offset],
+        [*match_params, *extra_params, *params, limit, offset],
     )
 
 
 async def exact_accounts(
     db: Database, username: str, domain: str, *, followed_by: int | None = None
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Live accounts with exactly this handle (``domain`` empty: ours), optionally only
     those ``followed_by`` follows."""
     followed, followed_params = _followed_by(followed_by)
     return await db.fetchall(
         "SELECT a.* FROM accounts a WHERE a.username_key = ? AND"
-        " (a.domain IS ? OR (? = '' AND a.domain IS NULL))"
+        " (a.domain IS NOT DISTINCT FROM ? OR (? = '' AND a.domain IS NULL))"
         f" AND a.deleted_at IS NULL AND a.suspended_at IS NULL{followed}",
         [username, domain or None, domain, *followed_params],
     )
 
 
 async def fuzzy_accounts(
-    db: Database, query: str, *, limit: int, followed_by: int | None = None
-) -> list[sqlite3.Row]:
-    """Discoverable live accounts whose handle, name or bio match an FTS query, best
-    first (local ones only while their user is active)."""
+    db: Database, words: list[str], *, limit: int, followed_by: int | None = None
+) -> list[Row]:
+    """Discoverable live accounts whose handle, name or bio have every word (as a
+    prefix), best first (local ones only while their user is active)."""
     followed, followed_params = _followed_by(followed_by)
+    match, best_first, match_params = _match(db, "accounts_fts", words)
+    order_params = match_params if db.dialect == "postgres" else []
     return await db.fetchall(
         "SELECT a.* FROM accounts_fts f JOIN accounts a ON a.id = f.rowid"
-        " WHERE accounts_fts MATCH ? AND a.discoverable = 1 AND a.deleted_at IS NULL"
+        f" WHERE {match} AND a.discoverable = 1 AND a.deleted_at IS NULL"
         " AND a.suspended_at IS NULL AND (a.domain IS NOT NULL OR EXISTS"
         " (SELECT 1 FROM users u WHERE u.account_id = a.id AND u.state = 'active'))"
-        f"{followed} ORDER BY rank LIMIT ?",
-        [query, *followed_params, limit],
+        f"{followed} ORDER BY {best_first} LIMIT ?",
+        [*match_params, *followed_params, *order_params, limit],
     )
 
 

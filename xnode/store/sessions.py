@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from xnode.store.database import Database
+from xnode.store.database import Connection, Database
 
 
 async def insert_session(
@@ -27,7 +25,7 @@ async def insert_session(
 
 async def get_session(db: Database, token_hash: str, now: float) -> tuple[int, float] | None:
     """Return (account id, last seen) of an unexpired session."""
-    row = db.lookup(
+    row = await db.lookup(
         "SELECT account_id, last_seen_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
         (token_hash, now),
     )
@@ -48,11 +46,11 @@ async def delete_session(db: Database, token_hash: str) -> None:
 
 
 async def delete_sessions_of(
-    conn: aiosqlite.Connection, account_id: int, keep_token_hash: str | None = None
+    conn: Connection, account_id: int, keep_token_hash: str | None = None
 ) -> None:
     """End every session of an account, optionally keeping one."""
     await conn.execute(
-        "DELETE FROM sessions WHERE account_id = ? AND token_hash IS NOT ?",
+        "DELETE FROM sessions WHERE account_id = ? AND token_hash IS DISTINCT FROM ?",
         (account_id, keep_token_hash),
     )
 

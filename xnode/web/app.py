@@ -36,8 +36,7 @@ from xnode.ratelimit import RateLimiter
 from xnode.remote_media import RemoteMediaCache
 from xnode.search import SearchService
 from xnode.settings import Settings
-from xnode.store import helper_processes
-from xnode.store.database import Database
+from xnode.store.database import database_for
 from xnode.timelines import TimelineService
 from xnode.web import (
     admin,
@@ -73,6 +72,7 @@ from xnode.web.state import (
     DB,
     DMS,
     EVENTS,
+    HELPERS_IN_TROUBLE,
     LIMITER,
     LINK_PREVIEWS,
     LIVE,
@@ -197,7 +197,7 @@ def create_app(
             password_change_middleware,
         ],
     )
-    db = Database(settings.database_path)
+    db = database_for(settings.database)
     renderer = Renderer(settings.secret_key, secure_cookies=settings.https)
     renderer.add_globals(
         node_domain=settings.domain, base_url=settings.base_url, version=xnode.__version__
@@ -260,10 +260,8 @@ def create_app(
         message_requests=lambda request: request.get(MESSAGE_REQUESTS, 0),
         pending_signups=lambda request: request.get(PENDING_SIGNUPS, 0),
     )
-    # The admin pages' alert about helper processes that keep crashing (a few rows, inline).
-    renderer.add_globals(
-        helper_trouble=lambda request: [h for h in helper_processes.all_states(db) if h.in_trouble]
-    )
+    # The admin pages' alert about helper processes that keep crashing (set by the middleware).
+    renderer.add_globals(helper_trouble=lambda request: request.get(HELPERS_IN_TROUBLE, []))
     app.cleanup_ctx.append(_database_ctx)
     if role != "inbox":
         app.cleanup_ctx.append(_workers_ctx)

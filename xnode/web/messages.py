@@ -298,7 +298,7 @@ async def _render_conversation(
         until = page.messages[-1].view.post.created_at if before is not None else None
         items += [
             (record.at, "call", record)
-            for record in request.app[CALLS].history(
+            for record in await request.app[CALLS].history(
                 user.id, page.participants[0].id, since=since, until=until
             )
         ]

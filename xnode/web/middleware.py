@@ -12,6 +12,7 @@ from aiohttp import web
 from xnode.accounts.models import User
 from xnode.accounts.sessions import hash_token
 from xnode.errors import RateLimited, XnodeError
+from xnode.federation_admin import FederationAdmin
 from xnode.web.forms import read_form
 from xnode.web.render import RENDERER
 from xnode.web.security import (
@@ -23,7 +24,10 @@ from xnode.web.security import (
 )
 from xnode.web.state import (
     ACCOUNTS,
+    CLOCK,
+    DB,
     DMS,
+    HELPERS_IN_TROUBLE,
     MESSAGE_REQUESTS,
     NOTIFICATIONS,
     PENDING_SIGNUPS,
@@ -212,7 +216,11 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             DMS
         ].unread_summary(user.id)
         if user.is_admin:
-            request[PENDING_SIGNUPS] = request.app[ACCOUNTS].pending_count()
+            request[PENDING_SIGNUPS] = await request.app[ACCOUNTS].pending_count()
+            if request.path.startswith("/admin"):
+                request[HELPERS_IN_TROUBLE] = await FederationAdmin(
+                    request.app[DB], request.app[CLOCK]
+                ).helpers_in_trouble()
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -136,7 +136,7 @@ def _field(values: Mapping[str, Any], name: str, max_length: int) -> str:
     return value
 
 
-def _client_and_redirect(request: web.Request, values: Mapping[str, Any]) -> tuple[
+async def _client_and_redirect(request: web.Request, values: Mapping[str, Any]) -> tuple[
     Application, str
 ]:  # fmt: skip
     """The app and the redirect URI it registered, or the reason not to go on.
@@ -152,7 +152,7 @@ def _client_and_redirect(request: web.Request, values: Mapping[str, Any]) -> tup
     if not client_id:
         raise _RequestRefused("The app did not say who it is (no client_id).")
     try:
-        application = request.app[OAUTH].client(client_id)
+        application = await request.app[OAUTH].client(client_id)
     except OAuthError:
         raise _RequestRefused("This app is not registered here (unknown client_id).") from None
     if not redirect_uri and len(application.redirect_uris) == 1:
@@ -253,7 +253,7 @@ def _consent_policy(redirect_uri: str) -> str:
 async def authorize_page(request: web.Request) -> web.Response:
     """The consent page: which app asks for what, for whom; Allow or Deny."""
     try:
-        application, redirect_uri = _client_and_redirect(request, request.query)
+        application, redirect_uri = await _client_and_redirect(request, request.query)
     except _RequestRefused as exc:
         return _refused_page(request, exc.message)
     user = require_user(request)  # to the login page, which comes back here, query and all
@@ -282,7 +282,7 @@ async def authorize_submit(request: web.Request) -> web.Response:
     """Allow (a code for the app) or Deny, after checking the whole request again."""
     form = await read_form(request)
     try:
-        application, redirect_uri = _client_and_redirect(request, form)
+        application, redirect_uri = await _client_and_redirect(request, form)
     except _RequestRefused as exc:
         return _refused_page(request, exc.message)
     user = require_user(request)
@@ -345,7 +345,7 @@ def _client_credentials(request: web.Request, params: Params) -> tuple[str, str,
     return client_id, secret, False
 
 
-def _authenticate_client(request: web.Request, params: Params) -> Application:
+async def _authenticate_client(request: web.Request, params: Params) -> Application:
     """The app making the request, by its id and secret.
 
     Every app registered here has a secret (Mastodon's apps are confidential clients), so
@@ -358,7 +358,7 @@ def _authenticate_client(request: web.Request, params: Params) -> Application:
     if not client_id or not secret:
         raise OAuthError("invalid_client", "Client authentication failed: send the "
                          "client_id and client_secret.", 401)  # fmt: skip
-    return request.app[OAUTH].authenticate_client(client_id, secret)
+    return await request.app[OAUTH].authenticate_client(client_id, secret)
 
 
 def _token_body(issued: IssuedToken) -> dict[str, object]:
@@ -414,7 +414,7 @@ async def _grant(request: web.Request, params: Params) -> IssuedToken:
     if grant_type not in ("authorization_code", "client_credentials", "password"):
         raise OAuthError("unsupported_grant_type", f"The {grant_type[:40]!r} grant is not "
                          "supported here.")  # fmt: skip
-    application = _authenticate_client(request, params)
+    application = await _authenticate_client(request, params)
     scope = params.text("scope", max_length=scope_rules.MAX_SCOPES_TEXT) or None
     if grant_type == "client_credentials":
         return await oauth.client_token(application, scope)
@@ -457,7 +457,7 @@ async def revoke(request: web.Request) -> web.Response:
     already revoked token is not an error."""
     try:
         params = await read_params(request)
-        application = _authenticate_client(request, params)
+        application = await _authenticate_client(request, params)
         access_token = params.text("token", max_length=200)
         if not access_token:
             raise OAuthError("invalid_request", "The token to revoke is missing.")
@@ -518,7 +518,7 @@ async def app_revoke(request: web.Request) -> web.Response:
     user = require_user(request)
     application_id = int(request.match_info["id"])
     oauth = request.app[OAUTH]
-    application = oauth.application(application_id)
+    application = await oauth.application(application_id)
     revoked = await oauth.revoke_application(user.id, application_id)
     if not revoked or application is None:
         raise redirect(request, APPS_PATH, "That app had no access to your account.", "error")

@@ -163,7 +163,7 @@ async def _render_account(
         "delete_error_field": delete_error.field if delete_error else None,
         "settings_section": "account",
         "dm_policy": await request.app[DMS].policy(user.id),
-        "call_policy": request.app[CALLS].policy(user.id),
+        "call_policy": await request.app[CALLS].policy(user.id),
     }
     return request.app[RENDERER].render(
         request, "settings_account.html", context, status=error.status if error else 200

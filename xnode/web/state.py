@@ -24,6 +24,7 @@ from xnode.remote_media import RemoteMediaCache
 from xnode.search import SearchService
 from xnode.settings import Settings
 from xnode.store.database import Database
+from xnode.store.helper_processes import HelperState
 from xnode.timelines import TimelineService
 from xnode.web.render import RENDERER
 
@@ -53,6 +54,8 @@ UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
 # Message requests waiting, and (for admins) sign-ups waiting: the nav's other badges.
 MESSAGE_REQUESTS = web.RequestKey("message_requests", int)
 PENDING_SIGNUPS = web.RequestKey("pending_signups", int)
+# For admins on admin pages: helper processes that keep crashing.
+HELPERS_IN_TROUBLE = web.RequestKey("helpers_in_trouble", list[HelperState])
 
 __all__ = [
     "ACCOUNTS",
@@ -62,6 +65,7 @@ __all__ = [
     "DB",
     "DMS",
     "EVENTS",
+    "HELPERS_IN_TROUBLE",
     "LIMITER",
     "LINK_PREVIEWS",
     "LIVE",

@@ -1,0 +1,310 @@
+"""The PostgreSQL backend (asyncpg, a pool of connections).
+
+For nodes that outgrow one SQLite file (docs/admin.md, "Scaling out"). It implements
+:class:`xnode.store.database.Database` over an asyncpg pool: reads take any pooled
+connection, each transaction block holds one for its length. asyncpg was chosen over
+psycopg 3 by ``bench/pg_drivers.py`` (docs/benchmarks.md, "PostgreSQL drivers"): less
+client CPU per page and per write, and a smaller pool.
+
+Store code writes ``?`` placeholders, SQLite's and the DB-API's; PostgreSQL numbers its
+parameters (``$1``, ``$2``), so each statement is rewritten once (outside string
+literals) and the rewrite is cached. Constraint errors become
+:class:`xnode.store.database.IntegrityError`, as on SQLite.
+
+Unlike SQLite, several transactions write at once here (and several processes): every
+store function must be correct without a single writer (ids from ``RETURNING``, queue
+rows claimed with ``FOR UPDATE SKIP LOCKED``, upserts instead of read-then-write).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Generator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xnode.store.database import Dialect, IntegrityError, Params, Row
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
+
+POOL_MIN = 1
+"""Connections kept open when idle: a one-user node stays small."""
+POOL_MAX = 10
+STATEMENT_CACHE = 1024
+"""Prepared statements kept per connection (the store has a few hundred distinct ones)."""
+_TRANSLATIONS_MAX = 4096
+
+# A string literal, a quoted identifier, or a placeholder.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|EXPLAIN)\b|\bRETURNING\b", re.I)
+_translations: dict[str, str] = {}
+
+
+def numbered(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders numbered ``$1``, ``$2``... (cached)."""
+    done = _translations.get(sql)
+    if done is not None:
+        return done
+    counter = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal counter
+        if match.group(0) != "?":
+            return match.group(0)
+        counter += 1
+        return f"${counter}"
+
+    done = _TOKEN.sub(number, sql)
+    if len(_translations) >= _TRANSLATIONS_MAX:
+        _translations.clear()  # dynamic IN-lists: a bound, not an LRU, is enough
+    _translations[sql] = done
+    return done
+
+
+def _rowcount(status: str) -> int:
+    """Rows changed, from a command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1
+
+
+class _Cursor:
+    """A finished statement's rows and count, read the way store code reads a cursor."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    async def fetchone(self) -> Row | None:
+        """The next row, if any."""
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchall(self) -> list[Row]:
+        """Every remaining row."""
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __aiter__(self) -> AsyncIterator[Row]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Row]:
+        while self._rows:
+            yield self._rows.pop(0)
+
+
+class _Result:
+    """An awaitable (and ``async with``-able) statement run."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        cursor: _Cursor = yield from self._run.__await__()
+        return cursor
+
+    async def __aenter__(self) -> _Cursor:
+        cursor: _Cursor = await self._run
+        return cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class PostgresConnection:
+    """One pooled connection inside a transaction block."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, conn: asyncpg.Connection, owner: PostgresDatabase) -> None:
+        self._conn = conn
+        self._owner = owner
+        self.deferred: list[tuple[str, Params]] = []
+
+    def at_commit(self, sql: str, parameters: Params = ()) -> None:
+        """Run a write just before the block commits (in its transaction)."""
+        self.deferred.append((sql, parameters))
+
+    async def _run(self, sql: str, parameters: Params) -> _Cursor:
+        self._owner._note(sql)
+        try:
+            if _RETURNS_ROWS.search(sql):
+                rows = await self._conn.fetch(numbered(sql), *parameters)
+                return _Cursor(list(rows), len(rows))
+            status = await self._conn.execute(numbered(sql), *parameters)
+            return _Cursor([], _rowcount(status))
+        except _integrity_errors() as exc:
+            raise IntegrityError(str(exc)) from exc
+        except Exception as exc:
+            exc.add_note(f"in: {sql}")  # the statement, in the traceback of a failure
+            raise
+
+    async def _run_many(self, sql: str, parameters: Iterable[Params]) -> _Cursor:
+        self._owner._note(sql)
+        batch = [tuple(p) for p in parameters]
+        try:
+            await self._conn.executemany(numbered(sql), batch)
+        except _integrity_errors() as exc:
+            raise IntegrityError(str(exc)) from exc
+        return _Cursor([], len(batch))
+
+    def execute(self, sql: str, parameters: Params = ()) -> _Result:
+        """Run one statement; await the result or use it in ``async with``."""
+        return _Result(self._run(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Params]) -> _Result:
+        """Run one statement for every parameter set."""
+        return _Result(self._run_many(sql, parameters))
+
+    async def execute_fetchall(self, sql: str, parameters: Params = ()) -> list[Row]:
+        """Run a statement and return every row."""
+        return await (await self._run(sql, parameters)).fetchall()
+
+
+def _integrity_errors() -> type[Exception]:
+    import asyncpg
+
+    error: type[Exception] = asyncpg.IntegrityConstraintViolationError
+    return error
+
+
+class PostgresDatabase:
+    """A node's PostgreSQL database (implements :class:`xnode.store.database.Database`)."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, url: str, *, pool_min: int = POOL_MIN, pool_max: int = POOL_MAX) -> None:
+        self.url = url
+        self._pool_min = pool_min
+        self._pool_max = pool_max
+        self._pool: asyncpg.Pool | None = None
+        self._table_versions: dict[str, int] = {}
+        self.commits = 0
+
+    async def open(self) -> None:
+        """Open the pool and apply pending migrations.
+
+        Raises:
+            SchemaTooNewError: if the database was written by a newer xnode.
+        """
+        import asyncpg
+
+        from xnode.store.migrations.postgres import apply_postgres_migrations
+
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=self._pool_min,
+            max_size=self._pool_max,
+            statement_cache_size=STATEMENT_CACHE,
+            # The pool's default reset (RESET ALL, UNLISTEN *, CLOSE ALL...) is a round
+            # trip per release; nothing here changes session state, so none is needed.
+            reset=_no_reset,
+        )
+        try:
+            async with self._pool.acquire() as conn:
+                applied = await apply_postgres_migrations(conn)
+            if applied:
+                log.info("applied migrations %s", ", ".join(str(v) for v in applied))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (waiting for connections in use to come back)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _pool_or_fail(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database is not open")
+        return self._pool
+
+    def _note(self, sql: str) -> None:
+        # As on SQLite: any write naming a watched table invalidates its caches here.
+        for table in self._table_versions:
+            if table in sql:
+                self._table_versions[table] += 1
+
+    def table_version(self, table: str) -> int:
+        """A counter that changes whenever this process writes SQL naming ``table``."""
+        return self._table_versions.setdefault(table, 0)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresConnection]:
+        """Run the block's writes as one transaction on one pooled connection."""
+        async with self._pool_or_fail().acquire() as conn, conn.transaction():
+            block = PostgresConnection(conn, self)
+            yield block
+            for sql, parameters in block.deferred:
+                await block.execute(sql, parameters)
+        self.commits += 1
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in its own transaction; return the rows changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """Every row of a query."""
+        try:
+            rows: list[Row] = await self._pool_or_fail().fetch(numbered(sql), *params)
+        except Exception as exc:
+            exc.add_note(f"in: {sql}")
+            raise
+        return rows
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of a query, if any."""
+        try:
+            row: Row | None = await self._pool_or_fail().fetchrow(numbered(sql), *params)
+        except Exception as exc:
+            exc.add_note(f"in: {sql}")
+            raise
+        return row
+
+    async def fetchvalue(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row (or None)."""
+        try:
+            return await self._pool_or_fail().fetchval(numbered(sql), *params)
+        except Exception as exc:
+            exc.add_note(f"in: {sql}")
+            raise
+
+    # Point reads have no cheaper path here than any other query: one round trip.
+    async def lookup(self, sql: str, params: Params = ()) -> Row | None:
+        """An indexed point read: the first row, if any."""
+        return await self.fetchone(sql, params)
+
+    async def lookup_value(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row of a point read (or None)."""
+        return await self.fetchvalue(sql, params)
+
+    async def lookup_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Every row of a small indexed read."""
+        return await self.fetchall(sql, params)
+
+    async def fetch_keyed(self, sql: str, params: Params, keys: int) -> list[Row]:
+        """Rows of a query selecting ``keys`` index keys."""
+        return await self.fetchall(sql, params)
+
+    async def backup_to(self, target: Path) -> None:
+        """Not here: PostgreSQL is backed up with ``pg_dump`` (docs/admin.md)."""
+        raise RuntimeError("a PostgreSQL node is backed up with pg_dump (docs/admin.md)")
+
+    async def integrity_problems(self) -> list[str]:
+        """PostgreSQL enforces its constraints on every write; nothing to scan for."""
+        await self.fetchvalue("SELECT 1")  # but the server must answer
+        return []
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
