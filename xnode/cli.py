@@ -27,6 +27,7 @@ from xnode.accounts.models import Invite, User
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
 from xnode.calls.client_cli import register as register_call_commands
+from xnode.cli_db import db
 from xnode.cli_federation import federation
 from xnode.cli_support import _data_option, _echo_table, _Node, _when, _with_node
 from xnode.clock import SystemClock
@@ -597,4 +598,5 @@ def _media_problems(settings: Settings) -> list[str]:
 # --- federation: xnode/cli_federation.py ----------------------------------
 
 main.add_command(federation)
+main.add_command(db)  # xnode/cli_db.py
 register_call_commands(main)
