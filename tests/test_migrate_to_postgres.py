@@ -37,7 +37,13 @@ from xnode.cli import main
 from xnode.dms.service import DirectMessages
 from xnode.posts.service import Draft, ImageUpload
 from xnode.settings import CONFIG_FILE, DATABASE_FILE, SECRET_FILE, load_settings, render_config
-from xnode.store.copy_to_postgres import TableChecksum, column_kind, normalised, sqlite_tables
+from xnode.store.copy_to_postgres import (
+    TableChecksum,
+    column_kind,
+    normalised,
+    redacted,
+    sqlite_tables,
+)
 from xnode.web.app import create_app
 from xnode.web.state import CLOCK, DB, EVENTS, POSTS, SETTINGS
 
@@ -507,3 +513,13 @@ def test_checksum_takes_values_by_their_column_type() -> None:
     assert digest(kinds, (1, 1.0, "", b"")) != digest(kinds, (1, 1.0000000000000002, "", b""))
     assert digest(["text"], ("a",), ("b",)) != digest(["text"], ("b",), ("a",))
     assert normalised("text", None) != normalised("text", "")
+
+
+def test_messages_never_show_a_password() -> None:
+    assert redacted("postgresql://xnode:s3cret@db.example/xnode") == (
+        "postgresql://xnode:***@db.example/xnode"
+    )
+    assert redacted("postgresql:///xnode?host=/run&password=s3cret&sslmode=require") == (
+        "postgresql:///xnode?host=/run&password=***&sslmode=require"
+    )
+    assert redacted("postgresql://xnode@/xnode?host=/run") == "postgresql://xnode@/xnode?host=/run"

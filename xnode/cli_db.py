@@ -64,12 +64,15 @@ def migrate_to_postgres(data_dir: Path, dsn: str) -> None:
     path = settings.database_path
     if not path.is_file():
         raise click.ClickException(f"no database at {path}")
-    _refuse_if_serving(settings)
-
+    config: list[Path] = []
     bar = _Progress()
     try:
+        _refuse_if_serving(settings)
         with bar:
-            report = asyncio.run(copy_sqlite_to_postgres(path, dsn, bar.update))
+            report = asyncio.run(copy_sqlite_to_postgres(
+                path, dsn, bar.update,
+                after_commit=lambda _: config.append(_switch_config(settings.data_dir, dsn)),
+            ))  # fmt: skip
     except VerificationError as exc:
         _echo_results(exc.report)
         raise click.ClickException(
@@ -86,8 +89,7 @@ def migrate_to_postgres(data_dir: Path, dsn: str) -> None:
         f"Copied and verified {report.rows} rows in {len(report.tables)} tables:"
         " row counts and checksums match."
     )
-    config = _switch_config(settings.data_dir, dsn)
-    click.echo(f"{config} now has database_url: the next xnode serve uses PostgreSQL.")
+    click.echo(f"{config[0]} now has database_url: the next xnode serve uses PostgreSQL.")
     click.echo(
         f"The SQLite database {path} is left in place as the way back: remove the"
         " database_url line to return to it (changes made on PostgreSQL since would"
@@ -151,6 +153,16 @@ def _switch_config(data_dir: Path, dsn: str) -> Path:
     old file or the new one, never half of one; then read back to be sure it loads.
     """
     config = data_dir / CONFIG_FILE
+    try:
+        return _write_config(config, dsn)
+    except OSError as exc:
+        raise click.ClickException(
+            f"the copy is committed and verified, but {config} could not be written"
+            f" ({exc}): add the line database_url = \"...\" (the DSN) by hand"
+        ) from None
+
+
+def _write_config(config: Path, dsn: str) -> Path:
     text = config.read_text(encoding="utf-8")
     # render_config escapes the value as the rest of xnode.toml is written.
     line = next(

@@ -52,6 +52,7 @@ plain tables whose generated ``document`` column is computed from the text.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -70,6 +71,7 @@ CHUNK_ROWS = 5000
 CONNECT_TIMEOUT_S = 15.0
 SCHEMA_MIGRATIONS = "schema_migrations"
 """Filled by the target's own migrations, so compared rather than copied."""
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.I)
 FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
 
 Kind = Literal["int", "float", "text", "bytes"]
@@ -284,15 +286,16 @@ class TableChecksum:
 
 
 def redacted(dsn: str) -> str:
-    """The DSN without its password, for messages."""
+    """The DSN without its password (in the address or ``?password=``), for messages."""
     try:
-        parts = urlsplit(dsn)
+        password = urlsplit(dsn).password
     except ValueError:
         return "(an unreadable DSN)"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    # Edited in place: urlsplit's geturl() would drop the empty host of a socket DSN
+    # (postgresql:///name?host=/run/postgresql).
+    if password is not None:
+        dsn = dsn.replace(f":{password}@", ":***@", 1)
+    return _PASSWORD_PARAMETER.sub(r"\1***", dsn)
 
 
 def quoted(name: str) -> str:
@@ -525,14 +528,20 @@ async def _identity_columns(conn: asyncpg.Connection) -> list[tuple[str, str]]:
 
 
 async def copy_sqlite_to_postgres(
-    sqlite_path: Path, dsn: str, progress: Progress | None = None
+    sqlite_path: Path,
+    dsn: str,
+    progress: Progress | None = None,
+    after_commit: Callable[[CopyReport], None] | None = None,
 ) -> CopyReport:
     """Copy the SQLite database at ``sqlite_path`` into the empty PostgreSQL database
     ``dsn``, verify every table, and commit; nothing is committed unless all of it worked.
 
     The SQLite database must be at this xnode's schema (open it with
     :func:`~xnode.store.database.open_database` first, which migrates it) and must not
-    be open anywhere else; it is only read.
+    be open anywhere else; it is only read. ``after_commit`` runs once the copy is
+    committed, while the SQLite lock is still held: switching the node's configuration
+    there leaves no moment in which a node could start on the old database and write
+    to it.
 
     Raises:
         NodeServingError: the SQLite database is open in another process.
@@ -542,6 +551,8 @@ async def copy_sqlite_to_postgres(
         VerificationError: some table differs after the copy (rolled back).
         CopyError: anything else that stops the copy (its message says what).
     """
+    import asyncpg
+
     report = progress or (lambda phase, done, total: None)
     lite = _exclusive(sqlite_path)  # held until the end: see the module's docstring
     try:
@@ -568,10 +579,18 @@ async def copy_sqlite_to_postgres(
                     f" {target_versions}: both must be at this xnode's schema"
                 )
             ordered = [tables[name] for name in sorted(tables)]
-            async with conn.transaction():
-                return await _copy_all(lite, conn, ordered, counts, dsn, report)
+            try:
+                async with conn.transaction():
+                    result = await _copy_all(lite, conn, ordered, counts, dsn, report)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # E.g. a role that does not own the tables (ALTER TABLE), or a server
+                # that went away: rolled back either way.
+                raise CopyError(f"PostgreSQL stopped the copy: {exc}") from None
         finally:
             await conn.close()
+        if after_commit is not None:
+            after_commit(result)
+        return result
     finally:
         lite.close()
 
