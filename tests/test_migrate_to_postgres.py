@@ -381,6 +381,19 @@ async def fetch_json(url: str) -> dict[str, Any]:
         return found
 
 
+def test_a_role_that_only_owns_its_database_is_enough(tmp_path: Path, cluster: PgCluster):
+    """As in production: no superuser, a role owning an empty database (createdb -O)."""
+    name = f"owned_{next(_names)}"
+    cluster.psql("postgres", f"CREATE ROLE {name} LOGIN")
+    cluster.psql("postgres", f"CREATE DATABASE {name} OWNER {name}")
+    dsn = cluster.url(name).replace("postgres@", f"{name}@", 1)
+    node = tmp_path / "node"
+    init(node)
+    result = migrate(node, dsn)
+    assert result.exit_code == 0, result.output
+    assert asyncio.run(pg_fetch(dsn, "SELECT username FROM accounts"))[0][0] == "root"
+
+
 # --- Refusals ---------------------------------------------------------------------------
 
 
