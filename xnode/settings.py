@@ -23,8 +23,11 @@ REGISTRATION_MODES = ("open", "approval", "invite", "closed")
 
 # Environment variables with the XNODE_ prefix that are not settings keys:
 # the CLI uses them as defaults for its own options, and crash tests arm
-# fault points with XNODE_FAULT_PAUSE and XNODE_FAULT_EXIT (xnode/faults.py).
-NON_SETTING_ENV = frozenset({"XNODE_DATA", "XNODE_FAULT_PAUSE", "XNODE_FAULT_EXIT"})
+# fault points with XNODE_FAULT_PAUSE and XNODE_FAULT_EXIT (xnode/faults.py), and the
+# test suite picks its database engine with XNODE_TEST_DATABASE (tests/database_backend.py).
+NON_SETTING_ENV = frozenset(
+    {"XNODE_DATA", "XNODE_FAULT_PAUSE", "XNODE_FAULT_EXIT", "XNODE_TEST_DATABASE"}
+)
 
 
 class SettingsError(Exception):

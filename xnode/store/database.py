@@ -16,7 +16,7 @@ and by position.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -157,6 +157,15 @@ class Database(Protocol):
 
     async def backup_to(self, target: Path) -> None:
         """Copy the database to ``target`` while serving (SQLite only: PostgreSQL has pg_dump)."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every serving process of this node (PostgreSQL's ``NOTIFY``; on SQLite,
+        where one process serves, a no-op)."""
+        ...
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Have ``callback(payload)`` called for each notification on ``channel``."""
         ...
 
     async def integrity_problems(self) -> list[str]:

@@ -12,14 +12,14 @@ _LIVE_USERS = (
 
 async def user_count(db: Database) -> int:
     """People with a working login."""
-    return int(await db.fetchvalue(f"SELECT COUNT(*) FROM ({_LIVE_USERS})") or 0)
+    return int(await db.fetchvalue(f"SELECT COUNT(*) FROM ({_LIVE_USERS}) AS live") or 0)
 
 
 async def active_users_since(db: Database, since: float) -> int:
     """People who posted or used the site since ``since``."""
     return int(
         await db.fetchvalue(
-            f"SELECT COUNT(*) FROM ({_LIVE_USERS}) WHERE account_id IN"
+            f"SELECT COUNT(*) FROM ({_LIVE_USERS}) AS live WHERE account_id IN"
             " (SELECT account_id FROM posts WHERE local = 1 AND created_at > ?1"
             " UNION SELECT account_id FROM sessions WHERE last_seen_at > ?1)",
             (since,),

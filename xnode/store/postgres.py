@@ -18,9 +18,10 @@ rows claimed with ``FOR UPDATE SKIP LOCKED``, upserts instead of read-then-write
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,18 +36,23 @@ log = logging.getLogger(__name__)
 POOL_MIN = 1
 """Connections kept open when idle: a one-user node stays small."""
 POOL_MAX = 10
+CLOSE_TIMEOUT_S = 10.0
 STATEMENT_CACHE = 1024
 """Prepared statements kept per connection (the store has a few hundred distinct ones)."""
 _TRANSLATIONS_MAX = 4096
 
 # A string literal, a quoted identifier, or a placeholder.
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*")
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|EXPLAIN)\b|\bRETURNING\b", re.I)
 _translations: dict[str, str] = {}
 
+TABLES_CHANNEL = "xnode_tables"
+"""Where each commit names the cached tables it wrote (see ``table_version``)."""
+
 
 def numbered(sql: str) -> str:
-    """``sql`` with its ``?`` placeholders numbered ``$1``, ``$2``... (cached)."""
+    """``sql`` with its ``?`` placeholders numbered ``$1``, ``$2``... (``?NNN`` keeps its
+    number; cached)."""
     done = _translations.get(sql)
     if done is not None:
         return done
@@ -54,8 +60,11 @@ def numbered(sql: str) -> str:
 
     def number(match: re.Match[str]) -> str:
         nonlocal counter
-        if match.group(0) != "?":
-            return match.group(0)
+        token = match.group(0)
+        if not token.startswith("?"):
+            return token  # a string literal or quoted name
+        if len(token) > 1:
+            return f"${token[1:]}"  # ?NNN: SQLite's numbered parameter, PostgreSQL's $NNN
         counter += 1
         return f"${counter}"
 
@@ -127,13 +136,14 @@ class PostgresConnection:
         self._conn = conn
         self._owner = owner
         self.deferred: list[tuple[str, Params]] = []
+        self.touched: set[str] = set()  # watched tables this block wrote
 
     def at_commit(self, sql: str, parameters: Params = ()) -> None:
         """Run a write just before the block commits (in its transaction)."""
         self.deferred.append((sql, parameters))
 
     async def _run(self, sql: str, parameters: Params) -> _Cursor:
-        self._owner._note(sql)
+        self.touched.update(self._owner._note(sql))
         try:
             if _RETURNS_ROWS.search(sql):
                 rows = await self._conn.fetch(numbered(sql), *parameters)
@@ -147,7 +157,7 @@ class PostgresConnection:
             raise
 
     async def _run_many(self, sql: str, parameters: Iterable[Params]) -> _Cursor:
-        self._owner._note(sql)
+        self.touched.update(self._owner._note(sql))
         batch = [tuple(p) for p in parameters]
         try:
             await self._conn.executemany(numbered(sql), batch)
@@ -186,6 +196,10 @@ class PostgresDatabase:
         self._pool_max = pool_max
         self._pool: asyncpg.Pool | None = None
         self._table_versions: dict[str, int] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        self._listen_lock = asyncio.Lock()
+        self._watch_task: asyncio.Task[None] | None = None
         self.commits = 0
 
     async def open(self) -> None:
@@ -218,24 +232,77 @@ class PostgresDatabase:
 
     async def close(self) -> None:
         """Close the pool (waiting for connections in use to come back)."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                # Graceful: waits for connections in use. A task still holding one at
+                # shutdown (cancelled mid-query) must not keep the process from exiting.
+                await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("database connections still in use at close: terminated")
+                pool.terminate()
 
     def _pool_or_fail(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("database is not open")
         return self._pool
 
-    def _note(self, sql: str) -> None:
-        # As on SQLite: any write naming a watched table invalidates its caches here.
-        for table in self._table_versions:
-            if table in sql:
-                self._table_versions[table] += 1
+    def _note(self, sql: str) -> list[str]:
+        # As on SQLite: any write naming a watched table invalidates its caches here;
+        # the tables are also announced to the other processes (TABLES_CHANNEL).
+        touched = [table for table in self._table_versions if table in sql]
+        for table in touched:
+            self._table_versions[table] += 1
+        return touched
 
     def table_version(self, table: str) -> int:
-        """A counter that changes whenever this process writes SQL naming ``table``."""
+        """A counter that changes whenever any process writes SQL naming ``table``.
+
+        Writes here bump it at once; other processes' writes arrive by ``NOTIFY`` on
+        :data:`TABLES_CHANNEL` when they commit (the first call starts the watch).
+        """
+        if table not in self._table_versions and self._pool is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(
+                self.listen(TABLES_CHANNEL, self._table_changed)
+            )
         return self._table_versions.setdefault(table, 0)
+
+    def _table_changed(self, table: str) -> None:
+        if table in self._table_versions:
+            self._table_versions[table] += 1
+
+    # --- between processes: LISTEN / NOTIFY --------------------------------------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send ``payload`` to every process listening on ``channel`` (at once, or when
+        sent from inside a transaction, at its commit)."""
+        await self._pool_or_fail().execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` for every notification on ``channel`` (from any
+        process, this one included). One connection outside the pool listens for all."""
+        callbacks = self._listeners.get(channel)
+        if callbacks is not None:
+            if callback not in callbacks:
+                callbacks.append(callback)
+            return
+        self._listeners[channel] = [callback]
+        async with self._listen_lock:
+            if self._listener is None:
+                import asyncpg
+
+                self._listener = await asyncpg.connect(self.url)
+            await self._listener.add_listener(channel, self._dispatch)
+
+    def _dispatch(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for callback in self._listeners.get(channel, ()):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a listener on %s failed", channel)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresConnection]:
@@ -245,6 +312,8 @@ class PostgresDatabase:
             yield block
             for sql, parameters in block.deferred:
                 await block.execute(sql, parameters)
+            for table in block.touched:  # NOTIFY is transactional: sent at the commit
+                await conn.execute("SELECT pg_notify($1, $2)", TABLES_CHANNEL, table)
         self.commits += 1
 
     async def execute(self, sql: str, params: Params = ()) -> int:

@@ -539,6 +539,13 @@ class SqliteDatabase:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    async def notify(self, channel: str, payload: str) -> None:
+        """Nothing to do: one process serves a SQLite node (its helpers have their own
+        links, :mod:`xnode.activitypub.inbox_process`)."""
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Nothing to hear: no other serving process shares a SQLite node."""
+
     async def backup_to(self, target: Path) -> None:
         """Copy the database to ``target`` with SQLite's online backup API.
 
