@@ -19,8 +19,16 @@ yet gives its slot up at once, and no read or hand-off takes it meanwhile.
 
 Crash safety: a row becomes ``delivered`` only after a 2xx. A row that was
 being sent when the process died is still ``pending`` and due, so it is sent
-again on restart; receivers drop the duplicate by activity id. (Only one worker
-runs per node, so the in-memory in-flight set is all the locking needed.)
+again on restart; receivers drop the duplicate by activity id.
+
+Several processes (several ``xnode serve`` on one PostgreSQL database, or delivery
+processes): every read of the queue claims the rows it returns for this process
+(:func:`xnode.store.deliveries.due`, a lease of ``CLAIM_LEASE_S``), and rows queued
+here for a hand-off are inserted already claimed, so each row is sent by one process.
+The in-memory in-flight set keeps this process from sending its own claimed rows
+twice. A process's id (``owner``) is stable across restarts (host, listen address,
+shard), so a restarted process takes its old claims back at once instead of waiting
+for their leases to run out.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -80,6 +89,10 @@ READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
 SENDER_CACHE_S = 5.0
 """How long a sending account's row is reused between deliveries (one fan-out, roughly)."""
+CLAIM_LEASE_S = 300.0
+"""How long a claimed row is this process's alone. Longer than any send takes (the HTTP
+client's deadline), as rows in flight are not re-claimed; a dead process's rows wait this
+long for another process (unless it restarts: same owner)."""
 KEEP_FINISHED_S = 30 * 24 * 3600.0
 """Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
 
@@ -134,6 +147,7 @@ class DeliveryQueue:
         per_host_limit: int = PER_HOST_LIMIT,
         global_limit: int = GLOBAL_LIMIT,
         shard: Shard | None = None,
+        owner: str | None = None,
     ) -> None:
         """Create the queue.
 
@@ -150,6 +164,7 @@ class DeliveryQueue:
             global_limit: Deliveries in flight in all at most.
             shard: Send only this delivery process's rows, k of n
                 (``xnode.activitypub.delivery_process``); None: every row.
+            owner: This process's id in row claims (default: :func:`process_owner`).
         """
         self.db = db
         self.settings = settings
@@ -161,6 +176,8 @@ class DeliveryQueue:
         self.per_host_limit = per_host_limit
         self.global_limit = global_limit
         self.shard = shard
+        self.owner = owner or process_owner(settings, "deliveries" if shard is None else
+                                            f"deliveries-{shard[0]}of{shard[1]}")
         self._fetcher = fetcher
         self._owns_fetcher = fetcher is None
         self._working = False  # run_forever is running in this process
@@ -207,6 +224,9 @@ class DeliveryQueue:
             self._idle.clear()
             await self._idle.wait()
         await self._write_outcomes_now()
+        # Rows read ahead but not sent: the processes taking over must not wait for
+        # their leases.
+        await store.release(self.db, self.owner)
 
     def resume(self) -> None:
         """Send again from this process (the delivery processes stopped)."""
@@ -271,16 +291,35 @@ class DeliveryQueue:
         Call :meth:`queued` with the result once the transaction has committed.
         """
         rows = [row for plan in planned for row in plan.rows]
-        return await store.insert_rows(conn, rows, self.clock.now())
+        now = self.clock.now()
+        return await store.insert_rows(conn, rows, now, self._insert_claim(len(rows), now))
+
+    def _insert_claim(self, rows: int, now: float) -> store.Claim | None:
+        """The claim rows are queued with when this process may hand them off itself.
+
+        The hand-off (:meth:`_hand_off`) sends rows from memory, without a read that
+        would claim them, so they are born claimed; a larger batch is left for any
+        process's read (a fan-out is shared by every process sending).
+        """
+        if not self.working or self.shard is not None or rows > HANDOFF_MAX:
+            return None
+        return store.Claim(self.owner, now + CLAIM_LEASE_S)
 
     async def queued(
-        self, added: dict[int, NewDelivery], planned: Sequence[Planned], *, resend: bool = False
+        self, added: dict[int, NewDelivery], planned: Sequence[Planned], *, resend: bool = False,
+        claimed: bool | None = None,
     ) -> None:
-        """After rows were committed: get them sent, and hand local recipients their copy."""
+        """After rows were committed: get them sent, and hand local recipients their copy.
+
+        ``claimed``: whether the rows were inserted claimed by this process (default:
+        as :meth:`insert_planned` decides for ``planned``); only such rows are handed off.
+        """
+        if claimed is None:
+            claimed = self._insert_claim(sum(len(p.rows) for p in planned), 0.0) is not None
         if added and self.on_load is not None:
             self.on_load(len(added))
         if added:
-            if resend or not await self._hand_off(added, self.clock.now()):
+            if resend or not claimed or not await self._hand_off(added, self.clock.now()):
                 self.wake()
             elif self.on_queued is not None:
                 self.on_queued()
@@ -328,8 +367,10 @@ class DeliveryQueue:
             How many new delivery rows were queued.
         """
         planned = await self.plan(activity, sender, recipients, post_id=post_id, inboxes=inboxes)
-        added = await store.insert_many(self.db, planned.rows, self.clock.now(), resend=resend)
-        await self.queued(added, [planned], resend=resend)
+        now = self.clock.now()
+        claim = None if resend else self._insert_claim(len(planned.rows), now)
+        added = await store.insert_many(self.db, planned.rows, now, resend=resend, claim=claim)
+        await self.queued(added, [planned], resend=resend, claimed=claim is not None)
         return len(added)
 
     async def _hand_off(self, fresh: dict[int, NewDelivery], now: float) -> bool:
@@ -420,9 +461,11 @@ class DeliveryQueue:
 
     async def _read_ready(self) -> None:
         self._reread = False
+        now = self.clock.now()
         candidates = await store.due(
-            self.db, self.clock.now(), per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
+            self.db, now, per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
             exclude=[*self._in_flight, *self._unrecorded], shard=self.shard,
+            claim=store.Claim(self.owner, now + CLAIM_LEASE_S),
         )
         self._ready = {delivery.id: (delivery, failures) for delivery, failures in candidates}
         self._ready_read_at = time.monotonic()
@@ -499,6 +542,10 @@ class DeliveryQueue:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._write_outcomes_now()
+            # A clean stop hands its claims back: other processes need not wait for
+            # the leases (the database may be gone already at shutdown: best effort).
+            with contextlib.suppress(Exception):
+                await store.release(self.db, self.owner)
             await self.close()
 
     async def _idle_s(self) -> float:
@@ -686,6 +733,16 @@ class DeliveryQueue:
         if reset:
             self.wake()
         return reset
+
+
+def process_owner(settings: Settings, role: str) -> str:
+    """This process's id in queue claims: the machine, the address it serves, its role.
+
+    Stable across restarts on purpose (a restarted process takes back what it had
+    claimed at once), and different for every process serving a node at the same time:
+    two processes on one machine cannot listen on the same address.
+    """
+    return f"{socket.gethostname()}/{settings.listen}/{role}"
 
 
 DELIVERY = web.AppKey("ap_delivery", DeliveryQueue)

@@ -13,6 +13,13 @@ activities side by side (``PROCESS_CONCURRENCY``), each actor's in arrival
 order: a Create and the Delete right behind it must not swap places. One at a
 time, an item spent most of its life waiting for database round trips, which
 capped processing at about 170 activities a second (issue 4).
+
+Several processes (several ``xnode serve`` on one PostgreSQL database): each batch is
+claimed for this process (:func:`xnode.store.remote.due_activities`, a lease of
+``CLAIM_LEASE_S``), so an item is handled by one process; an activity POSTed to two
+processes at once is one row, as the second insert finds the first's id
+(``ON CONFLICT (activity_id) DO NOTHING``, which on PostgreSQL waits for the first
+insert's transaction and then does nothing) and answers 202 as for any replay.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ BATCH_SIZE = 200
 PROCESS_CONCURRENCY = 16
 """Actors whose activities are handled at the same time."""
 MAX_ERROR_CHARS = 1_000
+CLAIM_LEASE_S = 600.0
+"""How long a claimed batch is this process's alone: longer than a batch takes to handle
+(remote fetches time out well before); a dead process's items wait this long."""
 
 
 class InboxProcessor:
@@ -85,8 +95,12 @@ class InboxProcessor:
         relationships: RelationshipService,
         serializer: Serializer,
         deliver: Deliver,
+        owner: str = "inbox",
     ) -> None:
+        """``owner``: this process's id in queue claims (see
+        :func:`xnode.activitypub.delivery.process_owner`)."""
         self.db = db
+        self.owner = owner
         self.clock = clock
         self.resolver = resolver
         self.context = Context(
@@ -132,7 +146,8 @@ class InboxProcessor:
         picks up an item still being handled.
         """
         rows = await remote_store.due_activities(
-            self.db, now=self.clock.now(), retry_delay_s=RETRY_DELAY_S, limit=limit
+            self.db, now=self.clock.now(), retry_delay_s=RETRY_DELAY_S, limit=limit,
+            owner=self.owner, lease_s=CLAIM_LEASE_S,
         )
         by_actor: dict[str, list[Any]] = {}
         for row in rows:

@@ -5,6 +5,11 @@ give up (``failed``). There is no "sending" state on purpose: a row being sent
 is still ``pending``, so after a crash it is simply due again and re-sent; the
 receiver drops the duplicate by activity id.
 
+Several processes send from one queue (issue 18): :func:`due` claims the rows it
+returns (``claimed_by`` the process, ``claimed_until`` a lease) in the statement that
+picks them, so no other process takes them; writing the outcome clears the claim, and a
+lease that ran out (its process died) makes the row due for anyone again.
+
 The ``hosts`` table keeps what we learnt per host: consecutive failures and
 the circuit breaker, a Retry-After pause, and which signature scheme worked.
 
@@ -116,13 +121,15 @@ class HostSummary(NamedTuple):
 
 
 async def insert_many(
-    db: Database, rows: Sequence[NewDelivery], now: float, *, resend: bool = False
+    db: Database, rows: Sequence[NewDelivery], now: float, *, resend: bool = False,
+    claim: Claim | None = None,
 ) -> dict[int, NewDelivery]:
     """Queue deliveries, due now.
 
     An (activity, inbox) pair already queued is left alone, unless ``resend``:
     then a finished one (delivered or failed) starts over, for a peer that
     evidently lost it (e.g. a repeated Follow whose Accept went missing).
+    ``claim``: as in :func:`insert_rows` (not with ``resend``).
 
     Returns:
         The rows added (or, with ``resend``, re-armed), by their new ids.
@@ -135,29 +142,42 @@ async def insert_many(
         return await insert_rows(conn, rows, now)
 
 
-def _insert_params(rows: Sequence[NewDelivery], now: float) -> list[tuple[Any, ...]]:
+class Claim(NamedTuple):
+    """A process's hold on queue rows: its id, and when the hold lapses (a lease)."""
+
+    owner: str
+    until: float
+
+
+def _insert_params(
+    rows: Sequence[NewDelivery], now: float, claim: Claim | None = None
+) -> list[tuple[Any, ...]]:
+    owner, until = claim if claim is not None else (None, None)
     return [
         (row.activity_id, row.sender_account_id, row.post_id, row.inbox_url, host,
-         host_shard(host), row.payload, now, now)
+         host_shard(host), row.payload, now, now, owner, until)
         for row, host in ((row, host_of(row.inbox_url)) for row in rows)
     ]  # fmt: skip
 
 
 _INSERT_INTO = (
     "INSERT INTO deliveries (activity_id, sender_account_id, post_id, inbox_url, host,"
-    " shard, payload, state, attempts, next_attempt_at, created_at)"
+    " shard, payload, state, attempts, next_attempt_at, created_at, claimed_by, claimed_until)"
 )
-_VALUES = "(?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+_VALUES = "(?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)"
 _INSERT = f"{_INSERT_INTO} VALUES {_VALUES} ON CONFLICT (activity_id, inbox_url)"
-# Rows per multi-row INSERT: 9 parameters each, well inside SQLite's 32,766 and
+# Rows per multi-row INSERT: 11 parameters each, well inside SQLite's 32,766 and
 # PostgreSQL's 65,535 parameters a statement.
 _INSERT_CHUNK = 1000
 
 
 async def insert_rows(
-    conn: Connection, rows: Sequence[NewDelivery], now: float
+    conn: Connection, rows: Sequence[NewDelivery], now: float, claim: Claim | None = None
 ) -> dict[int, NewDelivery]:
     """Queue deliveries inside the caller's transaction (pairs already queued are skipped).
+
+    With ``claim`` the rows are born claimed by that process (it sends them itself, from
+    memory, without reading them back), so no other process picks them meanwhile.
 
     Returns:
         The rows added, by their new ids.
@@ -168,7 +188,7 @@ async def insert_rows(
     # A few statements for the lot (a fan-out queues thousands), each naming the rows
     # it added (RETURNING): reading the ids back as "those above the old largest id"
     # would be wrong the moment a second writer inserts at the same time.
-    params = _insert_params(rows, now)
+    params = _insert_params(rows, now, claim)
     found: list[tuple[int, str, str]] = []
     for start in range(0, len(params), _INSERT_CHUNK):
         chunk = params[start : start + _INSERT_CHUNK]
@@ -203,12 +223,15 @@ async def _rearm(
 
 async def due(
     db: Database, now: float, *, per_host: int, limit: int, exclude: Iterable[int] = (),
-    shard: Shard | None = None,
+    shard: Shard | None = None, claim: Claim | None = None,
 ) -> list[tuple[Delivery, int]]:
-    """Pending deliveries due now whose host is not paused, with the host's failure count.
+    """Claim pending deliveries due now whose host is not paused; with the host's failure count.
 
     At most ``per_host`` rows per host come back (oldest due first), so one
     host with a huge backlog cannot crowd every other host out of a batch.
+    A row qualifies when nobody holds it, its lease ran out, or ``claim.owner``
+    holds it already (rows read ahead earlier and not sent yet are read again, and
+    their lease renewed). The rows come back claimed for ``claim``.
 
     Args:
         now: The current time.
@@ -216,28 +239,57 @@ async def due(
         limit: Rows in all at most.
         exclude: Ids already being sent.
         shard: Only this delivery process's rows (None: all).
+        claim: Who claims the rows, until when (None: a look that holds nothing,
+            for tests and tools: the lease ends at ``now``).
     """
+    if claim is None:
+        claim = Claim("", now)
     skip = list(exclude)
     skip_sql = f" AND d.id NOT IN ({', '.join('?' for _ in skip)})" if skip else ""
     shard_sql, shard_params = _shard_sql(shard, "d.shard")
+    # PostgreSQL: several processes claim at once. The rows are locked by a plain
+    # SELECT ... FOR UPDATE SKIP LOCKED (not allowed with the window function, hence the
+    # separate level), which re-checks the claim on the row's latest version: a row
+    # another process claimed since this statement's snapshot is not taken twice, and
+    # one it is claiming right now is skipped rather than waited for. SQLite runs one
+    # writer at a time, so the same statement without the lock is already atomic.
+    lock = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
     # The ranking sees only (id, host, due time); the whole rows, payload
     # included, are read for the chosen ids alone. Ranking entire rows made
     # SQLite sort every pending payload on every call: 80 ms with 10,000
     # pending deliveries, against about 20 ms this way (issue 4).
-    rows = await db.fetchall(
-        "SELECT d.*, COALESCE(h.consecutive_failures, 0) AS host_failures"
-        " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host WHERE d.id IN ("
-        " SELECT id FROM (SELECT d.id, d.next_attempt_at,"
-        " ROW_NUMBER() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at, d.id) AS host_rank"
-        " FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
-        " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
-        " AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
-        f" AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}{shard_sql})"
-        " ranked WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
-        " ORDER BY d.next_attempt_at, d.id",
-        [now, now, now, *skip, *shard_params, per_host, limit],
+    async with db.transaction() as conn:
+        rows = await conn.execute_fetchall(
+            "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+            " SELECT id FROM deliveries WHERE id IN ("
+            "  SELECT id FROM (SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER"
+            "  (PARTITION BY d.host ORDER BY d.next_attempt_at, d.id) AS host_rank"
+            "  FROM deliveries d LEFT JOIN hosts h ON h.host = d.host"
+            "  WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
+            "  AND (d.claimed_until IS NULL OR d.claimed_until <= ? OR d.claimed_by = ?)"
+            "  AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
+            f"  AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}"
+            f"{shard_sql}) ranked WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+            " AND state = 'pending'"
+            " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
+            f"{lock})"
+            " RETURNING *, COALESCE((SELECT h.consecutive_failures FROM hosts h"
+            " WHERE h.host = deliveries.host), 0) AS host_failures",
+            [claim.owner, claim.until, now, now, claim.owner, now, now, *skip, *shard_params,
+             per_host, limit, now, claim.owner],
+        )
+    # RETURNING promises no order.
+    chosen = sorted(rows, key=lambda row: (row["next_attempt_at"], row["id"]))
+    return [(Delivery.from_row(row), row["host_failures"]) for row in chosen]
+
+
+async def release(db: Database, owner: str) -> int:
+    """Give up every claim of ``owner`` on rows still pending (it stops sending); how many."""
+    return await db.execute(
+        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL"
+        " WHERE claimed_by = ? AND state = 'pending'",
+        (owner,),
     )
-    return [(Delivery.from_row(row), row["host_failures"]) for row in rows]
 
 
 async def next_wake_at(db: Database, now: float, shard: Shard | None = None) -> float | None:
@@ -293,7 +345,7 @@ class Outcome:
 
 _RECORD_ATTEMPT = (
     "UPDATE deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?,"
-    " next_attempt_at = ?,"
+    " next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL,"
     " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
     # Only a row still pending: one an admin cancelled meanwhile (a domain
     # suspension) stays cancelled.

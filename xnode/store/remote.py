@@ -377,18 +377,28 @@ async def enqueue_activity(
 
 
 async def due_activities(
-    db: Database, *, now: float, retry_delay_s: float, limit: int
+    db: Database, *, now: float, retry_delay_s: float, limit: int, owner: str, lease_s: float
 ) -> list[Row]:
-    """Pending items in arrival order; a failed attempt waits ``retry_delay_s`` x attempts.
+    """Claim pending items in arrival order; a failed attempt waits ``retry_delay_s`` x attempts.
 
-    ``processed_at`` holds the time of the last attempt while an item is pending.
+    ``processed_at`` holds the time of the last attempt while an item is pending. The
+    items come back claimed by ``owner`` for ``lease_s`` seconds: other processes
+    (several serving one node on PostgreSQL) skip them until the outcome is written
+    or the lease runs out (the claimer died).
     """
-    return await db.fetchall(
-        "SELECT * FROM inbox_queue WHERE state = 'pending'"
-        " AND (attempts = 0 OR processed_at IS NULL OR processed_at <= ? - ? * attempts)"
-        " ORDER BY id LIMIT ?",
-        (now, retry_delay_s, limit),
-    )
+    # As for deliveries: the lock re-checks the claim on the row's latest version and
+    # skips rows another process is claiming; SQLite's single writer needs no lock.
+    lock = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
+    async with db.transaction() as conn:
+        rows = await conn.execute_fetchall(
+            "UPDATE inbox_queue SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+            " SELECT id FROM inbox_queue WHERE state = 'pending'"
+            " AND (attempts = 0 OR processed_at IS NULL OR processed_at <= ? - ? * attempts)"
+            " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
+            f" ORDER BY id LIMIT ?{lock}) RETURNING *",
+            (owner, now + lease_s, now, retry_delay_s, now, owner, limit),
+        )
+    return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING promises no order
 
 
 async def finish_activity(
@@ -398,7 +408,7 @@ async def finish_activity(
     """Record the outcome of one attempt: 'done', 'failed' or still 'pending'."""
     await db.execute(
         "UPDATE inbox_queue SET state = ?, attempts = attempts + ?, last_error = ?,"
-        " processed_at = ? WHERE id = ?",
+        " processed_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
         (state, int(attempted), error, now, row_id),
     )
 
@@ -410,6 +420,6 @@ async def finish_activities_done(db: Database, row_ids: Sequence[int], *, now: f
     async with db.transaction() as conn:
         await conn.executemany(
             "UPDATE inbox_queue SET state = 'done', attempts = attempts + 1, last_error = NULL,"
-            " processed_at = ? WHERE id = ?",
+            " processed_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
             [(now, row_id) for row_id in row_ids],
         )
