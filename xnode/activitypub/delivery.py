@@ -73,6 +73,13 @@ ERROR_PAUSE_S = 5.0
 PURGE_INTERVAL_S = 3600.0
 PREFETCH = 512
 """Due rows read into the ready list at a time."""
+SHARED_PREFETCH = 4 * 32
+"""The same on PostgreSQL, where several processes may send: every row read is claimed, so
+a process reads about what it can send soon (four rounds of ``GLOBAL_LIMIT``) and leaves
+the rest of a fan-out to the others."""
+WAKE_CHANNEL = "xnode_deliveries"
+"""PostgreSQL: a process that queued rows for any process to send wakes the others here
+(payload: its owner id), so they need not wait for their next look at the queue."""
 READ_AHEAD_PER_HOST = 64
 """Rows per host in the ready list at most (the per-host limit applies when sending)."""
 REREAD_MIN_S = 0.05
@@ -176,6 +183,7 @@ class DeliveryQueue:
         self.per_host_limit = per_host_limit
         self.global_limit = global_limit
         self.shard = shard
+        self.prefetch = SHARED_PREFETCH if db.dialect == "postgres" else PREFETCH
         self.owner = owner or process_owner(settings, "deliveries" if shard is None else
                                             f"deliveries-{shard[0]}of{shard[1]}")
         self._fetcher = fetcher
@@ -253,6 +261,21 @@ class DeliveryQueue:
         if self.on_queued is not None:
             self.on_queued()
 
+    async def _wake_others(self) -> None:
+        """Tell the other serving processes' workers rows are due (PostgreSQL only)."""
+        if self.db.dialect != "postgres":
+            return
+        try:
+            await self.db.notify(WAKE_CHANNEL, self.owner)
+        except Exception:
+            # The rows are queued: the others find them at their next look anyway.
+            log.exception("waking the other processes' delivery workers failed")
+
+    def _heard_wake(self, owner: str) -> None:
+        if owner != self.owner and self.working:
+            self._reread = True
+            self._wake.set()
+
     # --- queueing ------------------------------------------------------------------
 
     async def plan(
@@ -321,6 +344,7 @@ class DeliveryQueue:
         if added:
             if resend or not claimed or not await self._hand_off(added, self.clock.now()):
                 self.wake()
+                await self._wake_others()
             elif self.on_queued is not None:
                 self.on_queued()
         for plan in planned:
@@ -463,7 +487,7 @@ class DeliveryQueue:
         self._reread = False
         now = self.clock.now()
         candidates = await store.due(
-            self.db, now, per_host=READ_AHEAD_PER_HOST, limit=PREFETCH,
+            self.db, now, per_host=READ_AHEAD_PER_HOST, limit=self.prefetch,
             exclude=[*self._in_flight, *self._unrecorded], shard=self.shard,
             claim=store.Claim(self.owner, now + CLAIM_LEASE_S),
         )
@@ -473,7 +497,7 @@ class DeliveryQueue:
         # One query for the hosts' signature schemes instead of one per first contact.
         await self.signer.prime_schemes(list(per_host))
         # Complete only if nothing was cut off, neither by the limit nor per host.
-        self._ready_complete = len(candidates) < PREFETCH and all(
+        self._ready_complete = len(candidates) < self.prefetch and all(
             n < READ_AHEAD_PER_HOST for n in per_host.values()
         )
 
@@ -505,6 +529,11 @@ class DeliveryQueue:
         # system's CA certificates takes tens of milliseconds, which would
         # otherwise delay the first fan-out after a start.
         _ = self.fetcher.session
+        if self.db.dialect == "postgres":
+            try:
+                await self.db.listen(WAKE_CHANNEL, self._heard_wake)
+            except Exception:
+                log.exception("listening for other processes' deliveries failed (polling only)")
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -732,6 +761,7 @@ class DeliveryQueue:
         reset = await store.retry_host(self.db, host.strip().lower(), self.clock.now())
         if reset:
             self.wake()
+            await self._wake_others()
         return reset
 
 

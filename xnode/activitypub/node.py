@@ -20,7 +20,13 @@ from xnode.activitypub import endpoints, inbox
 from xnode.activitypub.appkeys import CALL_SIGNALS, KEYRING, RESOLVER, SERIALIZER, URLS
 from xnode.activitypub.backfill import BACKFILL, Backfill
 from xnode.activitypub.call_signals import CallSignals
-from xnode.activitypub.delivery import DELIVERY, DeliveryQueue, fetch_settings_for, worker_ctx
+from xnode.activitypub.delivery import (
+    DELIVERY,
+    DeliveryQueue,
+    fetch_settings_for,
+    process_owner,
+    worker_ctx,
+)
 from xnode.activitypub.delivery_process import DeliveryProcesses
 from xnode.activitypub.helper_pool import HELPER_POOL, HelperPool, pool_ctx
 from xnode.activitypub.inbox import INBOX, INBOX_LINK, InboxProcessor
@@ -33,6 +39,7 @@ from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import Urls
 from xnode.errors import XnodeError
 from xnode.events import EventBus
+from xnode.live.relay import LiveRelay
 from xnode.posts.content import Handle
 from xnode.store import helper_processes
 from xnode.web.state import (
@@ -53,6 +60,34 @@ DELIVERY_PROCESSES = web.AppKey("ap_delivery_processes", DeliveryProcesses)
 """The delivery processes, when ``delivery_processes`` is set."""
 
 
+LIVE_RELAY = web.AppKey("live_relay", LiveRelay)
+"""Live events to and from the other serving processes (PostgreSQL only)."""
+
+
+def _live_relay(app: web.Application) -> LiveRelay | None:
+    """On PostgreSQL, where several processes may serve: their live events for the tabs and
+    streams open here, and this process's for theirs (:mod:`xnode.live.relay`)."""
+    db = app[DB]
+    if db.dialect != "postgres":
+        return None
+    from xnode.api.stream_hub import STREAMS  # the API is wired before federation
+
+    relayed = EventBus()  # other processes' events: for open tabs and streams only
+    app[LIVE_FEEDS].subscribe(relayed)
+    if STREAMS in app:
+        app[STREAMS].subscribe_to(relayed)
+    relay = app[LIVE_RELAY] = LiveRelay(db, relayed)
+    relay.subscribe(app[EVENTS])
+
+    async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
+        await relay.start()
+        yield
+        await relay.stop()
+
+    app.cleanup_ctx.append(relay_ctx)
+    return relay
+
+
 async def _helper_states_ctx(app: web.Application) -> AsyncIterator[None]:
     await helper_processes.forget_all(app[DB])
     yield
@@ -64,10 +99,13 @@ def _serving_workers(app: web.Application, processor: InboxProcessor, queue: Del
     # Helpers write their states afresh; rows of an earlier run would mislead.
     app.cleanup_ctx.append(_helper_states_ctx)
     app.cleanup_ctx.append(worker_ctx)  # the delivery worker (paused while helpers send)
+    live_relay = _live_relay(app)
     link = senders = None
     if settings.inbox_process:
         relayed = EventBus()  # what the inbox process did, for open tabs only
         app[LIVE_FEEDS].subscribe(relayed)
+        if live_relay is not None:
+            live_relay.subscribe(relayed)  # and for the other serving processes' tabs
         link = app[INBOX_LINK] = InboxProcessLink(settings, relayed, queue.wake, db=db)
         hub = app[LIVE]
         link.tabs_open = lambda: hub.has_tabs
@@ -119,7 +157,7 @@ def setup_federation(app: web.Application, role: str = "all") -> None:
 
     processor = InboxProcessor(
         db, settings, clock, events, resolver, app[POSTS], app[RELATIONSHIPS], serializer,
-        deliver,
+        deliver, owner=process_owner(settings, "inbox" if role == "all" else f"inbox-{role}"),
     )
     queue = DeliveryQueue(db, settings, clock, Signer(db, keys, clock), fetch, processor.handle)
     outbox = Outbox(db, settings, serializer, keys, app[POSTS], queue)

@@ -7,8 +7,9 @@ receiver drops the duplicate by activity id.
 
 Several processes send from one queue (issue 18): :func:`due` claims the rows it
 returns (``claimed_by`` the process, ``claimed_until`` a lease) in the statement that
-picks them, so no other process takes them; writing the outcome clears the claim, and a
-lease that ran out (its process died) makes the row due for anyone again.
+picks them, so no other process takes them; writing the outcome ends the lease (and leaves
+``claimed_by`` naming the process that made the attempt), and a lease that ran out (its
+process died) makes the row due for anyone again.
 
 The ``hosts`` table keeps what we learnt per host: consecutive failures and
 the circuit breaker, a Retry-After pause, and which signature scheme worked.
@@ -253,7 +254,14 @@ async def due(
     # another process claimed since this statement's snapshot is not taken twice, and
     # one it is claiming right now is skipped rather than waited for. SQLite runs one
     # writer at a time, so the same statement without the lock is already atomic.
-    lock = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
+    shared = db.dialect == "postgres"
+    lock = " FOR UPDATE SKIP LOCKED" if shared else ""
+    # The LIMIT applies after the lock's skipping (PostgreSQL limits the locked rows),
+    # so the candidates must not be cut to ``limit`` first: two processes reading at
+    # once would pick the same first rows, and the one finding them locked would get
+    # none at all. SQLite has no second reader to leave rows to: it cuts early, which
+    # keeps the id list small.
+    early_limit = "" if shared else " LIMIT ?"
     # The ranking sees only (id, host, due time); the whole rows, payload
     # included, are read for the chosen ids alone. Ranking entire rows made
     # SQLite sort every pending payload on every call: 80 ms with 10,000
@@ -269,14 +277,14 @@ async def due(
             "  AND (d.claimed_until IS NULL OR d.claimed_until <= ? OR d.claimed_by = ?)"
             "  AND (h.circuit_open_until IS NULL OR h.circuit_open_until <= ?)"
             f"  AND (h.retry_after_until IS NULL OR h.retry_after_until <= ?){skip_sql}"
-            f"{shard_sql}) ranked WHERE host_rank <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+            f"{shard_sql}) ranked WHERE host_rank <= ? ORDER BY next_attempt_at, id{early_limit})"
             " AND state = 'pending'"
             " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
-            f"{lock})"
+            f" ORDER BY next_attempt_at, id LIMIT ?{lock})"
             " RETURNING *, COALESCE((SELECT h.consecutive_failures FROM hosts h"
             " WHERE h.host = deliveries.host), 0) AS host_failures",
             [claim.owner, claim.until, now, now, claim.owner, now, now, *skip, *shard_params,
-             per_host, limit, now, claim.owner],
+             per_host, *([] if shared else [limit]), now, claim.owner, limit],
         )
     # RETURNING promises no order.
     chosen = sorted(rows, key=lambda row: (row["next_attempt_at"], row["id"]))
@@ -345,7 +353,8 @@ class Outcome:
 
 _RECORD_ATTEMPT = (
     "UPDATE deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?,"
-    " next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL,"
+    # The lease ends; claimed_by stays, saying which process made the attempt.
+    " next_attempt_at = ?, claimed_until = NULL,"
     " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
     # Only a row still pending: one an admin cancelled meanwhile (a domain
     # suspension) stays cancelled.

@@ -384,7 +384,8 @@ async def due_activities(
     ``processed_at`` holds the time of the last attempt while an item is pending. The
     items come back claimed by ``owner`` for ``lease_s`` seconds: other processes
     (several serving one node on PostgreSQL) skip them until the outcome is written
-    or the lease runs out (the claimer died).
+    (which ends the lease, leaving ``claimed_by`` to say who handled the item) or the
+    lease runs out (the claimer died).
     """
     # As for deliveries: the lock re-checks the claim on the row's latest version and
     # skips rows another process is claiming; SQLite's single writer needs no lock.
@@ -408,7 +409,7 @@ async def finish_activity(
     """Record the outcome of one attempt: 'done', 'failed' or still 'pending'."""
     await db.execute(
         "UPDATE inbox_queue SET state = ?, attempts = attempts + ?, last_error = ?,"
-        " processed_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+        " processed_at = ?, claimed_until = NULL WHERE id = ?",
         (state, int(attempted), error, now, row_id),
     )
 
@@ -420,6 +421,6 @@ async def finish_activities_done(db: Database, row_ids: Sequence[int], *, now: f
     async with db.transaction() as conn:
         await conn.executemany(
             "UPDATE inbox_queue SET state = 'done', attempts = attempts + 1, last_error = NULL,"
-            " processed_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            " processed_at = ?, claimed_until = NULL WHERE id = ?",
             [(now, row_id) for row_id in row_ids],
         )
