@@ -66,7 +66,7 @@ from xnode.store import accounts as account_store
 from xnode.store import domain_blocks
 from xnode.store import keys as key_store
 from xnode.store import remote as remote_store
-from xnode.store.database import Database
+from xnode.store.database import Database, IntegrityError
 from xnode.store.remote import RemoteAccountRow
 from xnode.text import sanitize_html, strip_control_chars
 
@@ -368,11 +368,21 @@ class Resolver:
             raise ResolveError(f"{actor.id} claims to be one of our actors")
         await self.check_domain(actor.id)
         now = self.clock.now()
-        async with self.db.transaction() as conn:
-            account_id = await remote_store.upsert_remote_account(
-                conn, new_id(), account_row(actor), now
-            )
-            await remote_store.replace_remote_keys(conn, account_id, _key_rows(actor), now)
+        for attempt in (1, 2):
+            try:
+                async with self.db.transaction() as conn:
+                    account_id = await remote_store.upsert_remote_account(
+                        conn, new_id(), account_row(actor), now
+                    )
+                    await remote_store.replace_remote_keys(
+                        conn, account_id, _key_rows(actor), now
+                    )
+                break
+            except IntegrityError:
+                # Another serving process stored the same new actor at the same moment
+                # (PostgreSQL, issue 18): the second go finds its row and updates it.
+                if attempt == 2:
+                    raise
         account = await account_store.get_account(self.db, account_id)
         assert account is not None
         return account

@@ -1,0 +1,413 @@
+"""Two ``xnode serve`` processes on one PostgreSQL database serve one node (issue 18).
+
+Real processes, as a reverse proxy would run them: one data directory and config, one
+database, two listen addresses. Whatever ``XNODE_TEST_DATABASE`` says, these need
+PostgreSQL (a SQLite node has one serving process): a throwaway cluster for the module,
+skipped where Debian's binaries are missing.
+
+- A DM sent through process 1 reaches the recipient's live socket on process 2 at once
+  (LISTEN/NOTIFY relay, :mod:`xnode.live.relay`).
+- A fan-out to 500 remote inboxes, sent by both processes, reaches each inbox exactly once
+  (deliveries claimed with ``FOR UPDATE SKIP LOCKED``, :func:`xnode.store.deliveries.due`).
+- One signed activity POSTed to both processes at the same moment is one queue row,
+  handled once, and both POSTs are answered 202 (the insert race's loser sees a replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, web
+from pg_cluster import PgCluster, PgClusterError, find_bin_dir
+from served_node import ServedNode, WebUser, restartable_port
+
+from federation.keys import generate_rsa_key, public_key_of
+from federation.signatures import sign_request
+from xnode.accounts.service import AccountService
+from xnode.bootstrap import init_node
+from xnode.clock import SystemClock
+from xnode.settings import load_settings
+from xnode.store.database import Database, open_database
+
+pytestmark = pytest.mark.skipif(
+    find_bin_dir() is None,
+    reason="Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not installed",
+)
+
+AP_JSON = "application/activity+json"
+_names = iter(range(1_000_000))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for this module's nodes."""
+    pg = PgCluster()
+    try:
+        pg.start()
+    except PgClusterError as error:
+        if "system user" in str(error):
+            pytest.skip(str(error))
+        raise
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+class Pair:
+    """One node served by two processes (``one`` and ``two``) sharing its database."""
+
+    def __init__(self, one: ServedNode, two: ServedNode, url: str) -> None:
+        self.one, self.two, self.url = one, two, url
+
+    @property
+    def domain(self) -> str:
+        """The node's domain (process 1's address: the one in its URLs)."""
+        return self.one.domain
+
+    async def start(self) -> None:
+        """Start both processes and wait until each answers."""
+        self.one.start()
+        self.two.start()
+        await asyncio.gather(self.one.wait_serving(), self.two.wait_serving())
+
+    def stop(self) -> None:
+        """Stop both processes."""
+        self.one.stop()
+        self.two.stop()
+
+    def logs(self) -> str:
+        """Both processes' logs (for failure messages)."""
+        return f"--- process 1:\n{self.one.log()}\n--- process 2:\n{self.two.log()}"
+
+
+async def make_pair(tmp: Path, cluster: PgCluster, users: tuple[str, ...]) -> Pair:
+    """Initialise a PostgreSQL node with ``users``, served by two processes (not started).
+
+    The helper processes are on (``cores=2``, as ``xnode init`` sets on a two-core
+    machine): each serving process has its own, all sharing the queues.
+    """
+    name = f"several_{next(_names)}"
+    cluster.create_database(name)
+    url = cluster.url(name)
+    port_one, port_two = restartable_port(), restartable_port()
+    data_dir = tmp / name
+    await init_node(
+        data_dir, domain=f"127.0.0.1:{port_one}", https=False, listen=f"127.0.0.1:{port_one}",
+        registration="open", cores=2, database_url=url,
+    )  # fmt: skip
+    settings = load_settings(data_dir, environ={})
+    async with open_database(settings.database) as db:
+        accounts = AccountService(db, settings, SystemClock())
+        for user in users:
+            await accounts.create_user(user, "correct horse battery")
+    env = {"XNODE_ALLOW_PRIVATE_ADDRESSES": "true", "XNODE_CALL_RELAY": "false",
+           "XNODE_CALL_RELAY_PORT": "0"}  # fmt: skip
+    one = ServedNode(data_dir, port_one, tmp / f"{name}-1.log", dict(env))
+    two = ServedNode(
+        data_dir, port_two, tmp / f"{name}-2.log",
+        {**env, "XNODE_LISTEN": f"127.0.0.1:{port_two}"},
+    )  # fmt: skip
+    return Pair(one, two, url)
+
+
+@pytest.fixture
+async def pair_factory(tmp_path: Path, cluster: PgCluster) -> AsyncIterator[Any]:
+    """Make (and at the end stop) two-process nodes."""
+    made: list[Pair] = []
+
+    async def make(*users: str) -> Pair:
+        pair = await make_pair(tmp_path, cluster, users)
+        made.append(pair)
+        return pair
+
+    yield make
+    for pair in made:
+        pair.stop()
+
+
+async def frame_of(socket: aiohttp.ClientWebSocketResponse, kind: str, timeout: float) -> Any:
+    """The next frame of type ``kind`` on a live socket (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no {kind} frame within {timeout}s")
+        message = await socket.receive(timeout=left)
+        assert message.type == WSMsgType.TEXT, message
+        frame = json.loads(message.data)
+        if frame["type"] == kind:
+            return frame
+
+
+async def test_a_dm_sent_through_one_process_reaches_a_tab_on_the_other(pair_factory):
+    pair = await pair_factory("alice", "bob")
+    await pair.start()
+    alice, bob = WebUser(pair.two), WebUser(pair.one)
+    try:
+        await alice.login("alice")
+        await bob.login("bob")
+        socket = await alice.session.ws_connect("/live")
+        await frame_of(socket, "unread", 5)  # connected, on process 2
+        started = time.monotonic()
+        status = await bob.submit(
+            "/messages/new", {"to": "@alice", "source": "zqx across processes"},
+            token_page="/messages/new",
+        )  # fmt: skip
+        assert status == 303, pair.logs()
+        frame = await frame_of(socket, "message", 3)
+        took = time.monotonic() - started
+        assert "zqx across processes" in frame["html"] and not frame["mine"]
+        assert took < 2.0, f"the DM took {took:.2f}s to cross"
+        await socket.close()
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+# --- a fan-out sent by both processes -------------------------------------------------------
+
+
+class SlowReceivers:
+    """Inboxes on loopback ports that answer 202 a little later and count what came."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.received: list[tuple[str, str]] = []  # (inbox URL, activity id)
+        self.ports: list[int] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, hosts: int) -> None:
+        """Listen on ``hosts`` ports."""
+
+        async def inbox(request: web.Request) -> web.Response:
+            activity = await request.json()
+            self.received.append((f"http://{request.host}{request.path}", activity["id"]))
+            # A peer takes a while: the fan-out lasts long enough for both processes
+            # to be sending at once.
+            await asyncio.sleep(self.delay_s)
+            return web.Response(status=202)
+
+        app = web.Application()
+        app.router.add_post("/users/{name}/inbox", inbox)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        for _ in range(hosts):
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def add_followers(db: Database, username: str, ports: list[int], per_host: int) -> int:
+    """Remote accounts ``f<n>`` on every port (a personal inbox each) following ``username``
+    (accepted), written directly: the test is about the fan-out, not about following."""
+    now = time.time()
+    author_id = await db.fetchvalue(
+        "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
+    )
+    next_id = await db.fetchvalue("SELECT MAX(id) + 1 FROM accounts")
+    rows = []
+    for port in ports:
+        for n in range(per_host):
+            uri = f"http://127.0.0.1:{port}/users/f{n}"
+            rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
+                         f"{uri}/inbox", now, now, now))  # fmt: skip
+            next_id += 1
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
+            " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        await conn.executemany(
+            "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
+            " VALUES (?, ?, ?, 'accepted', ?)",
+            [(row[0], row[0], author_id, now) for row in rows],
+        )
+    return len(rows)
+
+
+async def test_a_fan_out_sent_by_both_processes_reaches_each_inbox_once(pair_factory):
+    hosts, per_host = 50, 10
+    pair = await pair_factory("alice")
+    receivers = SlowReceivers(delay_s=0.05)
+    await receivers.start(hosts)
+    try:
+        async with open_database(pair.url) as db:
+            followers = await add_followers(db, "alice", receivers.ports, per_host)
+        assert followers == 500
+        await pair.start()
+        alice = WebUser(pair.one)
+        try:
+            await alice.login("alice")
+            status = await alice.submit("/posts", {"source": "zqx to five hundred inboxes"})
+            assert status == 303, pair.logs()
+        finally:
+            await alice.close()
+        deadline = time.monotonic() + 60
+        while len({inbox for inbox, _ in receivers.received}) < followers:
+            assert time.monotonic() < deadline, (
+                f"{len(receivers.received)} of {followers} arrived\n{pair.logs()}"
+            )
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # anything sent twice would have arrived by now
+        counts = Counter(inbox for inbox, _ in receivers.received)
+        assert len(counts) == followers
+        twice = {inbox: n for inbox, n in counts.items() if n != 1}
+        assert not twice, f"{len(twice)} inboxes got the post more than once"
+        async with open_database(pair.url) as db:
+            senders = await db.fetchall(
+                "SELECT claimed_by, COUNT(*) AS n FROM deliveries WHERE state = 'delivered'"
+                " GROUP BY claimed_by"
+            )
+            pending = await db.fetchvalue(
+                "SELECT COUNT(*) FROM deliveries WHERE state <> 'delivered'"
+            )
+        assert pending == 0
+        by_listen = Counter()
+        for row in senders:
+            owner = row["claimed_by"] or ""
+            by_listen[owner.split("/")[1] if "/" in owner else owner] += row["n"]
+        # Both processes (or their delivery processes) sent part of the fan-out.
+        assert set(by_listen) == {f"127.0.0.1:{pair.one.port}", f"127.0.0.1:{pair.two.port}"}, (
+            by_listen
+        )
+    finally:
+        await receivers.close()
+
+
+# --- one activity POSTed to both processes at once -----------------------------------------
+
+
+class RemoteActor:
+    """A remote person (``mallory``) on a loopback server: actor document, key, inbox."""
+
+    def __init__(self) -> None:
+        self.private_key = generate_rsa_key()
+        self.received: list[dict[str, Any]] = []
+        self.base = ""
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def uri(self) -> str:
+        """The actor's id."""
+        return f"{self.base}/users/mallory"
+
+    async def start(self) -> None:
+        """Serve the actor."""
+        public_pem = public_key_of(self.private_key).to_pem()
+
+        async def actor(request: web.Request) -> web.Response:
+            doc = {
+                "@context": ["https://www.w3.org/ns/activitystreams",
+                             "https://w3id.org/security/v1"],
+                "id": self.uri, "type": "Person", "preferredUsername": "mallory",
+                "inbox": f"{self.uri}/inbox", "outbox": f"{self.uri}/outbox",
+                "followers": f"{self.uri}/followers", "name": "Mallory",
+                "publicKey": {"id": f"{self.uri}#main-key", "owner": self.uri,
+                              "publicKeyPem": public_pem},
+            }  # fmt: skip
+            return web.json_response(doc, content_type=AP_JSON)
+
+        async def inbox(request: web.Request) -> web.Response:
+            self.received.append(json.loads(await request.read()))
+            return web.Response(status=202)
+
+        app = web.Application()
+        app.router.add_get("/users/mallory", actor)
+        app.router.add_post("/users/mallory/inbox", inbox)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def signed(self, url: str, host: str, body: bytes) -> dict[str, str]:
+        """Headers for POSTing ``body`` to ``url`` as a proxy would pass it on (``host``)."""
+        headers = {"Content-Type": AP_JSON, "Host": host}
+        headers.update(sign_request("POST", url, headers, body, f"{self.uri}#main-key",
+                                    self.private_key, now=time.time()))  # fmt: skip
+        return headers
+
+
+async def test_an_activity_posted_to_both_processes_at_once_is_handled_once(pair_factory):
+    pair = await pair_factory("alice")
+    mallory = RemoteActor()
+    await mallory.start()
+    try:
+        await pair.start()
+        alice_uri = f"{pair.one.base_url}/users/alice"
+        follow = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{mallory.uri}#follows/1", "type": "Follow", "actor": mallory.uri,
+            "object": alice_uri,
+        }  # fmt: skip
+        body = json.dumps(follow).encode()
+        # Behind a reverse proxy both processes see the node's own host name.
+        url = f"{pair.one.base_url}/users/alice/inbox"
+        headers = mallory.signed(url, pair.domain, body)
+        async with aiohttp.ClientSession() as session:
+
+            async def post(node: ServedNode) -> tuple[int, str]:
+                async with session.post(
+                    f"{node.base_url}/users/alice/inbox", data=body, headers=headers
+                ) as response:
+                    return response.status, await response.text()
+
+            # The actor's key is fetched once first, so the two POSTs below race on the
+            # insert rather than on resolving mallory.
+            async with session.get(f"{pair.one.base_url}/") as response:
+                assert response.status == 200
+            answers = await asyncio.gather(post(pair.one), post(pair.two))
+        assert [status for status, _ in answers] == [202, 202], (answers, pair.logs())
+        async with open_database(pair.url) as db:
+            deadline = time.monotonic() + 20
+            while True:
+                rows = await db.fetchall(
+                    "SELECT state, attempts, claimed_by FROM inbox_queue WHERE activity_id = ?",
+                    (follow["id"],),
+                )
+                if rows and rows[0]["state"] == "done":
+                    break
+                assert time.monotonic() < deadline, (rows, pair.logs())
+                await asyncio.sleep(0.1)
+            assert len(rows) == 1 and rows[0]["attempts"] == 1, rows
+            follows = await db.fetchvalue(
+                "SELECT COUNT(*) FROM follows f JOIN accounts a ON a.id = f.account_id"
+                " WHERE a.uri = ?",
+                (mallory.uri,),
+            )
+            notifications = await db.fetchvalue(
+                "SELECT COUNT(*) FROM notifications n JOIN accounts a ON a.id = n.from_account_id"
+                " WHERE a.uri = ?",
+                (mallory.uri,),
+            )
+        assert follows == 1 and notifications == 1
+        # One Accept went back (a second handling would have queued another).
+        deadline = time.monotonic() + 10
+        while not any(a.get("type") == "Accept" for a in mallory.received):
+            assert time.monotonic() < deadline, pair.logs()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert [a.get("type") for a in mallory.received].count("Accept") == 1
+    finally:
+        await mallory.close()
