@@ -66,7 +66,7 @@ from xnode.posts.service import PostService
 from xnode.search import SearchService
 from xnode.settings import Settings, settings_from_mapping
 from xnode.store import accounts as account_store
-from xnode.store.database import Database, Params, Row
+from xnode.store.database import Params, Row
 from xnode.store.sqlite import SqliteDatabase
 from xnode.timelines import Cursor, Page, TimelineService
 from xnode.web.render import Renderer

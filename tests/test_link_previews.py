@@ -481,7 +481,7 @@ async def remote_account(app):
         "INSERT INTO accounts (id, username, username_key, domain, uri, inbox_url,"
         " fetched_at, created_at, updated_at) VALUES (?, 'bruno', 'bruno', 'other.example',"
         " 'https://other.example/users/bruno', 'https://other.example/inbox',"
-        " strftime('%s','now'), 0, 0)",
+        " 4102444800, 0, 0)",
         (account_id_,),
     )
     return await account_store.get_account(app[DB], account_id_)

@@ -83,7 +83,7 @@ async def remote_account(app, other: OtherServer, avatar: str, header: str | Non
         "INSERT INTO accounts (id, username, username_key, domain, uri, inbox_url,"
         " avatar_remote_url, header_remote_url, fetched_at, created_at, updated_at)"
         " VALUES (?, 'bruno', 'bruno', 'other.example', 'https://other.example/users/bruno',"
-        " 'https://other.example/inbox', ?, ?, strftime('%s','now'), 0, 0)",
+        " 'https://other.example/inbox', ?, ?, 4102444800, 0, 0)",
         (account_id, other.url(avatar), other.url(header) if header else None),
     )
     return await account_store.get_account(app[DB], account_id)

@@ -28,7 +28,7 @@ async def remote_account(app, username: str, domain: str, *, locked: bool = Fals
     await app[DB].execute(
         "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
         " locked, fetched_at, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s','now'), 0, 0)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 4102444800, 0, 0)",
         (account_id, username, username.lower(), domain, actor, f"https://{domain}/@{username}",
          f"{actor}/inbox", int(locked)),
     )

@@ -47,9 +47,13 @@ async def get_call_by_uri(db: Database, uri: str) -> Call | None:
 
 
 async def participants_of(db: Database, call_id: int) -> list[Participant]:
-    """Everyone invited into a call, in the order they were added."""
+    """Everyone invited into a call: those in it by when they joined (the caller first),
+    then the others by account."""
     rows = await db.lookup_all(
-        "SELECT * FROM call_participants WHERE call_id = ? ORDER BY rowid", (call_id,)
+        # Those in the call by when they joined (the caller first), then those still rung.
+        "SELECT * FROM call_participants WHERE call_id = ?"
+        " ORDER BY joined_at IS NULL, joined_at, account_id",
+        (call_id,),
     )
     return [Participant.from_row(row) for row in rows]
 
