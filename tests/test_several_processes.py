@@ -411,3 +411,56 @@ async def test_an_activity_posted_to_both_processes_at_once_is_handled_once(pair
         assert [a.get("type") for a in mallory.received].count("Accept") == 1
     finally:
         await mallory.close()
+
+
+# --- the claims themselves, many claimers at once ------------------------------------------
+
+
+async def test_concurrent_claims_never_hand_a_row_to_two_processes(cluster):
+    """Eight claimers at once (one pooled connection each) on deliveries and on the inbox
+    queue: every row goes to one of them. Without ``FOR UPDATE SKIP LOCKED`` a claimer
+    blocked on another's rows re-claims them once they commit."""
+    from xnode.store import deliveries, remote
+
+    name = f"claims_{next(_names)}"
+    cluster.create_database(name)
+    async with open_database(cluster.url(name)) as db:
+        now = time.time()
+        rows = [
+            deliveries.NewDelivery("https://a.example/1", None, None,
+                                   f"https://h{n % 20}.example/users/u{n}/inbox", "{}")
+            for n in range(400)
+        ]  # fmt: skip
+        await deliveries.insert_many(db, rows, now)
+        for n in range(400):
+            await remote.enqueue_activity(
+                db, n + 1, activity_id=f"https://r.example/a/{n}", actor_uri="https://r.example/u",
+                signer_key_id=None, payload="{}", now=now,
+            )  # fmt: skip
+
+        async def claim_deliveries(owner: str) -> list[int]:
+            got: list[int] = []
+            for round_ in range(5):  # a new claimer each time (one re-reads its own rows)
+                found = await deliveries.due(
+                    db, time.time(), per_host=64, limit=20,
+                    claim=deliveries.Claim(f"{owner}.{round_}", time.time() + 300),
+                )  # fmt: skip
+                got += [delivery.id for delivery, _ in found]
+            return got
+
+        async def claim_activities(owner: str) -> list[int]:
+            got: list[int] = []
+            for round_ in range(5):
+                found = await remote.due_activities(
+                    db, now=time.time(), retry_delay_s=60, limit=20, owner=f"{owner}.{round_}",
+                    lease_s=300,
+                )
+                got += [int(row["id"]) for row in found]
+            return got
+
+        for claim in (claim_deliveries, claim_activities):
+            results = await asyncio.gather(*(claim(f"p{n}") for n in range(8)))
+            ids = [row_id for result in results for row_id in result]
+            assert len(ids) == 400 and len(set(ids)) == 400, (claim.__name__, len(ids),
+                                                              len(set(ids)))  # fmt: skip
+    cluster.drop_database(name)
