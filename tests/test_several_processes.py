@@ -434,7 +434,8 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(cluster):
         await deliveries.insert_many(db, rows, now)
         for n in range(400):
             await remote.enqueue_activity(
-                db, n + 1, activity_id=f"https://r.example/a/{n}", actor_uri="https://r.example/u",
+                db, n + 1, activity_id=f"https://r.example/a/{n}",
+                actor_uri=f"https://r.example/u{n % 40}",
                 signer_key_id=None, payload="{}", now=now,
             )  # fmt: skip
 
@@ -458,9 +459,12 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(cluster):
                 got += [int(row["id"]) for row in found]
             return got
 
-        for claim in (claim_deliveries, claim_activities):
-            results = await asyncio.gather(*(claim(f"p{n}") for n in range(8)))
-            ids = [row_id for result in results for row_id in result]
-            assert len(ids) == 400 and len(set(ids)) == 400, (claim.__name__, len(ids),
-                                                              len(set(ids)))  # fmt: skip
+        results = await asyncio.gather(*(claim_deliveries(f"p{n}") for n in range(8)))
+        ids = [row_id for result in results for row_id in result]
+        assert len(ids) == 400 and len(set(ids)) == 400, (len(ids), len(set(ids)))
+        # An actor busy in one process is left to it (arrival order), so not every
+        # activity is claimed in these rounds; none is claimed twice.
+        results = await asyncio.gather(*(claim_activities(f"p{n}") for n in range(8)))
+        ids = [row_id for result in results for row_id in result]
+        assert ids and len(ids) == len(set(ids)), (len(ids), len(set(ids)))
     cluster.drop_database(name)

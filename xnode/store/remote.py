@@ -389,15 +389,26 @@ async def due_activities(
     """
     # As for deliveries: the lock re-checks the claim on the row's latest version and
     # skips rows another process is claiming; SQLite's single writer needs no lock.
-    lock = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
+    shared = db.dialect == "postgres"
+    lock = " FOR UPDATE SKIP LOCKED" if shared else ""
+    # Each actor's activities run in arrival order (a Create before the Delete behind
+    # it): with several processes claiming, an actor another process is busy with is
+    # left to it. SQLite has one claimer at a time (the inbox process and the serving
+    # process hand over between batches), so it is spared the extra scan.
+    busy = (
+        " AND actor_uri NOT IN (SELECT actor_uri FROM inbox_queue WHERE state = 'pending'"
+        " AND claimed_until > ? AND claimed_by <> ?)"
+        if shared else ""
+    )
+    busy_params = (now, owner) if shared else ()
     async with db.transaction() as conn:
         rows = await conn.execute_fetchall(
             "UPDATE inbox_queue SET claimed_by = ?, claimed_until = ? WHERE id IN ("
             " SELECT id FROM inbox_queue WHERE state = 'pending'"
             " AND (attempts = 0 OR processed_at IS NULL OR processed_at <= ? - ? * attempts)"
-            " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
+            f" AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?){busy}"
             f" ORDER BY id LIMIT ?{lock}) RETURNING *",
-            (owner, now + lease_s, now, retry_delay_s, now, owner, limit),
+            (owner, now + lease_s, now, retry_delay_s, now, owner, *busy_params, limit),
         )
     return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING promises no order
 
