@@ -91,6 +91,9 @@ RECENT_ATTEMPTS = 1024
 RECORD_DELAY_S = 0.01
 """Outcomes are written together, at most this long after the first of a batch finished."""
 RECORD_BATCH_MAX = 256
+RECORD_TRIES = 3
+"""Tries at writing a batch of outcomes (the transaction is all or nothing: safe to repeat)."""
+RECORD_RETRY_PAUSE_S = 0.05
 """A batch of outcomes this large is written at once."""
 READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
@@ -226,8 +229,11 @@ class DeliveryQueue:
         """Stop sending (delivery processes take over): no new claims, and return once the
         sends in flight have been answered and their outcomes written."""
         self._paused = True
-        self._ready.clear()
-        self._reread = True
+        # A read in progress finishes (its rows go in flight) before the wait below: its
+        # rows must be sent and recorded here, not released under the sends.
+        async with self._claim_lock:
+            self._ready.clear()
+            self._reread = True
         while self._in_flight or self._unrecorded:
             self._idle.clear()
             await self._idle.wait()
@@ -446,9 +452,9 @@ class DeliveryQueue:
 
     async def _claim(self, limit: int) -> list[store.Delivery]:
         """Pick due rows that fit the concurrency limits and mark them in flight."""
-        if self._paused:
-            return []
         async with self._claim_lock:
+            if self._paused:  # checked under the lock: pause() takes it too
+                return []
             room = min(limit, self.global_limit - len(self._in_flight))
             if room <= 0:
                 return []
@@ -727,15 +733,24 @@ class DeliveryQueue:
         task.add_done_callback(self._flushes.discard)
 
     async def _flush(self, outcomes: list[store.Outcome], written: asyncio.Future[None]) -> None:
-        try:
-            await store.record_attempts(self.db, outcomes, retry.circuit_open_until)
-        except asyncio.CancelledError:
-            written.cancel()
-            raise
-        except Exception as exc:
-            written.set_exception(exc)
-        else:
-            written.set_result(None)
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                await store.record_attempts(self.db, outcomes, retry.circuit_open_until)
+            except asyncio.CancelledError:
+                written.cancel()
+                raise
+            except Exception as exc:
+                # Once more before giving up: with several processes writing the same
+                # hosts' rows, PostgreSQL may abort one of two transactions as a deadlock,
+                # and an unwritten outcome means the row is sent again.
+                if attempt < RECORD_TRIES:
+                    log.info("writing %d outcomes failed (%r); trying again", len(outcomes), exc)
+                    await asyncio.sleep(RECORD_RETRY_PAUSE_S * attempt)
+                    continue
+                written.set_exception(exc)
+            else:
+                written.set_result(None)
+            return
 
     async def _write_outcomes_now(self) -> None:
         """Write the batch being gathered, and wait for every batch in progress."""

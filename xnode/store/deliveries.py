@@ -402,16 +402,18 @@ async def record_attempts(
                     continue
             # Trouble: the successes before it are written first, so order holds.
             if answered:
-                await conn.executemany(_HOST_ANSWERED, list(answered.items()))
+                await conn.executemany(_HOST_ANSWERED, sorted(answered.items()))
                 answered.clear()
             await _host_trouble(conn, outcome, circuit_for)
         if answered:
-            await conn.executemany(_HOST_ANSWERED, list(answered.items()))
+            # By host: processes writing the same hosts' rows lock them in one order,
+            # not in a deadlock (PostgreSQL, several processes sending).
+            await conn.executemany(_HOST_ANSWERED, sorted(answered.items()))
         # A fan-out's first contact with a thousand hosts learns a thousand schemes:
         # written here, with the outcomes, rather than in a transaction each.
         schemes = {o.attempt.host: o.signature_scheme for o in outcomes if o.signature_scheme}
         if schemes:
-            await conn.executemany(_REMEMBER_SCHEME, list(schemes.items()))
+            await conn.executemany(_REMEMBER_SCHEME, sorted(schemes.items()))
 
 
 async def _host_trouble(
