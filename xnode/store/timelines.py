@@ -89,12 +89,19 @@ async def _page(
 async def home(db: Database, viewer_id: int, cursor: Cursor) -> Found:
     """Own posts and boosts plus those of followed accounts, minus muted ones (computed on
     read from the follows index and ``posts (account_id, id)``)."""
-    where = (
-        "p.account_id IN (SELECT target_account_id FROM follows WHERE account_id = ?"
-        " AND state = 'accepted' UNION ALL SELECT ?)"
-        " AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
-        + _NOT_MUTED
+    followed = (
+        "SELECT target_account_id FROM follows WHERE account_id = ?"
+        " AND state = 'accepted' UNION ALL SELECT ?"
     )
+    # PostgreSQL plans IN (subquery) as a walk down the whole posts index, testing each
+    # post against the follow list; given an array it probes posts (account_id, id) per
+    # followed account instead: 3.3 against 11.8 ms p50 at 1 M posts (bench/pg_timelines.py).
+    authors = (
+        f"p.account_id = ANY(ARRAY({followed}))"
+        if db.dialect == "postgres"
+        else f"p.account_id IN ({followed})"
+    )
+    where = authors + " AND p.deleted_at IS NULL AND p.visibility <> 'direct'" + _NOT_MUTED
     return await _page(db, where, [viewer_id, viewer_id, viewer_id], cursor)
 
 
