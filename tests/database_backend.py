@@ -15,10 +15,14 @@ Tests of SQLite itself (WAL, online backup, the one-writer group commit) open th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from pg_cluster import PgCluster
 
@@ -90,3 +94,89 @@ def database_target(path: Path) -> str | Path:
     """Where a node's database lives on this run: ``path`` on SQLite, a new PostgreSQL
     database otherwise."""
     return fresh_database_url() if ON_POSTGRES else path
+
+
+class _Rows:
+    """A finished statement's rows, read as a ``sqlite3`` cursor's are."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class SyncPostgres:
+    """A synchronous look into a node's PostgreSQL database for tests that read (or seed)
+    a stopped or frozen ``xnode serve`` the way they use ``sqlite3``: ``execute``,
+    ``executemany``, ``fetchone``/``fetchall``, rows by name or position. asyncpg runs on
+    a private event loop in its own thread; each statement commits on its own."""
+
+    def __init__(self, url: str) -> None:
+        import asyncpg
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._conn = self._call(asyncpg.connect(url))
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        from xnode.store.postgres import numbered
+
+        text = numbered(sql)
+        if text.lstrip().upper().startswith(("SELECT", "WITH")) or " RETURNING " in text.upper():
+            rows = self._call(self._conn.fetch(text, *params))
+            return _Rows(list(rows), len(rows))
+        status = self._call(self._conn.execute(text, *params))
+        last = status.rsplit(" ", 1)[-1]
+        return _Rows([], int(last) if last.isdigit() else -1)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        from xnode.store.postgres import numbered
+
+        self._call(self._conn.executemany(numbered(sql), [tuple(r) for r in rows]))
+
+    def __enter__(self) -> SyncPostgres:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # every statement has committed already
+
+    def close(self) -> None:
+        self._call(self._conn.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+@contextlib.contextmanager
+def node_database(data_dir: Path, sqlite_file: Path) -> Iterator[Any]:
+    """A synchronous connection to a served node's database, on either engine (its
+    ``database_url`` in ``xnode.toml``, else its SQLite file)."""
+    from xnode.settings import load_settings
+
+    url = load_settings(data_dir, environ={}).database_url
+    if url is None:
+        conn = sqlite3.connect(sqlite_file)
+        conn.row_factory = sqlite3.Row
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    pg = SyncPostgres(url)
+    try:
+        yield pg
+    finally:
+        pg.close()

@@ -20,7 +20,6 @@ import random
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from database_backend import ON_POSTGRES, fresh_database_url
+from database_backend import ON_POSTGRES, fresh_database_url, node_database
 
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
@@ -195,15 +194,11 @@ class ServedNode:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     @contextlib.contextmanager
-    def database(self) -> Iterator[sqlite3.Connection]:
-        """A read connection to the node's database (to look, never to change)."""
-        conn = sqlite3.connect(self.data_dir / DATABASE_FILE)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA query_only = ON")
+    def database(self) -> Iterator[Any]:
+        """A connection to the node's database, to look (never to change): ``sqlite3``'s,
+        or on PostgreSQL one that reads the same way (tests/database_backend.py)."""
+        with node_database(self.data_dir, self.data_dir / DATABASE_FILE) as conn:
             yield conn
-        finally:
-            conn.close()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -325,34 +320,30 @@ def add_followers(node: ServedNode, username: str, ports: list[int], per_host: i
     """Remote accounts ``f<n>`` on every port, each with a personal inbox, following
     ``username`` (accepted), as the node stores them after real follows; returns how many.
 
-    Written before the node starts (test set-up, through SQLite itself: thousands
+    Written before the node starts (test set-up, straight into its database: thousands
     of real follows would make the test about following).
     """
     now = time.time()
-    conn = sqlite3.connect(node.data_dir / DATABASE_FILE)
-    try:
-        with conn:
-            (author_id,) = conn.execute(
-                "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
-            ).fetchone()
-            (next_id,) = conn.execute("SELECT max(id) + 1 FROM accounts").fetchone()
-            rows = []
-            for port in ports:
-                for n in range(per_host):
-                    uri = f"http://127.0.0.1:{port}/users/f{n}"
-                    rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
-                                 f"{uri}/inbox", now, now, now))  # fmt: skip
-                    next_id += 1
-            conn.executemany(
-                "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
-                " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.executemany(
-                "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
-                " VALUES (?, ?, ?, 'accepted', ?)",
-                [(row[0], row[0], author_id, now) for row in rows],
-            )
-    finally:
-        conn.close()
+    with node_database(node.data_dir, node.data_dir / DATABASE_FILE) as conn, conn:
+        (author_id,) = conn.execute(
+            "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
+        ).fetchone()
+        (next_id,) = conn.execute("SELECT max(id) + 1 FROM accounts").fetchone()
+        rows = []
+        for port in ports:
+            for n in range(per_host):
+                uri = f"http://127.0.0.1:{port}/users/f{n}"
+                rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
+                             f"{uri}/inbox", now, now, now))  # fmt: skip
+                next_id += 1
+        conn.executemany(
+            "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
+            " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
+            " VALUES (?, ?, ?, 'accepted', ?)",
+            [(row[0], row[0], author_id, now) for row in rows],
+        )
     return len(rows)
