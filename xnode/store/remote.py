@@ -381,34 +381,35 @@ async def due_activities(
 ) -> list[Row]:
     """Claim pending items in arrival order; a failed attempt waits ``retry_delay_s`` x attempts.
 
-    ``processed_at`` holds the time of the last attempt while an item is pending. The
-    items come back claimed by ``owner`` for ``lease_s`` seconds: other processes
-    (several serving one node on PostgreSQL) skip them until the outcome is written
-    (which ends the lease, leaving ``claimed_by`` to say who handled the item) or the
-    lease runs out (the claimer died).
+    ``processed_at`` holds the time of the last attempt while an item is pending. On
+    PostgreSQL the items come back claimed by ``owner`` for ``lease_s`` seconds: other
+    processes (several serving one node) skip them until the outcome is written (which
+    ends the lease, leaving ``claimed_by`` to say who handled the item) or the lease
+    runs out (the claimer died). On SQLite they are only read (one handler at a time).
     """
-    # As for deliveries: the lock re-checks the claim on the row's latest version and
-    # skips rows another process is claiming; SQLite's single writer needs no lock.
-    shared = db.dialect == "postgres"
-    lock = " FOR UPDATE SKIP LOCKED" if shared else ""
-    # Each actor's activities run in arrival order (a Create before the Delete behind
-    # it): with several processes claiming, an actor another process is busy with is
-    # left to it. SQLite has one claimer at a time (the inbox process and the serving
-    # process hand over between batches), so it is spared the extra scan.
-    busy = (
-        " AND actor_uri NOT IN (SELECT actor_uri FROM inbox_queue WHERE state = 'pending'"
-        " AND claimed_until > ? AND claimed_by <> ?)"
-        if shared else ""
+    due_where = (
+        " FROM inbox_queue WHERE state = 'pending'"
+        " AND (attempts = 0 OR processed_at IS NULL OR processed_at <= ? - ? * attempts)"
+        " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
     )
-    busy_params = (now, owner) if shared else ()
+    due_params = (now, retry_delay_s, now, owner)
+    if db.dialect != "postgres":
+        # SQLite: one process handles the queue at a time (the serving process and the
+        # inbox process hand it over between batches), so the batch is read, not claimed:
+        # writing a claim on every batch cost the inbox process about a tenth more CPU
+        # per activity (bench/inbox.py).
+        return await db.fetchall(f"SELECT *{due_where} ORDER BY id LIMIT ?", (*due_params, limit))
     async with db.transaction() as conn:
+        # As for deliveries: the lock re-checks the claim on the row's latest version
+        # and skips rows another process is claiming. Each actor's activities run in
+        # arrival order (a Create before the Delete behind it), so an actor another
+        # process is busy with is left to it.
         rows = await conn.execute_fetchall(
             "UPDATE inbox_queue SET claimed_by = ?, claimed_until = ? WHERE id IN ("
-            " SELECT id FROM inbox_queue WHERE state = 'pending'"
-            " AND (attempts = 0 OR processed_at IS NULL OR processed_at <= ? - ? * attempts)"
-            f" AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?){busy}"
-            f" ORDER BY id LIMIT ?{lock}) RETURNING *",
-            (owner, now + lease_s, now, retry_delay_s, now, owner, *busy_params, limit),
+            f"SELECT id{due_where} AND actor_uri NOT IN (SELECT actor_uri FROM inbox_queue"
+            " WHERE state = 'pending' AND claimed_until > ? AND claimed_by <> ?)"
+            " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+            (owner, now + lease_s, *due_params, now, owner, limit),
         )
     return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING promises no order
 
