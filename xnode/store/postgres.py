@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xnode.ids import PROCESS_TAGS, claim_process_tag, process_tag
 from xnode.store.database import Dialect, IntegrityError, Params, Row
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ _TRANSLATIONS_MAX = 4096
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*")
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|EXPLAIN)\b|\bRETURNING\b", re.I)
 _translations: dict[str, str] = {}
+
+ID_TAG_LOCK = 0x786E  # "xn": the advisory lock space of the ID tags (the second key is the tag)
 
 TABLES_CHANNEL = "xnode_tables"
 """Where each commit names the cached tables it wrote (see ``table_version``)."""
@@ -200,6 +204,7 @@ class PostgresDatabase:
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
         self._listen_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        self._id_tag: int | None = None
         self.commits = 0
 
     async def open(self) -> None:
@@ -220,18 +225,50 @@ class PostgresDatabase:
             # The pool's default reset (RESET ALL, UNLISTEN *, CLOSE ALL...) is a round
             # trip per release; nothing here changes session state, so none is needed.
             reset=_no_reset,
+            # Prepared statements would switch to a generic plan after five runs; the home
+            # timeline's next pages (id < ?) then walked the whole posts index (page query
+            # 63.5 against 2.35 ms p50 at 1 M posts, bench/pg_timelines.py). Planning each
+            # run with its values costs a fraction of a millisecond.
+            server_settings={"plan_cache_mode": "force_custom_plan"},
         )
         try:
             async with self._pool.acquire() as conn:
                 applied = await apply_postgres_migrations(conn)
             if applied:
                 log.info("applied migrations %s", ", ".join(str(v) for v in applied))
+            await self._claim_process_tag()
         except BaseException:
             await self.close()
             raise
 
+    async def _claim_process_tag(self) -> None:
+        """Hold one of the 256 ID tags for as long as this database is open, so that no
+        other process on this database makes the IDs this one makes (:mod:`xnode.ids`).
+
+        The tag is a session advisory lock on the listening connection: it is released
+        when the connection ends, also when the process dies.
+        """
+        listener = await self._listening_connection()
+        for tag in random.sample(range(PROCESS_TAGS), PROCESS_TAGS):
+            if await listener.fetchval("SELECT pg_try_advisory_lock($1, $2)", ID_TAG_LOCK, tag):
+                self._id_tag = tag
+                claim_process_tag(tag)
+                return
+        log.warning("all %d ID tags are taken: IDs may clash between processes", PROCESS_TAGS)
+
+    async def _listening_connection(self) -> asyncpg.Connection:
+        async with self._listen_lock:
+            if self._listener is None:
+                import asyncpg
+
+                self._listener = await asyncpg.connect(self.url)
+            return self._listener
+
     async def close(self) -> None:
         """Close the pool (waiting for connections in use to come back)."""
+        if self._id_tag is not None and process_tag() == self._id_tag:
+            claim_process_tag(None)  # the lock goes with the connection: stop using the tag
+        self._id_tag = None
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
@@ -290,12 +327,8 @@ class PostgresDatabase:
                 callbacks.append(callback)
             return
         self._listeners[channel] = [callback]
-        async with self._listen_lock:
-            if self._listener is None:
-                import asyncpg
-
-                self._listener = await asyncpg.connect(self.url)
-            await self._listener.add_listener(channel, self._dispatch)
+        listener = await self._listening_connection()
+        await listener.add_listener(channel, self._dispatch)
 
     def _dispatch(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
         for callback in self._listeners.get(channel, ()):
