@@ -248,21 +248,24 @@ class PostgresDatabase:
         The tag is a session advisory lock on the listening connection: it is released
         when the connection ends, also when the process dies.
         """
-        listener = await self._listening_connection()
-        for tag in random.sample(range(PROCESS_TAGS), PROCESS_TAGS):
-            if await listener.fetchval("SELECT pg_try_advisory_lock($1, $2)", ID_TAG_LOCK, tag):
-                self._id_tag = tag
-                claim_process_tag(tag)
-                return
+        async with self._listen_lock:
+            listener = await self._connect_listener()
+            for tag in random.sample(range(PROCESS_TAGS), PROCESS_TAGS):
+                if await listener.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", ID_TAG_LOCK, tag
+                ):
+                    self._id_tag = tag
+                    claim_process_tag(tag)
+                    return
         log.warning("all %d ID tags are taken: IDs may clash between processes", PROCESS_TAGS)
 
-    async def _listening_connection(self) -> asyncpg.Connection:
-        async with self._listen_lock:
-            if self._listener is None:
-                import asyncpg
+    async def _connect_listener(self) -> asyncpg.Connection:
+        """The connection outside the pool (call with ``_listen_lock`` held)."""
+        if self._listener is None:
+            import asyncpg
 
-                self._listener = await asyncpg.connect(self.url)
-            return self._listener
+            self._listener = await asyncpg.connect(self.url)
+        return self._listener
 
     async def close(self) -> None:
         """Close the pool (waiting for connections in use to come back)."""
@@ -327,8 +330,10 @@ class PostgresDatabase:
                 callbacks.append(callback)
             return
         self._listeners[channel] = [callback]
-        listener = await self._listening_connection()
-        await listener.add_listener(channel, self._dispatch)
+        async with self._listen_lock:
+            # One operation at a time on the connection: two LISTENs at once would fail.
+            listener = await self._connect_listener()
+            await listener.add_listener(channel, self._dispatch)
 
     def _dispatch(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
         for callback in self._listeners.get(channel, ()):
