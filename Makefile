@@ -41,7 +41,7 @@ $(ICONS): assets/package.json assets/package-lock.json assets/build_icons.mjs
 	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
 	cd assets && npm ci --no-audit --no-fund --loglevel=error && node build_icons.mjs
 
-test-deps: $(VENV)/.test-installed assets chromium interop-peer
+test-deps: $(VENV)/.test-installed assets chromium interop-peer postgres
 
 run: install
 	@if [ ! -f $(DATA)/xnode.toml ]; then \
@@ -56,11 +56,10 @@ chromium:
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; \
 	fi
 
-# PostgreSQL for the coming backend's tests and benchmarks (issue 18): Debian's package,
-# whose binaries tools/pg_cluster.py runs as a throwaway cluster in a temporary directory.
-# The createcluster.d file stops the package from creating (and starting) a system
-# cluster of its own: nothing here uses one. Not part of `make test` yet: there is no
-# PostgreSQL backend to test, and the one test of tools/pg_cluster.py skips without it.
+# PostgreSQL for the second pass of the suite and the benchmarks: Debian's package, whose
+# binaries tools/pg_cluster.py runs as throwaway clusters in temporary directories (one
+# per test worker). The createcluster.d file stops the package from creating (and
+# starting) a system cluster of its own: nothing here uses one.
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
@@ -84,8 +83,11 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check xnode federation tests bench tools
 	$(BIN)/mypy
 
+# The whole suite twice: on the embedded SQLite, then with every node on PostgreSQL
+# (tests/database_backend.py).
 test: test-deps lint
 	$(BIN)/pytest -n auto --dist loadfile -q -p no:cacheprovider
+	XNODE_TEST_DATABASE=postgres $(BIN)/pytest -n auto --dist loadfile -q -p no:cacheprovider
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/startup.py

@@ -1,9 +1,9 @@
 """tools/pg_cluster.py: a throwaway PostgreSQL cluster from Debian's binaries (issue 18).
 
-The PostgreSQL backend's tests will start one such cluster per test run and make one
-database per pytest-xdist worker; these tests check that groundwork on its own. They
-skip (with the reason) where Debian's PostgreSQL is not installed: `make postgres`
-installs it; `make test` does not yet, as there is no backend to test.
+The suite's PostgreSQL pass starts one such cluster per pytest-xdist worker
+(tests/database_backend.py); these tests check that groundwork on its own. They skip
+(with the reason) where Debian's PostgreSQL is not installed: `make postgres`, which
+`make test` runs, installs it.
 """
 
 from __future__ import annotations
