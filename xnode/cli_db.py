@@ -12,23 +12,17 @@ import os
 import tomllib
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from xnode.cli_support import _data_option, _echo_table
 from xnode.settings import CONFIG_FILE, Settings, load_settings, render_config
 from xnode.store import helper_processes as helper_store
-from xnode.store.copy_to_postgres import (
-    CopyError,
-    CopyReport,
-    Phase,
-    VerificationError,
-    copy_sqlite_to_postgres,
-    redacted,
-    sqlite_in_use,
-)
 from xnode.store.database import POSTGRES_SCHEMES, open_database
+
+if TYPE_CHECKING:
+    from xnode.store.copy_to_postgres import CopyReport, Phase
 
 
 @click.group()
@@ -51,6 +45,15 @@ def migrate_to_postgres(data_dir: Path, dsn: str) -> None:
     counts and a checksum per table); then xnode.toml gets database_url, so the next
     xnode serve uses PostgreSQL. The SQLite file stays where it is, as the way back.
     """
+    # Here, not at the top: it loads the PostgreSQL driver, which only this command needs
+    # (every other `xnode` command, and a SQLite node, runs without it installed).
+    from xnode.store.copy_to_postgres import (
+        CopyError,
+        VerificationError,
+        copy_sqlite_to_postgres,
+        redacted,
+    )
+
     settings = load_settings(data_dir)
     if settings.database_url is not None:
         raise click.ClickException(
@@ -106,6 +109,8 @@ def _refuse_if_serving(settings: Settings) -> None:
     node writes, when their ``xnode serve`` process still runs. The copy itself then
     holds the database's exclusive lock, so a node cannot start while it runs.
     """
+    from xnode.store.copy_to_postgres import sqlite_in_use
+
     if sqlite_in_use(settings.database_path):
         raise click.ClickException(
             f"{settings.database_path} is open in another process: the node is serving"

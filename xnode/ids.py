@@ -40,33 +40,25 @@ class IdGenerator:
         self.tag: int | None = None
 
     def next_id(self, now_ms: int | None = None) -> int:
-        """Return a new ID for the current (or given) time in milliseconds."""
+        """Return a new ID for the current (or given) time in milliseconds.
+
+        With a tag: the tag in bits 8-15 and a counter in bits 0-7 (256 IDs a millisecond);
+        without: a 16-bit counter from a random start. A full counter borrows the next
+        millisecond (IDs stay increasing; the clock catches up).
+        """
         with self._lock:
             ms = int(time.time() * 1000) if now_ms is None else now_ms
-            if self.tag is not None:
-                return self._tagged(ms, self.tag)
+            mask = _SEQUENCE_MASK if self.tag is None else _TAGGED_MASK
             if ms <= self._last_ms:
                 ms = self._last_ms
-                self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
+                self._sequence = (self._sequence + 1) & mask
                 if self._sequence == 0:
                     ms += 1
             else:
-                self._sequence = secrets.randbelow(1 << 12)
+                self._sequence = secrets.randbelow(1 << 12) if self.tag is None else 0
             self._last_ms = ms
-            return (ms << _SEQUENCE_BITS) | self._sequence
-
-    def _tagged(self, ms: int, tag: int) -> int:
-        # The tag in bits 8-15, a counter in bits 0-7: 256 IDs a millisecond, then the
-        # next millisecond is borrowed (IDs stay increasing, the clock catches up).
-        if ms <= self._last_ms:
-            ms = self._last_ms
-            self._sequence = (self._sequence + 1) & _TAGGED_MASK
-            if self._sequence == 0:
-                ms += 1
-        else:
-            self._sequence = 0
-        self._last_ms = ms
-        return (ms << _SEQUENCE_BITS) | (tag << _TAGGED_BITS) | self._sequence
+            tag_bits = 0 if self.tag is None else self.tag << _TAGGED_BITS
+            return (ms << _SEQUENCE_BITS) | tag_bits | self._sequence
 
 
 _default = IdGenerator()

@@ -182,7 +182,7 @@ def _call_fields(row: Row) -> dict[str, object]:
 
 def _remote_fields(row: Row) -> dict[str, Any]:
     """Columns added by the federation migration (absent in older row shapes)."""
-    # Row's `in` tests values, not column names.
+    # sqlite3.Row's `in` tests values, not column names.
     if "inbox_url" not in row.keys():  # noqa: SIM118
         return {}
     return {

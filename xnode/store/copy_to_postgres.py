@@ -58,13 +58,12 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from xnode.store.database import open_database
+import asyncpg
 
-if TYPE_CHECKING:
-    import asyncpg
+from xnode.store.database import open_database
 
 CHUNK_ROWS = 5000
 """Rows read from SQLite and sent in one ``COPY`` (a progress step, too)."""
@@ -365,15 +364,19 @@ def _versions_sqlite(conn: sqlite3.Connection) -> list[int]:
     return [int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
 
-def _sqlite_select(table: Table) -> str:
-    # BINARY: SQLite's byte order, which PostgreSQL's "C" collation has too (both
-    # compare UTF-8 bytes), so both sides list the rows in the same order.
+def _ordered_select(table: Table, byte_order: str) -> str:
+    """Every row of ``table`` by its key, text keys in byte order: SQLite's ``BINARY`` and
+    PostgreSQL's ``"C"`` both compare UTF-8 bytes, so both sides list the rows alike."""
     order = ", ".join(
-        f"{quoted(k)} COLLATE BINARY" if table.kind_of(k) == "text" else quoted(k)
+        f"{quoted(k)} COLLATE {byte_order}" if table.kind_of(k) == "text" else quoted(k)
         for k in table.key
     )
     columns = ", ".join(quoted(c) for c in table.column_names)
     return f"SELECT {columns} FROM {quoted(table.name)} ORDER BY {order}"
+
+
+def _sqlite_select(table: Table) -> str:
+    return _ordered_select(table, "BINARY")
 
 
 # --- The PostgreSQL side ----------------------------------------------------------------
@@ -381,8 +384,6 @@ def _sqlite_select(table: Table) -> str:
 
 async def _connect(dsn: str) -> asyncpg.Connection:
     """A connection to the target, or a clear error (never a driver traceback)."""
-    import asyncpg
-
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
@@ -496,12 +497,7 @@ async def _versions_postgres(conn: asyncpg.Connection) -> list[int]:
 
 
 def _postgres_select(table: Table) -> str:
-    order = ", ".join(
-        f'{quoted(k)} COLLATE "C"' if table.kind_of(k) == "text" else quoted(k)
-        for k in table.key
-    )
-    columns = ", ".join(quoted(c) for c in table.column_names)
-    return f"SELECT {columns} FROM {quoted(table.name)} ORDER BY {order}"
+    return _ordered_select(table, '"C"')
 
 
 async def _foreign_keys(conn: asyncpg.Connection) -> list[tuple[str, str, str]]:
@@ -551,8 +547,6 @@ async def copy_sqlite_to_postgres(
         VerificationError: some table differs after the copy (rolled back).
         CopyError: anything else that stops the copy (its message says what).
     """
-    import asyncpg
-
     report = progress or (lambda phase, done, total: None)
     lite = _exclusive(sqlite_path)  # held until the end: see the module's docstring
     try:
@@ -597,8 +591,6 @@ async def copy_sqlite_to_postgres(
 
 async def _migrate(dsn: str) -> None:
     """Run the PostgreSQL migrations, as ``xnode serve`` would."""
-    import asyncpg
-
     try:
         async with open_database(dsn):
             pass

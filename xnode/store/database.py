@@ -26,6 +26,10 @@ Params = Sequence[Any]
 
 Dialect = Literal["sqlite", "postgres"]
 
+CACHED_TABLES = ("accounts", "account_keys", "domain_blocks")
+"""Tables some process keeps an in-memory cache of (:meth:`Database.table_version`):
+a write naming one invalidates the caches, on PostgreSQL in every serving process."""
+
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -152,7 +156,8 @@ class Database(Protocol):
         ...
 
     def table_version(self, table: str) -> int:
-        """A counter that changes whenever a write names ``table`` (for small caches)."""
+        """A counter that changes whenever a write names ``table`` (one of
+        :data:`CACHED_TABLES`), for in-memory caches of it."""
         ...
 
     async def backup_to(self, target: Path) -> None:

@@ -22,16 +22,17 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+# Imported only where a node runs on PostgreSQL (database_for), so the embedded default
+# needs no driver installed.
+import asyncpg
 
 from xnode.ids import PROCESS_TAGS, claim_process_tag, process_tag
-from xnode.store.database import Dialect, IntegrityError, Params, Row
-
-if TYPE_CHECKING:
-    import asyncpg
+from xnode.store.database import CACHED_TABLES, Dialect, IntegrityError, Params, Row
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ _translations: dict[str, str] = {}
 ID_TAG_LOCK = 0x786E  # "xn": the advisory lock space of the ID tags (the second key is the tag)
 
 TABLES_CHANNEL = "xnode_tables"
-"""Where each commit names the cached tables it wrote (see ``table_version``)."""
+"""Where each commit names the cached tables it wrote, comma-separated (``table_version``)."""
 
 
 def numbered(sql: str) -> str:
@@ -79,10 +80,29 @@ def numbered(sql: str) -> str:
     return done
 
 
-def _rowcount(status: str) -> int:
+def returns_rows(sql: str) -> bool:
+    """Whether a statement answers with rows (a query, or a write with ``RETURNING``):
+    those run with ``fetch``, the others with ``execute`` for their command tag."""
+    return _RETURNS_ROWS.search(sql) is not None
+
+
+def rowcount(status: str) -> int:
     """Rows changed, from a command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else -1
+
+
+@contextmanager
+def _statement(sql: str) -> Iterator[None]:
+    """Driver errors of one statement: constraint errors become :class:`IntegrityError`,
+    any other carries the statement (in its traceback) for whoever reads the log."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except Exception as exc:
+        exc.add_note(f"in: {sql}")
+        raise
 
 
 class _Cursor:
@@ -91,24 +111,23 @@ class _Cursor:
     __slots__ = ("_rows", "rowcount")
 
     def __init__(self, rows: list[Row], rowcount: int) -> None:
-        self._rows = rows
+        self._rows = iter(rows)
         self.rowcount = rowcount
 
     async def fetchone(self) -> Row | None:
         """The next row, if any."""
-        return self._rows.pop(0) if self._rows else None
+        return next(self._rows, None)
 
     async def fetchall(self) -> list[Row]:
         """Every remaining row."""
-        rows, self._rows = self._rows, []
-        return rows
+        return list(self._rows)
 
     def __aiter__(self) -> AsyncIterator[Row]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Row]:
-        while self._rows:
-            yield self._rows.pop(0)
+        for row in self._rows:
+            yield row
 
 
 class _Result:
@@ -148,25 +167,18 @@ class PostgresConnection:
 
     async def _run(self, sql: str, parameters: Params) -> _Cursor:
         self.touched.update(self._owner._note(sql))
-        try:
-            if _RETURNS_ROWS.search(sql):
+        with _statement(sql):
+            if returns_rows(sql):
                 rows = await self._conn.fetch(numbered(sql), *parameters)
-                return _Cursor(list(rows), len(rows))
+                return _Cursor(rows, len(rows))
             status = await self._conn.execute(numbered(sql), *parameters)
-            return _Cursor([], _rowcount(status))
-        except _integrity_errors() as exc:
-            raise IntegrityError(str(exc)) from exc
-        except Exception as exc:
-            exc.add_note(f"in: {sql}")  # the statement, in the traceback of a failure
-            raise
+            return _Cursor([], rowcount(status))
 
     async def _run_many(self, sql: str, parameters: Iterable[Params]) -> _Cursor:
         self.touched.update(self._owner._note(sql))
         batch = [tuple(p) for p in parameters]
-        try:
+        with _statement(sql):
             await self._conn.executemany(numbered(sql), batch)
-        except _integrity_errors() as exc:
-            raise IntegrityError(str(exc)) from exc
         return _Cursor([], len(batch))
 
     def execute(self, sql: str, parameters: Params = ()) -> _Result:
@@ -182,13 +194,6 @@ class PostgresConnection:
         return await (await self._run(sql, parameters)).fetchall()
 
 
-def _integrity_errors() -> type[Exception]:
-    import asyncpg
-
-    error: type[Exception] = asyncpg.IntegrityConstraintViolationError
-    return error
-
-
 class PostgresDatabase:
     """A node's PostgreSQL database (implements :class:`xnode.store.database.Database`)."""
 
@@ -199,11 +204,10 @@ class PostgresDatabase:
         self._pool_min = pool_min
         self._pool_max = pool_max
         self._pool: asyncpg.Pool | None = None
-        self._table_versions: dict[str, int] = {}
+        self._table_versions = dict.fromkeys(CACHED_TABLES, 0)
         self._listener: asyncpg.Connection | None = None
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
         self._listen_lock = asyncio.Lock()
-        self._watch_task: asyncio.Task[None] | None = None
         self._id_tag: int | None = None
         self.commits = 0
 
@@ -213,8 +217,6 @@ class PostgresDatabase:
         Raises:
             SchemaTooNewError: if the database was written by a newer xnode.
         """
-        import asyncpg
-
         from xnode.store.migrations.postgres import apply_postgres_migrations
 
         self._pool = await asyncpg.create_pool(
@@ -237,6 +239,7 @@ class PostgresDatabase:
             if applied:
                 log.info("applied migrations %s", ", ".join(str(v) for v in applied))
             await self._claim_process_tag()
+            await self.listen(TABLES_CHANNEL, self._tables_changed)
         except BaseException:
             await self.close()
             raise
@@ -262,8 +265,6 @@ class PostgresDatabase:
     async def _connect_listener(self) -> asyncpg.Connection:
         """The connection outside the pool (call with ``_listen_lock`` held)."""
         if self._listener is None:
-            import asyncpg
-
             self._listener = await asyncpg.connect(self.url)
         return self._listener
 
@@ -291,28 +292,26 @@ class PostgresDatabase:
         return self._pool
 
     def _note(self, sql: str) -> list[str]:
-        # As on SQLite: any write naming a watched table invalidates its caches here;
-        # the tables are also announced to the other processes (TABLES_CHANNEL).
-        touched = [table for table in self._table_versions if table in sql]
+        # A statement naming a cached table invalidates its caches here at once; the
+        # transaction names it to every process when it commits (TABLES_CHANNEL). Every
+        # cached table, not only those this process caches: another process may.
+        if sql.lstrip()[:6].upper() == "SELECT":
+            return []  # a query changes nothing
+        touched = [table for table in CACHED_TABLES if table in sql]
         for table in touched:
             self._table_versions[table] += 1
         return touched
 
     def table_version(self, table: str) -> int:
-        """A counter that changes whenever any process writes SQL naming ``table``.
+        """A counter that changes whenever any process writes SQL naming ``table`` (one
+        of :data:`xnode.store.database.CACHED_TABLES`): writes here at once, other
+        processes' when they commit."""
+        return self._table_versions[table]
 
-        Writes here bump it at once; other processes' writes arrive by ``NOTIFY`` on
-        :data:`TABLES_CHANNEL` when they commit (the first call starts the watch).
-        """
-        if table not in self._table_versions and self._pool is not None:
-            self._watch_task = asyncio.get_running_loop().create_task(
-                self.listen(TABLES_CHANNEL, self._table_changed)
-            )
-        return self._table_versions.setdefault(table, 0)
-
-    def _table_changed(self, table: str) -> None:
-        if table in self._table_versions:
-            self._table_versions[table] += 1
+    def _tables_changed(self, payload: str) -> None:
+        for table in payload.split(","):
+            if table in self._table_versions:
+                self._table_versions[table] += 1
 
     # --- between processes: LISTEN / NOTIFY --------------------------------------------
 
@@ -350,8 +349,10 @@ class PostgresDatabase:
             yield block
             for sql, parameters in block.deferred:
                 await block.execute(sql, parameters)
-            for table in block.touched:  # NOTIFY is transactional: sent at the commit
-                await conn.execute("SELECT pg_notify($1, $2)", TABLES_CHANNEL, table)
+            if block.touched:  # NOTIFY is transactional: sent at the commit
+                await conn.execute(
+                    "SELECT pg_notify($1, $2)", TABLES_CHANNEL, ",".join(sorted(block.touched))
+                )
         self.commits += 1
 
     async def execute(self, sql: str, params: Params = ()) -> int:
@@ -362,29 +363,20 @@ class PostgresDatabase:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Every row of a query."""
-        try:
+        with _statement(sql):
             rows: list[Row] = await self._pool_or_fail().fetch(numbered(sql), *params)
-        except Exception as exc:
-            exc.add_note(f"in: {sql}")
-            raise
         return rows
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, if any."""
-        try:
+        with _statement(sql):
             row: Row | None = await self._pool_or_fail().fetchrow(numbered(sql), *params)
-        except Exception as exc:
-            exc.add_note(f"in: {sql}")
-            raise
         return row
 
     async def fetchvalue(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row (or None)."""
-        try:
+        with _statement(sql):
             return await self._pool_or_fail().fetchval(numbered(sql), *params)
-        except Exception as exc:
-            exc.add_note(f"in: {sql}")
-            raise
 
     # Point reads have no cheaper path here than any other query: one round trip.
     async def lookup(self, sql: str, params: Params = ()) -> Row | None:

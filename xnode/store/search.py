@@ -15,9 +15,9 @@ from xnode.posts.visibility import visible_sql
 from xnode.store.database import Database, Row
 
 
-def _match(db: Database, table: str, words: list[str]) -> tuple[str, str, list[object]]:
+def _match(db: Database, table: str, words: list[str]) -> tuple[str, str, str]:
     """The condition matching every word as a prefix in FTS table alias ``f``, the ORDER
-    BY expression for best-first, and the parameters of the condition."""
+    BY expression for best-first, and the one parameter both take (the words)."""
     if db.dialect == "postgres":
         # xnode_search_text folds case and accents as the document column was built; a
         # folded word may split in two (``foo-bar``), so the query is built from its parts.
@@ -26,9 +26,10 @@ def _match(db: Database, table: str, words: list[str]) -> tuple[str, str, list[o
             " FROM regexp_split_to_table(xnode_search_text(?), '\\s+') AS part"
             " WHERE part <> ''))"
         )
-        return f"f.document @@ {query}", f"ts_rank(f.document, {query}) DESC", [" ".join(words)]
-    # FTS5: each word quoted (its query language must not see operators) and starred.
-    return f"{table} MATCH ?", "rank", [" ".join(f'"{word}"*' for word in words)]
+        return f"f.document @@ {query}", f"ts_rank(f.document, {query}) DESC", " ".join(words)
+    # FTS5: each word quoted (its query language must not see operators) and starred; its
+    # own rank column needs no parameter, so the ORDER BY takes none.
+    return f"{table} MATCH ?", "rank", " ".join(f'"{word}"*' for word in words)
 
 
 def _followed_by(account_id: int | None) -> tuple[str, list[object]]:
@@ -54,7 +55,7 @@ async def find_posts(
     min_id: int | None = None,
 ) -> list[Row]:
     """Visible, non-direct, live posts with every word (as a prefix), newest first."""
-    match, _, match_params = _match(db, "posts_fts", words)
+    match, _, match_param = _match(db, "posts_fts", words)
     visible, params = visible_sql(viewer_id)
     extra = ""
     extra_params: list[object] = []
@@ -68,7 +69,7 @@ async def find_posts(
         "SELECT p.* FROM posts_fts f JOIN posts p ON p.id = f.rowid"
         f" WHERE {match} AND p.deleted_at IS NULL AND p.visibility <> 'direct'"
         f"{extra} AND {visible} ORDER BY f.rowid DESC LIMIT ? OFFSET ?",
-        [*match_params, *extra_params, *params, limit, offset],
+        [match_param, *extra_params, *params, limit, offset],
     )
 
 
@@ -92,15 +93,15 @@ async def fuzzy_accounts(
     """Discoverable live accounts whose handle, name or bio have every word (as a
     prefix), best first (local ones only while their user is active)."""
     followed, followed_params = _followed_by(followed_by)
-    match, best_first, match_params = _match(db, "accounts_fts", words)
-    order_params = match_params if db.dialect == "postgres" else []
+    match, best_first, match_param = _match(db, "accounts_fts", words)
+    order_params = [match_param] if "?" in best_first else []
     return await db.fetchall(
         "SELECT a.* FROM accounts_fts f JOIN accounts a ON a.id = f.rowid"
         f" WHERE {match} AND a.discoverable = 1 AND a.deleted_at IS NULL"
         " AND a.suspended_at IS NULL AND (a.domain IS NOT NULL OR EXISTS"
         " (SELECT 1 FROM users u WHERE u.account_id = a.id AND u.state = 'active'))"
         f"{followed} ORDER BY {best_first} LIMIT ?",
-        [*match_params, *followed_params, *order_params, limit],
+        [match_param, *followed_params, *order_params, limit],
     )
 
 

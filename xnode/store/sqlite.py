@@ -34,7 +34,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -121,6 +121,15 @@ class _Result:
         await self._cursor.close()
 
 
+@contextlib.contextmanager
+def _integrity() -> Iterator[None]:
+    """SQLite's constraint errors as the interface's one :class:`IntegrityError`."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+
+
 class WriterConnection:
     """The writer: aiosqlite's connection API, run synchronously on the loop's thread.
 
@@ -187,18 +196,14 @@ class WriterConnection:
     def run(self, sql: str, parameters: Params = ()) -> sqlite3.Cursor:
         """Run one statement synchronously."""
         self._note(sql)
-        try:
+        with _integrity():
             return self._conn.execute(sql, parameters)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
 
     def run_many(self, sql: str, parameters: Iterable[Params]) -> sqlite3.Cursor:
         """Run one statement for every parameter set, synchronously."""
         self._note(sql)
-        try:
+        with _integrity():
             return self._conn.executemany(sql, parameters)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
 
 
 class _ReaderPool:
