@@ -169,14 +169,17 @@ class RemoteActors:
 # --- load generator (runs in its own process) ---------------------------------------------
 
 
-async def _post_all(url: str, requests: list[Request], concurrency: int) -> dict:
+async def _post_all(urls: list[str], requests: list[Request], concurrency: int) -> dict:
+    """POST request i to ``urls[i % len(urls)]`` (round robin, as a load balancer spreads
+    them over several serving processes), ``concurrency`` at a time in all."""
     statuses: Counter[int] = Counter()
     async with ClientSession(connector=TCPConnector(limit=concurrency)) as session:
-        queue = iter(requests)
+        queue = iter(enumerate(requests))
         start_wall, start, start_cpu = time.time(), time.perf_counter(), time.process_time()
 
         async def worker() -> None:
-            for body, headers in queue:
+            for n, (body, headers) in queue:
+                url = urls[n % len(urls)]
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     statuses[response.status] += 1
@@ -189,16 +192,20 @@ async def _post_all(url: str, requests: list[Request], concurrency: int) -> dict
     }  # fmt: skip
 
 
-def _generator_main(url: str, requests: list[Request], concurrency: int, conn) -> None:
-    conn.send(asyncio.run(_post_all(url, requests, concurrency)))
+def _generator_main(urls: list[str], requests: list[Request], concurrency: int, conn) -> None:
+    conn.send(asyncio.run(_post_all(urls, requests, concurrency)))
     conn.close()
 
 
-async def post_from_other_process(url: str, requests: list[Request], concurrency: int) -> dict:
-    """Post ``requests`` to ``url`` from a fresh process; returns its timings and statuses."""
+async def post_from_other_process(
+    url: str | list[str], requests: list[Request], concurrency: int
+) -> dict:
+    """Post ``requests`` to ``url`` (or round robin over several) from a fresh process, so
+    the generator's CPU is not this one's; returns its timings and statuses."""
+    urls = [url] if isinstance(url, str) else url
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_generator_main, args=(url, requests, concurrency, child))
+    proc = ctx.Process(target=_generator_main, args=(urls, requests, concurrency, child))
     proc.start()
     child.close()
     try:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import re
 import subprocess
@@ -55,6 +54,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tools"))
+sys.path.insert(0, str(HERE.parent / "tests"))  # served_node: the tests' node harness
 
 import aiohttp  # noqa: E402
 from fanout import Receivers, plain_posts  # noqa: E402
@@ -62,13 +62,13 @@ from inbox import (  # noqa: E402
     BASELINE_SERVER,
     LOCAL_USER,
     RemoteActors,
-    Request,
     free_port,
     post_from_other_process,
     wait_ready,
 )
 from machine import calibration_line, child_pids, process_cpu_s  # noqa: E402
 from pg_cluster import PgCluster  # noqa: E402
+from served_node import add_followers  # noqa: E402
 
 from xnode.accounts.service import AccountService  # noqa: E402
 from xnode.activitypub.delivery import GLOBAL_LIMIT  # noqa: E402
@@ -81,49 +81,6 @@ TARGET_RATIO = 1.6
 AUTHOR = "author"
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-# --- load generator: round-robin over the processes (runs in its own process) --------------
-
-
-async def _post_round_robin(urls: list[str], requests: list[Request], concurrency: int) -> dict:
-    """POST request i to ``urls[i % len(urls)]`` at ``concurrency`` in all (one pool)."""
-    statuses: Counter[int] = Counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        queue = iter(enumerate(requests))
-        start_wall, start, start_cpu = time.time(), time.perf_counter(), time.process_time()
-
-        async def worker() -> None:
-            for n, (body, headers) in queue:
-                async with session.post(urls[n % len(urls)], data=body, headers=headers) as resp:
-                    await resp.read()
-                    statuses[resp.status] += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-        cpu_s = time.process_time() - start_cpu
-    return {
-        "start_wall": start_wall, "elapsed": elapsed, "statuses": dict(statuses), "cpu_s": cpu_s,
-    }  # fmt: skip
-
-
-def _generator_main(urls: list[str], requests: list[Request], concurrency: int, conn) -> None:
-    conn.send(asyncio.run(_post_round_robin(urls, requests, concurrency)))
-    conn.close()
-
-
-async def post_round_robin(urls: list[str], requests: list[Request], concurrency: int) -> dict:
-    """Post ``requests`` spread over ``urls`` from a fresh process (as bench/inbox.py does
-    for one URL): the generator's CPU is not this process's, which polls the database."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_generator_main, args=(urls, requests, concurrency, child))
-    proc.start()
-    child.close()
-    try:
-        return await asyncio.to_thread(parent.recv)
-    finally:
-        await asyncio.to_thread(proc.join)
 
 
 # --- one node served by N processes -------------------------------------------------------
@@ -206,40 +163,6 @@ async def make_node(cluster: PgCluster, tmp: Path, name: str, processes: int) ->
         for user in (LOCAL_USER, AUTHOR):
             await accounts.create_user(user, PASSWORD)
     return Node(data_dir, url, ports)
-
-
-async def add_followers(db: Database, username: str, ports: list[int], per_host: int) -> int:
-    """Remote accounts ``f<n>`` on every port (a personal inbox each) following ``username``
-    (accepted), written directly as tests/test_several_processes.py does: this is about the
-    fan-out, not about following. The paths match bench/fanout.py's receivers."""
-    now = time.time()
-    author_id = await db.fetchvalue(
-        "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
-    )
-    next_id = await db.fetchvalue("SELECT MAX(id) + 1 FROM accounts")
-    rows = []
-    for port in ports:
-        for n in range(per_host):
-            uri = f"http://127.0.0.1:{port}/users/f{n}"
-            rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
-                         f"{uri}/inbox", now, now, now))  # fmt: skip
-            next_id += 1
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
-            " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        await conn.executemany(
-            "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
-            " VALUES (?, ?, ?, 'accepted', ?)",
-            [(row[0], row[0], author_id, now) for row in rows],
-        )
-    # The identity sequence must move past the ids written by hand (new actors come later).
-    await db.execute(
-        "SELECT setval(pg_get_serial_sequence('accounts', 'id'), (SELECT MAX(id) FROM accounts))"
-    )
-    return len(rows)
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -380,8 +303,7 @@ async def run_n(
     """Both phases with ``processes`` serving processes; (figures, one delivery's body)."""
     result = Result(processes)
     node = await make_node(cluster, tmp, f"procs_{processes}", processes)
-    async with open_database(node.url) as db:
-        await add_followers(db, AUTHOR, receivers.ports, args.per_host)
+    add_followers(node, AUTHOR, receivers.ports, args.per_host)
     followers = len(receivers.ports) * args.per_host
     inbox = f"http://{node.domain}/inbox"  # what every request is signed for
     mention = f"http://{node.domain}/users/{LOCAL_USER}"
@@ -403,7 +325,7 @@ async def run_n(
         warm_accepted = 0
         async with open_database(node.url) as db:
             for url, warmup in zip(urls, warmups, strict=True):
-                sent = await post_round_robin([url], warmup, args.concurrency)
+                sent = await post_from_other_process([url], warmup, args.concurrency)
                 # Only what was accepted is queued: a 500 (reported below) is not waited for.
                 warm_accepted += sent["statuses"].get(202, 0)
             await wait_inbox_done(db, warm_accepted, timeout_s=120)
@@ -411,7 +333,7 @@ async def run_n(
             names = {f"serve {n + 1}": proc.pid for n, proc in enumerate(node.procs)}
             print(f"  load average (1 min) before the inbox phase: {load1():.2f}")
             meter = CpuMeter(names, postmaster)
-            sent = await post_round_robin(urls, timed, args.concurrency)
+            sent = await post_from_other_process(urls, timed, args.concurrency)
             accepted = sent["statuses"].get(202, 0)
             done = await wait_inbox_done(db, warm_accepted + accepted, timeout_s=600)
             cpu = meter.read()

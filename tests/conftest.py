@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from database_backend import ON_POSTGRES, drop_made_databases, fresh_database_url
+from database_backend import (
+    ON_POSTGRES,
+    cluster,
+    drop_made_databases,
+    empty_database_url,
+    fresh_database_url,
+)
+from pg_cluster import PgCluster, PgClusterError, find_bin_dir
 
 from xnode.accounts.models import User
 from xnode.clock import FakeClock
@@ -52,6 +59,29 @@ def _drop_test_databases() -> Iterator[None]:
     """On the PostgreSQL pass: drop the databases this test's nodes were given."""
     yield
     drop_made_databases()
+
+
+@pytest.fixture
+def pg_cluster() -> PgCluster:
+    """This worker's throwaway PostgreSQL cluster (tests/database_backend.py), whichever
+    engine the pass runs nodes on; the test skips where Debian's binaries are missing."""
+    if find_bin_dir() is None:
+        pytest.skip(
+            "Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not"
+            " installed: run `make postgres`"
+        )
+    try:
+        return cluster()
+    except PgClusterError as error:
+        if "system user" in str(error):  # root without a `postgres` user: the machine's
+            pytest.skip(str(error))
+        raise
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A new PostgreSQL database with no tables (dropped after the test)."""
+    return empty_database_url()
 
 
 @pytest.fixture

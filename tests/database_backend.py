@@ -80,6 +80,16 @@ def fresh_database_url() -> str:
     return pg.url(name)
 
 
+def empty_database_url() -> str:
+    """A new PostgreSQL database with no tables at all (as ``createdb`` leaves it), for
+    tests of the migrations and of moving a node; dropped after the test."""
+    pg = cluster()
+    name = f"empty_{os.getpid()}_{next(_names)}"
+    pg.create_database(name)
+    _made.append(name)
+    return pg.url(name)
+
+
 def drop_made_databases() -> None:
     """Drop the databases made since the last call (the end of a test)."""
     if not _made or _cluster is None:
@@ -132,15 +142,13 @@ class SyncPostgres:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
-        from xnode.store.postgres import numbered
+        # As the backend runs a statement (xnode/store/postgres.py), without a pool.
+        from xnode.store.postgres import numbered, returns_rows, rowcount
 
-        text = numbered(sql)
-        if text.lstrip().upper().startswith(("SELECT", "WITH")) or " RETURNING " in text.upper():
-            rows = self._call(self._conn.fetch(text, *params))
+        if returns_rows(sql):
+            rows = self._call(self._conn.fetch(numbered(sql), *params))
             return _Rows(list(rows), len(rows))
-        status = self._call(self._conn.execute(text, *params))
-        last = status.rsplit(" ", 1)[-1]
-        return _Rows([], int(last) if last.isdigit() else -1)
+        return _Rows([], rowcount(self._call(self._conn.execute(numbered(sql), *params))))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         from xnode.store.postgres import numbered

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from database_backend import ON_POSTGRES, fresh_database_url, node_database
+from database_backend import ON_POSTGRES, SyncPostgres, fresh_database_url, node_database
 
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
@@ -276,7 +276,9 @@ class Receivers:
     about what reaches them, not about how it is signed (other tests are).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        """``delay_s``: how long each inbox takes to answer (a slow peer)."""
+        self.delay_s = delay_s
         self.ports: list[int] = []
         self.received: list[tuple[str, str]] = []  # (inbox URL, activity id), duplicates kept
         self._runner: Any = None
@@ -288,6 +290,8 @@ class Receivers:
         async def inbox(request: web.Request) -> web.Response:
             activity = await request.json()
             self.received.append((f"http://{request.host}{request.path}", activity["id"]))
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             return web.Response(status=202)
 
         app = web.Application()
@@ -346,4 +350,12 @@ def add_followers(node: ServedNode, username: str, ports: list[int], per_host: i
             " VALUES (?, ?, ?, 'accepted', ?)",
             [(row[0], row[0], author_id, now) for row in rows],
         )
+        if isinstance(conn, SyncPostgres):
+            # Ids written by hand: PostgreSQL's identity sequences must move past them
+            # (remote accounts stored later take theirs from the sequence).
+            for table in ("accounts", "follows"):
+                conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" (SELECT MAX(id) FROM {table}))"
+                )
     return len(rows)

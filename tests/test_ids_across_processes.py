@@ -7,11 +7,10 @@ tag of its own, claimed with an advisory lock when it opens the database.
 
 from __future__ import annotations
 
-import pytest
 from database_backend import fresh_database_url
-from pg_cluster import find_bin_dir
 
 from xnode import ids
+from xnode.store import postgres
 from xnode.store.database import open_database
 from xnode.store.postgres import PostgresDatabase
 
@@ -27,21 +26,13 @@ def test_tagged_generators_never_make_the_same_id_in_the_same_millisecond():
     assert ids.id_timestamp(made_first[0]) == 1.0
 
 
-def test_untagged_generators_can_clash():
-    """The reason for the tags: without one, two processes' sequences may meet."""
-    first, second = ids.IdGenerator(), ids.IdGenerator()
-    first._sequence = second._sequence = 7  # the same random start, as happens 1 in 4,096
-    first._last_ms = second._last_ms = 1_000
-    assert first.next_id(now_ms=1_000) == second.next_id(now_ms=1_000)
-
-
-@pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL binaries not installed")
-async def test_each_open_database_holds_its_own_tag_until_it_closes():
+async def test_each_open_database_holds_its_own_tag_until_it_closes(pg_cluster, monkeypatch):
+    # Both databases try the tags in the same order: only the advisory lock keeps the
+    # second from taking the first's.
+    monkeypatch.setattr(postgres.random, "sample", lambda population, k: list(population)[:k])
     url = fresh_database_url()
-    before = ids.process_tag()
     async with open_database(url) as one, open_database(url) as two:
         assert isinstance(one, PostgresDatabase) and isinstance(two, PostgresDatabase)
-        assert one._id_tag is not None and two._id_tag is not None
-        assert one._id_tag != two._id_tag  # the advisory lock keeps them apart
-        assert ids.process_tag() == two._id_tag
-    assert ids.process_tag() in (before, None)
+        assert (one._id_tag, two._id_tag) == (0, 1)
+        assert ids.process_tag() == 1
+    assert ids.process_tag() is None  # its lock went with the connection

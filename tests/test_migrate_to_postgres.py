@@ -2,8 +2,9 @@
 
 Real nodes and the real command: two complete nodes federate over loopback HTTP on
 SQLite, one of them is stopped and moved with the CLI (click's runner), and started
-again on PostgreSQL on the same address. One throwaway cluster (tools/pg_cluster.py)
-serves the module; it skips where Debian's PostgreSQL binaries are not installed.
+again on PostgreSQL on the same address. The worker's throwaway cluster
+(tests/database_backend.py) gives the databases; the tests skip where Debian's PostgreSQL
+binaries are not installed.
 """
 
 from __future__ import annotations
@@ -18,17 +19,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
+from database_backend import fresh_database_url
 from live_nodes import LiveNode, eventually, follow_across, free_port, remote_post, start_node
-from pg_cluster import PgCluster, PgClusterError, find_bin_dir
+from pg_cluster import PgCluster
 from PIL import Image
 
 from xnode.accounts.models import Account
@@ -49,33 +49,6 @@ from xnode.web.state import CLOCK, DB, EVENTS, POSTS, SETTINGS
 
 _names = itertools.count()
 AP_JSON = "application/activity+json"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """One cluster for the module (starting one takes seconds)."""
-    if find_bin_dir() is None:
-        pytest.skip(
-            "Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not"
-            " installed: run `make postgres`"
-        )
-    pg = PgCluster()
-    try:
-        pg.start()
-    except PgClusterError as error:
-        if "system user" in str(error):  # root without a `postgres` user
-            pytest.skip(str(error))
-        raise
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-def pg_url(cluster: PgCluster) -> str:
-    """A new, empty database (no tables: as `createdb` leaves it)."""
-    name = f"moved_{next(_names)}"
-    cluster.create_database(name)
-    return cluster.url(name)
 
 
 def migrate(data: Path, dsn: str) -> Result:
@@ -274,7 +247,7 @@ async def test_a_federating_node_is_copied_whole_and_verified(tmp_path: Path, pg
 
     # The schema is as the migrations made it: foreign keys back, triggers on.
     assert await pg_fetch(pg_url, FOREIGN_KEYS) == await pg_fetch(
-        await migrated_empty(pg_url), FOREIGN_KEYS
+        fresh_database_url(), FOREIGN_KEYS
     )
     assert not await pg_fetch(
         pg_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'O'"
@@ -310,23 +283,6 @@ FOREIGN_KEYS = (
     " FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
     " ORDER BY 1, 2"
 )
-
-
-async def migrated_empty(like: str) -> str:
-    """Another database of the same cluster, migrated and empty (to compare schemas)."""
-    base, _, query = like.partition("?")
-    url = f"{base}_reference?{query}"
-    admin = await asyncpg.connect(like)
-    try:
-        name = base.rsplit("/", 1)[1]
-        await admin.execute(f"CREATE DATABASE {name}_reference")
-    finally:
-        await admin.close()
-    from xnode.store.database import open_database
-
-    async with open_database(url):
-        pass
-    return url
 
 
 async def test_the_moved_node_federates_with_its_old_keys(tmp_path: Path, pg_url: str):
@@ -381,12 +337,12 @@ async def fetch_json(url: str) -> dict[str, Any]:
         return found
 
 
-def test_a_role_that_only_owns_its_database_is_enough(tmp_path: Path, cluster: PgCluster):
+def test_a_role_that_only_owns_its_database_is_enough(tmp_path: Path, pg_cluster: PgCluster):
     """As in production: no superuser, a role owning an empty database (createdb -O)."""
     name = f"owned_{next(_names)}"
-    cluster.psql("postgres", f"CREATE ROLE {name} LOGIN")
-    cluster.psql("postgres", f"CREATE DATABASE {name} OWNER {name}")
-    dsn = cluster.url(name).replace("postgres@", f"{name}@", 1)
+    pg_cluster.psql("postgres", f"CREATE ROLE {name} LOGIN")
+    pg_cluster.psql("postgres", f"CREATE DATABASE {name} OWNER {name}")
+    dsn = pg_cluster.url(name).replace("postgres@", f"{name}@", 1)
     node = tmp_path / "node"
     init(node)
     result = migrate(node, dsn)
@@ -404,7 +360,7 @@ def table_names(dsn: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_a_target_holding_data_is_refused(tmp_path: Path, pg_url: str, cluster: PgCluster):
+def test_a_target_holding_data_is_refused(tmp_path: Path, pg_url: str, pg_cluster: PgCluster):
     first, second = tmp_path / "first", tmp_path / "second"
     init(first)
     init(second)
@@ -419,12 +375,12 @@ def test_a_target_holding_data_is_refused(tmp_path: Path, pg_url: str, cluster: 
 
     # Tables xnode does not make: refused before any migration runs there.
     name = f"foreign_{next(_names)}"
-    cluster.create_database(name)
-    cluster.psql(name, "CREATE TABLE notes (id integer PRIMARY KEY, body text)")
-    refused = migrate(second, cluster.url(name))
+    pg_cluster.create_database(name)
+    pg_cluster.psql(name, "CREATE TABLE notes (id integer PRIMARY KEY, body text)")
+    refused = migrate(second, pg_cluster.url(name))
     assert refused.exit_code == 1
     assert "holds tables xnode does not make (notes)" in refused.output
-    assert table_names(cluster.url(name)) == ["notes"]
+    assert table_names(pg_cluster.url(name)) == ["notes"]
 
 
 def test_a_node_already_on_postgresql_is_refused(tmp_path: Path, pg_url: str):
@@ -436,11 +392,11 @@ def test_a_node_already_on_postgresql_is_refused(tmp_path: Path, pg_url: str):
     assert "already uses PostgreSQL" in again.output
 
 
-def test_bad_dsns_are_clear_errors(tmp_path: Path, cluster: PgCluster):
+def test_bad_dsns_are_clear_errors(tmp_path: Path, pg_cluster: PgCluster):
     node = tmp_path / "node"
     init(node)
     config = (node / CONFIG_FILE).read_text()
-    missing = cluster.url("no_such_database").replace("postgres@", "postgres:hunter2@")
+    missing = pg_cluster.url("no_such_database").replace("postgres@", "postgres:hunter2@")
     for dsn, expected in (
         (missing, 'database "no_such_database" does not exist'),
         ("postgresql://xnode@/xnode?host=/nonexistent/socket/dir", "cannot connect"),

@@ -4,7 +4,7 @@ Each migration's ``POSTGRES`` statements must bring a PostgreSQL database to the
 SQLite reaches with its ``STATEMENTS``: the same tables and columns (in order), NOT NULLs,
 defaults, foreign keys, named indexes, uniques and CHECKs, and the same account_stats
 triggers. SQLite's side is read from a database made by ``open_database`` (which
-migrates on open). One throwaway cluster (tools/pg_cluster.py) serves the module, with a
+migrates on open). The worker's throwaway cluster (tests/database_backend.py) gives a
 fresh database per test; the tests needing it skip where Debian's PostgreSQL binaries
 are not installed (`make postgres`).
 """
@@ -12,7 +12,6 @@ are not installed (`make postgres`).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import sqlite3
 import zlib
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pg_cluster import PgCluster, PgClusterError, find_bin_dir
+from database_backend import fresh_database_url
+from pg_cluster import PgCluster
 
 from xnode.store import migrations as migrations_package
 from xnode.store.database import open_database
@@ -30,64 +30,13 @@ from xnode.store.migrations.postgres import apply_postgres_migrations
 from xnode.store.shards import host_shard
 
 FTS_TABLES = ("posts_fts", "accounts_fts")
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """One cluster for the module (starting one takes seconds)."""
-    if find_bin_dir() is None:
-        pytest.skip(
-            "Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not"
-            " installed: run `make postgres`"
-        )
-    pg = PgCluster()
-    try:
-        pg.start()
-    except PgClusterError as error:
-        if "system user" in str(error):  # root without a `postgres` user: the machine's
-            pytest.skip(str(error))
-        raise
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture
-def pg_url(cluster: PgCluster) -> str:
-    """A new, empty database."""
-    name = f"schema_{next(_names)}"
-    cluster.create_database(name)
-    return cluster.url(name)
-
-
-@pytest.fixture(scope="module")
-def migrated_template(cluster: PgCluster) -> str:
-    """A database with every migration applied, copied for each test that needs one (a
-    copy takes a fraction of the time migrating does)."""
-    name = "schema_template"
-    cluster.create_database(name)
-
-    async def migrate() -> None:
-        conn = await asyncpg.connect(cluster.url(name))
-        try:
-            await apply_postgres_migrations(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(migrate())
-    return name
-
-
-@pytest.fixture
-async def pg(cluster: PgCluster, migrated_template: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a new database with every migration applied."""
-    name = f"schema_{next(_names)}"
-    admin = await asyncpg.connect(cluster.url("postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(cluster.url(name))
+async def pg(pg_cluster: PgCluster) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new database with every migration applied (copied from the
+    harness's migrated template: a copy takes a fraction of the time migrating does)."""
+    conn = await asyncpg.connect(fresh_database_url())
     yield conn
     await conn.close()
 

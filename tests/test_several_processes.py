@@ -2,8 +2,8 @@
 
 Real processes, as a reverse proxy would run them: one data directory and config, one
 database, two listen addresses. Whatever ``XNODE_TEST_DATABASE`` says, these need
-PostgreSQL (a SQLite node has one serving process): a throwaway cluster for the module,
-skipped where Debian's binaries are missing.
+PostgreSQL (a SQLite node has one serving process): the worker's throwaway cluster
+(tests/database_backend.py); skipped where Debian's binaries are missing.
 
 - A DM sent through process 1 reaches the recipient's live socket on process 2 at once
   (LISTEN/NOTIFY relay, :mod:`xnode.live.relay`).
@@ -19,15 +19,16 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from pg_cluster import PgCluster, PgClusterError, find_bin_dir
-from served_node import ServedNode, WebUser, restartable_port
+from database_backend import fresh_database_url
+from pg_cluster import PgCluster
+from served_node import Receivers, ServedNode, WebUser, add_followers, restartable_port
 
 from federation.keys import generate_rsa_key, public_key_of
 from federation.signatures import sign_request
@@ -35,31 +36,10 @@ from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
 from xnode.clock import SystemClock
 from xnode.settings import load_settings
-from xnode.store.database import Database, open_database
-
-pytestmark = pytest.mark.skipif(
-    find_bin_dir() is None,
-    reason="Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin) are not installed",
-)
+from xnode.store.database import open_database
 
 AP_JSON = "application/activity+json"
 _names = iter(range(1_000_000))
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """A throwaway PostgreSQL cluster for this module's nodes."""
-    pg = PgCluster()
-    try:
-        pg.start()
-    except PgClusterError as error:
-        if "system user" in str(error):
-            pytest.skip(str(error))
-        raise
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
 class Pair:
@@ -89,15 +69,14 @@ class Pair:
         return f"--- process 1:\n{self.one.log()}\n--- process 2:\n{self.two.log()}"
 
 
-async def make_pair(tmp: Path, cluster: PgCluster, users: tuple[str, ...]) -> Pair:
+async def make_pair(tmp: Path, users: tuple[str, ...]) -> Pair:
     """Initialise a PostgreSQL node with ``users``, served by two processes (not started).
 
     The helper processes are on (``cores=2``, as ``xnode init`` sets on a two-core
     machine): each serving process has its own, all sharing the queues.
     """
     name = f"several_{next(_names)}"
-    cluster.create_database(name)
-    url = cluster.url(name)
+    url = fresh_database_url()
     port_one, port_two = restartable_port(), restartable_port()
     data_dir = tmp / name
     await init_node(
@@ -120,12 +99,12 @@ async def make_pair(tmp: Path, cluster: PgCluster, users: tuple[str, ...]) -> Pa
 
 
 @pytest.fixture
-async def pair_factory(tmp_path: Path, cluster: PgCluster) -> AsyncIterator[Any]:
+async def pair_factory(tmp_path: Path, pg_cluster: PgCluster) -> AsyncIterator[Any]:
     """Make (and at the end stop) two-process nodes."""
     made: list[Pair] = []
 
     async def make(*users: str) -> Pair:
-        pair = await make_pair(tmp_path, cluster, users)
+        pair = await make_pair(tmp_path, users)
         made.append(pair)
         return pair
 
@@ -176,78 +155,14 @@ async def test_a_dm_sent_through_one_process_reaches_a_tab_on_the_other(pair_fac
 # --- a fan-out sent by both processes -------------------------------------------------------
 
 
-class SlowReceivers:
-    """Inboxes on loopback ports that answer 202 a little later and count what came."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.received: list[tuple[str, str]] = []  # (inbox URL, activity id)
-        self.ports: list[int] = []
-        self._runner: web.AppRunner | None = None
-
-    async def start(self, hosts: int) -> None:
-        """Listen on ``hosts`` ports."""
-
-        async def inbox(request: web.Request) -> web.Response:
-            activity = await request.json()
-            self.received.append((f"http://{request.host}{request.path}", activity["id"]))
-            # A peer takes a while: the fan-out lasts long enough for both processes
-            # to be sending at once.
-            await asyncio.sleep(self.delay_s)
-            return web.Response(status=202)
-
-        app = web.Application()
-        app.router.add_post("/users/{name}/inbox", inbox)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        for _ in range(hosts):
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-async def add_followers(db: Database, username: str, ports: list[int], per_host: int) -> int:
-    """Remote accounts ``f<n>`` on every port (a personal inbox each) following ``username``
-    (accepted), written directly: the test is about the fan-out, not about following."""
-    now = time.time()
-    author_id = await db.fetchvalue(
-        "SELECT id FROM accounts WHERE username = ? AND domain IS NULL", (username,)
-    )
-    next_id = await db.fetchvalue("SELECT MAX(id) + 1 FROM accounts")
-    rows = []
-    for port in ports:
-        for n in range(per_host):
-            uri = f"http://127.0.0.1:{port}/users/f{n}"
-            rows.append((next_id, f"f{n}", f"f{n}", f"127.0.0.1:{port}", uri, uri,
-                         f"{uri}/inbox", now, now, now))  # fmt: skip
-            next_id += 1
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "INSERT INTO accounts (id, username, username_key, domain, uri, url, inbox_url,"
-            " fetched_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        await conn.executemany(
-            "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
-            " VALUES (?, ?, ?, 'accepted', ?)",
-            [(row[0], row[0], author_id, now) for row in rows],
-        )
-    return len(rows)
-
-
 async def test_a_fan_out_sent_by_both_processes_reaches_each_inbox_once(pair_factory):
     hosts, per_host = 50, 10
     pair = await pair_factory("alice")
-    receivers = SlowReceivers(delay_s=0.05)
+    # A peer takes a while: the fan-out lasts long enough for both processes to be sending.
+    receivers = Receivers(delay_s=0.05)
     await receivers.start(hosts)
     try:
-        async with open_database(pair.url) as db:
-            followers = await add_followers(db, "alice", receivers.ports, per_host)
+        followers = add_followers(pair.one, "alice", receivers.ports, per_host)
         assert followers == 500
         await pair.start()
         alice = WebUser(pair.one)
@@ -416,15 +331,13 @@ async def test_an_activity_posted_to_both_processes_at_once_is_handled_once(pair
 # --- the claims themselves, many claimers at once ------------------------------------------
 
 
-async def test_concurrent_claims_never_hand_a_row_to_two_processes(cluster):
+async def test_concurrent_claims_never_hand_a_row_to_two_processes(pg_cluster):
     """Eight claimers at once (one pooled connection each) on deliveries and on the inbox
     queue: every row goes to one of them. Without ``FOR UPDATE SKIP LOCKED`` a claimer
     blocked on another's rows re-claims them once they commit."""
     from xnode.store import deliveries, remote
 
-    name = f"claims_{next(_names)}"
-    cluster.create_database(name)
-    async with open_database(cluster.url(name)) as db:
+    async with open_database(fresh_database_url()) as db:
         now = time.time()
         rows = [
             deliveries.NewDelivery("https://a.example/1", None, None,
@@ -467,4 +380,3 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(cluster):
         results = await asyncio.gather(*(claim_activities(f"p{n}") for n in range(8)))
         ids = [row_id for result in results for row_id in result]
         assert ids and len(ids) == len(set(ids)), (len(ids), len(set(ids)))
-    cluster.drop_database(name)
