@@ -64,13 +64,15 @@ async def test_helpers_that_keep_crashing_are_given_up_and_their_work_done_here(
     try:
         link, senders = a[INBOX_LINK], a[DELIVERY_PROCESSES]
         await eventually(lambda: _true(link.given_up and senders.given_up), 30)
+        # The first delivery process given up on stops the others: from then on the
+        # serving process sends everything. (Stopping them writes their states first,
+        # which takes a while on a loaded machine: wait for it rather than guess.)
+        await eventually(lambda: _true(not senders.running), 30)
         await asyncio.sleep(0.5)  # no more restarts after giving up
         assert link.starts == child_process.GIVE_UP_AFTER
-        # The first delivery process given up on stops the others: from then on the
-        # serving process sends everything.
         failed = [c for c in senders.children if c.given_up]
         assert failed and all(c.starts == child_process.GIVE_UP_AFTER for c in failed)
-        assert not senders.running
+        assert not senders.running and not link.running
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         given_up = [e for e in errors if "crashed 5 times in a row" in e]
         assert len(given_up) == 1 + len(failed)
@@ -79,7 +81,7 @@ async def test_helpers_that_keep_crashing_are_given_up_and_their_work_done_here(
         assert sum(state == ("failed", "exit status 70") for state in states.values()) == len(
             given_up
         )
-        assert a[DELIVERY].working  # the serving process sends again
+        await eventually(lambda: _true(a[DELIVERY].working), 10)  # the serving process sends again
 
         # The node still works: A's inbox takes bob's Follow and its Accept goes out,
         # then alice's post reaches B, all from the serving process.
