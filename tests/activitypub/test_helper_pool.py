@@ -92,7 +92,8 @@ async def test_helpers_start_with_load_take_over_and_stop_when_idle(nodes):
 
     # Quiet for the idle time: the helpers stop and this process works alone again.
     await eventually(lambda: _true(not link.running and not senders.running), timeout=30)
-    assert pool.inbox_here and a[DELIVERY].working
+    # The queue here resumes once the stopped helpers' states are written.
+    await eventually(lambda: _true(pool.inbox_here and a[DELIVERY].working), timeout=10)
     await eventually(lambda: _all_idle(a))
     third = await post_reaches_everyone("sent by the serving process again")
     carol_post = await c[POSTS].publish(
