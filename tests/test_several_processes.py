@@ -335,7 +335,7 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(pg_cluster):
     """Eight claimers at once (one pooled connection each) on deliveries and on the inbox
     queue: every row goes to one of them. Without ``FOR UPDATE SKIP LOCKED`` a claimer
     blocked on another's rows re-claims them once they commit."""
-    from xnode.store import deliveries, remote
+    from xnode.store import deliveries, inbox_queue
 
     async with open_database(fresh_database_url()) as db:
         now = time.time()
@@ -346,7 +346,7 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(pg_cluster):
         ]  # fmt: skip
         await deliveries.insert_many(db, rows, now)
         for n in range(400):
-            await remote.enqueue_activity(
+            await inbox_queue.enqueue_activity(
                 db, n + 1, activity_id=f"https://r.example/a/{n}",
                 actor_uri=f"https://r.example/u{n % 40}",
                 signer_key_id=None, payload="{}", now=now,
@@ -365,7 +365,7 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(pg_cluster):
         async def claim_activities(owner: str) -> list[int]:
             got: list[int] = []
             for round_ in range(5):
-                found = await remote.due_activities(
+                found = await inbox_queue.due_activities(
                     db, now=time.time(), retry_delay_s=60, limit=20, owner=f"{owner}.{round_}",
                     lease_s=300,
                 )

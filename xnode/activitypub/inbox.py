@@ -15,7 +15,7 @@ time, an item spent most of its life waiting for database round trips, which
 capped processing at about 170 activities a second (issue 4).
 
 Several processes (several ``xnode serve`` on one PostgreSQL database): each batch is
-claimed for this process (:func:`xnode.store.remote.due_activities`, a lease of
+claimed for this process (:func:`xnode.store.inbox_queue.due_activities`, a lease of
 ``CLAIM_LEASE_S``), so an item is handled by one process; an activity POSTed to two
 processes at once is one row, as the second insert finds the first's id
 (``ON CONFLICT (activity_id) DO NOTHING``, which on PostgreSQL waits for the first
@@ -55,8 +55,7 @@ from xnode.ids import new_id
 from xnode.posts.service import PostService
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
-from xnode.store import domain_blocks
-from xnode.store import remote as remote_store
+from xnode.store import domain_blocks, inbox_queue
 from xnode.store.database import Database
 from xnode.web.social import USERNAME
 from xnode.web.state import CLOCK, DB, SETTINGS
@@ -145,7 +144,7 @@ class InboxProcessor:
         only when every item of the batch is finished, so the next batch never
         picks up an item still being handled.
         """
-        rows = await remote_store.due_activities(
+        rows = await inbox_queue.due_activities(
             self.db, now=self.clock.now(), retry_delay_s=RETRY_DELAY_S, limit=limit,
             owner=self.owner, lease_s=CLAIM_LEASE_S,
         )
@@ -170,7 +169,7 @@ class InboxProcessor:
             # one write for the batch instead of one per item (also when shutdown
             # cancels the batch). A crash before this runs them again, which
             # handlers are written to survive.
-            await remote_store.finish_activities_done(self.db, done, now=self.clock.now())
+            await inbox_queue.finish_activities_done(self.db, done, now=self.clock.now())
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # e.g. the database failing while recording an outcome
@@ -187,7 +186,7 @@ class InboxProcessor:
             # Refused for good: recorded as done (nothing left to do), with the reason.
             reason = exc.reason if isinstance(exc, Refused) else exc.message
             log.info("refused %s: %s", row["activity_id"], reason)
-            await remote_store.finish_activity(
+            await inbox_queue.finish_activity(
                 self.db, row["id"], state="done", now=now(), error=f"refused: {reason}"
             )
         except Exception as exc:  # CancelledError is not one: shutdown leaves the item pending
@@ -198,7 +197,7 @@ class InboxProcessor:
                 "processing %s failed (attempt %d): %r", row["activity_id"], attempts, exc,
                 exc_info=final and not isinstance(exc, ResolveError),
             )
-            await remote_store.finish_activity(
+            await inbox_queue.finish_activity(
                 self.db, row["id"], state="failed" if final else "pending", now=now(),
                 error=repr(exc)[:MAX_ERROR_CHARS],
             )
@@ -336,7 +335,7 @@ async def receive(request: web.Request) -> web.Response:
         processor.on_received()
     queued = None if link is None else await link.enqueue(**fields)
     if queued is None:  # no inbox process, or it is down: store the row here
-        queued = await remote_store.enqueue_activity(db, new_id(), now=clock.now(), **fields)
+        queued = await inbox_queue.enqueue_activity(db, new_id(), now=clock.now(), **fields)
         if queued:
             if link is not None and link.ready:
                 link.wake()  # it handles the queue (this process's worker has stopped)

@@ -213,7 +213,7 @@ async def serve_inbox_process(fd: int) -> None:
     from xnode.activitypub.inbox import INBOX
     from xnode.activitypub.inbox import run_forever as run_inbox
     from xnode.ids import new_id
-    from xnode.store import remote as remote_store
+    from xnode.store import inbox_queue
     from xnode.web.app import create_app
     from xnode.web.state import CLOCK, DB, EVENTS
 
@@ -267,7 +267,7 @@ async def serve_inbox_process(fd: int) -> None:
 
     async def store(number: int, fields: dict[str, Any]) -> None:
         try:
-            queued = await remote_store.enqueue_activity(
+            queued = await inbox_queue.enqueue_activity(
                 db, new_id(), activity_id=fields["activity_id"], actor_uri=fields["actor_uri"],
                 signer_key_id=fields["signer_key_id"], payload=fields["payload"],
                 now=clock.now(),
