@@ -380,3 +380,58 @@ async def test_concurrent_claims_never_hand_a_row_to_two_processes(pg_cluster):
         results = await asyncio.gather(*(claim_activities(f"p{n}") for n in range(8)))
         ids = [row_id for result in results for row_id in result]
         assert ids and len(ids) == len(set(ids)), (len(ids), len(set(ids)))
+
+
+async def test_claimers_racing_never_hold_one_actor_at_once(pg_cluster):
+    """Twelve claimers at once, each handling its batches as a process does, over the
+    activities of a few actors: an actor is in one claimer's hands at a time, and its
+    activities are handled in arrival order. Two claims at the same instant do not see
+    each other's uncommitted claims; without the claims taking turns
+    (:data:`xnode.store.inbox_queue.CLAIM_LOCK_KEY`) both take items of the same actors."""
+    from xnode.store import inbox_queue
+
+    actors, items = 4, 240
+    async with open_database(fresh_database_url()) as db:
+        now = time.time()
+        for n in range(items):
+            await inbox_queue.enqueue_activity(
+                db, n + 1, activity_id=f"https://r.example/a/{n}",
+                actor_uri=f"https://r.example/u{n % actors}",
+                signer_key_id=None, payload="{}", now=now,
+            )  # fmt: skip
+        busy: dict[str, str] = {}
+        overlaps: list[str] = []
+        handled: dict[str, list[int]] = {}
+
+        async def claimer(owner: str) -> None:
+            idle = 0
+            while idle < 20:
+                rows = await inbox_queue.due_activities(
+                    db, now=time.time(), retry_delay_s=60, limit=8, owner=owner, lease_s=300,
+                )  # fmt: skip
+                if not rows:
+                    idle += 1
+                    await asyncio.sleep(0.005)
+                    continue
+                idle = 0
+                mine = {row["actor_uri"] for row in rows}
+                for actor in mine:
+                    if busy.get(actor, owner) != owner:
+                        overlaps.append(f"{actor}: {busy[actor]} and {owner}")
+                    busy[actor] = owner
+                for row in rows:
+                    handled.setdefault(row["actor_uri"], []).append(int(row["id"]))
+                await asyncio.sleep(0.002)  # the handlers' work
+                # Out of our hands before the outcome commits (which ends the claim).
+                for actor in mine:
+                    if busy.get(actor) == owner:
+                        del busy[actor]
+                await inbox_queue.finish_activities_done(
+                    db, [int(row["id"]) for row in rows], now=time.time()
+                )
+
+        await asyncio.gather(*(claimer(f"p{n}") for n in range(12)))
+        assert not overlaps, overlaps[:10]
+        assert sum(len(ids) for ids in handled.values()) == items
+        for actor, ids in handled.items():
+            assert ids == sorted(ids), f"{actor}'s activities handled out of order"

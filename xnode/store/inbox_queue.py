@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 from xnode.store.database import Database, Row
 
+CLAIM_LOCK_KEY = 0x786E6F6465_4951
+"""The advisory lock the inbox queue's claims take turns on, PostgreSQL only (``"xnodeIQ"``:
+any constant no other lock of this database uses)."""
+
 
 async def enqueue_activity(
     db: Database, row_id: int, *, activity_id: str, actor_uri: str, signer_key_id: str | None,
@@ -47,10 +51,21 @@ async def due_activities(
         # per activity (bench/inbox.py).
         return await db.fetchall(f"SELECT *{due_where} ORDER BY id LIMIT ?", (*due_params, limit))
     async with db.transaction() as conn:
-        # As for deliveries: the lock re-checks the claim on the row's latest version
-        # and skips rows another process is claiming. Each actor's activities run in
-        # arrival order (a Create before the Delete behind it), so an actor another
-        # process is busy with is left to it.
+        # Each actor's activities run in arrival order (a Create before the Delete behind
+        # it), so an actor another process is busy with is left to it (the NOT IN below).
+        # That test reads other processes' claims, and two claims running at the same
+        # instant would not see each other's (neither has committed): both would take
+        # items of the same actor, the first rows each, FOR UPDATE SKIP LOCKED making
+        # sure only that they are different items. So the claims take turns: a
+        # transaction-scoped advisory lock, taken in its own statement before the claim,
+        # so that the claim's snapshot (READ COMMITTED: one per statement) is taken once
+        # the previous claimer has committed and sees all its claims. The claim is one
+        # short statement per batch of up to ``limit`` items, so the turns cost little;
+        # a lock per actor would need the actors known before the claim that finds them,
+        # and SERIALIZABLE would turn the race into retried failures.
+        await conn.execute("SELECT pg_advisory_xact_lock(?)", (CLAIM_LOCK_KEY,))
+        # As for deliveries: the row lock re-checks the claim on the row's latest version
+        # and skips rows another process is finishing.
         rows = await conn.execute_fetchall(
             "UPDATE inbox_queue SET claimed_by = ?, claimed_until = ? WHERE id IN ("
             f"SELECT id{due_where} AND actor_uri NOT IN (SELECT actor_uri FROM inbox_queue"
