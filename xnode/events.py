@@ -201,20 +201,22 @@ class EventBus:
         self._kept.add(event_type)
 
     @asynccontextmanager
-    async def change(self, db: Database) -> AsyncIterator[Change]:
+    async def change(self, db: Database, *, federate: bool = True) -> AsyncIterator[Change]:
         """A write transaction whose emitted events are kept with it and published after it.
 
         ``async with events.change(db) as change:`` gives ``change.conn`` for
         the writes and ``change.emit(event)`` for what happened. Kept kinds
         (:meth:`keep`) go into the outbox table inside the transaction; every
         event is published, in order, once the transaction has committed.
+        ``federate=False`` (a remote actor's action, which arrived from its server)
+        keeps nothing: there is nothing to send, and the inbox's hot path skips the rows.
         """
         async with db.transaction() as conn:
             change = Change(conn)
             yield change
             now = self.clock.now()
             for event in change.events:
-                if type(event) in self._kept:
+                if federate and type(event) in self._kept:
                     await outbox_store.insert(
                         conn, new_id(), type(event).__name__,
                         json.dumps(event_fields(event), ensure_ascii=False), now,

@@ -22,7 +22,7 @@ from xnode.posts.content import normalize_tag
 from xnode.posts.models import Post, PostView
 from xnode.posts.service import PostService
 from xnode.store import accounts as account_store
-from xnode.store import remote as remote_store
+from xnode.store import posts as post_store
 from xnode.store import search as search_store
 from xnode.store.database import Database
 
@@ -153,10 +153,10 @@ class SearchService:
         it is neither, cannot be fetched, or is a post the viewer may not see."""
         if resolver.is_local(url):
             return await self._local_url(viewer_id, url[len(resolver.urls.base) :])
-        known = await remote_store.account_by_uri(self.db, url)
+        known = await account_store.account_by_uri(self.db, url)
         if known is not None:
             return known if _live(known) else None
-        post: Account | Post | None = await remote_store.post_by_uri(self.db, url)
+        post: Account | Post | None = await post_store.post_by_uri(self.db, url)
         try:
             if post is None:
                 post = await self._fetch_url(resolver, url)

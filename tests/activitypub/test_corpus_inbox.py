@@ -25,8 +25,8 @@ from federation.jsonld import id_of
 from federation.objects import NOTE_TYPES, InvalidObject, origin_of, parse_activity, type_of
 from xnode.activitypub.resolver import Refused, ResolveError
 from xnode.ids import new_id
-from xnode.store import remote as remote_store
-from xnode.store.remote import RemoteAccountRow
+from xnode.store import accounts as account_store
+from xnode.store.accounts import RemoteAccountRow
 
 if not CORPUS.is_dir():
     pytest.skip(f"ActivityPub corpus not found at {CORPUS} (../shared is absent)",
@@ -67,7 +67,7 @@ def as_activity(doc: Any) -> Any:
 
 async def known_remote(node: Node, uri: str) -> None:
     """Store a remote account for ``uri`` (as a fetch would) and have alice follow it."""
-    if node.resolver.is_local(uri) or await remote_store.account_by_uri(node.db, uri):
+    if node.resolver.is_local(uri) or await account_store.account_by_uri(node.db, uri):
         return
     name = uri.rstrip("/").rsplit("/", 1)[-1][:64] or "someone"
     row = RemoteAccountRow(
@@ -80,7 +80,9 @@ async def known_remote(node: Node, uri: str) -> None:
     alice = await node.resolver.known_account(node.actor("alice"))
     assert alice is not None
     async with node.db.transaction() as conn:
-        account_id = await remote_store.upsert_remote_account(conn, new_id(), row, node.clock.now())
+        account_id = await account_store.upsert_remote_account(
+            conn, new_id(), row, node.clock.now()
+        )
         await conn.execute(
             "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
             " VALUES (?, ?, ?, 'accepted', 0) ON CONFLICT DO NOTHING",

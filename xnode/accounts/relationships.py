@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xnode.accounts.models import Account
+from xnode.accounts.models import Account, Follow
 from xnode.clock import Clock
 from xnode.errors import Conflict, Forbidden, NotFound
 from xnode.events import BlockChanged, EventBus, FollowChanged, NotificationCreated
@@ -104,6 +104,15 @@ class RelationshipService:
             Conflict: following oneself.
             Forbidden: a block stands between the two.
         """
+        return (await self.add_follow(follower_id, target_id)).state
+
+    async def add_follow(
+        self, follower_id: int, target_id: int, *, uri: str | None = None,
+        federate: bool = True,
+    ) -> Follow:
+        """:meth:`follow`, whoever follows: a click here, or a Follow from another server
+        (``uri`` its id, ``federate=False``: its server sends nothing more for it). The
+        follow as it stands (one that existed is left as it was)."""
         if follower_id == target_id:
             raise Conflict("You cannot follow yourself.")
         target = await self._target(target_id)
@@ -112,10 +121,10 @@ class RelationshipService:
         # A remote follow is only real once the other server sends its Accept.
         state = "pending" if target.locked or not target.is_local else "accepted"
         now = self.clock.now()
-        async with self.events.change(self.db) as change:
+        async with self.events.change(self.db, federate=federate) as change:
             conn = change.conn
             created = await rel_store.upsert_follow(
-                conn, new_id(), follower_id, target_id, state, now
+                conn, new_id(), follower_id, target_id, state, now, uri
             )
             notified = created and await notification_store.insert_notification(
                 conn,
@@ -130,35 +139,37 @@ class RelationshipService:
                 change.emit(FollowChanged(follower_id, target_id, state))
             if notified:
                 change.emit(NotificationCreated(target_id))
-        if not created:
-            return await rel_store.get_follow_state(self.db, follower_id, target_id) or state
-        return state
+        follow = await rel_store.follow_between(self.db, follower_id, target_id)
+        if follow is None:  # unfollowed in the meantime
+            raise NotFound("No such follow.")
+        return follow
 
-    async def unfollow(self, follower_id: int, target_id: int) -> None:
-        """Stop following, or withdraw a request."""
-        async with self.events.change(self.db) as change:
-            conn = change.conn
-            if await rel_store.delete_follow(conn, follower_id, target_id):
-                for kind in ("follow", "follow_request"):
-                    await notification_store.delete_notifications(
-                        conn, kind=kind, from_id=follower_id, recipient_id=target_id
-                    )
+    async def unfollow(self, follower_id: int, target_id: int, *, federate: bool = True) -> bool:
+        """Stop following, or withdraw a request (``federate=False``: an Undo{Follow} from
+        the follower's server). False if there was no follow."""
+        async with self.events.change(self.db, federate=federate) as change:
+            removed = await rel_store.delete_follow(change.conn, follower_id, target_id)
+            if removed:
                 change.emit(FollowChanged(follower_id, target_id, "removed"))
+        return removed
 
-    async def accept_request(self, target_id: int, follower_id: int) -> None:
-        """Approve a pending follow request to ``target_id``.
+    async def accept_request(
+        self, target_id: int, follower_id: int, *, federate: bool = True
+    ) -> None:
+        """Approve a pending follow request to ``target_id`` (``federate=False``: the
+        Accept of a remote account that a local one asked to follow).
 
         Raises:
             NotFound: there is no such pending request.
         """
-        async with self.events.change(self.db) as change:
+        async with self.events.change(self.db, federate=federate) as change:
             conn = change.conn
             if not await rel_store.accept_follow(conn, follower_id, target_id):
                 raise NotFound("There is no pending follow request from that account.")
             await notification_store.delete_notifications(
                 conn, kind="follow_request", from_id=follower_id, recipient_id=target_id
             )
-            await notification_store.insert_notification(
+            if await notification_store.insert_notification(
                 conn,
                 new_id(),
                 recipient_id=target_id,
@@ -166,7 +177,8 @@ class RelationshipService:
                 from_id=follower_id,
                 post_id=None,
                 now=self.clock.now(),
-            )
+            ):
+                change.emit(NotificationCreated(target_id))
             change.emit(FollowChanged(follower_id, target_id, "accepted"))
 
     async def reject_request(self, target_id: int, follower_id: int) -> None:
@@ -177,22 +189,25 @@ class RelationshipService:
         """
         if await rel_store.get_follow_state(self.db, follower_id, target_id) != "pending":
             raise NotFound("There is no pending follow request from that account.")
-        async with self.events.change(self.db) as change:
-            conn = change.conn
-            await rel_store.delete_follow(conn, follower_id, target_id)
-            await notification_store.delete_notifications(
-                conn, kind="follow_request", from_id=follower_id, recipient_id=target_id
-            )
-            change.emit(FollowChanged(follower_id, target_id, "rejected"))
+        await self.remove_follower(target_id, follower_id)
 
-    async def remove_follower(self, account_id: int, follower_id: int) -> None:
-        """Make someone stop following you."""
-        async with self.events.change(self.db) as change:
-            if await rel_store.delete_follow(change.conn, follower_id, account_id):
+    async def remove_follower(
+        self, account_id: int, follower_id: int, *, federate: bool = True
+    ) -> bool:
+        """Make someone stop following you, or refuse their request (``federate=False``:
+        a Reject from the followed account's server). False if there was no follow."""
+        async with self.events.change(self.db, federate=federate) as change:
+            removed = await rel_store.delete_follow(change.conn, follower_id, account_id)
+            if removed:
                 change.emit(FollowChanged(follower_id, account_id, "rejected"))
+        return removed
 
-    async def block(self, account_id: int, target_id: int) -> None:
+    async def block(
+        self, account_id: int, target_id: int, *, uri: str | None = None,
+        federate: bool = True,
+    ) -> None:
         """Block an account: follows both ways end, and neither sees the other.
+        ``uri``, ``federate=False``: a Block from the blocker's server.
 
         Raises:
             Conflict: blocking oneself.
@@ -201,23 +216,28 @@ class RelationshipService:
         if account_id == target_id:
             raise Conflict("You cannot block yourself.")
         await self._target(target_id)
-        async with self.events.change(self.db) as change:
-            conn = change.conn
-            await rel_store.set_edge(
-                conn, "blocks", new_id(), account_id, target_id, self.clock.now(), True
+        async with self.events.change(self.db, federate=federate) as change:
+            created, ended = await rel_store.add_block(
+                change.conn, new_id(), account_id, target_id, self.clock.now(), uri
             )
-            for follower, followed in ((account_id, target_id), (target_id, account_id)):
-                if await rel_store.delete_follow(conn, follower, followed):
-                    change.emit(FollowChanged(follower, followed, "removed"))
-            change.emit(BlockChanged(account_id, target_id, True))
+            for follower, followed in ended:
+                change.emit(FollowChanged(follower, followed, "removed"))
+            if created:
+                change.emit(BlockChanged(account_id, target_id, True))
 
-    async def unblock(self, account_id: int, target_id: int) -> None:
-        """Lift a block."""
-        async with self.events.change(self.db) as change:
-            if await rel_store.set_edge(
-                change.conn, "blocks", 0, account_id, target_id, self.clock.now(), False
-            ):
-                change.emit(BlockChanged(account_id, target_id, False))
+    async def unblock(
+        self, account_id: int, target_id: int | None = None, *, uri: str | None = None,
+        federate: bool = True,
+    ) -> bool:
+        """Lift a block, named by its target or (an Undo{Block} from the blocker's server,
+        ``federate=False``) by the Block's id. False if there was no such block."""
+        async with self.events.change(self.db, federate=federate) as change:
+            target = await rel_store.delete_block(
+                change.conn, account_id, target_id=target_id, uri=uri
+            )
+            if target is not None:
+                change.emit(BlockChanged(account_id, target, False))
+        return target is not None
 
     async def set_mute(
         self, account_id: int, target_id: int, muted: bool, *, duration: float | None = None
@@ -235,9 +255,7 @@ class RelationshipService:
         now = self.clock.now()
         expires_at = now + duration if muted and duration else None
         async with self.db.transaction() as conn:
-            await rel_store.set_edge(
-                conn, "mutes", new_id(), account_id, target_id, now, muted, expires_at
-            )
+            await rel_store.set_mute(conn, new_id(), account_id, target_id, now, muted, expires_at)
 
     async def purge_expired_mutes(self) -> int:
         """Delete the mutes whose time ran out (so timelines and notifications show the

@@ -24,11 +24,10 @@ from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.post_handlers import concerns_node, refreshed_actor
 from xnode.activitypub.resolver import BlockedDomain, Refused, ResolveError
-from xnode.events import PostPublished
 from xnode.ids import new_id
 from xnode.posts.models import BOOSTABLE, Post
 from xnode.store import posts as post_store
-from xnode.store import remote as remote_store
+from xnode.store import relationships as rel_store
 
 if TYPE_CHECKING:
     from xnode.activitypub.handlers import Context
@@ -46,7 +45,7 @@ def _boost_visibility(activity: ParsedActivity) -> str:
 
 async def _boosted_post(ctx: Context, activity: ParsedActivity, uri: str) -> Post | None:
     """The boosted post: stored, embedded by its own server, or fetched from its origin."""
-    original = await remote_store.post_by_uri(ctx.db, uri)
+    original = await post_store.post_by_uri(ctx.db, uri)
     obj = activity.embedded_object
     if original is None and obj is not None and activity.embedded_object_trusted:
         note = parse_note(obj, default_author=activity.actor)
@@ -79,7 +78,7 @@ async def handle_announce(ctx: Context, activity: ParsedActivity, actor: Account
     uri = activity.object_id
     if uri is None:
         raise Refused("Announce without an object")
-    if not ctx.resolver.is_local(uri) and not await remote_store.has_local_follower(
+    if not ctx.resolver.is_local(uri) and not await rel_store.has_local_follower(
         ctx.db, actor.id
     ):
         log.info("ignoring boost by %s: nobody here follows them", actor.uri)
@@ -111,16 +110,12 @@ async def _record_boost(ctx: Context, activity: ParsedActivity, actor: Account,
     """Store the Announce as a boost row (idempotent: one per actor and post)."""
     now = ctx.clock.now()
     published = activity.published.timestamp() if activity.published else now
-    boost_id = new_id()
-    async with ctx.db.transaction() as conn:
-        created = await remote_store.insert_boost(
-            conn, id=boost_id, account_id=actor.id, uri=activity.id, url=activity.id,
-            visibility=_boost_visibility(activity), reblog_of_id=original.id, local=0,
-            created_at=min(published, now),
-        )  # fmt: skip
-    if created:
-        await ctx.events.publish(PostPublished(boost_id, actor.id))
-        await ctx.notify(original.account_id, "boost", actor.id, original.id)
+    # The same path as a boost here: the counter and the notification with the row.
+    await ctx.posts.add_boost(
+        actor.id, original, boost_id=new_id(), uri=activity.id, url=activity.id,
+        visibility=_boost_visibility(activity), created_at=min(published, now),
+        federate=False,
+    )  # fmt: skip
 
 
 # --- activities relayed by groups ----------------------------------------------------------
@@ -162,7 +157,7 @@ async def _relayed_activity(ctx: Context, announce: ParsedActivity, group: Accou
 async def _relay_concerns_us(ctx: Context, group: Account, inner: Mapping[str, Any]) -> bool:
     """Whether a relayed post is worth fetching: the group is followed here, or the
     post (going by the relayed copy, which only decides whether to look) involves us."""
-    if await remote_store.has_local_follower(ctx.db, group.id):
+    if await rel_store.has_local_follower(ctx.db, group.id):
         return True
     obj = inner.get("object")
     if not isinstance(obj, Mapping):
@@ -178,7 +173,7 @@ async def _relay_concerns_us(ctx: Context, group: Account, inner: Mapping[str, A
 async def _relayed_create(ctx: Context, announce: ParsedActivity, group: Account,
                           inner: Mapping[str, Any], uri: str) -> None:  # fmt: skip
     """Create: the post, fetched from its server and stored as its author's."""
-    post = await remote_store.post_by_uri(ctx.db, uri)
+    post = await post_store.post_by_uri(ctx.db, uri)
     if post is None:
         if ctx.resolver.is_local(uri):
             raise Refused(f"relayed Create of {uri}, which is not a post here")
@@ -195,7 +190,7 @@ async def _relayed_create(ctx: Context, announce: ParsedActivity, group: Account
     if (
         post.in_reply_to_id is None
         and post.in_reply_to_uri is None
-        and await remote_store.has_local_follower(ctx.db, group.id)
+        and await rel_store.has_local_follower(ctx.db, group.id)
         and await _may_boost(ctx, group, post)
     ):
         await _record_boost(ctx, announce, group, post)
@@ -213,7 +208,7 @@ async def _relayed_update(ctx: Context, announce: ParsedActivity, group: Account
         if account is None or await refreshed_actor(ctx, account) is None:
             log.info("ignoring relayed Update of actor %s", uri)
         return
-    post = await remote_store.post_by_uri(ctx.db, uri)
+    post = await post_store.post_by_uri(ctx.db, uri)
     if post is None or post.is_boost or post.is_deleted:
         log.info("ignoring relayed Update of unknown post %s", uri)
         return
@@ -255,7 +250,7 @@ async def _relayed_delete(ctx: Context, announce: ParsedActivity, group: Account
     Lemmy sends its members' deletions (and moderators' removals) only through the
     community, so these are how such posts leave here.
     """
-    post = await remote_store.post_by_uri(ctx.db, uri)
+    post = await post_store.post_by_uri(ctx.db, uri)
     if post is None or post.local or post.is_boost or post.is_deleted:
         log.info("ignoring relayed Delete of %s: not a stored remote post", uri)
         return

@@ -47,7 +47,6 @@ from xnode.clock import Clock
 from xnode.posts.models import Post
 from xnode.store import accounts as account_store
 from xnode.store import posts as post_store
-from xnode.store import remote as remote_store
 from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -243,7 +242,7 @@ class Backfill:
             if budget[0] <= 0:
                 break
             reply_id = id_of(item)
-            if reply_id is None or await remote_store.post_by_uri(self.db, reply_id):
+            if reply_id is None or await post_store.post_by_uri(self.db, reply_id):
                 continue
             budget[0] -= 1
             # Fetched from its own server, whatever was embedded (a reply may be anyone's).

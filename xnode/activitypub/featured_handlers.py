@@ -16,7 +16,6 @@ from xnode.activitypub.post_handlers import refreshed_actor
 from xnode.activitypub.resolver import Refused
 from xnode.posts.models import BOOSTABLE
 from xnode.store import posts as post_store
-from xnode.store import remote as remote_store
 
 if TYPE_CHECKING:
     from xnode.activitypub.handlers import Context
@@ -52,7 +51,7 @@ async def handle_add(ctx: Context, activity: ParsedActivity, actor: Account) -> 
     uri = activity.object_id
     if uri is None:
         raise Refused("Add without an object")
-    post = await remote_store.post_by_uri(ctx.db, uri)
+    post = await post_store.post_by_uri(ctx.db, uri)
     if post is None:
         # An actor's posts live on its host: anything else cannot be theirs, so is not fetched.
         if ctx.resolver.is_local(uri) or not same_origin(uri, actor.uri):
@@ -77,7 +76,7 @@ async def handle_remove(ctx: Context, activity: ParsedActivity, actor: Account) 
     uri = activity.object_id
     if uri is None:
         raise Refused("Remove without an object")
-    post = await remote_store.post_by_uri(ctx.db, uri)
+    post = await post_store.post_by_uri(ctx.db, uri)
     if post is None:
         log.info("ignoring Remove of unknown post %s", uri)
         return

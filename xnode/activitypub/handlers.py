@@ -10,6 +10,7 @@ other exception means "try again later".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,12 +38,9 @@ from xnode.activitypub.post_handlers import (
 from xnode.activitypub.resolver import Refused, ResolveError, Resolver
 from xnode.activitypub.serialize import Serializer
 from xnode.clock import Clock
-from xnode.errors import XnodeError
+from xnode.errors import NotFound, XnodeError
 from xnode.events import (
     EventBus,
-    FollowChanged,
-    Liked,
-    NotificationCreated,
     ReactionChanged,
 )
 from xnode.ids import new_id
@@ -51,10 +49,10 @@ from xnode.posts.models import Post
 from xnode.posts.service import PostService
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
-from xnode.store import notifications as notification_store
+from xnode.store import likes as like_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as rel_store
-from xnode.store import remote as remote_store
+from xnode.store import reports as report_store
 from xnode.store.database import Database
 from xnode.text import strip_control_chars
 
@@ -80,16 +78,6 @@ class Context:
     relationships: RelationshipService
     serializer: Serializer
     deliver: Deliver
-
-    async def notify(self, recipient_id: int, kind: str, from_id: int, post_id: int | None) -> None:
-        """Notify a local user (the store skips self, muted and blocked senders)."""
-        async with self.db.transaction() as conn:
-            created = await notification_store.insert_notification(
-                conn, new_id(), recipient_id=recipient_id, kind=kind, from_id=from_id,
-                post_id=post_id, now=self.clock.now(),
-            )
-        if created:
-            await self.events.publish(NotificationCreated(recipient_id))
 
 
 Handler = Callable[[Context, ParsedActivity, Account], Awaitable[None]]
@@ -121,37 +109,26 @@ async def _local_account(ctx: Context, uri: str | None) -> Account:
 async def handle_follow(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
     """Follow: accept at once, or record a request when the account is locked.
 
-    The Accept is sent here, through ``deliver``; no FollowChanged event is
-    published, because the outbox answers an 'accepted' FollowChanged for a
-    remote follower with an Accept of its own (that is how a locked account's
-    approval goes out).
+    The same service path as a follow here (:meth:`RelationshipService.add_follow`); the
+    Accept is sent here, through ``deliver``, and the change is not federated, because
+    the outbox answers a kept 'accepted' FollowChanged for a remote follower with an
+    Accept of its own (that is how a locked account's approval goes out).
     """
     target = await _local_account(ctx, activity.object_id)
     if await rel_store.has_edge(ctx.db, "blocks", target.id, actor.id):
         reject = ctx.serializer.accept_or_reject("Reject", target, new_id(), activity.id, actor)
         await ctx.deliver(reject, target, [actor])
         return
-    existing = await rel_store.follow_between(ctx.db, actor.id, target.id)
-    notified = False
-    async with ctx.db.transaction() as conn:
-        if existing is not None:
-            follow_id, state = existing.id, existing.state
-        else:
-            follow_id, state = new_id(), "pending" if target.locked else "accepted"
-            await rel_store.upsert_follow(conn, follow_id, actor.id, target.id, state,
-                                          ctx.clock.now())  # fmt: skip
-            notified = await notification_store.insert_notification(
-                conn, new_id(), recipient_id=target.id,
-                kind="follow" if state == "accepted" else "follow_request",
-                from_id=actor.id, post_id=None, now=ctx.clock.now(),
-            )
-        # The Undo may name only the Follow's id: keep the newest one.
-        await remote_store.set_follow_uri(conn, follow_id, activity.id)
-    if notified:
-        await ctx.events.publish(NotificationCreated(target.id))
-    if state == "accepted":
+    try:
+        # The Undo may name only the Follow's id: the newest one is kept.
+        follow = await ctx.relationships.add_follow(
+            actor.id, target.id, uri=activity.id, federate=False
+        )
+    except XnodeError as exc:  # the actor blocks the target, or the follow went meanwhile
+        raise Refused(exc.message) from exc
+    if follow.state == "accepted":
         # Also re-sent for a repeated Follow: the other side may have lost our Accept.
-        accept = ctx.serializer.accept_or_reject("Accept", target, follow_id, activity.id, actor)
+        accept = ctx.serializer.accept_or_reject("Accept", target, follow.id, activity.id, actor)
         await ctx.deliver(accept, target, [actor])
 
 
@@ -183,21 +160,18 @@ async def _our_follow(ctx: Context, activity: ParsedActivity, actor: Account) ->
 
 
 async def handle_accept(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
-    """Accept{Follow}: our follow request went through."""
+    """Accept{Follow}: our follow request went through (as if the account approved it
+    here: :meth:`RelationshipService.accept_request`)."""
     row = await _our_follow(ctx, activity, actor)
-    async with ctx.db.transaction() as conn:
-        changed = await rel_store.accept_follow(conn, row.account_id, actor.id)
-    if changed:
-        await ctx.events.publish(FollowChanged(row.account_id, actor.id, "accepted"))
+    with contextlib.suppress(NotFound):  # accepted already (a repeated Accept)
+        await ctx.relationships.accept_request(actor.id, row.account_id, federate=False)
 
 
 async def handle_reject(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
-    """Reject{Follow}: refused, or a follower removed (Mastodon sends Reject for both)."""
+    """Reject{Follow}: refused, or a follower removed (Mastodon sends Reject for both):
+    :meth:`RelationshipService.remove_follower`, as for a follower removed here."""
     row = await _our_follow(ctx, activity, actor)
-    async with ctx.db.transaction() as conn:
-        removed = await rel_store.delete_follow(conn, row.account_id, actor.id)
-    if removed:
-        await ctx.events.publish(FollowChanged(row.account_id, actor.id, "rejected"))
+    await ctx.relationships.remove_follower(actor.id, row.account_id, federate=False)
 
 
 # --- undo -------------------------------------------------------------------------------
@@ -212,12 +186,7 @@ async def _undo_follow(ctx: Context, actor: Account, inner_id: str | None,
             row = await rel_store.follow_between(ctx.db, actor.id, target.id)
     if row is None or row.account_id != actor.id:
         return False
-    async with ctx.db.transaction() as conn:
-        await rel_store.delete_follow(conn, actor.id, row.target_account_id)
-        for kind in ("follow", "follow_request"):
-            await notification_store.delete_notifications(
-                conn, kind=kind, from_id=actor.id, recipient_id=row.target_account_id
-            )
+    await ctx.relationships.unfollow(actor.id, row.target_account_id, federate=False)
     return True
 
 
@@ -225,28 +194,25 @@ async def _undo_like(ctx: Context, actor: Account, inner_id: str | None,
                      inner: Mapping[str, Any] | None) -> bool:  # fmt: skip
     post = None
     if inner is not None:
-        post = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
-    like = await remote_store.find_like(
+        post = await post_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
+    liked = await like_store.liked_post(
         ctx.db, actor.id, uri=inner_id, post_id=post.id if post else None
     )
+    unliked = liked is not None and await ctx.posts.remove_like(actor.id, liked, federate=False)
+    # A Like with content was stored as a reaction.
     async with ctx.db.transaction() as conn:
-        if like is not None:
-            await remote_store.delete_like(conn, like)
-        # A Like with content was stored as a reaction.
         removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
             emoji=reaction_of(inner) if inner is not None else None,
         )
-    if like is not None:
-        await ctx.events.publish(Liked(actor.id, like["post_id"], undone=True))
-    return like is not None or removed > 0
+    return unliked or removed > 0
 
 
 async def _undo_announce(ctx: Context, actor: Account, inner_id: str | None,
                          inner: Mapping[str, Any] | None) -> bool:  # fmt: skip
-    boost = await remote_store.post_by_uri(ctx.db, inner_id) if inner_id else None
+    boost = await post_store.post_by_uri(ctx.db, inner_id) if inner_id else None
     if boost is None and inner is not None:
-        original = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
+        original = await post_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
         if original is not None:
             boost = await post_store.boost_by(ctx.db, actor.id, original.id)
     if boost is None or not boost.is_boost or boost.account_id != actor.id:
@@ -260,18 +226,18 @@ async def _undo_block(ctx: Context, actor: Account, inner_id: str | None,
     target = None
     if inner is not None:
         target = await ctx.resolver.known_account(id_of(inner.get("object")) or "")
-    async with ctx.db.transaction() as conn:
-        removed = await remote_store.unblock_from(
-            conn, actor.id, uri=inner_id, target_id=target.id if target else None
-        )
-    return removed > 0
+    if target is None and inner_id is None:
+        return False
+    return await ctx.relationships.unblock(
+        actor.id, target.id if target else None, uri=inner_id, federate=False
+    )
 
 
 async def _undo_reaction(ctx: Context, actor: Account, inner_id: str | None,
                          inner: Mapping[str, Any] | None) -> bool:  # fmt: skip
     post = None
     if inner is not None:
-        post = await remote_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
+        post = await post_store.post_by_uri(ctx.db, id_of(inner.get("object")) or "")
     async with ctx.db.transaction() as conn:
         removed = await post_store.delete_reaction(
             conn, actor.id, uri=inner_id, post_id=post.id if post else None,
@@ -318,13 +284,10 @@ async def handle_undo(ctx: Context, activity: ParsedActivity, actor: Account) ->
 
 
 async def handle_block(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
-    """Block of a local account: follows end both ways; the blocked user is not told."""
+    """Block of a local account: as a block here (follows end both ways); the blocked
+    user is not told."""
     target = await _local_account(ctx, activity.object_id)
-    async with ctx.db.transaction() as conn:
-        await remote_store.block_from(conn, new_id(), actor.id, target.id, activity.id,
-                                      ctx.clock.now())  # fmt: skip
-        await rel_store.delete_follow(conn, actor.id, target.id)
-        await rel_store.delete_follow(conn, target.id, actor.id)
+    await ctx.relationships.block(actor.id, target.id, uri=activity.id, federate=False)
 
 
 async def handle_move(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
@@ -338,8 +301,8 @@ async def handle_move(ctx: Context, activity: ParsedActivity, actor: Account) ->
     if new.id == actor.id or actor.uri not in new.also_known_as:
         raise Refused(f"{new.uri} does not list {actor.uri} in alsoKnownAs")
     async with ctx.db.transaction() as conn:
-        await remote_store.set_moved_to(conn, actor.id, new.id)
-    for _, follower in await remote_store.local_followers(ctx.db, actor.id):
+        await account_store.set_moved_to(conn, actor.id, new.id)
+    for _, follower in await rel_store.local_followers(ctx.db, actor.id):
         await _move_follower(ctx, follower, actor, new)
 
 
@@ -367,7 +330,7 @@ async def handle_flag(ctx: Context, activity: ParsedActivity, actor: Account) ->
         if account is not None:
             target = target or account
             continue
-        post = await remote_store.post_by_uri(ctx.db, uri)
+        post = await post_store.post_by_uri(ctx.db, uri)
         if post is not None and post.local:
             posts.append(post)
     if target is None and posts:
@@ -377,7 +340,7 @@ async def handle_flag(ctx: Context, activity: ParsedActivity, actor: Account) ->
     content = str_of(activity.raw.get("content")) or ""
     comment = strip_control_chars(html_to_text(content), keep_newlines=True)[:MAX_REPORT_CHARS]
     async with ctx.db.transaction() as conn:
-        await remote_store.insert_report(
+        await report_store.insert_report(
             conn, new_id(), reporter_id=actor.id, target_id=target.id,
             post_ids=[p.id for p in posts if p.account_id == target.id], comment=comment,
             activity_uri=activity.id, now=ctx.clock.now(),

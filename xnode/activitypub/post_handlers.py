@@ -27,11 +27,12 @@ from federation.objects import (
 from federation.urls import same_origin
 from xnode.accounts.models import Account
 from xnode.activitypub.resolver import Refused, ResolveError
-from xnode.events import Liked, ReactionChanged
+from xnode.events import ReactionChanged
 from xnode.ids import new_id
 from xnode.posts.models import Post
+from xnode.store import accounts as account_store
 from xnode.store import posts as post_store
-from xnode.store import remote as remote_store
+from xnode.store import relationships as rel_store
 from xnode.text import strip_control_chars
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ async def _visible_post(ctx: Context, uri: str | None, actor: Account) -> Post |
     Raises:
         Refused: a boost row, deleted, or not visible to the actor.
     """
-    post = await remote_store.post_by_uri(ctx.db, uri) if uri else None
+    post = await post_store.post_by_uri(ctx.db, uri) if uri else None
     if post is None:
         return None
     if post.is_boost or post.is_deleted:
@@ -88,10 +89,10 @@ async def concerns_node(ctx: Context, note: ParsedNote, actor: Account) -> bool:
         return True
     if note.in_reply_to and (
         ctx.resolver.is_local(note.in_reply_to)
-        or await remote_store.post_by_uri(ctx.db, note.in_reply_to) is not None
+        or await post_store.post_by_uri(ctx.db, note.in_reply_to) is not None
     ):
         return True
-    return await remote_store.has_local_follower(ctx.db, actor.id)
+    return await rel_store.has_local_follower(ctx.db, actor.id)
 
 
 async def handle_create(ctx: Context, activity: ParsedActivity, actor: Account) -> None:
@@ -147,12 +148,12 @@ async def handle_delete(ctx: Context, activity: ParsedActivity, actor: Account) 
     target = activity.object_id
     if target is None:
         raise Refused("Delete without an object")
-    now = ctx.clock.now()
     if target == actor.uri:
+        # The same cleanup as a deletion here (AccountService.delete_user).
         async with ctx.db.transaction() as conn:
-            await remote_store.mark_account_deleted(conn, actor.id, now)
+            await account_store.delete_account(conn, actor.id, ctx.clock.now())
         return
-    post = await remote_store.post_by_uri(ctx.db, target)
+    post = await post_store.post_by_uri(ctx.db, target)
     if post is None:
         return
     if post.account_id != actor.id:
@@ -170,13 +171,8 @@ async def handle_like(ctx: Context, activity: ParsedActivity, actor: Account) ->
     if emoji is not None:
         await _react(ctx, activity, actor, post, emoji)
         return
-    async with ctx.db.transaction() as conn:
-        created = await remote_store.insert_like(
-            conn, new_id(), actor.id, post.id, activity.id, ctx.clock.now()
-        )
-    if created:
-        await ctx.events.publish(Liked(actor.id, post.id))
-        await ctx.notify(post.account_id, "like", actor.id, post.id)
+    # The same path as a like here: the counter and the notification with the like.
+    await ctx.posts.add_like(actor.id, post, uri=activity.id, federate=False)
 
 
 async def _react(ctx: Context, activity: ParsedActivity, actor: Account, post: Post,

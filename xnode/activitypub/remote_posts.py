@@ -24,7 +24,6 @@ from xnode.posts.content import html_to_text, normalize_tag
 from xnode.posts.models import Post
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
-from xnode.store import remote as remote_store
 from xnode.store.database import Connection, IntegrityError
 from xnode.text import sanitize_html, strip_control_chars
 
@@ -156,7 +155,7 @@ class NoteWriter:
         """The post replied to, fetched (bounded) when unknown, if the author may see it."""
         if note.in_reply_to is None:
             return None
-        parent = await remote_store.post_by_uri(self.db, note.in_reply_to)
+        parent = await post_store.post_by_uri(self.db, note.in_reply_to)
         if parent is None and depth < MAX_REPLY_FETCH_DEPTH:
             parent = await self.resolver.note(note.in_reply_to, depth=depth + 1)
         if parent is None or parent.is_boost:
@@ -181,7 +180,7 @@ class NoteWriter:
         """
         if note.attributed_to != author.uri:
             raise ResolveError(f"{note.id} is not by {author.uri}")
-        existing = await remote_store.post_by_uri(self.db, note.id)
+        existing = await post_store.post_by_uri(self.db, note.id)
         if existing is not None:
             if existing.account_id != author.id:
                 raise ResolveError(f"{note.id} already belongs to another account")
@@ -205,7 +204,7 @@ class NoteWriter:
             )
         except IntegrityError:
             # Stored meanwhile by another path (a reply's parent fetched twice).
-            existing = await remote_store.post_by_uri(self.db, note.id)
+            existing = await post_store.post_by_uri(self.db, note.id)
             if existing is None or existing.account_id != author.id:
                 raise
             return existing
@@ -270,7 +269,7 @@ class NoteWriter:
         await post_store.set_mentions(conn, post_id, mentioned, new=new)
         await post_store.set_tags(conn, post_id, _tags(note), new=new)
         media = _media_rows(note, author, post_id, now)
-        await remote_store.replace_remote_media(conn, post_id, media, new=new)
+        await post_store.replace_remote_media(conn, post_id, media, new=new)
 
     async def _notify(
         self, conn: Connection, targets: list[tuple[int, str]], from_id: int,
@@ -301,7 +300,7 @@ class NoteWriter:
         edit (Mastodon ignores that too); mentions only grow, so an edit cannot
         take a message away from someone it was already shown to.
         """
-        post = await remote_store.post_by_uri(self.db, note.id)
+        post = await post_store.post_by_uri(self.db, note.id)
         if post is None or post.account_id != author.id or post.is_deleted or post.is_boost:
             return None
         mentioned = await self.mentioned(note)

@@ -65,9 +65,9 @@ from xnode.settings import Settings
 from xnode.store import accounts as account_store
 from xnode.store import domain_blocks
 from xnode.store import keys as key_store
-from xnode.store import remote as remote_store
+from xnode.store import posts as post_store
+from xnode.store.accounts import RemoteAccountRow
 from xnode.store.database import Database, IntegrityError
-from xnode.store.remote import RemoteAccountRow
 from xnode.text import sanitize_html, strip_control_chars
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class Resolver:
             match = _LOCAL_ACTOR.match(uri[len(self.urls.base) :])
             account = await account_store.get_local_account(self.db, match[1]) if match else None
         else:
-            account = await remote_store.account_by_uri(self.db, uri)
+            account = await account_store.account_by_uri(self.db, uri)
         if account is not None:
             self._remember_account(uri, account, generation)
         return account
@@ -336,7 +336,7 @@ class Resolver:
         lock = self._locks.setdefault(uri, asyncio.Lock())
         try:
             async with lock:
-                cached = await remote_store.account_by_uri(self.db, uri)
+                cached = await account_store.account_by_uri(self.db, uri)
                 if cached is not None and not refresh and self._fresh(cached, ACTOR_CACHE_S):
                     return cached
                 try:
@@ -371,10 +371,10 @@ class Resolver:
         for attempt in (1, 2):
             try:
                 async with self.db.transaction() as conn:
-                    account_id = await remote_store.upsert_remote_account(
+                    account_id = await account_store.upsert_remote_account(
                         conn, new_id(), account_row(actor), now
                     )
-                    await remote_store.replace_remote_keys(
+                    await key_store.replace_remote_keys(
                         conn, account_id, _key_rows(actor), now
                     )
                 break
@@ -539,7 +539,7 @@ class Resolver:
         if self.is_local(key_id):
             raise ResolveError(f"no local key {key_id}")
         document_url = urldefrag(key_id).url
-        known = await remote_store.account_by_uri(self.db, document_url)
+        known = await account_store.account_by_uri(self.db, document_url)
         if known is not None:
             # An unknown key id of a known actor: refetch it, unless that just happened
             # (made-up key ids must not turn into a stream of requests to its server).
@@ -595,7 +595,7 @@ class Resolver:
 
         ``notify=False``: storing it notifies nobody (a post looked up, not delivered).
         """
-        existing = await remote_store.post_by_uri(self.db, uri)
+        existing = await post_store.post_by_uri(self.db, uri)
         if existing is not None:
             return existing
         if self.is_local(uri):
@@ -606,7 +606,7 @@ class Resolver:
             if not same_origin(parsed.id, uri) or not same_origin(parsed.attributed_to, uri):
                 raise ResolveError(f"{uri} answered with an object from another host")
             if parsed.id != uri:
-                existing = await remote_store.post_by_uri(self.db, parsed.id)
+                existing = await post_store.post_by_uri(self.db, parsed.id)
                 if existing is not None:
                     return existing
             author = await self.actor(parsed.attributed_to)

@@ -43,8 +43,9 @@ from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
 from xnode.store import deliveries as delivery_store
+from xnode.store import hydration as hydration_store
 from xnode.store import idempotency as idempotency_store
-from xnode.store import link_previews as link_preview_store
+from xnode.store import likes as like_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
@@ -614,14 +615,9 @@ class PostService:
         if not post.is_boost:
             mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
         event = PostDeleted(post.id, post.account_id, post.uri, post.visibility, tuple(mentioned))
-        if post.local:
-            async with self.events.change(self.db) as change:
-                await self._remove_rows(change.conn, post, keep_media=keep_media)
-                change.emit(event)
-            return
-        async with self.db.transaction() as conn:
-            await self._remove_rows(conn, post, keep_media=keep_media)
-        await self.events.publish(event)
+        async with self.events.change(self.db, federate=post.local) as change:
+            await self._remove_rows(change.conn, post, keep_media=keep_media)
+            change.emit(event)
 
     async def _remove_rows(
         self, conn: Connection, post: Post, *, keep_media: bool
@@ -642,27 +638,42 @@ class PostService:
             NotFound: no such post, or not visible.
         """
         post = await self._visible_post(account_id, post_id)
+        if on:
+            await self.add_like(account_id, post)
+        else:
+            await self.remove_like(account_id, post.id)
+
+    async def add_like(
+        self, account_id: int, post: Post, *, uri: str | None = None, federate: bool = True
+    ) -> bool:
+        """The one path of a like, whoever likes: a click here, or a Like from another
+        server (``uri`` its id, ``federate=False``: nothing to send). The like, the post's
+        counter and the author's notification in one transaction. False if the account
+        already liked the post (nothing changes)."""
         now = self.clock.now()
-        notified: list[int] = []
-        async with self.events.change(self.db) as change:
+        async with self.events.change(self.db, federate=federate) as change:
             conn = change.conn
-            if on:
-                changed = await post_store.insert_like(conn, new_id(), account_id, post.id, now)
-                if changed:
-                    notified = await self._notify(
-                        conn, [(post.account_id, "like")], account_id, post.id, now
-                    )
-            else:
-                changed = await post_store.delete_like(conn, account_id, post.id)
-                if changed:
-                    await notification_store.delete_notifications(
-                        conn, kind="like", from_id=account_id, post_id=post.id
-                    )
-            if changed:
-                await post_store.add_to_counter(conn, post.id, "likes_count", 1 if on else -1)
-                change.emit(Liked(account_id, post.id, undone=not on))
+            created = await like_store.add_like(conn, new_id(), account_id, post.id, uri, now)
+            if created:
+                notified = await self._notify(
+                    conn, [(post.account_id, "like")], account_id, post.id, now
+                )
+                change.emit(Liked(account_id, post.id))
                 for recipient in notified:
                     change.emit(NotificationCreated(recipient))
+        return created
+
+    async def remove_like(
+        self, account_id: int, post_id: int, *, federate: bool = True
+    ) -> bool:
+        """The one path of an unlike (here, or an Undo{Like} from another server with
+        ``federate=False``): the like, the post's counter and the notification go. False if
+        there was no like."""
+        async with self.events.change(self.db, federate=federate) as change:
+            removed = await like_store.remove_like(change.conn, account_id, post_id)
+            if removed:
+                change.emit(Liked(account_id, post_id, undone=True))
+        return removed
 
     async def boost(self, account: Account, post_id: int, on: bool = True) -> None:
         """Boost (or un-boost) a public or unlisted post.
@@ -672,39 +683,45 @@ class PostService:
             Forbidden: the post is followers-only or direct.
         """
         post = await self._visible_post(account.id, post_id)
-        if on and post.visibility not in BOOSTABLE:
+        if not on:
+            existing = await post_store.boost_by(self.db, account.id, post.id)
+            if existing is not None:
+                # The same path as an Undo Announce from another server.
+                await self._remove(existing)
+            return
+        if post.visibility not in BOOSTABLE:
             raise Forbidden("Only public and unlisted posts can be boosted.")
+        boost_id = new_id()
+        await self.add_boost(
+            account.id, post, boost_id=boost_id,
+            uri=f"{self.settings.base_url}/users/{account.username}/statuses/{boost_id}/activity",
+            url=None, visibility="public" if post.visibility == "public" else "unlisted",
+            created_at=self.clock.now(),
+        )  # fmt: skip
+
+    async def add_boost(
+        self, account_id: int, post: Post, *, boost_id: int, uri: str | None, url: str | None,
+        visibility: str, created_at: float, federate: bool = True,
+    ) -> bool:
+        """The one path of a boost, whoever boosts: a click here, or an Announce from
+        another server (``federate=False``: nothing to send). The boost row, the post's
+        counter and the author's notification in one transaction. False if the account
+        already boosted the post (nothing changes)."""
         now = self.clock.now()
-        async with self.events.change(self.db) as change:
+        async with self.events.change(self.db, federate=federate) as change:
             conn = change.conn
-            existing = await post_store.find_boost(conn, account.id, post.id)
-            if on and existing is None:
-                created_id = new_id()
-                await post_store.insert_post(
-                    conn,
-                    id=created_id,
-                    account_id=account.id,
-                    uri=f"{self.settings.base_url}/users/{account.username}/statuses/"
-                    f"{created_id}/activity",
-                    visibility="public" if post.visibility == "public" else "unlisted",
-                    reblog_of_id=post.id,
-                    local=1,
-                    created_at=now,
-                )
-                await post_store.add_to_counter(conn, post.id, "reblogs_count", 1)
-                change.emit(PostPublished(created_id, account.id))
+            created = await post_store.add_boost(
+                conn, boost_id=boost_id, account_id=account_id, post_id=post.id, uri=uri,
+                # A boost federates exactly when it is made here (a local row).
+                url=url, visibility=visibility, local=federate, created_at=created_at,
+            )  # fmt: skip
+            if created:
+                change.emit(PostPublished(boost_id, account_id))
                 for recipient in await self._notify(
-                    conn, [(post.account_id, "boost")], account.id, post.id, now
+                    conn, [(post.account_id, "boost")], account_id, post.id, now
                 ):
                     change.emit(NotificationCreated(recipient))
-            elif not on and existing is not None:
-                removed = await post_store.get_post_in(conn, existing)
-                if removed is not None:
-                    # The same writes as an Undo Announce from another server.
-                    await post_store.delete_boost(conn, removed)
-                    change.emit(
-                        PostDeleted(removed.id, account.id, removed.uri, removed.visibility, ())
-                    )
+        return created
 
     async def bookmark(self, account_id: int, post_id: int, on: bool = True) -> None:
         """Bookmark (or un-bookmark) a visible post; bookmarks are private."""
@@ -746,14 +763,17 @@ class PostService:
         posts: Sequence[Post],
         authors: dict[int, Account],
         mentions: dict[int, list[int]],
+        edges: tuple[set[int], set[int]] | None = None,
     ) -> dict[int, Audience]:
-        """How the viewer stands towards each post (one query for follows and blocks)."""
-        author_ids = list({p.account_id for p in posts})
+        """How the viewer stands towards each post (one query for follows and blocks, unless
+        ``edges`` brings them, read beforehand: (followed authors, blocked authors))."""
         following: set[int] = set()
         blocked: set[int] = set()
-        if viewer_id is not None:
+        if edges is not None:
+            following, blocked = edges
+        elif viewer_id is not None:
             following, blocked = await relationship_store.viewer_edges(
-                self.db, viewer_id, author_ids
+                self.db, viewer_id, list({p.account_id for p in posts})
             )
         result = {}
         for post in posts:
@@ -788,33 +808,18 @@ class PostService:
         self, viewer_id: int | None, posts: Sequence[Post], *, keep_deleted: bool = False
     ) -> list[PostView]:
         """Turn posts (and boost rows) into views, dropping what the viewer may not see."""
-        originals = await post_store.get_posts(
-            self.db, [p.reblog_of_id for p in posts if p.reblog_of_id is not None]
+        # One read for all the rest (one statement on PostgreSQL), for every post: what
+        # the viewer may not see is then not used.
+        facts = await hydration_store.page_facts(
+            self.db, viewer_id, posts, previews=self.settings.link_previews
         )
+        originals = facts.originals
         everything = [*posts, *originals.values()]
-        ids = [p.id for p in everything]
-        authors = await post_store.get_accounts(self.db, {p.account_id for p in everything})
-        mentions = await post_store.mentions_of(self.db, ids)
-        audiences = await self.audiences(viewer_id, everything, authors, mentions)
-        shown = [p for p in everything if can_view(p.visibility, audiences[p.id])]
-        shown_ids = [p.id for p in shown]
-        media = await post_store.media_of(self.db, shown_ids)
-        tags = await post_store.tags_of(self.db, shown_ids)
-        states = (
-            await post_store.viewer_states(self.db, viewer_id, shown_ids)
-            if viewer_id is not None
-            else {}
-        )
-        mentioned_accounts = await post_store.get_accounts(
-            self.db, {a for p in shown for a in mentions.get(p.id, ())}
-        )
-        parent_authors = await post_store.authors_of(
-            self.db, [p.in_reply_to_id for p in shown if p.in_reply_to_id is not None]
-        )
-        previews = (
-            await link_preview_store.previews_of(self.db, shown_ids)
-            if self.settings.link_previews
-            else {}
+        authors, mentions, mentioned_accounts = facts.authors, facts.mentions, facts.mentioned
+        media, tags, states, previews = facts.media, facts.tags, facts.states, facts.previews
+        parent_authors = facts.parent_authors
+        audiences = await self.audiences(
+            viewer_id, everything, authors, mentions, (facts.following, facts.blocked)
         )
 
         def replying_to(post: Post) -> Account | None:
@@ -896,7 +901,7 @@ class PostService:
         """
         post = await self._visible_post(viewer_id, post_id)
         where, params = cursor.sql("l.id")
-        return await post_store.likers(
+        return await like_store.likers(
             self.db, post.id, where, params, ascending=cursor.ascending, limit=cursor.page_size
         )
 

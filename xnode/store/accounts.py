@@ -1,11 +1,15 @@
-"""SQL for accounts and local users."""
+"""SQL for accounts: local users, remote actors as their servers describe them, deletion."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from xnode.accounts.models import Account, ProfileField, User
+from xnode.store import likes as like_store
+from xnode.store import posts as post_store
+from xnode.store import relationships as rel_store
 from xnode.store.database import Connection, Database
 
 _USER_SELECT = (
@@ -219,20 +223,16 @@ async def set_profile_image(
 
 
 async def tombstone_local_account(conn: Connection, account_id: int, now: float) -> None:
-    """Delete a local user's data, keeping a tombstone account row.
+    """Delete a local user: :func:`delete_account` (the cleanup a Delete{actor} from
+    another server does too), and the user's login and sessions; a tombstone account
+    row stays.
 
     The username stays taken for good: federation peers remember the actor
     URL, and a new person must never inherit an old identity.
     """
     await conn.execute("DELETE FROM sessions WHERE account_id = ?", (account_id,))
     await conn.execute("DELETE FROM users WHERE account_id = ?", (account_id,))
-    await conn.execute(
-        "UPDATE accounts SET display_name = '', bio_source = '', bio_html = '',"
-        " fields_json = '[]', avatar_file = NULL, header_file = NULL, discoverable = 0,"
-        " deleted_at = ?, updated_at = ? WHERE id = ?",
-        (now, now, account_id),
-    )
-    await reindex_account(conn, account_id)
+    await delete_account(conn, account_id, now, keep_remote_followers=True)
 
 
 async def delete_pending_account(conn: Connection, account_id: int) -> None:
@@ -300,3 +300,136 @@ async def set_local_actor_type(
         "UPDATE accounts SET actor_type = ?, updated_at = ? WHERE id = ? AND domain IS NULL",
         (actor_type, now, account_id),
     )
+
+
+@dataclass(frozen=True)
+class RemoteAccountRow:
+    """The columns we keep for a remote actor (see ``resolver`` for where each comes from)."""
+
+    uri: str
+    username: str
+    domain: str
+    display_name: str
+    bio_source: str
+    bio_html: str
+    fields_json: str
+    url: str | None
+    locked: bool
+    discoverable: bool
+    actor_type: str
+    inbox_url: str
+    shared_inbox_url: str | None
+    outbox_url: str | None
+    followers_url: str | None
+    following_url: str | None
+    featured_url: str | None
+    also_known_as: tuple[str, ...]
+    avatar_remote_url: str | None
+    header_remote_url: str | None
+    supports_calls: bool = False
+
+
+async def account_by_uri(db: Database, uri: str) -> Account | None:
+    """Any account (local or remote) by its actor URI."""
+    row = await db.lookup("SELECT * FROM accounts WHERE uri = ?", (uri,))
+    return None if row is None else Account.from_row(row)
+
+
+async def upsert_remote_account(
+    conn: Connection, new_id: int, data: RemoteAccountRow, now: float
+) -> int:
+    """Insert or refresh a remote account by URI; returns its id.
+
+    A handle is unique per domain, but servers do recreate actors under an old
+    name (a deleted and re-registered Mastodon user has a new key but the same
+    URI; Misskey reuses names with new ids). When another row holds the handle
+    with a different URI, that older row gives the handle up: it keeps its
+    posts, renamed out of the way, and the newest actor owns the name.
+    """
+    key = data.username.lower()
+    await conn.execute(
+        "UPDATE accounts SET username_key = username_key || '~' || id"
+        " WHERE domain = ? AND username_key = ? AND uri IS DISTINCT FROM ?",
+        (data.domain, key, data.uri),
+    )
+    values = (
+        data.username, key, data.domain, data.display_name, data.bio_source, data.bio_html,
+        data.fields_json, int(data.locked), int(data.discoverable), data.url, data.actor_type,
+        data.inbox_url, data.shared_inbox_url, data.outbox_url, data.followers_url,
+        data.following_url, data.featured_url, json.dumps(list(data.also_known_as)),
+        data.avatar_remote_url, data.header_remote_url, int(data.supports_calls), now,
+    )  # fmt: skip
+    async with conn.execute(
+        "UPDATE accounts SET username = ?, username_key = ?, domain = ?, display_name = ?,"
+        " bio_source = ?, bio_html = ?, fields_json = ?, locked = ?, discoverable = ?, url = ?,"
+        " actor_type = ?, inbox_url = ?, shared_inbox_url = ?, outbox_url = ?,"
+        " followers_url = ?, following_url = ?, featured_url = ?, also_known_as = ?,"
+        " avatar_remote_url = ?, header_remote_url = ?, supports_calls = ?, fetched_at = ?,"
+        " updated_at = ?"
+        " WHERE uri = ? AND domain IS NOT NULL RETURNING id",
+        (*values, now, data.uri),
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is not None:
+        account_id = int(row[0])
+    else:
+        account_id = new_id
+        await conn.execute(
+            "INSERT INTO accounts (username, username_key, domain, display_name, bio_source,"
+            " bio_html, fields_json, locked, discoverable, url, actor_type, inbox_url,"
+            " shared_inbox_url, outbox_url, followers_url, following_url, featured_url,"
+            " also_known_as, avatar_remote_url, header_remote_url, supports_calls, fetched_at,"
+            " id, uri, created_at, updated_at)"
+            f" VALUES ({', '.join('?' * 26)})",
+            (*values, account_id, data.uri, now, now),
+        )
+    # The account may have been deleted and come back (Mastodon lets a user
+    # cancel a deletion for a while): a fetch that succeeds means it lives.
+    await conn.execute("UPDATE accounts SET deleted_at = NULL WHERE id = ?", (account_id,))
+    await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
+    await conn.execute(
+        "INSERT INTO accounts_fts (rowid, handle, display_name, bio)"
+        " SELECT id, username || '@' || domain, display_name, bio_source FROM accounts"
+        " WHERE id = ? AND discoverable = 1",
+        (account_id,),
+    )
+    return account_id
+
+
+async def set_moved_to(conn: Connection, account_id: int, target_id: int) -> None:
+    """Record that an account moved to another (Move activity)."""
+    await conn.execute(
+        "UPDATE accounts SET moved_to_account_id = ? WHERE id = ?", (target_id, account_id)
+    )
+
+
+async def delete_account(conn: Connection, account_id: int, now: float, *,
+                         keep_remote_followers: bool = False) -> None:  # fmt: skip
+    """Forget what a deleted account left, whoever deleted it (a user or an admin here, or
+    a Delete{actor} from its server): posts become tombstones (replies by others keep
+    their place in threads) and boosts go, each with the writes of a single deletion;
+    likes, reactions and follows are withdrawn with their counters and notifications;
+    notifications it caused go; its profile is emptied and the account marked deleted.
+
+    ``keep_remote_followers``: a local account's followers on other servers stay, as
+    the audience its Delete{actor} is sent to. Its own signing keys are kept (that
+    Delete is signed with them); a remote account's cached keys go.
+    """
+    await post_store.delete_posts_of(conn, account_id, now)
+    await like_store.remove_likes_of(conn, account_id)
+    await rel_store.delete_follows_of(
+        conn, account_id, keep_remote_followers=keep_remote_followers
+    )
+    for statement in (
+        "DELETE FROM notifications WHERE from_account_id = ?",
+        "DELETE FROM account_keys WHERE account_id = ? AND private_pem IS NULL",
+    ):
+        await conn.execute(statement, (account_id,))
+    await conn.execute(
+        "UPDATE accounts SET display_name = '', bio_source = '', bio_html = '',"
+        " fields_json = '[]', avatar_file = NULL, header_file = NULL,"
+        " avatar_remote_url = NULL, header_remote_url = NULL, discoverable = 0,"
+        " deleted_at = ?, updated_at = ? WHERE id = ?",
+        (now, now, account_id),
+    )
+    await reindex_account(conn, account_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from xnode.store.database import Database, Row
+from collections.abc import Sequence
+
+from xnode.store.database import Connection, Database, Row
 
 
 async def keys_of(db: Database, account_id: int | None) -> list[Row]:
@@ -45,3 +47,32 @@ async def add_own_key(
             "SELECT * FROM account_keys WHERE key_id = ?", (key_id,)
         ))
     return rows[0]
+
+
+async def replace_remote_keys(
+    conn: Connection,
+    account_id: int,
+    keys: Sequence[tuple[int, str, str, str]],
+    now: float,
+) -> None:
+    """Make ``(row id, key id, algorithm, public PEM)`` the account's only cached keys.
+
+    Keys the actor no longer lists are dropped (rotation). A key id cached for
+    another account is left alone: an actor cannot take over someone else's key.
+    """
+    wanted = [key_id for _, key_id, _, _ in keys]
+    marks = ", ".join("?" for _ in wanted) or "''"
+    await conn.execute(
+        f"DELETE FROM account_keys WHERE account_id = ? AND private_pem IS NULL"
+        f" AND key_id NOT IN ({marks})",
+        (account_id, *wanted),
+    )
+    for row_id, key_id, algorithm, pem in keys:
+        await conn.execute(
+            "INSERT INTO account_keys (id, account_id, key_id, algorithm, public_pem,"
+            " private_pem, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)"
+            " ON CONFLICT (key_id) DO UPDATE SET public_pem = excluded.public_pem,"
+            " algorithm = excluded.algorithm WHERE account_keys.account_id = excluded.account_id"
+            " AND account_keys.private_pem IS NULL",
+            (row_id, account_id, key_id, algorithm, pem, now),
+        )

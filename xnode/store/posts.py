@@ -40,6 +40,12 @@ async def get_post_in(conn: Connection, post_id: int) -> Post | None:
     return None if row is None else Post.from_row(row)
 
 
+async def post_by_uri(db: Database, uri: str) -> Post | None:
+    """A post (or boost row) by its ActivityPub id."""
+    row = await db.lookup("SELECT * FROM posts WHERE uri = ?", (uri,))
+    return None if row is None else Post.from_row(row)
+
+
 async def get_posts(db: Database, ids: Iterable[int]) -> dict[int, Post]:
     """Fetch posts by id."""
     wanted = list(set(ids))
@@ -237,17 +243,55 @@ async def delete_post(conn: Connection, post_id: int, now: float) -> bool:
     return True
 
 
-async def delete_boost(conn: Connection, boost: Post) -> None:
+async def add_boost(
+    conn: Connection, *, boost_id: int, account_id: int, post_id: int, uri: str | None,
+    url: str | None, visibility: str, local: bool, created_at: float,
+) -> bool:
+    """Record a boost (a click here, or an Announce from its server) and count it on the
+    boosted post; False (nothing written) if the account already boosted it or the
+    activity id is taken."""
+    cursor = await conn.execute(
+        "INSERT INTO posts (id, account_id, uri, url, visibility, reblog_of_id, local,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (boost_id, account_id, uri, url, visibility, post_id, int(local), created_at),
+    )
+    if cursor.rowcount != 1:
+        return False
+    await add_to_counter(conn, post_id, "reblogs_count", 1)
+    return True
+
+
+async def delete_boost(conn: Connection, boost: Post) -> bool:
     """Withdraw a boost row (an un-boost here, or an Undo Announce or Delete from its
-    server): the boosted post counts one boost less and its "boosted" notification goes."""
-    await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
-    if boost.reblog_of_id is not None:
-        await add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
-        await conn.execute(
-            "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
-            " AND post_id = ?",
-            (boost.account_id, boost.reblog_of_id),
-        )
+    server): the boosted post counts one boost less and its "boosted" notification goes.
+    False (nothing written) if the row was already gone."""
+    cursor = await conn.execute("DELETE FROM posts WHERE id = ?", (boost.id,))
+    if cursor.rowcount != 1 or boost.reblog_of_id is None:
+        return False
+    await add_to_counter(conn, boost.reblog_of_id, "reblogs_count", -1)
+    await conn.execute(
+        "DELETE FROM notifications WHERE type = 'boost' AND from_account_id = ?"
+        " AND post_id = ?",
+        (boost.account_id, boost.reblog_of_id),
+    )
+    return True
+
+
+async def delete_posts_of(conn: Connection, account_id: int, now: float) -> None:
+    """Delete every post and boost of an account (it was deleted), each by the writes of
+    :func:`delete_post` and :func:`delete_boost`, and take back its emoji reactions."""
+    rows = await conn.execute_fetchall(
+        "SELECT * FROM posts WHERE account_id = ? AND (reblog_of_id IS NOT NULL"
+        " OR deleted_at IS NULL)",
+        (account_id,),
+    )
+    for row in rows:
+        post = Post.from_row(row)
+        if post.is_boost:
+            await delete_boost(conn, post)
+        else:
+            await delete_post(conn, post.id, now)
+    await conn.execute("DELETE FROM reactions WHERE account_id = ?", (account_id,))
 
 
 async def count_outbox_posts(db: Database, account_id: int) -> int:
@@ -282,35 +326,6 @@ async def add_to_counter(conn: Connection, post_id: int, column: str, delta: int
         f"UPDATE posts SET {column} = {greatest(conn.dialect)}(0, {column} + ?) WHERE id = ?",
         (delta, post_id),
     )
-
-
-async def insert_like(
-    conn: Connection, like_id: int, account_id: int, post_id: int, now: float
-) -> bool:
-    """Record a like; False if it already existed."""
-    cursor = await conn.execute(
-        "INSERT INTO likes (id, account_id, post_id, created_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (account_id, post_id) DO NOTHING",
-        (like_id, account_id, post_id, now),
-    )
-    return cursor.rowcount == 1
-
-
-async def delete_like(conn: Connection, account_id: int, post_id: int) -> bool:
-    """Remove a like; False if there was none."""
-    cursor = await conn.execute(
-        "DELETE FROM likes WHERE account_id = ? AND post_id = ?", (account_id, post_id)
-    )
-    return cursor.rowcount == 1
-
-
-async def find_boost(conn: Connection, account_id: int, post_id: int) -> int | None:
-    """The id of an account's boost of a post, if any."""
-    async with conn.execute(
-        "SELECT id FROM posts WHERE reblog_of_id = ? AND account_id = ?", (post_id, account_id)
-    ) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else row[0]
 
 
 async def boost_by(db: Database, account_id: int, post_id: int) -> Post | None:
@@ -399,6 +414,19 @@ async def insert_media(conn: Connection, **fields: Any) -> None:
         f"INSERT INTO media_attachments ({columns}) VALUES ({_marks(list(fields))})",
         list(fields.values()),
     )
+
+
+async def replace_remote_media(
+    conn: Connection, post_id: int, rows: Sequence[dict[str, Any]], *, new: bool = False
+) -> None:
+    """Set a remote post's attachments (links to the remote files; nothing is downloaded).
+
+    ``new``: the post has no attachments yet.
+    """
+    if not new:
+        await conn.execute("DELETE FROM media_attachments WHERE post_id = ?", (post_id,))
+    for row in rows:
+        await insert_media(conn, **row)
 
 
 async def public_reply_uris(db: Database, post_id: int, limit: int) -> list[str]:
@@ -548,23 +576,6 @@ async def describe_media(
         "UPDATE media_attachments SET description = ?, focus_x = ?, focus_y = ? WHERE id = ?",
         (description, focus_x, focus_y, media_id),
     )
-
-
-async def likers(
-    db: Database, post_id: int, cursor_sql: str, cursor_params: Sequence[int], *,
-    ascending: bool, limit: int,
-) -> list[tuple[int, Account]]:
-    """(like id, account) of those who liked a post, newest like first (``cursor_sql`` is
-    a condition on ``l.id``); accounts that are suspended or deleted are left out."""
-    order = "ASC" if ascending else "DESC"
-    rows = await db.fetchall(
-        "SELECT l.id AS page_cursor, a.* FROM likes l JOIN accounts a ON a.id = l.account_id"
-        " WHERE l.post_id = ? AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
-        f"{cursor_sql} ORDER BY l.id {order} LIMIT ?",
-        [post_id, *cursor_params, limit],
-    )
-    found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
-    return found[::-1] if ascending else found
 
 
 async def boosters(

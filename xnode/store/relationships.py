@@ -74,15 +74,27 @@ async def upsert_follow(
     now: float,
     uri: str | None = None,
 ) -> bool:
-    """Create a follow (or request); False if one already existed."""
+    """Create a follow (or request); False if one already existed.
+
+    ``uri``: the id of the Follow activity (one from another server, whose Undo may name
+    only that); a repeated Follow's newer id replaces the one kept.
+    """
     cursor = await conn.execute(
-        "INSERT INTO follows (id, account_id, target_account_id, uri, state, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
-        (follow_id, follower_id, target_id, uri, state, now),
+        "INSERT INTO follows (id, account_id, target_account_id, state, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
+        (follow_id, follower_id, target_id, state, now),
     )
-    if cursor.rowcount == 1 and state == "accepted":
+    created = cursor.rowcount == 1
+    if created and state == "accepted":
         await _shift_remote_counts(conn, follower_id, target_id, 1)
-    return cursor.rowcount == 1
+    if uri is not None:
+        # Never taken from another follow: the uri is unique.
+        await conn.execute(
+            "UPDATE follows SET uri = ? WHERE account_id = ? AND target_account_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM follows WHERE uri = ?)",
+            (uri, follower_id, target_id, uri),
+        )
+    return created
 
 
 async def accept_follow(conn: Connection, follower_id: int, target_id: int) -> bool:
@@ -98,15 +110,41 @@ async def accept_follow(conn: Connection, follower_id: int, target_id: int) -> b
 
 
 async def delete_follow(conn: Connection, follower_id: int, target_id: int) -> bool:
-    """Remove a follow or request; False if there was none."""
+    """End a follow or request, whoever ends it (an unfollow, a follower removed, a
+    request refused, a block, an Undo{Follow} or Reject from another server): the row
+    and its "followed you" or request notification. False if there was none."""
     cursor = await conn.execute(
         "DELETE FROM follows WHERE account_id = ? AND target_account_id = ? RETURNING state",
         (follower_id, target_id),
     )
     removed = list(await cursor.fetchall())
-    if removed and removed[0][0] == "accepted":
+    if not removed:
+        return False
+    if removed[0][0] == "accepted":
         await _shift_remote_counts(conn, follower_id, target_id, -1)
-    return bool(removed)
+    await conn.execute(
+        "DELETE FROM notifications WHERE type IN ('follow', 'follow_request')"
+        " AND from_account_id = ? AND account_id = ?",
+        (follower_id, target_id),
+    )
+    return True
+
+
+async def delete_follows_of(
+    conn: Connection, account_id: int, *, keep_remote_followers: bool = False
+) -> None:
+    """End every follow to and from an account (it was deleted), each by
+    :func:`delete_follow`. ``keep_remote_followers``: a local account's followers on other
+    servers stay, the audience of its Delete{actor}."""
+    keep = " AND a.domain IS NULL" if keep_remote_followers else ""
+    rows = await conn.execute_fetchall(
+        "SELECT f.account_id, f.target_account_id FROM follows f"
+        " JOIN accounts a ON a.id = f.account_id WHERE f.account_id = ?1"
+        f" OR (f.target_account_id = ?1{keep})",
+        (account_id,),
+    )
+    for follower_id, target_id in rows:
+        await delete_follow(conn, follower_id, target_id)
 
 
 async def _shift_remote_counts(
@@ -123,36 +161,72 @@ async def _shift_remote_counts(
         )
 
 
-async def set_edge(
-    conn: Connection,
-    table: str,
-    edge_id: int,
-    account_id: int,
-    target_id: int,
-    now: float,
-    on: bool,
+async def add_block(
+    conn: Connection, block_id: int, account_id: int, target_id: int, now: float,
+    uri: str | None = None,
+) -> tuple[bool, list[tuple[int, int]]]:
+    """Block an account, whoever blocks (here, or a Block from another server, ``uri``
+    its id): the block, and the follows both ways ended by :func:`delete_follow`.
+
+    Returns whether the block is new and the (follower, followed) pairs that ended.
+    """
+    cursor = await conn.execute(
+        "INSERT INTO blocks (id, account_id, target_account_id, uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
+        (block_id, account_id, target_id, uri, now),
+    )
+    created = cursor.rowcount == 1
+    if not created and uri is not None:
+        # A repeated Block: its Undo will name the newer id.
+        await conn.execute(
+            "UPDATE blocks SET uri = ? WHERE account_id = ? AND target_account_id = ?",
+            (uri, account_id, target_id),
+        )
+    ended = [
+        (follower, followed)
+        for follower, followed in ((account_id, target_id), (target_id, account_id))
+        if await delete_follow(conn, follower, followed)
+    ]
+    return created, ended
+
+
+async def delete_block(
+    conn: Connection, account_id: int, *, target_id: int | None = None, uri: str | None = None
+) -> int | None:
+    """Lift a block of ``account_id``'s, named by its target or by the Block's activity id;
+    the target's id, or None if there was no such block."""
+    if target_id is not None:
+        cursor = await conn.execute(
+            "DELETE FROM blocks WHERE account_id = ? AND target_account_id = ?"
+            " RETURNING target_account_id",
+            (account_id, target_id),
+        )
+    else:
+        cursor = await conn.execute(
+            "DELETE FROM blocks WHERE account_id = ? AND uri = ? RETURNING target_account_id",
+            (account_id, uri),
+        )
+    removed = list(await cursor.fetchall())
+    return int(removed[0][0]) if removed else None
+
+
+async def set_mute(
+    conn: Connection, mute_id: int, account_id: int, target_id: int, now: float, on: bool,
     expires_at: float | None = None,
 ) -> bool:
-    """Add or remove a block or mute; False if nothing changed. A mute made again takes
-    the new ``expires_at`` (None: for good), as Mastodon does."""
-    assert table in ("blocks", "mutes")
-    if on and table == "mutes":
+    """Add or remove a mute; False if nothing changed. A mute made again takes the new
+    ``expires_at`` (None: for good), as Mastodon does."""
+    if on:
         cursor = await conn.execute(
             "INSERT INTO mutes (id, account_id, target_account_id, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id)"
             " DO UPDATE SET expires_at = excluded.expires_at"
             " WHERE mutes.expires_at IS DISTINCT FROM excluded.expires_at",
-            (edge_id, account_id, target_id, now, expires_at),
-        )
-    elif on:
-        cursor = await conn.execute(
-            f"INSERT INTO {table} (id, account_id, target_account_id, created_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
-            (edge_id, account_id, target_id, now),
+            (mute_id, account_id, target_id, now, expires_at),
         )
     else:
         cursor = await conn.execute(
-            f"DELETE FROM {table} WHERE account_id = ? AND target_account_id = ?",
+            "DELETE FROM mutes WHERE account_id = ? AND target_account_id = ?",
             (account_id, target_id),
         )
     return cursor.rowcount == 1
@@ -350,3 +424,22 @@ async def followers_among(db: Database, target_id: int, candidates: list[int]) -
     )
     return [row[0] for row in rows]
 
+
+async def local_followers(db: Database, account_id: int) -> list[tuple[int, Account]]:
+    """(follow id, local follower) for every local account following ``account_id``."""
+    rows = await db.fetchall(
+        "SELECT f.id AS follow_id, a.* FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND a.domain IS NULL AND a.deleted_at IS NULL",
+        (account_id,),
+    )
+    return [(row["follow_id"], Account.from_row(row)) for row in rows]
+
+
+async def has_local_follower(db: Database, account_id: int) -> bool:
+    """Whether any local account follows (accepted) this account."""
+    return await db.lookup(
+        "SELECT 1 FROM follows f JOIN accounts a ON a.id = f.account_id"
+        " WHERE f.target_account_id = ? AND f.state = 'accepted' AND a.domain IS NULL"
+        " LIMIT 1",
+        (account_id,),
+    ) is not None
