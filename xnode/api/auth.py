@@ -22,7 +22,7 @@ from xnode.errors import Forbidden, RateLimited, Unauthorized, XnodeError
 from xnode.oauth import scopes as scope_rules
 from xnode.oauth.models import AccessToken
 from xnode.oauth.service import OAuthService
-from xnode.ratelimit import Limit, WindowCounter
+from xnode.ratelimit import Limit, WindowCounter, window_counter_for
 from xnode.settings import Settings
 from xnode.web.forms import client_ip
 from xnode.web.state import SETTINGS
@@ -73,7 +73,9 @@ class UserRequired(XnodeError):
 def install(app: web.Application, oauth: OAuthService, settings: Settings) -> None:
     """Give the application its OAuth service and the API's rate counter."""
     app[OAUTH] = oauth
-    app[API_LIMITS] = WindowCounter(oauth.clock, Limit(settings.api_rate_limit or 1, RATE_WINDOW_S))
+    app[API_LIMITS] = window_counter_for(
+        oauth.db, oauth.clock, Limit(settings.api_rate_limit or 1, RATE_WINDOW_S)
+    )
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -119,7 +121,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         caller: Caller | None = request.get(CALLER)
         key = f"token:{caller.token.id}" if caller else f"ip:{client_ip(request)}"
         try:
-            remaining, reset_at = app[API_LIMITS].hit(key)
+            remaining, reset_at = await app[API_LIMITS].hit(key)
         except RateLimited as exc:
             return _json_error(429, "Too many requests", {
                 "Retry-After": str(exc.retry_after), "X-RateLimit-Limit": str(limit),

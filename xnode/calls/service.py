@@ -48,7 +48,7 @@ from xnode.events import EventBus, NotificationCreated
 from xnode.ids import new_id
 from xnode.live.hub import BadFrame, LiveHub, frame_id
 from xnode.posts import content
-from xnode.ratelimit import Limit, RateLimiter
+from xnode.ratelimit import Limit, rate_limiter_for
 from xnode.store import accounts as account_store
 from xnode.store import calls as call_store
 from xnode.store import notifications as notification_store
@@ -165,7 +165,7 @@ class CallService:
         self.domain = domain.lower()
         self.events = events
         self.ring_timeout_s = ring_timeout_s
-        self.limiter = RateLimiter(clock)
+        self.limiter = rate_limiter_for(db, clock)
         # Per caller, and per caller and callee (a benchmark raises them).
         self.caller_limit = CALLS_PER_CALLER
         self.pair_limit = CALLS_PER_PAIR
@@ -345,15 +345,15 @@ class CallService:
             raise NotFound(f"@{handle.key} could not be found.")
         if callee is not None and callee.id == caller.id:
             raise InvalidInput("You can't call yourself.")
-        self.limiter.check(
+        await self.limiter.check(
             f"caller:{caller.id}", self.caller_limit, "Too many calls; wait a minute."
         )
         pair = f"pair:{caller.id}:{callee.id}"
-        self.limiter.check(pair, self.pair_limit, "Too many calls to them; wait a minute.")
+        await self.limiter.check(pair, self.pair_limit, "Too many calls to them; wait a minute.")
         if await call_store.in_open_call(self.db, caller.id):
             raise InvalidInput("You are in a call already.")
-        self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
-        self.limiter.hit(pair, self.pair_limit)
+        await self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
+        await self.limiter.hit(pair, self.pair_limit)
 
         call = await self._new_call(
             caller.id, [(caller.id, "joined"), (callee.id, "ringing")], MEDIA_CHOICES[media]
@@ -455,12 +455,12 @@ class CallService:
             raise InvalidInput(
                 f"Group calls have at most {MAX_GROUP_PARTICIPANTS} people, this one's first."
             )
-        self.limiter.check(
+        await self.limiter.check(
             f"caller:{caller.id}", self.caller_limit, "Too many calls; wait a minute."
         )
         if await call_store.in_open_call(self.db, caller.id):
             raise InvalidInput("You are in a call already.")
-        self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
+        await self.limiter.hit(f"caller:{caller.id}", self.caller_limit)
         accounts = await post_store.get_accounts(self.db, others)
         rung = [
             a for a in accounts.values()
@@ -899,10 +899,10 @@ class CallService:
         for key, limit in ((f"caller:{caller.id}", self.caller_limit),
                            (f"pair:{caller.id}:{callee.id}", self.pair_limit)):  # fmt: skip
             try:
-                self.limiter.check(key, limit, "")
+                await self.limiter.check(key, limit, "")
             except RateLimited:
                 limited = True
-            self.limiter.hit(key, limit)
+            await self.limiter.hit(key, limit)
         if (
             limited or signal.sdp is None  # group calls (no offer in the Invite) come later
             or not await self.may_ring(caller, callee) or not self.hub.is_connected(callee.id)

@@ -32,7 +32,7 @@ from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.oauth.service import OAuthService
 from xnode.posts.service import MAX_MEDIA, PostService
-from xnode.ratelimit import RateLimiter
+from xnode.ratelimit import rate_limiter_for
 from xnode.remote_media import RemoteMediaCache
 from xnode.search import SearchService
 from xnode.settings import Settings
@@ -96,6 +96,8 @@ log = logging.getLogger(__name__)
 
 SESSION_PURGE_INTERVAL_S = 3600.0
 MUTE_PURGE_INTERVAL_S = 60.0
+RATE_LIMIT_PURGE_INTERVAL_S = 3600.0
+"""How often shared rate-limit counts that no longer count are deleted (PostgreSQL)."""
 RELAY_REPORT_INTERVAL_S = 30.0
 
 
@@ -159,6 +161,13 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             _every(MUTE_PURGE_INTERVAL_S, lambda: _purge_mutes(app), "purging expired mutes"),
             name="purge-mutes",
         ),
+        asyncio.create_task(
+            _every(
+                RATE_LIMIT_PURGE_INTERVAL_S, app[LIMITER].forget_old,
+                "forgetting old rate-limit counts",
+            ),
+            name="purge-rate-limits",
+        ),
     ]
     yield
     for task in tasks:
@@ -209,7 +218,7 @@ def create_app(
     events = app[EVENTS] = EventBus(clock)
     app[ACCOUNTS] = AccountService(db, settings, clock, events)
     app[SESSIONS] = SessionService(db, clock)
-    app[LIMITER] = RateLimiter(clock)
+    app[LIMITER] = rate_limiter_for(db, clock)
     app[MEDIA] = MediaStore(settings.media_dir)
     remote_media = app[REMOTE_MEDIA] = RemoteMediaCache(
         settings.remote_media_dir, fetch_settings_for(settings),

@@ -33,15 +33,16 @@ async def authenticate_limited(request: web.Request, username: str, password: st
     limiter = request.app[LIMITER]
     ip_key = f"login-ip:{client_ip(request)}"
     account_key = f"login-account:{username}"
-    limiter.check(ip_key, LOGIN_ATTEMPTS_PER_IP, TOO_MANY_LOGINS)
-    limiter.check(account_key, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS)
-    limiter.hit(ip_key, LOGIN_ATTEMPTS_PER_IP)
+    await limiter.check(account_key, LOGIN_FAILURES_PER_ACCOUNT, TOO_MANY_LOGINS)
+    # Checked and counted in one step: a burst of guesses (over several serving
+    # processes, too) cannot all pass before the first is counted.
+    await limiter.attempt(ip_key, LOGIN_ATTEMPTS_PER_IP, TOO_MANY_LOGINS)
     try:
         user = await request.app[ACCOUNTS].authenticate(username, password)
     except XnodeError:
-        limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
+        await limiter.hit(account_key, LOGIN_FAILURES_PER_ACCOUNT)
         raise
-    limiter.reset(account_key)
+    await limiter.reset(account_key)
     return user
 
 
@@ -121,7 +122,7 @@ async def signup_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     limiter = request.app[LIMITER]
     ip_key = f"signup-ip:{client_ip(request)}"
-    limiter.check(ip_key, SIGNUPS_PER_IP, TOO_MANY_SIGNUPS)
+    await limiter.check(ip_key, SIGNUPS_PER_IP, TOO_MANY_SIGNUPS)
     username = text_field(form, "username", max_length=100)
     reason = text_field(form, "reason", max_length=2000)
     invite = text_field(form, "invite", max_length=100)
@@ -142,7 +143,7 @@ async def signup_submit(request: web.Request) -> web.Response:
             invite=invite,
         )
         return request.app[RENDERER].render(request, "signup.html", context, status=exc.status)
-    limiter.hit(ip_key, SIGNUPS_PER_IP)
+    await limiter.hit(ip_key, SIGNUPS_PER_IP)
     if result.pending:
         raise redirect(
             request,

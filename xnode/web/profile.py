@@ -170,14 +170,14 @@ async def _render_account(
     )
 
 
-def _check_password_attempts(request: web.Request, user: User) -> str:
+async def _check_password_attempts(request: web.Request, user: User) -> str:
     """The rate-limit key for this user's password checks, refusing when over the limit.
 
     Raises:
         RateLimited: too many wrong passwords lately.
     """
     key = f"password-check:{user.id}"
-    request.app[LIMITER].check(key, PASSWORD_CHECKS_PER_ACCOUNT, TOO_MANY_PASSWORD_CHECKS)
+    await request.app[LIMITER].check(key, PASSWORD_CHECKS_PER_ACCOUNT, TOO_MANY_PASSWORD_CHECKS)
     return key
 
 
@@ -190,7 +190,7 @@ async def password_submit(request: web.Request) -> web.Response:
     """Change the password, keeping this session and ending every other one."""
     user = require_user(request)
     form = await read_form(request)
-    limit_key = _check_password_attempts(request, user)
+    limit_key = await _check_password_attempts(request, user)
     try:
         current = text_field(form, "current_password", max_length=_MAX_PASSWORD)
         new = text_field(form, "new_password", max_length=_MAX_PASSWORD)
@@ -201,9 +201,9 @@ async def password_submit(request: web.Request) -> web.Response:
         )
     except XnodeError as exc:
         if isinstance(exc, Unauthorized):
-            request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
+            await request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
         return await _render_account(request, user, password_error=exc)
-    request.app[LIMITER].reset(limit_key)
+    await request.app[LIMITER].reset(limit_key)
     if user.must_change_password:
         raise redirect(request, "/", "Your new password is set. Welcome!", "success")
     raise redirect(
@@ -218,13 +218,13 @@ async def delete_submit(request: web.Request) -> web.Response:
     """Delete one's own account after confirming the password, and log out."""
     user = require_user(request)
     form = await read_form(request)
-    limit_key = _check_password_attempts(request, user)
+    limit_key = await _check_password_attempts(request, user)
     try:
         password = text_field(form, "password", max_length=_MAX_PASSWORD)
         await request.app[ACCOUNTS].delete_own_account(user.id, password)
     except XnodeError as exc:
         if isinstance(exc, Unauthorized):
-            request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
+            await request.app[LIMITER].hit(limit_key, PASSWORD_CHECKS_PER_ACCOUNT)
         return await _render_account(request, user, delete_error=exc)
     response = redirect(request, "/", "Your account has been deleted. Goodbye.")
     clear_session_cookie(response)
