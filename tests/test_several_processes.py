@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
+from click.testing import CliRunner
 from database_backend import fresh_database_url
 from pg_cluster import PgCluster
 from served_node import Receivers, ServedNode, WebUser, add_followers, restartable_port
@@ -34,8 +36,10 @@ from federation.keys import generate_rsa_key, public_key_of
 from federation.signatures import sign_request
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
+from xnode.cli import main
 from xnode.clock import SystemClock
 from xnode.settings import load_settings
+from xnode.store import helper_processes
 from xnode.store.database import open_database
 
 AP_JSON = "application/activity+json"
@@ -326,6 +330,60 @@ async def test_an_activity_posted_to_both_processes_at_once_is_handled_once(pair
         assert [a.get("type") for a in mallory.received].count("Accept") == 1
     finally:
         await mallory.close()
+
+
+# --- helper states per serving process ----------------------------------------------------
+
+
+async def test_each_process_keeps_its_helpers_states_and_check_lists_both(pair_factory):
+    """Each serving process's helpers have their rows; a process starting forgets only its
+    own (it used to wipe the table, losing the other's), and ``xnode check`` names both."""
+    pair = await pair_factory("alice")
+    host = socket.gethostname()
+    one, two = (f"{host}/127.0.0.1:{node.port}" for node in (pair.one, pair.two))
+    helpers = {"inbox process", "delivery process 1/2", "delivery process 2/2"}
+
+    async def rows(db: Any) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for s in await helper_processes.all_states(db):
+            found.setdefault(s.process, {})[s.name] = s
+        return found
+
+    async with open_database(pair.url) as db:
+
+        async def wait_for(processes: set[str], pid_of_two: int | None = None) -> None:
+            deadline = time.monotonic() + 30
+            while True:
+                found = await rows(db)
+                if set(found) == processes and all(set(found[p]) == helpers for p in found) and (
+                    pid_of_two is None
+                    or {s.serving_pid for s in found[two].values()} == {pid_of_two}
+                ):  # fmt: skip
+                    return
+                assert time.monotonic() < deadline, (found, pair.logs())
+                await asyncio.sleep(0.1)
+
+        pair.one.start()
+        await pair.one.wait_serving()
+        await wait_for({one})
+        pair.two.start()
+        await pair.two.wait_serving()
+        await wait_for({one, two})
+        # Process two restarts: its rows are written afresh, process one's stay.
+        first = {s.serving_pid for s in (await rows(db))[one].values()}
+        pair.two.stop()
+        pair.two.start()
+        await pair.two.wait_serving()
+        assert pair.two.process is not None
+        await wait_for({one, two}, pid_of_two=pair.two.process.pid)
+        assert {s.serving_pid for s in (await rows(db))[one].values()} == first
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["check", "--data", str(pair.one.data_dir)]
+    )
+    for process in (one, two):
+        for name in helpers:
+            assert f"ok      {name} of {process} idle" in result.output, result.output
 
 
 # --- the claims themselves, many claimers at once ------------------------------------------

@@ -55,6 +55,41 @@ EXIT_GRACE_S = 2.0
 MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped
 
 
+def serving_process(settings: Settings) -> str:
+    """This serving process's name among those serving the node: its machine and listen
+    address (two processes on one machine cannot listen on the same one). Stable across
+    restarts on purpose: a restarted process takes back its rows (helper states, queue
+    claims)."""
+    return f"{socket.gethostname()}/{settings.listen}"
+
+
+async def forget_earlier_states(db: Database, process: str) -> None:
+    """At the start of ``xnode serve``, before its helpers report: forget this serving
+    process's rows of an earlier run (its helpers write theirs afresh), other serving
+    processes' rows staying theirs; on SQLite every row, as one serving process at a time
+    uses the file."""
+    try:
+        await status_store.forget(db, process, everyone=db.dialect != "postgres")
+    except Exception:
+        log.exception("could not forget the helper states of an earlier run")
+
+
+async def keep_states_alive(db: Database, process: str) -> None:
+    """Until cancelled, say every ``HEARTBEAT_S`` that ``process``'s helper rows are still
+    a live process's, which also drops the rows of processes gone for a day.
+
+    On PostgreSQL the other serving processes may run on other machines, where a pid
+    says nothing: being heard of lately is how ``xnode check`` and the admin pages tell a
+    running one from one that is gone (:meth:`HelperState.gone`).
+    """
+    while True:
+        await asyncio.sleep(status_store.HEARTBEAT_S)
+        try:
+            await status_store.heartbeat(db, process, time.time())
+        except Exception:
+            log.exception("could not record that this process is alive")
+
+
 def encode_line(message: dict[str, Any]) -> bytes:
     """One protocol line."""
     return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
@@ -100,6 +135,7 @@ class ChildProcess:
         on_down: Callable[[], None] | None = None,
         *,
         db: Database | None = None,
+        process: str = "",
     ) -> None:
         """Describe the helper; nothing runs before :meth:`start`.
 
@@ -110,6 +146,7 @@ class ChildProcess:
             on_message: Called with every other line the helper sends.
             on_down: Called whenever the helper stops being ready.
             db: Where its state is reported (``helper_processes``); None: nowhere.
+            process: The serving process it belongs to there (:func:`serving_process`).
         """
         self.name = name
         self.command = command
@@ -117,6 +154,7 @@ class ChildProcess:
         self.on_message = on_message
         self.on_down = on_down
         self.db = db
+        self.serving = process
         self.on_given_up: Callable[[], None] | None = None
         """Called once when the serving process stops restarting the helper."""
         self.on_ready: Callable[[], None] | None = None
@@ -216,9 +254,11 @@ class ChildProcess:
         if self.db is None:
             return
         pid = self.process.pid if self.process is not None and state == "running" else None
+        now = time.time()
         try:
             await status_store.report(self.db, HelperState(
-                self.name, state, self.crashes, self._last_exit, pid, os.getpid(), time.time()
+                self.name, state, self.crashes, self._last_exit, pid, os.getpid(), now,
+                process=self.serving, seen_at=now,
             ))  # fmt: skip
         except Exception:
             log.exception("could not record the state of the %s", self.name)

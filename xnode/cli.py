@@ -15,6 +15,7 @@ import os
 import signal
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
@@ -550,27 +551,43 @@ async def _database_problems(settings: Settings) -> list[str]:
 
 
 def _helper_problems(helpers: list[HelperState]) -> list[str]:
-    """What `xnode serve` last reported of its helper processes, as problems and ok lines."""
+    """What each `xnode serve` last reported of its helper processes, as problems and ok
+    lines (named with their serving process when several serve the node)."""
     problems = []
+    now = time.time()
+    several = len({helper.process for helper in helpers}) > 1
     for helper in helpers:
-        serving = _process_alive(helper.serving_pid)
-        where = "" if serving else (
-            f" (reported by xnode serve pid {helper.serving_pid}, which is not running now)"
+        # A pid says something on its own machine only; a serving process elsewhere is
+        # alive while it keeps saying so (helper_processes.HEARTBEAT_S).
+        serving = not helper.gone(now) and (
+            not helper.on_this_machine or _process_alive(helper.serving_pid)
+        )
+        if serving:
+            where = ""
+        elif helper.on_this_machine:
+            where = f" (reported by xnode serve pid {helper.serving_pid}, which is not running now)"
+        else:
+            where = (
+                f" (reported by xnode serve on {helper.process}, not heard of for"
+                f" {int((now - helper.seen_at) // 60)} minutes)"
+            )
+        name = f"{helper.name} of {helper.process or 'an unknown xnode serve'}" if several else (
+            helper.name
         )
         if helper.state == "failed":
             problems.append(
-                f"{helper.name} crashed {helper.crashes} times in a row ({helper.last_exit})"
+                f"{name} crashed {helper.crashes} times in a row ({helper.last_exit})"
                 f" and is no longer restarted; xnode serve does its work itself{where}."
                 " See the log, fix the cause and restart xnode serve"
             )
         elif helper.in_trouble:
             problems.append(
-                f"{helper.name} keeps crashing: {helper.crashes} times in a row"
+                f"{name} keeps crashing: {helper.crashes} times in a row"
                 f" ({helper.last_exit}){where}. See the log"
             )
         elif serving:
             pid = f" (pid {helper.pid})" if helper.pid else ""
-            click.echo(f"ok      {helper.name} {helper.state}{pid}")
+            click.echo(f"ok      {name} {helper.state}{pid}")
     return problems
 
 

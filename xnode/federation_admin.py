@@ -7,6 +7,7 @@ modules, as every handler calls a service.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ class FederationOverview:
     blocks: list[domain_blocks.DomainBlock]
     hosts: list[delivery_store.HostSummary]
     helpers: list[helper_store.HelperState]
+    helpers_gone: frozenset[str]
+    """The serving processes (``HelperState.process``) not heard of lately: their helpers'
+    rows say what was, not what is."""
     outbox_failed: list[outbox_store.OutboxEntry]
 
 
@@ -43,16 +47,25 @@ class FederationAdmin:
 
     async def overview(self) -> FederationOverview:
         """Blocks, hosts with queued or failed deliveries, helpers, failed outbox entries."""
+        helpers = await helper_store.all_states(self.db)
+        # Wall time, as the states are written with: not the node's (injectable) clock.
+        now = time.time()
         return FederationOverview(
             blocks=await domain_blocks.list_blocks(self.db),
             hosts=await delivery_store.queue_summary(self.db),
-            helpers=await helper_store.all_states(self.db),
+            helpers=helpers,
+            helpers_gone=frozenset(h.process for h in helpers if h.gone(now)),
             outbox_failed=await outbox_store.failed(self.db),
         )
 
     async def helpers_in_trouble(self) -> list[helper_store.HelperState]:
-        """Helper processes that keep crashing (the admin pages' alert)."""
-        return [h for h in await helper_store.all_states(self.db) if h.in_trouble]
+        """Helper processes that keep crashing (the admin pages' alert), of serving
+        processes still running: one that is gone leaves its helpers' last states behind
+        (the federation page shows them), which are no longer anyone's trouble."""
+        now = time.time()
+        return [
+            h for h in await helper_store.all_states(self.db) if h.in_trouble and not h.gone(now)
+        ]
 
     async def block(
         self, domain: str, severity: str, reason: str

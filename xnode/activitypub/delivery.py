@@ -38,7 +38,6 @@ import contextlib
 import json
 import logging
 import random
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -52,6 +51,7 @@ from xnode import faults
 from xnode.accounts.models import Account
 from xnode.activitypub import retry
 from xnode.activitypub.signing import Signer
+from xnode.child_process import serving_process
 from xnode.clock import Clock
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
@@ -787,7 +787,7 @@ def process_owner(settings: Settings, role: str) -> str:
     claimed at once), and different for every process serving a node at the same time:
     two processes on one machine cannot listen on the same address.
     """
-    return f"{socket.gethostname()}/{settings.listen}/{role}"
+    return f"{serving_process(settings)}/{role}"
 
 
 DELIVERY = web.AppKey("ap_delivery", DeliveryQueue)

@@ -39,6 +39,7 @@ from xnode.child_process import (
     ChildProcess,
     connect_to_parent,
     encode_line,
+    serving_process,
     settings_from_message,
     settings_message,
 )
@@ -66,6 +67,7 @@ class DeliveryProcesses:
             ChildProcess(
                 f"delivery process {k + 1}/{count}", "delivery-process",
                 {**settings_message(settings), "shard": [k, count]}, self._received, db=db,
+                process=serving_process(settings),
             )
             for k in range(count)
         ]  # fmt: skip

@@ -40,6 +40,7 @@ from xnode.child_process import (
     ChildProcess,
     connect_to_parent,
     encode_line,
+    serving_process,
     settings_from_message,
     settings_message,
 )
@@ -102,7 +103,7 @@ class InboxProcessLink:
         """Whether this process has open tabs (then new public posts are relayed too)."""
         self._child = ChildProcess(
             "inbox process", "inbox-process", settings_message(settings), self._received,
-            on_down=self._down, db=db,
+            on_down=self._down, db=db, process=serving_process(settings),
         )  # fmt: skip
         self._child.on_ready = self._ready
 

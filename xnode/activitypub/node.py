@@ -9,6 +9,8 @@ queue hands them straight to the inbox processor.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,11 +39,11 @@ from xnode.activitypub.resolver import Resolver
 from xnode.activitypub.serialize import Serializer
 from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import Urls
+from xnode.child_process import forget_earlier_states, keep_states_alive, serving_process
 from xnode.errors import XnodeError
 from xnode.events import EventBus
 from xnode.live.relay import LiveRelay
 from xnode.posts.content import Handle
-from xnode.store import helper_processes
 from xnode.web.state import (
     CALLS,
     CLOCK,
@@ -89,14 +91,24 @@ def _live_relay(app: web.Application) -> LiveRelay | None:
 
 
 async def _helper_states_ctx(app: web.Application) -> AsyncIterator[None]:
-    await helper_processes.forget_all(app[DB])
+    settings, db = app[SETTINGS], app[DB]
+    process = serving_process(settings)
+    await forget_earlier_states(db, process)  # before the helpers report
+    if not (settings.inbox_process or settings.delivery_processes):
+        yield
+        return
+    task = asyncio.create_task(keep_states_alive(db, process), name="helper-states")
     yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _serving_workers(app: web.Application, processor: InboxProcessor, queue: DeliveryQueue) -> None:
     """The serving process's workers, and its helper processes if it has any."""
     settings, db = app[SETTINGS], app[DB]
-    # Helpers write their states afresh; rows of an earlier run would mislead.
+    # Helpers write their states afresh; this process's rows of an earlier run would
+    # mislead (other serving processes' rows are theirs).
     app.cleanup_ctx.append(_helper_states_ctx)
     app.cleanup_ctx.append(worker_ctx)  # the delivery worker (paused while helpers send)
     live_relay = _live_relay(app)

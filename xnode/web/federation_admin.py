@@ -43,6 +43,7 @@ async def _page(
         "blocks": overview.blocks,
         "hosts": overview.hosts,
         "helpers": overview.helpers,
+        "helpers_gone": overview.helpers_gone,
         "outbox_failed": overview.outbox_failed,
         "relay_status": request.app[CALL_RELAY].status,
         "relay": request.app[CALL_RELAY].counters(),
