@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import gc
 import os
 import random
@@ -105,7 +106,12 @@ class Recorded:
     """The queries of the current request: (method, SQL, params, ms)."""
 
     calls: list[tuple[str, str, Params, float]] = field(default_factory=list)
-    depth: int = 0
+    # How deep in a nest of query methods the current task is. Per task, not per
+    # request: hydration runs its reads concurrently on PostgreSQL, each in its own task
+    # (which starts from a copy of the context, at depth 0 there).
+    depth: contextvars.ContextVar[int] = field(
+        default_factory=lambda: contextvars.ContextVar("depth", default=0)
+    )
 
 
 def timed(db: Database) -> Recorded:
@@ -120,13 +126,14 @@ def timed(db: Database) -> Recorded:
         inner = getattr(db, name)
 
         async def call(sql: str, params: Params = (), *rest: Any) -> Any:
-            record.depth += 1
+            depth = record.depth.get()
+            record.depth.set(depth + 1)
             start = time.perf_counter()
             try:
                 return await inner(sql, params, *rest)
             finally:
-                record.depth -= 1
-                if record.depth == 0:
+                record.depth.set(depth)
+                if depth == 0:
                     ms = (time.perf_counter() - start) * 1000
                     record.calls.append((name, sql, params, ms))
 
@@ -454,15 +461,23 @@ def report(measured: Measured, shape: Shape, db_mb: float, pg_mb: float) -> bool
                 print(f"{'  server CPU (mean only: tick resolution)':<40}{'':>33}"
                       f"  mean {statistics.mean(s.server_cpu):.2f}")
     print()
-    print("hydration queries of the first pages, p50 / p99 ms (SQLite | PostgreSQL), and how"
-          " many per page:")
+    print("hydration queries of the first pages, p50 / p99 ms and how many per page (SQLite |"
+          " PostgreSQL; - where an engine does not make that query):")
     lite_q, pg_q = sqlite_engine.series[FIRST].per_query, pg_engine.series[FIRST].per_query
     pages = max(1, len(sqlite_engine.series[FIRST].total))
-    for label in sorted(lite_q, key=lambda k: -statistics.mean(pg_q.get(k, [0.0]))):
-        a, b = lite_q[label], pg_q.get(label, [])
-        print(f"  {percentile(a, 0.5):6.2f} /{percentile(a, 0.99):6.2f} |"
-              f" {percentile(b, 0.5):6.2f} /{percentile(b, 0.99):6.2f}"
-              f"  x{len(a) / pages:.1f}  {label}")
+
+    def side(values: list[float]) -> str:
+        if not values:
+            return f"{'-':>6} {'':>6} {'':>5}"
+        return (f"{percentile(values, 0.5):6.2f}/{percentile(values, 0.99):6.2f}"
+                f" x{len(values) / pages:<4.1f}")
+
+    # Slowest on PostgreSQL first; then those PostgreSQL does not make, slowest first.
+    labels = sorted({*lite_q, *pg_q}, key=lambda k: (
+        -statistics.mean(pg_q.get(k, [0.0])), -statistics.mean(lite_q.get(k, [0.0]))
+    ))
+    for label in labels:
+        print(f"  {side(lite_q.get(label, []))} | {side(pg_q.get(label, []))}  {label}")
     print()
     print("PostgreSQL / SQLite, by round (first pages; each round is the same viewers on both):")
     print(f"{'round':<8}{'n':>6}{'load':>7}{'p50 SQLite':>12}{'p50 PG':>9}{'ratio':>7}"

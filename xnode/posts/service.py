@@ -43,9 +43,9 @@ from xnode.posts.visibility import Audience, can_view
 from xnode.settings import Settings
 from xnode.store import accounts as account_store
 from xnode.store import deliveries as delivery_store
+from xnode.store import hydration as hydration_store
 from xnode.store import idempotency as idempotency_store
 from xnode.store import likes as like_store
-from xnode.store import link_previews as link_preview_store
 from xnode.store import notifications as notification_store
 from xnode.store import posts as post_store
 from xnode.store import relationships as relationship_store
@@ -763,14 +763,17 @@ class PostService:
         posts: Sequence[Post],
         authors: dict[int, Account],
         mentions: dict[int, list[int]],
+        edges: tuple[set[int], set[int]] | None = None,
     ) -> dict[int, Audience]:
-        """How the viewer stands towards each post (one query for follows and blocks)."""
-        author_ids = list({p.account_id for p in posts})
+        """How the viewer stands towards each post (one query for follows and blocks, unless
+        ``edges`` brings them, read beforehand: (followed authors, blocked authors))."""
         following: set[int] = set()
         blocked: set[int] = set()
-        if viewer_id is not None:
+        if edges is not None:
+            following, blocked = edges
+        elif viewer_id is not None:
             following, blocked = await relationship_store.viewer_edges(
-                self.db, viewer_id, author_ids
+                self.db, viewer_id, list({p.account_id for p in posts})
             )
         result = {}
         for post in posts:
@@ -805,33 +808,18 @@ class PostService:
         self, viewer_id: int | None, posts: Sequence[Post], *, keep_deleted: bool = False
     ) -> list[PostView]:
         """Turn posts (and boost rows) into views, dropping what the viewer may not see."""
-        originals = await post_store.get_posts(
-            self.db, [p.reblog_of_id for p in posts if p.reblog_of_id is not None]
+        # One read for all the rest (one statement on PostgreSQL), for every post: what
+        # the viewer may not see is then not used.
+        facts = await hydration_store.page_facts(
+            self.db, viewer_id, posts, previews=self.settings.link_previews
         )
+        originals = facts.originals
         everything = [*posts, *originals.values()]
-        ids = [p.id for p in everything]
-        authors = await post_store.get_accounts(self.db, {p.account_id for p in everything})
-        mentions = await post_store.mentions_of(self.db, ids)
-        audiences = await self.audiences(viewer_id, everything, authors, mentions)
-        shown = [p for p in everything if can_view(p.visibility, audiences[p.id])]
-        shown_ids = [p.id for p in shown]
-        media = await post_store.media_of(self.db, shown_ids)
-        tags = await post_store.tags_of(self.db, shown_ids)
-        states = (
-            await post_store.viewer_states(self.db, viewer_id, shown_ids)
-            if viewer_id is not None
-            else {}
-        )
-        mentioned_accounts = await post_store.get_accounts(
-            self.db, {a for p in shown for a in mentions.get(p.id, ())}
-        )
-        parent_authors = await post_store.authors_of(
-            self.db, [p.in_reply_to_id for p in shown if p.in_reply_to_id is not None]
-        )
-        previews = (
-            await link_preview_store.previews_of(self.db, shown_ids)
-            if self.settings.link_previews
-            else {}
+        authors, mentions, mentioned_accounts = facts.authors, facts.mentions, facts.mentioned
+        media, tags, states, previews = facts.media, facts.tags, facts.states, facts.previews
+        parent_authors = facts.parent_authors
+        audiences = await self.audiences(
+            viewer_id, everything, authors, mentions, (facts.following, facts.blocked)
         )
 
         def replying_to(post: Post) -> Account | None:
