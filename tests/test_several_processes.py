@@ -493,3 +493,63 @@ async def test_claimers_racing_never_hold_one_actor_at_once(pg_cluster):
         assert sum(len(ids) for ids in handled.values()) == items
         for actor, ids in handled.items():
             assert ids == sorted(ids), f"{actor}'s activities handled out of order"
+
+
+# --- a batch that outlasts its lease -------------------------------------------------------
+
+
+async def test_a_batch_handled_longer_than_its_lease_stays_claimed(pg_cluster, monkeypatch):
+    """Handling can outlast any fixed lease (remote fetches, five parents deep, one actor's
+    items one after the other): while a batch is handled its claim is renewed, so another
+    process never takes its items meanwhile. The lease is cut to a second here, the
+    handling takes three."""
+    from types import SimpleNamespace
+
+    from xnode.activitypub import inbox
+    from xnode.activitypub.inbox import InboxProcessor
+    from xnode.events import EventBus
+    from xnode.store import inbox_queue
+
+    monkeypatch.setattr(inbox, "CLAIM_LEASE_S", 1.0)
+    monkeypatch.setattr(inbox, "CLAIM_RENEW_S", 0.25)
+    async with open_database(fresh_database_url()) as db:
+        # Only the claims matter here: the handling itself is replaced below.
+        unused: Any = None
+        resolver: Any = SimpleNamespace(notes=SimpleNamespace(events=EventBus()))
+        processor = InboxProcessor(
+            db, unused, SystemClock(), EventBus(), resolver, unused, unused, unused, unused,
+            owner="slow-process",
+        )  # fmt: skip
+        handling = asyncio.Event()
+
+        async def slow(row: Any) -> bool:
+            handling.set()
+            await asyncio.sleep(1.5)  # twice, one item after the other: three leases
+            return True
+
+        monkeypatch.setattr(processor, "_process", slow)
+        now = time.time()
+        for n in range(2):
+            await inbox_queue.enqueue_activity(
+                db, 10_000 + n, activity_id=f"https://r.example/slow/{n}",
+                actor_uri="https://r.example/users/slow", signer_key_id=None, payload="{}",
+                now=now,
+            )  # fmt: skip
+        batch = asyncio.create_task(processor.process_pending())
+        async with asyncio.timeout(10):
+            await handling.wait()
+        taken: list[Any] = []
+        while not batch.done():
+            taken += await inbox_queue.due_activities(
+                db, now=time.time(), retry_delay_s=60, limit=10, owner="other-process",
+                lease_s=1.0,
+            )  # fmt: skip
+            await asyncio.sleep(0.1)
+        assert await batch == 2
+        assert taken == [], "another process took items of a batch still being handled"
+        states = await db.fetchall(
+            "SELECT state, attempts, claimed_by FROM inbox_queue ORDER BY id"
+        )
+    assert [(r["state"], r["attempts"], r["claimed_by"]) for r in states] == [
+        ("done", 1, "slow-process")
+    ] * 2

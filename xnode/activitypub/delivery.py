@@ -100,9 +100,16 @@ READY_MAX_AGE_S = 2.0
 SENDER_CACHE_S = 5.0
 """How long a sending account's row is reused between deliveries (one fan-out, roughly)."""
 CLAIM_LEASE_S = 300.0
-"""How long a claimed row is this process's alone. Longer than any send takes (the HTTP
-client's deadline), as rows in flight are not re-claimed; a dead process's rows wait this
-long for another process (unless it restarts: same owner)."""
+"""How long a claimed row is this process's alone; a dead process's rows wait this long for
+another process (unless it restarts: same owner).
+
+No renewal is needed, unlike the inbox's batches (:data:`xnode.activitypub.inbox.CLAIM_RENEW_S`),
+because nothing holds a claimed row for long: a read-ahead row is claimed again at each
+re-read of the ready list (every ``READY_MAX_AGE_S`` while a slot frees up, and slots free
+up as sends end); a row in flight is one signed POST, two when double-knocking, each
+within the HTTP client's deadline (``federation.http.DEFAULT_TIMEOUT_S``, 10 s for the
+whole exchange, redirects included), then waits ``RECORD_DELAY_S`` or so for its outcome
+write. A minute at the very most, against a lease five times that."""
 KEEP_FINISHED_S = 30 * 24 * 3600.0
 """Delivered and failed rows are kept this long, for the post page and for Undo lookups."""
 

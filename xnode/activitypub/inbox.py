@@ -76,8 +76,20 @@ PROCESS_CONCURRENCY = 16
 """Actors whose activities are handled at the same time."""
 MAX_ERROR_CHARS = 1_000
 CLAIM_LEASE_S = 600.0
-"""How long a claimed batch is this process's alone: longer than a batch takes to handle
-(remote fetches time out well before); a dead process's items wait this long."""
+"""How long a claimed batch is this process's alone unless renewed; a dead process's
+items wait this long for another process."""
+CLAIM_RENEW_S = CLAIM_LEASE_S / 4
+"""While a batch is being handled, its claim is renewed this often (PostgreSQL only).
+
+A batch can outlast any fixed lease: each remote fetch is bounded (10 s), but one
+Create may fetch up to five parents with their authors and keys, and one actor's
+items of a batch (up to ``BATCH_SIZE``) are handled one after the other, as are
+actors beyond ``PROCESS_CONCURRENCY``. A claim that ran out under a batch would let
+another process handle the same items again (and an actor's later items before
+earlier ones). Renewing keeps the lease short for a process that died, and costs
+nothing for the usual batch of a few seconds (the first renewal comes after
+``CLAIM_RENEW_S``). Handled items stay claimed until the batch's outcome write, which
+is why the whole batch is renewed, not only the items not yet handled."""
 
 
 class InboxProcessor:
@@ -153,6 +165,13 @@ class InboxProcessor:
             by_actor.setdefault(row["actor_uri"], []).append(row)
         slots = asyncio.Semaphore(PROCESS_CONCURRENCY)
         done: list[int] = []
+        # SQLite: one process handles the queue at a time and the batch is not claimed
+        # (due_activities), so there is nothing to renew, and no task per batch.
+        renewal = None
+        if rows and self.db.dialect == "postgres":
+            renewal = asyncio.create_task(
+                self._renew_claims([int(row["id"]) for row in rows]), name="inbox-claims"
+            )
 
         async def run(items: list[Any]) -> None:
             async with slots:
@@ -165,6 +184,10 @@ class InboxProcessor:
                 *(run(items) for items in by_actor.values()), return_exceptions=True
             )
         finally:
+            if renewal is not None:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
             # Successes are marked done together, after their handlers committed:
             # one write for the batch instead of one per item (also when shutdown
             # cancels the batch). A crash before this runs them again, which
@@ -174,6 +197,18 @@ class InboxProcessor:
             if isinstance(result, BaseException):
                 raise result  # e.g. the database failing while recording an outcome
         return len(rows)
+
+    async def _renew_claims(self, row_ids: list[int]) -> None:
+        """Every ``CLAIM_RENEW_S`` until cancelled, extend this process's claim on the
+        batch (a failed renewal is tried again at the next turn: the lease has room)."""
+        while True:
+            await asyncio.sleep(CLAIM_RENEW_S)
+            try:
+                await inbox_queue.renew_claims(
+                    self.db, row_ids, owner=self.owner, until=self.clock.now() + CLAIM_LEASE_S
+                )
+            except Exception:
+                log.exception("renewing the claim on %d inbox items failed", len(row_ids))
 
     async def _process(self, row: Any) -> bool:
         """Handle one queued item; True when it succeeded (the caller marks it done)."""

@@ -76,6 +76,22 @@ async def due_activities(
     return sorted(rows, key=lambda row: int(row["id"]))  # RETURNING promises no order
 
 
+async def renew_claims(
+    db: Database, row_ids: Sequence[int], *, owner: str, until: float
+) -> int:
+    """Extend ``owner``'s claim on those of ``row_ids`` it still holds to ``until`` (a batch
+    whose handling is taking long); how many. Items whose outcome was written (the claim
+    ended) or that another process holds are left alone."""
+    if not row_ids:
+        return 0
+    marks = ", ".join("?" for _ in row_ids)
+    return await db.execute(
+        "UPDATE inbox_queue SET claimed_until = ? WHERE claimed_by = ?"
+        f" AND claimed_until IS NOT NULL AND state = 'pending' AND id IN ({marks})",
+        (until, owner, *row_ids),
+    )
+
+
 async def finish_activity(
     db: Database, row_id: int, *, state: str, now: float, error: str | None = None,
     attempted: bool = True,
