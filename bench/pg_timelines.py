@@ -28,8 +28,9 @@ resolution, so only the mean). Both engines must return the same pages (checked)
 Afterwards, the home page query is explained on PostgreSQL (``EXPLAIN (ANALYZE, BUFFERS)``)
 for the viewer with the slowest page query and a median one, beside SQLite's plan. Then
 candidate changes are timed on PostgreSQL alone (the page query by itself, same inputs,
-interleaved per viewer, each checked to return the same ids): the followed accounts as an
-array (``p.account_id = ANY(ARRAY(SELECT ...))``) and a LATERAL shape (the newest 40 ids of
+interleaved per viewer, each checked to return the same ids): the store's query (the
+followed accounts as an array, ``p.account_id = ANY(ARRAY(SELECT ...))``), the form it had
+before (``p.account_id IN (SELECT ...)``) and a LATERAL shape (the newest 40 ids of
 each followed account, merged), without and then with the partial index that the SQLite
 benchmark recommends; the index is built in the throwaway cluster only and dropped again.
 Compare rows within a phase (without / with the index): the phases run one after the
@@ -328,20 +329,20 @@ LATERAL_HOME = (
 )
 
 
-_FOLLOWED_IN = "p.account_id IN (SELECT target_account_id FROM follows WHERE account_id = ?"
-_FOLLOWED_END = " UNION ALL SELECT ?)"
+_FOLLOWED_ANY = "p.account_id = ANY(ARRAY("
+_FOLLOWED_END = " UNION ALL SELECT ?))"
 
 
-def as_array(sql: str) -> str:
-    """The store's home query with the followed accounts as an array: ``p.account_id =
-    ANY(ARRAY(SELECT ...))``. The subquery then runs once (an InitPlan) and each post is
-    tested against the array inside the scan's filter, where ``IN (SELECT ...)`` makes a
-    semi join that walks a materialised list of the followed accounts row by row for every
-    post scanned. Same rows, same parameters; PostgreSQL only (SQLite has no arrays)."""
-    start = sql.index(_FOLLOWED_IN)
+def as_in(sql: str) -> str:
+    """The store's PostgreSQL home query as it was before, with ``p.account_id IN (SELECT
+    ...)`` for ``p.account_id = ANY(ARRAY(SELECT ...))``. With the array the subquery runs
+    once (an InitPlan) and each post is tested against it inside the scan's filter; ``IN``
+    made a semi join that walks a materialised list of the followed accounts row by row for
+    every post scanned. Same rows, same parameters."""
+    start = sql.index(_FOLLOWED_ANY)
     end = sql.index(_FOLLOWED_END, start) + len(_FOLLOWED_END)
-    inner = sql[start + len("p.account_id IN (") : end - 1]
-    return f"{sql[:start]}p.account_id = ANY(ARRAY({inner})){sql[end:]}"
+    inner = sql[start + len(_FOLLOWED_ANY) : end - 2]
+    return f"{sql[:start]}p.account_id IN ({inner}){sql[end:]}"
 
 
 @dataclass
@@ -356,8 +357,9 @@ class Candidate:
 async def candidates(
     db: PostgresDatabase, calls: Sequence[tuple[str, Params, float]], cluster: PgCluster
 ) -> tuple[list[Candidate], dict[str, list[str]]]:
-    """Time the current home page query against the LATERAL shape, without and then with
-    the candidate partial index, interleaved per viewer; each must return the same ids."""
+    """Time the store's home page query against its earlier form and the LATERAL shape,
+    without and then with the candidate partial index, interleaved per viewer; each must
+    return the same ids."""
     order = random.Random(11)
     found: list[Candidate] = []
     plans: dict[str, list[str]] = {}
@@ -375,12 +377,12 @@ async def candidates(
             size = cluster.psql("xnode_bench", "SELECT pg_relation_size('bench_posts_home')")
             print(f"  candidate index built in {time.perf_counter() - start:.1f} s"
                   f" (with VACUUM ANALYZE posts), {int(size) / 2**20:.0f} MB", flush=True)
-        current = Candidate(f"current query{phase}")
-        array = Candidate(f"= ANY(ARRAY(...)){phase}")
+        current = Candidate(f"store's query, = ANY(ARRAY(...)){phase}")
+        before = Candidate(f"earlier IN (SELECT ...){phase}")
         shaped = Candidate(f"LATERAL{phase}")
         for sql, params, _ in calls:
             runs = [
-                (current, sql, params), (array, as_array(sql), params),
+                (current, sql, params), (before, as_in(sql), params),
                 (shaped, LATERAL_HOME, lateral(params)),
             ]
             ids: dict[str, list[int]] = {}
@@ -389,13 +391,15 @@ async def candidates(
                 rows = await db.fetchall(text, values)
                 candidate.ms.append((time.perf_counter() - start) * 1000)
                 ids[candidate.name] = [row["page_cursor"] for row in rows]
-            array.differing += ids[array.name] != ids[current.name]
+            before.differing += ids[before.name] != ids[current.name]
             shaped.differing += ids[shaped.name] != ids[current.name]
-        found += [current, array, shaped]
-        plans[f"= ANY(ARRAY(...)){phase}"] = await pg_plan(db, as_array(slowest[0]), slowest[1])
+        found += [current, before, shaped]
+        plans[f"earlier IN (SELECT ...){phase}"] = await pg_plan(
+            db, as_in(slowest[0]), slowest[1]
+        )
         plans[f"LATERAL{phase}"] = await pg_plan(db, LATERAL_HOME, lateral(slowest[1]))
         if phase:
-            plans[f"current query{phase}"] = await pg_plan(db, slowest[0], slowest[1])
+            plans[f"store's query{phase}"] = await pg_plan(db, slowest[0], slowest[1])
     cluster.psql("xnode_bench", "DROP INDEX bench_posts_home")
     return found, plans
 
@@ -517,7 +521,7 @@ def report_candidates(found: Sequence[Candidate], plans: dict[str, list[str]]) -
     print()
     print(f"{'PostgreSQL home page query alone, ms':<40}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}")
     for candidate in found:
-        note = "" if candidate.name.startswith("current") else (
+        note = "" if candidate.name.startswith("store") else (
             f"  {candidate.differing} pages differ"
         )
         print(f"{candidate.name:<40}{cells(candidate.ms)}{note}")
