@@ -39,7 +39,7 @@ from xnode.bootstrap import init_node
 from xnode.cli import main
 from xnode.clock import SystemClock
 from xnode.settings import load_settings
-from xnode.store import helper_processes
+from xnode.store import domain_blocks, helper_processes
 from xnode.store.database import open_database
 
 AP_JSON = "application/activity+json"
@@ -330,6 +330,89 @@ async def test_an_activity_posted_to_both_processes_at_once_is_handled_once(pair
         assert [a.get("type") for a in mallory.received].count("Accept") == 1
     finally:
         await mallory.close()
+
+
+# --- a domain block made through one process, applied by the other ---------------------------
+
+
+async def test_a_domain_block_made_through_one_process_applies_in_the_other_at_once(pair_factory):
+    """The block list is cached in each process (xnode.store.domain_blocks, trusted for a
+    second); a change made through process 1 reaches process 2's cache by NOTIFY at the
+    commit, and, for the milliseconds the NOTIFY takes, the insert into the inbox queue
+    reads the table itself: an activity from the blocked server POSTed to process 2 right
+    after the block is refused, though process 2 read the list an instant before."""
+    pair = await pair_factory("alice")
+    actor = "https://evil.example/users/mallory"
+    key = generate_rsa_key()
+    async with open_database(pair.url) as db:
+        settings = load_settings(pair.one.data_dir, environ={})
+        await AccountService(db, settings, SystemClock()).create_user(
+            "boss", "correct horse battery", is_admin=True
+        )
+        # Mallory and her key are known already, so her signature verifies without a
+        # fetch (evil.example is not a real server): only the block can refuse her.
+        now = time.time()
+        await db.execute(
+            "INSERT INTO accounts (id, username, username_key, domain, uri, inbox_url,"
+            " created_at, updated_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (7_000_001, "mallory", "mallory", "evil.example", actor, f"{actor}/inbox",
+             now, now, now),
+        )  # fmt: skip
+        await db.execute(
+            "INSERT INTO account_keys (id, account_id, key_id, algorithm, public_pem,"
+            " created_at) VALUES (?, ?, ?, 'rsa', ?, ?)",
+            (7_000_002, 7_000_001, f"{actor}#main-key", public_key_of(key).to_pem(), now),
+        )
+    await pair.start()
+
+    def signed_create(n: int) -> tuple[bytes, dict[str, str]]:
+        create = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{actor}/statuses/{n}/activity", "type": "Create", "actor": actor,
+            "object": {"id": f"{actor}/statuses/{n}", "type": "Note", "attributedTo": actor,
+                       "content": "zqx", "to": ["https://www.w3.org/ns/activitystreams#Public"]},
+        }  # fmt: skip
+        body = json.dumps(create).encode()
+        url = f"{pair.one.base_url}/inbox"
+        headers = {"Content-Type": AP_JSON, "Host": pair.domain}
+        headers.update(sign_request("POST", url, headers, body, f"{actor}#main-key", key,
+                                    now=time.time()))  # fmt: skip
+        return body, headers
+
+    boss = WebUser(pair.one)
+    try:
+        await boss.login("boss")
+        form = {"csrf_token": await boss.token("/admin/federation"), "domain": "evil.example",
+                "severity": "suspend", "reason": "spam"}  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+
+            async def post_to_two(n: int) -> tuple[int, str]:
+                body, headers = signed_create(n)
+                async with session.post(
+                    f"{pair.two.base_url}/inbox", data=body, headers=headers
+                ) as response:
+                    return response.status, await response.text()
+
+            # Process 2 reads the block list (nothing blocked yet), keeps it, and takes
+            # the activity.
+            status, text = await post_to_two(1)
+            assert status == 202, (status, text, pair.logs())
+            started = time.monotonic()
+            async with boss.session.post(
+                "/admin/federation/blocks", data=form, allow_redirects=False
+            ) as response:
+                assert response.status == 303, await response.text()
+            status, text = await post_to_two(2)  # a new activity, not a replay
+            took = time.monotonic() - started
+        assert took < domain_blocks.CACHE_S, "too slow to tell the cache from the NOTIFY"
+        assert status == 403 and "Your server is blocked here." in text, (status, text)
+        async with open_database(pair.url) as db:
+            queued = await db.fetchvalue(
+                "SELECT COUNT(*) FROM inbox_queue WHERE actor_uri = ?", (actor,)
+            )
+        assert queued == 1  # the first one only
+    finally:
+        await boss.close()
 
 
 # --- helper states per serving process ----------------------------------------------------

@@ -377,6 +377,11 @@ async def receive(request: web.Request) -> web.Response:
             elif processor is not None:
                 processor.wake()
     if not queued:
+        # Not queued: a replay, or a block made through another serving process an
+        # instant ago that the check above (a cache) had not heard of yet, while the
+        # insert, reading the table, had (inbox_queue.enqueue_activity).
+        if await domain_blocks.any_suspended_now(db, activity.actor, signed.key_id):
+            raise web.HTTPForbidden(text="Your server is blocked here.")
         log.info("replayed activity %s", activity_id)
     return web.Response(status=202, text="")
 

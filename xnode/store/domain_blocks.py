@@ -12,7 +12,13 @@ Every inbox POST and every actor lookup asks whether a host is blocked, so the
 block list (short: admins block domains, not accounts) is read whole and kept
 in memory for ``CACHE_S``. Changes written through the same :class:`Database`
 (or through this module's functions, from any) take effect at once; changes by
-another process (the CLI while the node serves) within ``CACHE_S``.
+another process within ``CACHE_S`` on SQLite (the CLI while the node serves), and
+on PostgreSQL as soon as the commit's ``NOTIFY`` reaches the other serving processes
+(``Database.table_version``): a few milliseconds, which is not "at once". So the inbox's
+write of an activity checks the table itself as well (:func:`suspended_condition`,
+spliced into :func:`xnode.store.inbox_queue.enqueue_activity`): an activity from a
+server blocked through another process an instant earlier is not queued, and
+:func:`any_suspended_now` then tells the door to refuse it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import re
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -169,6 +176,28 @@ async def url_is_suspended(db: Database, url: str | None) -> bool:
     """Whether the host of ``url`` (or a parent domain) is suspended on this node."""
     host = origin_of(url)
     return host is not None and await severity_for(db, host) == "suspend"
+
+
+def suspended_condition(urls: Sequence[str | None]) -> tuple[str, list[str]]:
+    """A SQL condition true when a host of ``urls`` (or a parent domain) is suspended,
+    read from the table in the statement itself rather than from the cache, with its
+    parameters (the hosts' suffixes, as :func:`severity_for` matches them)."""
+    suffixes = sorted({s for url in urls if (host := origin_of(url)) for s in _suffixes(host)})
+    if not suffixes:
+        return "0 = 1", []
+    marks = ", ".join("?" for _ in suffixes)
+    return (
+        "EXISTS (SELECT 1 FROM domain_blocks WHERE severity = 'suspend'"
+        f" AND domain IN ({marks}))",
+        suffixes,
+    )
+
+
+async def any_suspended_now(db: Database, *urls: str | None) -> bool:
+    """Whether a host of ``urls`` (or a parent domain) is suspended, read from the table
+    now (not the cache): for the rare moment the cache may be behind another process."""
+    condition, params = suspended_condition(urls)
+    return bool(await db.fetchvalue(f"SELECT {condition}", params))
 
 
 async def suspended_domains(db: Database) -> list[str]:

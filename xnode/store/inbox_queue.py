@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from xnode.store import domain_blocks
 from xnode.store.database import Database, Row
 
 CLAIM_LOCK_KEY = 0x786E6F6465_4951
@@ -16,13 +17,22 @@ async def enqueue_activity(
     db: Database, row_id: int, *, activity_id: str, actor_uri: str, signer_key_id: str | None,
     payload: str, now: float,
 ) -> bool:
-    """Persist a verified activity for processing; False when its id was seen before."""
+    """Persist a verified activity for processing; False when its id was seen before, or
+    when the actor's or the signer's server is suspended (the door's check reads a cache,
+    which another process's block reaches a moment later: this one reads the table, in
+    the same statement, so it costs no round trip; :func:`domain_blocks.any_suspended_now`
+    tells the two apart)."""
+    blocked, blocked_params = domain_blocks.suspended_condition((actor_uri, signer_key_id))
     async with db.transaction() as conn:
+        # INSERT ... SELECT for the condition; the casts give PostgreSQL the parameters'
+        # types (a bare one in a SELECT list would be text). SQLite needs the WHERE to
+        # tell the upsert's ON from a join's.
         cursor = await conn.execute(
             "INSERT INTO inbox_queue (id, activity_id, actor_uri, signer_key_id, payload,"
-            " received_at, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')"
-            " ON CONFLICT (activity_id) DO NOTHING",
-            (row_id, activity_id, actor_uri, signer_key_id, payload, now),
+            " received_at, state) SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT),"
+            " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), 'pending'"
+            f" WHERE NOT {blocked} ON CONFLICT (activity_id) DO NOTHING",
+            (row_id, activity_id, actor_uri, signer_key_id, payload, now, *blocked_params),
         )
         return cursor.rowcount == 1
 
