@@ -636,3 +636,50 @@ async def test_a_batch_handled_longer_than_its_lease_stays_claimed(pg_cluster, m
     assert [(r["state"], r["attempts"], r["claimed_by"]) for r in states] == [
         ("done", 1, "slow-process")
     ] * 2
+
+
+# --- the delivery hand-off window ------------------------------------------------------------
+
+
+async def test_rows_queued_claimed_while_sending_stops_are_left_to_the_others(
+    pg_cluster, tmp_path, aiohttp_client
+):
+    """A small fan-out is queued already claimed by this process (it sends it from memory,
+    without a read). If this process stops sending (delivery processes take over: pause()
+    and its release of every claim) between deciding that claim and the commit, the rows
+    land claimed by a process that no longer sends: left unsent for a lease (300 s) unless
+    ``queued`` gives the claim up. PostgreSQL: the release runs on another connection
+    while the queueing transaction is open, as it can when an outbox drain is slow."""
+    from conftest import make_settings
+
+    from xnode.activitypub.delivery import DELIVERY
+    from xnode.store import deliveries
+    from xnode.web.app import create_app
+
+    settings = make_settings(tmp_path / "node", database_url=fresh_database_url())
+    client = await aiohttp_client(create_app(settings))
+    queue = client.server.app[DELIVERY]
+    assert queue.working
+    await queue.db.execute(
+        "INSERT INTO accounts (id, username, username_key, domain, uri, inbox_url,"
+        " created_at, updated_at) VALUES (?, 'bob', 'bob', 'peer.example', ?, ?, 0, 0)",
+        (8_000_001, "https://peer.example/users/bob", "https://peer.example/users/bob/inbox"),
+    )
+    from xnode.store import accounts as account_store
+
+    bob = await account_store.get_account(queue.db, 8_000_001)
+    assert bob is not None
+    activity = {"id": "https://node.example/activities/1", "type": "Create"}
+    planned = await queue.plan(activity, None, [bob])
+    async with queue.db.transaction() as conn:
+        added = await queue.insert_planned(conn, [planned])  # claimed: this process sends
+        await queue.pause()  # the delivery processes take over meanwhile
+    await queue.queued(added, [planned])
+    assert len(added) == 1
+    found = await deliveries.due(
+        queue.db, time.time(), per_host=10, limit=10,
+        claim=deliveries.Claim("a-delivery-process", time.time() + 300),
+    )  # fmt: skip
+    assert [delivery.id for delivery, _ in found] == list(added), (
+        "the row stayed claimed by a process that no longer sends"
+    )

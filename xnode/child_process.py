@@ -49,7 +49,9 @@ STABLE_S = 60.0
 """A run this long was not a crash loop: the next crash starts the count again."""
 GIVE_UP_AFTER = 5
 """Crashes in a row after which the serving process does the helper's work itself."""
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 30.0
+"""How long a stopped helper may take to finish and exit (a delivery process's sends in
+flight: ``delivery_process.FINISH_TIMEOUT_S``, then closing its database)."""
 EXIT_GRACE_S = 2.0
 """How long a helper whose socket closed may take to exit before it is terminated."""
 MAX_LINE_BYTES = 2 * 1024 * 1024  # an activity is at most 1 MiB, escaped

@@ -95,6 +95,9 @@ RECORD_TRIES = 3
 """Tries at writing a batch of outcomes (the transaction is all or nothing: safe to repeat)."""
 RECORD_RETRY_PAUSE_S = 0.05
 """A batch of outcomes this large is written at once."""
+BORN_CLAIMED_MAX = 10_000
+"""Ids of rows inserted claimed whose queued() has not come (their transaction failed):
+forgotten past this many."""
 READY_MAX_AGE_S = 2.0
 """The ready list is re-read after this long, so admin changes (suspensions, retries) show."""
 SENDER_CACHE_S = 5.0
@@ -219,6 +222,7 @@ class DeliveryQueue:
         self._reread = True  # new rows were queued, or a test/tool asks for a fresh look
         self._attempted: deque[int] = deque(maxlen=RECENT_ATTEMPTS)
         self._unrecorded: set[int] = set()  # answered, outcome not written yet
+        self._born_claimed: set[int] = set()  # inserted claimed, queued() not called yet
         self._outcomes: list[store.Outcome] = []  # the batch being gathered
         self._outcomes_written: asyncio.Future[None] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -328,7 +332,14 @@ class DeliveryQueue:
         """
         rows = [row for plan in planned for row in plan.rows]
         now = self.clock.now()
-        return await store.insert_rows(conn, rows, now, self._insert_claim(len(rows), now))
+        claim = self._insert_claim(len(rows), now)
+        added = await store.insert_rows(conn, rows, now, claim)
+        if claim is not None:
+            # What was decided here, for queued(): working may change before it runs.
+            if len(self._born_claimed) > BORN_CLAIMED_MAX:
+                self._born_claimed.clear()  # ids of transactions that never committed
+            self._born_claimed.update(added)
+        return added
 
     def _insert_claim(self, rows: int, now: float) -> store.Claim | None:
         """The claim rows are queued with when this process may hand them off itself.
@@ -348,14 +359,24 @@ class DeliveryQueue:
         """After rows were committed: get them sent, and hand local recipients their copy.
 
         ``claimed``: whether the rows were inserted claimed by this process (default:
-        as :meth:`insert_planned` decides for ``planned``); only such rows are handed off.
+        as :meth:`insert_planned` decided for them); only such rows are handed off, and
+        if this process stopped sending since, their claims are given up.
         """
         if claimed is None:
-            claimed = self._insert_claim(sum(len(p.rows) for p in planned), 0.0) is not None
+            # As insert_planned decided, not as it would decide now: this process may
+            # have stopped sending in between (pause()).
+            claimed = not self._born_claimed.isdisjoint(added)
+            self._born_claimed.difference_update(added)
         if added and self.on_load is not None:
             self.on_load(len(added))
         if added:
             if resend or not claimed or not await self._hand_off(added, self.clock.now()):
+                if claimed and not self.working:
+                    # Queued claimed by this process, which has stopped sending since the
+                    # claim was decided (pause(): the delivery processes took over), and
+                    # whose release may have run before these rows were committed: give
+                    # the claims up, or the rows would wait out the lease unsent.
+                    await store.release_rows(self.db, self.owner, added)
                 self.wake()
                 await self._wake_others()
             elif self.on_queued is not None:

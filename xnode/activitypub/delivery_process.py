@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from federation.http import DEFAULT_TIMEOUT_S
 from xnode.accounts.models import Account
 from xnode.activitypub.delivery import DeliveryQueue, fetch_settings_for
 from xnode.activitypub.keys import KeyRing
@@ -49,8 +50,11 @@ from xnode.store.database import Database, database_for
 
 log = logging.getLogger(__name__)
 
-FINISH_TIMEOUT_S = 10.0
-"""How long a stopping delivery process waits for its sends in flight."""
+FINISH_TIMEOUT_S = 2 * DEFAULT_TIMEOUT_S + 5.0
+"""How long a stopping delivery process waits for its sends in flight: longer than one
+send can take (two POSTs when double-knocking, each within the HTTP client's deadline),
+and its outcome write. A send cut short here stays pending and is released, and the
+serving process, sending again, would send it at once: twice, if the peer had taken it."""
 
 class DeliveryProcesses:
     """The delivery processes, seen from the serving process."""

@@ -300,6 +300,20 @@ async def release(db: Database, owner: str) -> int:
     )
 
 
+async def release_rows(db: Database, owner: str, row_ids: Iterable[int]) -> int:
+    """Give up ``owner``'s claims on these rows, if still pending and still its own; how
+    many (rows queued claimed by a process that stopped sending before it could send them)."""
+    ids = list(row_ids)
+    if not ids:
+        return 0
+    marks = ", ".join("?" for _ in ids)
+    return await db.execute(
+        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL"
+        f" WHERE claimed_by = ? AND state = 'pending' AND id IN ({marks})",
+        (owner, *ids),
+    )
+
+
 async def next_wake_at(db: Database, now: float, shard: Shard | None = None) -> float | None:
     """The earliest future moment something may become due (a row, or a host's pause ending)."""
     shard_sql, shard_params = _shard_sql(shard)
