@@ -683,3 +683,78 @@ async def test_rows_queued_claimed_while_sending_stops_are_left_to_the_others(
     assert [delivery.id for delivery, _ in found] == list(added), (
         "the row stayed claimed by a process that no longer sends"
     )
+
+
+async def test_a_helper_that_exits_leaves_no_claims_behind(pg_cluster, tmp_path):
+    """A helper process that exits holding claims (it crashed, or was terminated with sends
+    or a batch still running) has them ended as soon as it is reaped: its rows go out (its
+    items are handled) at once, by its next run or by the serving process if it was given
+    up on, not when the lease runs out (5 and 10 minutes)."""
+    from conftest import make_settings
+
+    from xnode.activitypub.delivery import process_owner
+    from xnode.activitypub.delivery_process import DeliveryProcesses
+    from xnode.activitypub.inbox_process import INBOX_PROCESS_ROLE, InboxProcessLink
+    from xnode.events import EventBus
+    from xnode.store import deliveries, inbox_queue
+
+    settings = make_settings(tmp_path / "node", database_url=fresh_database_url())
+    async with open_database(settings.database) as db:
+        senders = DeliveryProcesses(settings, 2, db=db)
+        link = InboxProcessLink(settings, EventBus(), lambda: None, db=db)
+        now = time.time()
+        rows = [
+            deliveries.NewDelivery(f"https://a.example/{n}", None, None,
+                                   f"https://h{n}.example/inbox", "{}")
+            for n in range(3)
+        ]  # fmt: skip
+        await deliveries.insert_many(
+            db, rows, now, claim=deliveries.Claim(process_owner(settings, "deliveries-1of2"),
+                                                  now + 300),
+        )  # fmt: skip
+        await inbox_queue.enqueue_activity(
+            db, 1, activity_id="https://r.example/a/1", actor_uri="https://r.example/u",
+            signer_key_id=None, payload="{}", now=now,
+        )  # fmt: skip
+        claimed = await inbox_queue.due_activities(
+            db, now=now, retry_delay_s=60, limit=10,
+            owner=process_owner(settings, INBOX_PROCESS_ROLE), lease_s=600,
+        )  # fmt: skip
+        assert len(claimed) == 1
+
+        async def others_get() -> tuple[int, int]:
+            later = time.time()
+            sent = await deliveries.due(
+                db, later, per_host=10, limit=10, claim=deliveries.Claim("other", later + 1)
+            )
+            await deliveries.release(db, "other")
+            handled = await inbox_queue.due_activities(
+                db, now=later, retry_delay_s=60, limit=10, owner="other", lease_s=1
+            )
+            await inbox_queue.release(db, "other")
+            return len(sent), len(handled)
+
+        assert await others_get() == (0, 0)
+        # Delivery process 2/2 runs and exits at once (a command it does not know: status 2).
+        child = senders.children[1]
+        child.command = "no-such-command"
+        released = asyncio.Event()
+        cleanup = child.on_exited
+        assert cleanup is not None
+
+        async def exited() -> None:
+            await cleanup()
+            released.set()
+
+        child.on_exited = exited
+        child.start()
+        try:
+            async with asyncio.timeout(30):
+                await released.wait()
+        finally:
+            await child.stop()
+        assert await others_get() == (3, 0)
+        # The inbox process's cleanup, called the same way.
+        assert link.child.on_exited is not None
+        await link.child.on_exited()
+        assert await others_get() == (3, 1)

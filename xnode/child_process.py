@@ -159,6 +159,9 @@ class ChildProcess:
         self.serving = process
         self.on_given_up: Callable[[], None] | None = None
         """Called once when the serving process stops restarting the helper."""
+        self.on_exited: Callable[[], Awaitable[None]] | None = None
+        """Awaited each time the helper process has exited (reaped: it holds nothing any
+        more), e.g. to give up its queue claims at once rather than when they run out."""
         self.on_ready: Callable[[], None] | None = None
         """Called each time the helper says it is ready."""
         self.starts = 0
@@ -313,6 +316,11 @@ class ChildProcess:
                 with contextlib.suppress(ProcessLookupError):
                     process.terminate()
                 await process.wait()
+            if self.on_exited is not None:
+                try:
+                    await self.on_exited()
+                except Exception:
+                    log.exception("cleaning up after the %s failed", self.name)
 
 
 async def _read_line(reader: asyncio.StreamReader) -> bytes:

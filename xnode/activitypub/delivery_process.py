@@ -32,7 +32,7 @@ from typing import Any
 
 from federation.http import DEFAULT_TIMEOUT_S
 from xnode.accounts.models import Account
-from xnode.activitypub.delivery import DeliveryQueue, fetch_settings_for
+from xnode.activitypub.delivery import DeliveryQueue, fetch_settings_for, process_owner
 from xnode.activitypub.keys import KeyRing
 from xnode.activitypub.signing import Signer
 from xnode.activitypub.urls import Urls
@@ -46,6 +46,7 @@ from xnode.child_process import (
 )
 from xnode.clock import SystemClock
 from xnode.settings import Settings
+from xnode.store import deliveries as delivery_store
 from xnode.store.database import Database, database_for
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,16 @@ FINISH_TIMEOUT_S = 2 * DEFAULT_TIMEOUT_S + 5.0
 send can take (two POSTs when double-knocking, each within the HTTP client's deadline),
 and its outcome write. A send cut short here stays pending and is released, and the
 serving process, sending again, would send it at once: twice, if the peer had taken it."""
+
+async def _release_claims(db: Database, owner: str) -> None:
+    """A delivery process exited: end its claims, so that its rows go out at once (sent
+    by it again after a restart, or by the serving process if it was given up on) rather
+    than when their lease (5 minutes) runs out. A clean stop leaves none (its worker
+    releases them); a crash, or sends still running when it was terminated, do."""
+    released = await delivery_store.release(db, owner)
+    if released:
+        log.info("%s left %d deliveries claimed: released", owner, released)
+
 
 class DeliveryProcesses:
     """The delivery processes, seen from the serving process."""
@@ -82,6 +93,9 @@ class DeliveryProcesses:
         for k, child in enumerate(self.children):
             child.on_ready = functools.partial(self._ready, k)
             child.on_given_up = self._given_up
+            if db is not None:
+                owner = process_owner(settings, f"deliveries-{k}of{count}")
+                child.on_exited = functools.partial(_release_claims, db, owner)
 
     def start(self) -> None:
         """Start every delivery process (each is restarted if it dies)."""

@@ -29,6 +29,7 @@ stopped; until then rows are only stored). Inbox to web: ``{"ready": true}``,
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from xnode.activitypub.delivery import process_owner
 from xnode.child_process import (
     ChildProcess,
     connect_to_parent,
@@ -48,6 +50,7 @@ from xnode.events import EventBus, PostEdited, PostPublished, event_fields, even
 from xnode.live.feeds import LIVE_EVENTS
 from xnode.settings import Settings
 from xnode.store import conversations as conversation_store
+from xnode.store import inbox_queue
 from xnode.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,22 @@ def decode_event(message: dict[str, Any]) -> object | None:
 
 
 # --- the web process's side -------------------------------------------------------------
+
+INBOX_PROCESS_ROLE = "inbox-inbox"
+"""The inbox process's role in its queue claims' owner (``setup_federation`` with role
+"inbox": :func:`xnode.activitypub.delivery.process_owner`)."""
+
+
+async def _release_claims(db: Database, owner: str) -> None:
+    """The inbox process exited: end its claims, so that this process's worker (or, after a
+    restart, the inbox process again) takes its unfinished items at once, not when their
+    lease (10 minutes) runs out. A clean stop leaves none; a crash, or a batch still running
+    when it was stopped (and so terminated), does. PostgreSQL only: on SQLite nothing is
+    claimed."""
+    if db.dialect == "postgres":
+        released = await inbox_queue.release(db, owner)
+        if released:
+            log.info("the inbox process left %d items claimed: released", released)
 
 
 class InboxProcessLink:
@@ -106,6 +125,10 @@ class InboxProcessLink:
             on_down=self._down, db=db, process=serving_process(settings),
         )  # fmt: skip
         self._child.on_ready = self._ready
+        if db is not None:
+            self._child.on_exited = functools.partial(
+                _release_claims, db, process_owner(settings, INBOX_PROCESS_ROLE)
+            )
 
     @property
     def child(self) -> ChildProcess:
@@ -214,7 +237,6 @@ async def serve_inbox_process(fd: int) -> None:
     from xnode.activitypub.inbox import INBOX
     from xnode.activitypub.inbox import run_forever as run_inbox
     from xnode.ids import new_id
-    from xnode.store import inbox_queue
     from xnode.web.app import create_app
     from xnode.web.state import CLOCK, DB, EVENTS
 

@@ -140,7 +140,7 @@ async def insert_many(
     async with db.transaction() as conn:
         if resend:
             return await _rearm(conn, rows, now)
-        return await insert_rows(conn, rows, now)
+        return await insert_rows(conn, rows, now, claim)
 
 
 class Claim(NamedTuple):

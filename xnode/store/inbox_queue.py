@@ -102,6 +102,16 @@ async def renew_claims(
     )
 
 
+async def release(db: Database, owner: str) -> int:
+    """End every claim of ``owner`` on items still pending (its process has exited); how
+    many. They are claimable at once instead of when the lease runs out."""
+    return await db.execute(
+        "UPDATE inbox_queue SET claimed_until = NULL"
+        " WHERE claimed_by = ? AND state = 'pending' AND claimed_until IS NOT NULL",
+        (owner,),
+    )
+
+
 async def finish_activity(
     db: Database, row_id: int, *, state: str, now: float, error: str | None = None,
     attempted: bool = True,
