@@ -236,7 +236,17 @@ async def tombstone_local_account(conn: Connection, account_id: int, now: float)
 
 
 async def delete_pending_account(conn: Connection, account_id: int) -> None:
-    """Remove a never-approved sign-up entirely (nothing was ever published)."""
+    """Remove a never-approved sign-up entirely (nothing was ever published).
+
+    Its follows and posts (none through the pages; the services would allow them) go
+    first, while the account is there: the account stats triggers (m013) count them
+    down by upserting the account's row, which the cascade of the account's own deletion
+    would re-create for an account that is gone (its foreign key refuses that).
+    """
+    await conn.execute(
+        "DELETE FROM follows WHERE account_id = ?1 OR target_account_id = ?1", (account_id,)
+    )
+    await conn.execute("DELETE FROM posts WHERE account_id = ?", (account_id,))
     await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
     await conn.execute("DELETE FROM accounts_fts WHERE rowid = ?", (account_id,))
 
