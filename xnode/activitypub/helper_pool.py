@@ -178,11 +178,16 @@ class HelperPool:
         if self.delivery_rate.rate() >= DELIVERY_START_PER_S * IDLE_FRACTION:
             self._delivery_quiet_since = now
         link, senders = self.link, self.senders
-        if link is not None and link.running and now - self._inbox_quiet_since >= self.idle_stop_s:
+        # Only helpers that are up and working are stopped for idleness: one still
+        # starting (slow on a busy machine) has had no chance to work yet, and its idle
+        # time counts from the hand-over (see _inbox_to_process).
+        if link is not None and link.running and link.ready and (
+            now - self._inbox_quiet_since >= self.idle_stop_s
+        ):
             log.info("inbox process idle for %.0f s: stopping it", now - self._inbox_quiet_since)
             await link.stop()
             await link.child.report_idle()
-        if senders is not None and senders.running and (
+        if senders is not None and senders.running and senders.ready and (
             now - self._delivery_quiet_since >= self.idle_stop_s
         ):
             log.info("delivery processes idle for %.0f s: stopping them",
@@ -241,6 +246,9 @@ class HelperPool:
                 await asyncio.gather(here, return_exceptions=True)
             self._inbox_here = None
             if self.link is not None and self.link.ready:
+                # Idle time counts from the hand-over: a helper slow to start (a busy
+                # machine) is not stopped before it has had a chance to work.
+                self._inbox_quiet_since = time.monotonic()
                 self.link.go()
             else:
                 self._ensure_inbox_here()  # it went down meanwhile
@@ -270,6 +278,7 @@ class HelperPool:
             if senders is None or not senders.ready or not self.queue.working:
                 return
             await self.queue.pause()
+            self._delivery_quiet_since = time.monotonic()  # as for the inbox process
             senders.go()
 
     async def _senders_given_up(self) -> None:
