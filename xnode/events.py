@@ -186,6 +186,10 @@ class EventBus:
         self._subscribers: dict[type, list[Handler]] = defaultdict(list)
         self._kept: set[type] = set()
         self.clock: Clock = clock or SystemClock()
+        self.kept_count = 0
+        """Changes through this bus that committed with events kept in the outbox table:
+        the outbox relay drains the table only when this moved (a remote person's
+        action, published without an entry, would only cost a query for nothing)."""
 
     def subscribe(self, event_type: type, handler: Handler) -> None:
         """Call ``handler(event)`` for every published event of ``event_type``."""
@@ -211,6 +215,7 @@ class EventBus:
         ``federate=False`` (a remote actor's action, which arrived from its server)
         keeps nothing: there is nothing to send, and the inbox's hot path skips the rows.
         """
+        kept = False
         async with db.transaction() as conn:
             change = Change(conn)
             yield change
@@ -221,6 +226,9 @@ class EventBus:
                         conn, new_id(), type(event).__name__,
                         json.dumps(event_fields(event), ensure_ascii=False), now,
                     )  # fmt: skip
+                    kept = True
+        if kept:
+            self.kept_count += 1
         if faults.enabled():
             for event in change.events:
                 faults.point(f"after-commit:{type(event).__name__}")

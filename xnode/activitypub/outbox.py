@@ -128,6 +128,8 @@ class Outbox:
         self.delivery = delivery
         self.clock = posts.clock
         self._drain_lock = asyncio.Lock()
+        self._events: EventBus | None = None
+        self._drained_kept: int | None = None  # the bus's kept_count at the last drain
         self._expansions: dict[type, Expansion] = {
             PostPublished: self._post_published,
             PostEdited: self._post_edited,
@@ -143,6 +145,7 @@ class Outbox:
 
     def subscribe(self, events: EventBus) -> None:
         """Keep the events that federate in their changes' transactions, and drain on each."""
+        self._events = events
         for kind in self._expansions:
             events.keep(kind)
             events.subscribe(kind, self._on_event)
@@ -150,7 +153,14 @@ class Outbox:
     async def _on_event(self, event: object) -> None:
         # The event's own entry is in the table (it was kept with the change);
         # draining now queues it before the service call returns. Events the
-        # incoming side publishes for remote people's actions have no entry.
+        # incoming side publishes for remote people's actions have no entry: no
+        # change kept one since the last drain here, so there is nothing to queue
+        # (the inbox's every Create would otherwise cost a query of the outbox; what
+        # another process recorded and could not queue is the sweep's, as before).
+        kept = self._events.kept_count if self._events is not None else None
+        if kept is not None and kept == self._drained_kept:
+            return
+        self._drained_kept = kept
         await self.drain()
 
     # --- the transactional outbox ----------------------------------------------------

@@ -114,7 +114,7 @@ async def handle_create(ctx: Context, activity: ParsedActivity, actor: Account) 
         log.info("ignoring %s: nobody here follows or is addressed", note.id)
         return
     try:
-        await ctx.resolver.store_note(note, actor)
+        await ctx.resolver.notes.store_id(note, actor)
     except ResolveError as exc:
         raise Refused(exc.message) from exc
 

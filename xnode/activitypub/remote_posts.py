@@ -178,13 +178,36 @@ class NoteWriter:
             ResolveError: the post is not attributed to ``author``, or its id is taken
                 by another account.
         """
+        post_id, post = await self._store(note, author, depth=depth, notify=notify)
+        if post is None:
+            post = await post_store.get_post(self.db, post_id)
+            assert post is not None
+        return post
+
+    async def store_id(self, note: ParsedNote, author: Account) -> int:
+        """:meth:`store` for a delivered post, giving only its id.
+
+        The inbox's Create has no use for the stored post: reading it back after the
+        insert was a round trip per activity for nothing.
+
+        Raises:
+            ResolveError: as :meth:`store`.
+        """
+        post_id, _ = await self._store(note, author, depth=0, notify=True)
+        return post_id
+
+    async def _store(
+        self, note: ParsedNote, author: Account, *, depth: int, notify: bool
+    ) -> tuple[int, Post | None]:
+        """:meth:`store`'s work: the post's id, and the post when it was read anyway
+        (already stored), else None."""
         if note.attributed_to != author.uri:
             raise ResolveError(f"{note.id} is not by {author.uri}")
         existing = await post_store.post_by_uri(self.db, note.id)
         if existing is not None:
             if existing.account_id != author.id:
                 raise ResolveError(f"{note.id} already belongs to another account")
-            return existing
+            return existing.id, existing
         parent = await self._parent(note, author, depth)
         kind = "article" if note.type in _ARTICLE_TYPES and note.name else (
             "question" if note.type == "Question" else "note"
@@ -207,11 +230,9 @@ class NoteWriter:
             existing = await post_store.post_by_uri(self.db, note.id)
             if existing is None or existing.account_id != author.id:
                 raise
-            return existing
+            return existing.id, existing
         await self._announce(notified, PostPublished(post_id, author.id))
-        post = await post_store.get_post(self.db, post_id)
-        assert post is not None
-        return post
+        return post_id, None
 
     async def _insert(
         self, note: ParsedNote, author: Account, *, post_id: int, kind: str, title: str,

@@ -92,22 +92,22 @@ class LinkPreviewService:
             events.subscribe(PostEdited, self._on_post)
 
     async def _on_post(self, event: PostPublished | PostEdited) -> None:
-        self.schedule(event.post_id)
+        self.schedule(event.post_id, new=isinstance(event, PostPublished))
 
-    def schedule(self, post_id: int) -> None:
+    def schedule(self, post_id: int, *, new: bool = False) -> None:
         """Find the post's card in the background; returns at once."""
         if self._stopped:
             return
         if len(self._tasks) >= MAX_PENDING:
             log.info("link previews: %d posts waiting, none for post %d", MAX_PENDING, post_id)
             return
-        task = asyncio.create_task(self._run(post_id), name=f"link-preview-{post_id}")
+        task = asyncio.create_task(self._run(post_id, new), name=f"link-preview-{post_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, post_id: int) -> None:
+    async def _run(self, post_id: int, new: bool) -> None:
         try:
-            await self.update_post(post_id)
+            await self.update_post(post_id, new=new)
         except Exception:
             log.exception("link preview for post %d failed", post_id)
 
@@ -156,11 +156,15 @@ class LinkPreviewService:
             return None  # our own pages: nothing to learn from fetching ourselves
         return url
 
-    async def update_post(self, post_id: int) -> LinkPreview | None:
-        """Give the post the card of its first link (fetching it if needed); the card or None."""
+    async def update_post(self, post_id: int, *, new: bool = False) -> LinkPreview | None:
+        """Give the post the card of its first link (fetching it if needed); the card or None.
+
+        ``new``: the post was just published, so no card is linked to it yet and none
+        is looked for to unlink (a query per post received, mostly without a link).
+        """
         url = await self.link_of(post_id)
         if url is None:
-            if await preview_store.preview_id_of(self.db, post_id) is not None:
+            if not new and await preview_store.preview_id_of(self.db, post_id) is not None:
                 async with self.db.transaction() as conn:
                     await preview_store.unlink_post(conn, post_id)
             return None

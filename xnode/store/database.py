@@ -16,6 +16,7 @@ and by position.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,37 @@ Dialect = Literal["sqlite", "postgres"]
 CACHED_TABLES = ("accounts", "account_keys", "domain_blocks")
 """Tables some process keeps an in-memory cache of (:meth:`Database.table_version`):
 a write naming one invalidates the caches, on PostgreSQL in every serving process."""
+
+_WRITE_TARGET = re.compile(
+    r"\b(?:(?:INSERT|REPLACE)(?:\s+OR\s+\w+)?\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM"
+    r"|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?(?:\w+\.)?\"?(\w+)",
+    re.IGNORECASE,
+)
+_DML = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
+
+
+def written_tables(sql: str) -> list[str]:
+    """The :data:`CACHED_TABLES` a statement may write (what invalidates their caches).
+
+    A query writes nothing. A data change writes only the tables it names as its
+    targets (``INSERT INTO t``, ``UPDATE t``, ``DELETE FROM t``, also inside a ``WITH``):
+    a table it merely reads, such as ``domain_blocks`` in the inbox's insert that checks
+    the sender is not blocked, is left alone. (A substring test made every queued
+    activity invalidate the domain-block cache, on PostgreSQL in every process with a
+    NOTIFY, and the next checks read the whole table again: two reads of it and a
+    NOTIFY per activity.) No trigger or foreign-key action writes a cached table on
+    behalf of another one (``account_keys`` rows deleted with their account are covered
+    by the ``accounts`` write). Anything else (schema changes) errs on the side of
+    invalidating: every cached table named in it.
+    """
+    head = sql.lstrip()[:7].upper()
+    if head.startswith("SELECT"):
+        return []
+    if head.startswith(_DML):
+        targets = {match[1].lower() for match in _WRITE_TARGET.finditer(sql)}
+        return [table for table in CACHED_TABLES if table in targets]
+    return [table for table in CACHED_TABLES if table in sql]
+
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -32,7 +32,14 @@ from typing import Any
 import asyncpg
 
 from xnode.ids import PROCESS_TAGS, claim_process_tag, process_tag
-from xnode.store.database import CACHED_TABLES, Dialect, IntegrityError, Params, Row
+from xnode.store.database import (
+    CACHED_TABLES,
+    Dialect,
+    IntegrityError,
+    Params,
+    Row,
+    written_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,12 +299,10 @@ class PostgresDatabase:
         return self._pool
 
     def _note(self, sql: str) -> list[str]:
-        # A statement naming a cached table invalidates its caches here at once; the
+        # A statement writing a cached table invalidates its caches here at once; the
         # transaction names it to every process when it commits (TABLES_CHANNEL). Every
         # cached table, not only those this process caches: another process may.
-        if sql.lstrip()[:6].upper() == "SELECT":
-            return []  # a query changes nothing
-        touched = [table for table in CACHED_TABLES if table in sql]
+        touched = written_tables(sql)
         for table in touched:
             self._table_versions[table] += 1
         return touched
