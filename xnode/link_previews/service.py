@@ -145,6 +145,12 @@ class LinkPreviewService:
             or post.conversation_id is not None
         ):  # fmt: skip
             return None
+        if first_link(post.content_html) is None:
+            # Not even a link before the mentioned profiles are skipped (which can only
+            # skip more): the usual post received, whose only links are mentions marked
+            # as such, needs no read of its media, mentions and their accounts (three
+            # round trips per activity on PostgreSQL).
+            return None
         if (await post_store.media_of(self.db, [post.id])).get(post.id):
             return None
         mentioned = (await post_store.mentions_of(self.db, [post.id])).get(post.id, [])
