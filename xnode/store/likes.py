@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from xnode.accounts.models import Account
 from xnode.store.database import Connection, Database
-from xnode.store.posts import add_to_counter
+from xnode.store.posts import add_to_counter, people_page
 
 
 async def add_like(
@@ -79,12 +79,7 @@ async def likers(
 ) -> list[tuple[int, Account]]:
     """(like id, account) of those who liked a post, newest like first (``cursor_sql`` is
     a condition on ``l.id``); accounts that are suspended or deleted are left out."""
-    order = "ASC" if ascending else "DESC"
-    rows = await db.fetchall(
-        "SELECT l.id AS page_cursor, a.* FROM likes l JOIN accounts a ON a.id = l.account_id"
-        " WHERE l.post_id = ? AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
-        f"{cursor_sql} ORDER BY l.id {order} LIMIT ?",
-        [post_id, *cursor_params, limit],
+    return await people_page(
+        db, "likes l JOIN accounts a ON a.id = l.account_id WHERE l.post_id = ?",
+        "l.id", post_id, cursor_sql, cursor_params, ascending=ascending, limit=limit,
     )
-    found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
-    return found[::-1] if ascending else found

@@ -33,13 +33,6 @@ async def get_post(db: Database, post_id: int) -> Post | None:
     return None if row is None else Post.from_row(row)
 
 
-async def get_post_in(conn: Connection, post_id: int) -> Post | None:
-    """Fetch one post inside a transaction."""
-    async with conn.execute("SELECT * FROM posts WHERE id = ?", (post_id,)) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else Post.from_row(row)
-
-
 async def post_by_uri(db: Database, uri: str) -> Post | None:
     """A post (or boost row) by its ActivityPub id."""
     row = await db.lookup("SELECT * FROM posts WHERE uri = ?", (uri,))
@@ -584,11 +577,26 @@ async def boosters(
 ) -> list[tuple[int, Account]]:
     """(boost id, account) of those who boosted a post, newest boost first (``cursor_sql``
     is a condition on ``b.id``)."""
+    return await people_page(
+        db, "posts b JOIN accounts a ON a.id = b.account_id WHERE b.reblog_of_id = ?",
+        "b.id", post_id, cursor_sql, cursor_params, ascending=ascending, limit=limit,
+    )
+
+
+async def people_page(
+    db: Database, source: str, cursor_column: str, post_id: int, cursor_sql: str,
+    cursor_params: Sequence[int], *, ascending: bool, limit: int,
+) -> list[tuple[int, Account]]:
+    """One page of (cursor, account) of the people who did something to a post (boosted,
+    liked): ``source`` joins the interactions to ``accounts a`` and names the post with
+    one ``?``; ``cursor_column`` orders and pages them. Suspended and deleted accounts
+    are left out. Newest first; an ascending page (``min_id``) is read oldest first and
+    returned newest first."""
     order = "ASC" if ascending else "DESC"
     rows = await db.fetchall(
-        "SELECT b.id AS page_cursor, a.* FROM posts b JOIN accounts a ON a.id = b.account_id"
-        " WHERE b.reblog_of_id = ? AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
-        f"{cursor_sql} ORDER BY b.id {order} LIMIT ?",
+        f"SELECT {cursor_column} AS page_cursor, a.* FROM {source}"
+        " AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+        f"{cursor_sql} ORDER BY {cursor_column} {order} LIMIT ?",
         [post_id, *cursor_params, limit],
     )
     found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
