@@ -19,6 +19,7 @@ from database_backend import (
     fresh_database_url,
 )
 from pg_cluster import PgCluster, PgClusterError, find_bin_dir
+from served_node import Pair, make_pair
 
 from xnode.accounts.models import User
 from xnode.clock import FakeClock
@@ -141,3 +142,18 @@ async def login(client: TestClient, username: str, password: str = PASSWORD) -> 
     """Log a user in through the login form."""
     response = await post_form(client, "/login", {"username": username, "password": password})
     assert response.status == 303, await response.text()
+
+
+@pytest.fixture
+async def pair_factory(tmp_path: Path, pg_cluster: PgCluster) -> AsyncIterator[Any]:
+    """Make (and at the end stop) two-process nodes."""
+    made: list[Pair] = []
+
+    async def make(*users: str) -> Pair:
+        pair = await make_pair(tmp_path, users)
+        made.append(pair)
+        return pair
+
+    yield make
+    for pair in made:
+        pair.stop()

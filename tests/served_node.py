@@ -359,3 +359,65 @@ def add_followers(node: ServedNode, username: str, ports: list[int], per_host: i
                     f" (SELECT MAX(id) FROM {table}))"
                 )
     return len(rows)
+
+
+# --- one node served by two processes (issue 18) ----------------------------------------
+
+
+_pair_names = iter(range(1_000_000))
+
+
+class Pair:
+    """One node served by two processes (``one`` and ``two``) sharing its database."""
+
+    def __init__(self, one: ServedNode, two: ServedNode, url: str) -> None:
+        self.one, self.two, self.url = one, two, url
+
+    @property
+    def domain(self) -> str:
+        """The node's domain (process 1's address: the one in its URLs)."""
+        return self.one.domain
+
+    async def start(self) -> None:
+        """Start both processes and wait until each answers."""
+        self.one.start()
+        self.two.start()
+        await asyncio.gather(self.one.wait_serving(), self.two.wait_serving())
+
+    def stop(self) -> None:
+        """Stop both processes."""
+        self.one.stop()
+        self.two.stop()
+
+    def logs(self) -> str:
+        """Both processes' logs (for failure messages)."""
+        return f"--- process 1:\n{self.one.log()}\n--- process 2:\n{self.two.log()}"
+
+
+async def make_pair(tmp: Path, users: tuple[str, ...]) -> Pair:
+    """Initialise a PostgreSQL node with ``users``, served by two processes (not started).
+
+    The helper processes are on (``cores=2``, as ``xnode init`` sets on a two-core
+    machine): each serving process has its own, all sharing the queues.
+    """
+    name = f"several_{next(_pair_names)}"
+    url = fresh_database_url()
+    port_one, port_two = restartable_port(), restartable_port()
+    data_dir = tmp / name
+    await init_node(
+        data_dir, domain=f"127.0.0.1:{port_one}", https=False, listen=f"127.0.0.1:{port_one}",
+        registration="open", cores=2, database_url=url,
+    )  # fmt: skip
+    settings = load_settings(data_dir, environ={})
+    async with open_database(settings.database) as db:
+        accounts = AccountService(db, settings, SystemClock())
+        for user in users:
+            await accounts.create_user(user, "correct horse battery")
+    env = {"XNODE_ALLOW_PRIVATE_ADDRESSES": "true", "XNODE_CALL_RELAY": "false",
+           "XNODE_CALL_RELAY_PORT": "0"}  # fmt: skip
+    one = ServedNode(data_dir, port_one, tmp / f"{name}-1.log", dict(env))
+    two = ServedNode(
+        data_dir, port_two, tmp / f"{name}-2.log",
+        {**env, "XNODE_LISTEN": f"127.0.0.1:{port_two}"},
+    )  # fmt: skip
+    return Pair(one, two, url)

@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 from database_backend import ON_POSTGRES, fresh_database_url
 from served_node import WebUser
-from test_several_processes import pair_factory  # noqa: F401 (a fixture)
 
 from xnode.clock import FakeClock
 from xnode.errors import RateLimited
@@ -134,7 +133,7 @@ async def test_old_counts_are_forgotten(two_processes):
 # --- two real serving processes -------------------------------------------------------
 
 
-async def test_login_failures_on_both_processes_count_together(pair_factory):  # noqa: F811
+async def test_login_failures_on_both_processes_count_together(pair_factory):
     # Ten wrong passwords lock the account's logins for a while (LOGIN_FAILURES_PER_ACCOUNT),
     # however the proxy spreads them: five on each process is ten.
     pair = await pair_factory("alice")
@@ -157,7 +156,7 @@ async def test_login_failures_on_both_processes_count_together(pair_factory):  #
             await browser.close()
 
 
-async def test_the_api_limit_is_one_for_both_processes(pair_factory):  # noqa: F811
+async def test_the_api_limit_is_one_for_both_processes(pair_factory):
     pair = await pair_factory()
     for node in (pair.one, pair.two):
         node.settings["XNODE_API_RATE_LIMIT"] = "6"
