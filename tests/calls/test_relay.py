@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hashlib
 import hmac
 import socket
@@ -210,6 +211,45 @@ async def test_binding_request_is_answered_without_credentials(start_relay) -> N
         assert response.attributes["XOR-MAPPED-ADDRESS"] == sock.getsockname()
         assert response.attributes["SOFTWARE"] == "xnode"
         assert "FINGERPRINT" in response.attributes
+
+
+async def test_port_zero_picks_again_when_the_tcp_port_number_is_taken(
+    start_relay, monkeypatch
+) -> None:
+    """With port 0 the TCP listener wants the kernel-picked UDP number; if another socket holds
+    it, the relay picks a new UDP port instead of failing to start."""
+    loop = asyncio.get_running_loop()
+    real_create_server = loop.create_server
+    refused_ports: list[int] = []
+
+    async def create_server_taken_once(*args: Any, **kwargs: Any) -> Any:
+        if not refused_ports:
+            refused_ports.append(kwargs["port"])
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        return await real_create_server(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_server", create_server_taken_once)
+    server = await start_relay()
+    assert len(refused_ports) == 1
+    assert server.tcp_address is not None
+    assert server.tcp_address[1] == server.udp_address[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(TIMEOUT_S)
+        sock.sendto(bytes(stun.Message(stun.Method.BINDING, stun.Class.REQUEST)),
+                    server.udp_address)
+        data, _ = await asyncio.to_thread(sock.recvfrom, 2048)
+        assert stun.parse_message(data).message_class == stun.Class.RESPONSE
+
+
+async def test_a_configured_port_already_taken_is_an_error(start_relay) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(OSError) as raised:
+            await start_relay(port=taken)
+        assert raised.value.errno == errno.EADDRINUSE
 
 
 async def test_allocate_then_relay_both_ways_over_channels(start_relay, open_client) -> None:

@@ -35,6 +35,7 @@ with that username and password; the admin page shows ``relay.counters()``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -330,6 +331,26 @@ class TurnServer:
 
     async def start(self) -> None:
         """Bind the UDP listener (and the TCP one on the same port number) and start sweeping."""
+        settings = self.settings
+        # With port 0 the UDP port is whatever the kernel picks, and the TCP listener wants
+        # the same number, which another socket may already hold: pick again a few times.
+        attempts = 8 if settings.port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                await self._bind_listeners()
+                break
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+        if self._advertised is None:
+            self._advertised = _reachable_address(self._relay_host)
+        self._own_addresses = frozenset({self._advertised, self.udp_address[0]})
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+        logger.info("call relay listening on %s (udp%s)", self.udp_address,
+                    "+tcp" if self._tcp else "")
+
+    async def _bind_listeners(self) -> None:
+        """Bind the UDP listener and, when enabled, the TCP one on the same port number."""
         loop = asyncio.get_running_loop()
         settings = self.settings
         self._udp, _ = await loop.create_datagram_endpoint(
@@ -349,13 +370,8 @@ class TurnServer:
                 )
             except BaseException:
                 self._udp.close()
+                self._udp = None
                 raise
-        if self._advertised is None:
-            self._advertised = _reachable_address(self._relay_host)
-        self._own_addresses = frozenset({self._advertised, self.udp_address[0]})
-        self._sweeper = asyncio.create_task(self._sweep_forever())
-        logger.info("call relay listening on %s (udp%s)", self.udp_address,
-                    "+tcp" if self._tcp else "")
 
     async def close(self) -> None:
         """Stop listening, drop every allocation and close every socket."""
