@@ -34,7 +34,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from served_node import Receivers, ServedNode, WebUser, add_followers, free_port
+from ports import free_port
+from served_node import Receivers, ServedNode, WebUser, add_followers
 
 from xnode.bootstrap import helper_processes_for
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import streams, web
 from aiohttp.test_utils import TestServer
+from ports import free_port
 
 from xnode.accounts.models import Account
 from xnode.activitypub.endpoints import RESOLVER
@@ -27,12 +27,6 @@ from xnode.web.app import create_app
 from xnode.web.state import ACCOUNTS, DB, RELATIONSHIPS
 
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

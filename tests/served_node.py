@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from typing import Any
 
 import aiohttp
 from database_backend import ON_POSTGRES, SyncPostgres, fresh_database_url, node_database
+from ports import free_port
 
 from xnode.accounts.service import AccountService
 from xnode.bootstrap import init_node
@@ -39,33 +38,6 @@ from xnode.store.database import open_database
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def restartable_port() -> int:
-    """A free port below the kernel's ephemeral range (32768 and up).
-
-    A node killed and started again must get its port back (its address is in
-    other nodes' databases). A port the kernel hands out for port 0 may meanwhile
-    go to another test's listener or outgoing connection; one below that range
-    is only ever taken by name.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20_000, 32_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port below 32000")
 
 
 @dataclass
@@ -98,7 +70,7 @@ class ServedNode:
         machine, whatever this machine has: an inbox process and two delivery
         processes.
         """
-        port = restartable_port()
+        port = free_port()
         data_dir = tmp / name
         await init_node(
             data_dir, domain=f"127.0.0.1:{port}", https=False,
@@ -402,7 +374,7 @@ async def make_pair(tmp: Path, users: tuple[str, ...]) -> Pair:
     """
     name = f"several_{next(_pair_names)}"
     url = fresh_database_url()
-    port_one, port_two = restartable_port(), restartable_port()
+    port_one, port_two = free_port(), free_port()
     data_dir = tmp / name
     await init_node(
         data_dir, domain=f"127.0.0.1:{port_one}", https=False, listen=f"127.0.0.1:{port_one}",

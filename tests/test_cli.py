@@ -8,7 +8,6 @@ import ipaddress
 import os
 import re
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
+from ports import free_port
 
 from xnode.accounts.service import AccountService
 from xnode.accounts.sessions import SessionService
@@ -412,13 +412,6 @@ def test_check_fails_on_missing_tls_files(node: Path) -> None:
 
 
 # --- serve -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:

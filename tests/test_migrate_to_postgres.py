@@ -27,9 +27,10 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 from database_backend import fresh_database_url
-from live_nodes import LiveNode, eventually, follow_across, free_port, remote_post, start_node
+from live_nodes import LiveNode, eventually, follow_across, remote_post, start_node
 from pg_cluster import PgCluster
 from PIL import Image
+from ports import free_port
 
 from xnode.accounts.models import Account
 from xnode.activitypub.delivery import DELIVERY

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from ports import free_port
 
 from federation.http import FetchSettings
 from federation.signatures import sign_request
@@ -59,13 +59,6 @@ csrf_from = _root.csrf_from
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "activitypub"
 AP_JSON = "application/activity+json"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from conftest import make_settings
-from live_nodes import free_port
+from ports import free_port
 
 from xnode.accounts.models import User
 from xnode.api.auth import OAUTH

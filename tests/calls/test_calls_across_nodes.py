@@ -150,7 +150,8 @@ async def test_calls_ring_at_once_when_an_inbox_process_handles_the_queue(split_
 async def test_a_server_without_calls_is_never_sent_a_signal(tmp_path, sessions):
     """A Mastodon-like server (its actor has no supportsCalls): the caller is told, and
     nothing at all is posted to that server's inboxes."""
-    from live_nodes import free_port, start_node
+    from live_nodes import start_node
+    from ports import free_port
 
     port = free_port()
     host = f"127.0.0.1:{port}"

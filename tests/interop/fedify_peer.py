@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_PEER = ROOT.parent / "shared" / "interop" / "fedify-peer"
@@ -37,12 +38,6 @@ def skip_or_fail_when_missing() -> None:
     assert (CERTS / "xnode-a.test.crt").exists(), "test certificates missing: `make test-deps`"
     for host, ip in ((PEER_HOST, PEER_IP), (NODE_HOST, NODE_IP)):
         assert socket.gethostbyname(host) == ip, f"{host} must map to {ip} (make test-deps)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class FedifyPeer:
