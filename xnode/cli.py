@@ -33,6 +33,7 @@ from xnode.cli_federation import federation
 from xnode.cli_support import _data_option, _echo_table, _Node, _when, _with_node
 from xnode.clock import SystemClock
 from xnode.errors import XnodeError
+from xnode.federation_admin import FederationAdmin, HelperState
 from xnode.settings import (
     CONFIG_FILE,
     REGISTRATION_MODES,
@@ -42,10 +43,7 @@ from xnode.settings import (
     load_settings,
     parse_listen,
 )
-from xnode.store import helper_processes as helper_store
-from xnode.store import outbox as outbox_store
 from xnode.store.database import open_database
-from xnode.store.helper_processes import HelperState
 from xnode.store.migrations import SchemaTooNewError, all_migrations, schema_version
 
 
@@ -534,8 +532,9 @@ async def _database_problems(settings: Settings) -> list[str]:
             known = len(all_migrations())
             click.echo(f"ok      database schema version {version} (this xnode knows {known})")
             problems = await db.integrity_problems()
-            helpers = await helper_store.all_states(db)
-            outbox = await outbox_store.counts(db)
+            admin = FederationAdmin(db, SystemClock())
+            helpers = await admin.helper_states()
+            outbox = await admin.outbox_counts()
     except SchemaTooNewError as exc:
         return [str(exc)]
     if not problems:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 
 from xnode.cli_support import _data_option, _echo_table
+from xnode.clock import SystemClock
+from xnode.federation_admin import FederationAdmin
 from xnode.settings import CONFIG_FILE, Settings, load_settings, render_config
-from xnode.store import helper_processes as helper_store
 from xnode.store.database import POSTGRES_SCHEMES, open_database
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def _refuse_if_serving(settings: Settings) -> None:
         # Opening also applies pending SQLite migrations, as any xnode command does: the
         # copy needs the SQLite database at the schema the PostgreSQL one gets.
         async with open_database(settings.database_path) as db:
-            states = await helper_store.all_states(db)
+            states = await FederationAdmin(db, SystemClock()).helper_states()
         return sorted({
             s.serving_pid for s in states
             if s.state != "stopped" and s.serving_pid != os.getpid()

@@ -11,9 +11,15 @@ import click
 
 from xnode.cli_support import _data_option, _echo_table, _Node, _when, _with_node
 from xnode.clock import SystemClock
+from xnode.federation_admin import FederationAdmin
 
 # Imports from xnode.activitypub stay inside the commands: they pull in aiohttp
 # and the protocol library, which the other commands do not need.
+
+
+def _admin(node: _Node) -> FederationAdmin:
+    """The same service the admin web pages use, so a block from the CLI is the same block."""
+    return FederationAdmin(node.db, SystemClock())
 
 
 @click.group()
@@ -62,9 +68,7 @@ def federation_lookup(data_dir: Path, handle: str) -> None:
 @_data_option
 def federation_queue(data_dir: Path) -> None:
     """Show deliveries still pending or failed, per server."""
-    from xnode.store import deliveries
-
-    hosts = _with_node(data_dir, lambda node: deliveries.queue_summary(node.db))
+    hosts = _with_node(data_dir, lambda node: _admin(node).delivery_queue())
     if not hosts:
         click.echo("Nothing is waiting to be delivered.")
         return
@@ -89,12 +93,10 @@ def federation_queue(data_dir: Path) -> None:
 @_data_option
 def federation_retry(data_dir: Path, host: str) -> None:
     """Retry HOST's pending and failed deliveries now (the running server picks them up)."""
-    from xnode.store import deliveries
-
     host = host.strip().lower()
-    reset = _with_node(
-        data_dir, lambda node: deliveries.retry_host(node.db, host, SystemClock().now())
-    )
+    # No delivery queue in this process: the rows are made due and the serving node's
+    # worker sends them on its next look.
+    reset = _with_node(data_dir, lambda node: _admin(node).retry_host(host, None))
     if not reset:
         raise click.ClickException(f"no pending or failed deliveries for {host}")
     click.echo(f"{reset} deliveries to {host} are due now; a running server sends them "
@@ -110,13 +112,8 @@ def federation_retry(data_dir: Path, host: str) -> None:
 @click.option("--reason", default="", help="A note for the admins.")
 def federation_block(data_dir: Path, domain: str, severity: str, reason: str) -> None:
     """Block DOMAIN and its subdomains (or change an existing block)."""
-    from xnode.store import domain_blocks
-
     block, cancelled = _with_node(
-        data_dir,
-        lambda node: domain_blocks.add_block(
-            node.db, domain, severity, reason, SystemClock().now()
-        ),
+        data_dir, lambda node: _admin(node).block(domain, severity, reason)
     )
     click.echo(f"Blocked {block.domain} ({block.severity}).")
     if cancelled:
@@ -128,9 +125,7 @@ def federation_block(data_dir: Path, domain: str, severity: str, reason: str) ->
 @_data_option
 def federation_unblock(data_dir: Path, domain: str) -> None:
     """Lift the block on DOMAIN."""
-    from xnode.store import domain_blocks
-
-    if not _with_node(data_dir, lambda node: domain_blocks.remove_block(node.db, domain)):
+    if not _with_node(data_dir, lambda node: _admin(node).unblock(domain)):
         raise click.ClickException(f"{domain} is not blocked")
     click.echo(f"Lifted the block on {domain}.")
 
@@ -139,9 +134,7 @@ def federation_unblock(data_dir: Path, domain: str) -> None:
 @_data_option
 def federation_blocks(data_dir: Path) -> None:
     """List blocked domains."""
-    from xnode.store import domain_blocks
-
-    blocks = _with_node(data_dir, lambda node: domain_blocks.list_blocks(node.db))
+    blocks = _with_node(data_dir, lambda node: _admin(node).blocks())
     if not blocks:
         click.echo("No servers are blocked.")
         return

@@ -1,8 +1,9 @@
 """What an admin sees and does about federation: domain blocks, the delivery queue per
 host, the helper processes, outbox entries given up on.
 
-The admin page (``xnode/web/federation_admin.py``) calls this rather than the store
-modules, as every handler calls a service.
+The admin page (``xnode/web/federation_admin.py``) and the ``xnode federation`` and
+``xnode check`` commands call this rather than the store modules, as every handler
+calls a service.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from xnode.store import domain_blocks
 from xnode.store import helper_processes as helper_store
 from xnode.store import outbox as outbox_store
 from xnode.store.database import Database
+from xnode.store.helper_processes import HelperState
 
 if TYPE_CHECKING:
     from xnode.activitypub.delivery import DeliveryQueue
@@ -25,13 +27,16 @@ if TYPE_CHECKING:
 MAX_REASON_CHARS = domain_blocks.MAX_REASON_CHARS
 
 
+__all__ = ["FederationAdmin", "FederationOverview", "HelperState"]
+
+
 @dataclass(frozen=True)
 class FederationOverview:
     """Everything the federation admin page lists."""
 
     blocks: list[domain_blocks.DomainBlock]
     hosts: list[delivery_store.HostSummary]
-    helpers: list[helper_store.HelperState]
+    helpers: list[HelperState]
     helpers_gone: frozenset[str]
     """The serving processes (``HelperState.process``) not heard of lately: their helpers'
     rows say what was, not what is."""
@@ -58,7 +63,23 @@ class FederationAdmin:
             outbox_failed=await outbox_store.failed(self.db),
         )
 
-    async def helpers_in_trouble(self) -> list[helper_store.HelperState]:
+    async def delivery_queue(self) -> list[delivery_store.HostSummary]:
+        """Hosts with deliveries still pending or failed, and their health."""
+        return await delivery_store.queue_summary(self.db)
+
+    async def blocks(self) -> list[domain_blocks.DomainBlock]:
+        """Every blocked domain, alphabetically."""
+        return await domain_blocks.list_blocks(self.db)
+
+    async def helper_states(self) -> list[HelperState]:
+        """What every serving process last reported of its helper processes."""
+        return await helper_store.all_states(self.db)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Outgoing changes not yet turned into deliveries, per state."""
+        return await outbox_store.counts(self.db)
+
+    async def helpers_in_trouble(self) -> list[HelperState]:
         """Helper processes that keep crashing (the admin pages' alert), of serving
         processes still running: one that is gone leaves its helpers' last states behind
         (the federation page shows them), which are no longer anyone's trouble."""
