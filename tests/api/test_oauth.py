@@ -292,6 +292,20 @@ async def test_expired_code_is_refused(client, app, clock):
     assert (await exchange(client, registered, code)).status == 200
 
 
+
+async def test_codes_nobody_exchanged_are_purged(client, app, clock):
+    await create_user(app, "alice")
+    await login(client, "alice")
+    registered = await register(client)
+    await oob_code(client, authorize_url(registered))
+    clock.advance(300)
+    fresh = await oob_code(client, authorize_url(registered))
+    clock.advance(301)  # the first code is 601 s old, the second 301 s
+    assert await app[OAUTH].purge_expired_codes() == 1
+    assert await app[OAUTH].purge_expired_codes() == 0
+    assert (await exchange(client, registered, fresh)).status == 200
+
+
 # --- who may allow what ---------------------------------------------------------------
 
 

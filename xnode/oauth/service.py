@@ -251,6 +251,10 @@ class OAuthService:
         )  # fmt: skip
         return code
 
+    async def purge_expired_codes(self) -> int:
+        """Forget authorization codes nobody exchanged in time; how many there were."""
+        return await oauth_store.purge_expired_codes(self.db, self.clock.now())
+
     async def exchange_code(
         self, application: Application, code: str, redirect_uri: str, code_verifier: str | None
     ) -> IssuedToken:

@@ -147,18 +147,6 @@ async def add_member(
     )
 
 
-async def member_state_in(
-    conn: Connection, conversation_id: int, account_id: int
-) -> str | None:
-    """A participant's state, or None when not a participant."""
-    row = await _one(
-        conn,
-        "SELECT state FROM conversation_members WHERE conversation_id = ? AND account_id = ?",
-        (conversation_id, account_id),
-    )
-    return None if row is None else row[0]
-
-
 async def set_member_state(
     conn: Connection, conversation_id: int, account_id: int, state: str
 ) -> bool:
