@@ -36,12 +36,7 @@ from xnode.oauth import scopes as scope_rules
 from xnode.oauth.service import TokensRevoked
 from xnode.posts.content import normalize_tag
 from xnode.posts.models import Post, ViewerState
-from xnode.store import accounts as account_store
-from xnode.store import domain_blocks as domain_block_store
-from xnode.store import posts as post_store
-from xnode.store import relationships as relationship_store
-from xnode.store import stream_audience
-from xnode.web.state import DB, DMS, NOTIFICATIONS, POSTS
+from xnode.web.state import ACCOUNTS, DMS, NOTIFICATIONS, POSTS, STREAM_AUDIENCE
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +47,6 @@ MAX_FRAME_BYTES = 4 * 1024
 MAX_SUBSCRIPTIONS = 100
 """Streams one connection may hold (each costs a set entry)."""
 MAX_TAG_CHARS = 100
-FOLLOWERS_CHUNK = 5_000
-"""Viewers per follows read (SQLite allows 32,766 parameters in one statement)."""
 MAX_UNSENT_BYTES = 4 * 1024 * 1024
 """Data waiting for a client that does not read; beyond this it is cut off."""
 
@@ -351,7 +344,7 @@ class StreamHub:
             if conn.user_id is not None:
                 people.setdefault(conn.user_id, []).append(conn)
         for user_id, conns in people.items():
-            user = await account_store.get_user(self.app[DB], user_id)
+            user = await self.app[ACCOUNTS].user(user_id)
             if user is None or not user.is_active:
                 for conn in conns:
                     self.close(conn, "account disabled", WSCloseCode.POLICY_VIOLATION)
@@ -419,23 +412,19 @@ class StreamHub:
         posts: its followers, and the author."""
         viewers = [user for (name, user) in self._own if name == "user"]
         found = {author_id} if author_id in viewers else set()
-        for start in range(0, len(viewers), FOLLOWERS_CHUNK):
-            found.update(await relationship_store.followers_among(
-                self.app[DB], author_id, viewers[start : start + FOLLOWERS_CHUNK]
-            ))  # fmt: skip
+        found |= await self.app[STREAM_AUDIENCE].followers_among(author_id, viewers)
         return found
 
     async def _audience(self, post: Post, original: Post | None, author: Account) -> _Audience:
         """Who may be shown ``post`` (``original``: what a boost boosts) on which streams."""
-        db = self.app[DB]
         audience = _Audience()
         audience.home = await self._followers_connected(post.account_id)
         if post.visibility == "public" and original is None and self._by_key:
             audience.public = await self._public_streams(post, author)
         authors = [post.account_id] + ([original.account_id] if original is not None else [])
         watching = audience.home | {c.user_id for c, _ in audience.public if c.user_id}
-        hidden = await stream_audience.cut_off(
-            db, authors, [v for v in watching if v not in authors]
+        hidden = await self.app[STREAM_AUDIENCE].cut_off(
+            authors, [v for v in watching if v not in authors]
         )
         if hidden:
             audience.home -= hidden
@@ -444,29 +433,26 @@ class StreamHub:
 
     async def _public_streams(self, post: Post, author: Account) -> list[tuple[Connection, Key]]:
         """The public and hashtag subscriptions a public post belongs to."""
+        reads = self.app[STREAM_AUDIENCE]
         local = post.local
-        if not local and author.domain and await domain_block_store.severity_for(
-            self.app[DB], author.domain
-        ):
+        if not local and author.domain and await reads.domain_severity(author.domain):
             return []  # silenced and suspended servers stay out of the public streams
         names = ["public", "public:local" if local else "public:remote"]
-        media = bool((await post_store.media_of(self.app[DB], [post.id])).get(post.id))
-        if media:
+        if await reads.has_media(post.id):
             names += [name + ":media" for name in names]
         found: list[tuple[Connection, Key]] = [
             (c, (n,)) for n in names for c in self._by_key.get((n,), ())
         ]
         if any(key[0] in TAG_STREAMS for key in self._by_key):
-            tags = (await post_store.tags_of(self.app[DB], [post.id])).get(post.id, [])
-            for tag in tags:
+            for tag in await reads.tags(post.id):
                 for name in ("hashtag", "hashtag:local") if local else ("hashtag",):
                     found += [(c, (name, tag)) for c in self._by_key.get((name, tag), ())]
         return found
 
     async def _status_event(self, post_id: int, event: str) -> None:
         """A new or edited post (or a new boost) to everyone who may see it."""
-        db = self.app[DB]
-        post = await post_store.get_post(db, post_id)
+        reads = self.app[STREAM_AUDIENCE]
+        post = await reads.post(post_id)
         if post is None or post.is_deleted:
             return
         if post.conversation_id is not None or post.visibility == "direct":
@@ -476,7 +462,7 @@ class StreamHub:
             return
         original = None
         if post.reblog_of_id is not None:
-            original = await post_store.get_post(db, post.reblog_of_id)
+            original = await reads.post(post.reblog_of_id)
             if original is None or original.is_deleted or original.visibility not in (
                 "public", "unlisted",
             ):
@@ -497,7 +483,7 @@ class StreamHub:
         # older posts, whose facts are read for the whole audience at once.
         states: dict[int, ViewerState] = {}
         if event != "update" or original is not None:
-            states = await stream_audience.states_among(db, view.post.id, list(everyone))
+            states = await reads.states_among(view.post.id, list(everyone))
         states[post.account_id] = view.state
         ctx = await present.context_for(self.app, views=[view])
         payloads: dict[ViewerState, str] = {}
@@ -521,7 +507,7 @@ class StreamHub:
 
     async def _deleted(self, event: PostDeleted) -> None:
         """A deleted post (or withdrawn boost) leaves the streams that may have shown it."""
-        db = self.app[DB]
+        reads = self.app[STREAM_AUDIENCE]
         payload = str(event.post_id)
         messages = _Messages("delete")
         if event.visibility == "direct":
@@ -531,7 +517,7 @@ class StreamHub:
             return
         home = await self._followers_connected(event.account_id)
         public: list[tuple[Connection, Key]] = []
-        post = await post_store.get_post(db, event.post_id)  # the tombstone (None: a boost)
+        post = await reads.post(event.post_id)  # the tombstone (None: a boost)
         if event.visibility == "public" and post is not None and post.reblog_of_id is None:
             # Its tags went with its content: every hashtag stream may have shown it.
             locality = "public:local" if post.local else "public:remote"
@@ -541,8 +527,8 @@ class StreamHub:
                 ):
                     public += [(c, key) for c in conns]
         watching = home | {c.user_id for c, _ in public if c.user_id}
-        hidden = await stream_audience.cut_off(
-            db, [event.account_id], [v for v in watching if v != event.account_id], mutes=False
+        hidden = await reads.cut_off(
+            [event.account_id], [v for v in watching if v != event.account_id], mutes=False
         )
         for viewer in home - hidden:
             for conn in list(self._own.get(("user", viewer), ())):

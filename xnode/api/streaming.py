@@ -31,7 +31,7 @@ token will do for public and hashtag streams); ``user`` and ``direct`` need ``re
 Revoking a token (``TokensRevoked``) closes its streams at once.
 
 Cost: nothing happens on an event while nobody is connected. With clients connected, one
-event costs a handful of reads for the whole audience (``xnode/store/stream_audience.py``),
+event costs a handful of reads for the whole audience (``xnode/live/stream_audience.py``),
 one serialisation per distinct set of viewer facts (for a new post: the author's, and
 everyone else's), and one write per subscribed stream and client. Events are handled in
 order by one task, so a publisher never waits for the fan-out; a client that stops

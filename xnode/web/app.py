@@ -28,6 +28,7 @@ from xnode.events import EventBus
 from xnode.link_previews.service import LinkPreviewService
 from xnode.live.feeds import LiveFeeds
 from xnode.live.hub import LiveHub
+from xnode.live.stream_audience import StreamAudience
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.oauth.service import OAuthService
@@ -88,6 +89,7 @@ from xnode.web.state import (
     SEARCH,
     SESSIONS,
     SETTINGS,
+    STREAM_AUDIENCE,
     TIMELINES,
     UNREAD_MESSAGES,
 )
@@ -256,6 +258,7 @@ def create_app(
     hub = app[LIVE] = LiveHub()
     app[LIVE_FEEDS] = LiveFeeds(hub, dms, clock)
     app[LIVE_FEEDS].subscribe(events)
+    app[STREAM_AUDIENCE] = StreamAudience(db)  # the client API's streams read through it
     app[CALLS] = CallService(
         db, clock, hub, base_url=settings.base_url, domain=settings.domain, events=events
     )

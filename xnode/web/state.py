@@ -16,6 +16,7 @@ from xnode.events import EventBus
 from xnode.link_previews.service import LinkPreviewService
 from xnode.live.feeds import LiveFeeds
 from xnode.live.hub import LiveHub
+from xnode.live.stream_audience import StreamAudience
 from xnode.media import MediaStore
 from xnode.notifications import NotificationService
 from xnode.posts.service import PostService
@@ -49,6 +50,8 @@ LIVE = web.AppKey("live", LiveHub)
 CALLS = web.AppKey("calls", CallService)
 CALL_RELAY = web.AppKey("call_relay", CallRelay)
 LIVE_FEEDS = web.AppKey("live_feeds", LiveFeeds)
+# The reads of the client API's streaming fan-out (xnode/api/stream_hub.py).
+STREAM_AUDIENCE = web.AppKey("stream_audience", StreamAudience)
 # Conversations with unread messages, counted once per page view for the nav badge.
 UNREAD_MESSAGES = web.RequestKey("unread_messages", int)
 # Message requests waiting, and (for admins) sign-ups waiting: the nav's other badges.
@@ -81,6 +84,7 @@ __all__ = [
     "SEARCH",
     "SESSIONS",
     "SETTINGS",
+    "STREAM_AUDIENCE",
     "TIMELINES",
     "UNREAD_MESSAGES",
 ]
