@@ -1,4 +1,4 @@
-"""One domain path for interactions: a like, boost, block, post deletion or account deletion
+"""One domain path for interactions: a reply, like, boost, block, post deletion or account deletion
 leaves the same stored state on a node whether it was made there (the service call a page
 or an app makes) or arrived from another server.
 
@@ -247,8 +247,12 @@ async def test_deleting_a_post_cleans_up_the_same_way(nodes):
     alice, dora, carol, bob, bob_on_a = await people(nodes)
     question = await a[POSTS].publish(alice, Draft("a question"))
     answer = await a[POSTS].publish(carol, Draft("@alice an answer", in_reply_to_id=question.id))
-    await _interact_with(a, alice, answer.id)
     names = {"question": question.id, "answer": answer.id}
+    created = await state(a, carol.id, alice, names)
+    assert created["posts"] == [("answer", 0, 0, 0, 0), ("question", 0, 0, 1, 0)]
+    assert created["notifications"] == [("X", "answer", "alice", "reply")]
+    assert created["stats"] == {"alice": (0, 0, 1), "X": (0, 0, 1)}
+    await _interact_with(a, alice, answer.id)
     before = await state(a, carol.id, alice, names)
     await a[POSTS].delete(carol.id, answer.id)
     deleted = await state(a, carol.id, alice, names)
@@ -267,9 +271,12 @@ async def test_deleting_a_post_cleans_up_the_same_way(nodes):
     )
     assert reply.uri is not None
     answer = await eventually(lambda: post_store.post_by_uri(a[DB], reply.uri))
-    await _interact_with(a, dora, answer.id)
     await wait_settled(a, b)
     names = {"question": question.id, "answer": answer.id}
+    # A reply that mentions: the replies count, the notification and the counts alike.
+    assert await state(a, bob_on_a.id, dora, names) == created
+    await _interact_with(a, dora, answer.id)
+    await wait_settled(a, b)
     remote_before = await state(a, bob_on_a.id, dora, names)
     for kind in ("posts", "likes", "boosts", "reactions", "bookmarks"):
         assert remote_before[kind] == before[kind], kind
