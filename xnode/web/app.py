@@ -19,7 +19,7 @@ from xnode.activitypub.delivery import fetch_settings_for
 from xnode.activitypub.node import setup_federation
 from xnode.api import auth as api_auth
 from xnode.api import routes as api_routes
-from xnode.api.auth import api_middleware
+from xnode.api.auth import OAUTH, api_middleware
 from xnode.calls.ice import CallRelay
 from xnode.calls.service import CallService
 from xnode.clock import Clock, SystemClock
@@ -126,6 +126,14 @@ async def _purge_sessions(app: web.Application) -> None:
         log.info("purged %d expired sessions", purged)
 
 
+async def _purge_oauth_codes(app: web.Application) -> None:
+    """Authorization codes an app never came back to exchange (they are useless after ten
+    minutes, but would otherwise stay in the table for good)."""
+    purged = await app[OAUTH].purge_expired_codes()
+    if purged:
+        log.info("forgot %d unexchanged authorization codes", purged)
+
+
 async def _purge_mutes(app: web.Application) -> None:
     """End timed mutes (the client API's mute ``duration``) once they expire."""
     purged = await app[RELATIONSHIPS].purge_expired_mutes()
@@ -158,6 +166,13 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(SESSION_PURGE_INTERVAL_S, lambda: _purge_sessions(app), "session purge"),
             name="purge-sessions",
+        ),
+        asyncio.create_task(
+            _every(
+                SESSION_PURGE_INTERVAL_S, lambda: _purge_oauth_codes(app),
+                "purging expired authorization codes",
+            ),
+            name="purge-oauth-codes",
         ),
         asyncio.create_task(
             _every(MUTE_PURGE_INTERVAL_S, lambda: _purge_mutes(app), "purging expired mutes"),
