@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 
@@ -233,6 +234,27 @@ async def test_mute_hides_from_home_but_not_profile(app, people):
     await act(clients["bob"], "alice", "unmute")
     home = await app[TIMELINES].home(bob.id)
     assert post.id in [v.post.id for v in home.items]
+
+
+async def test_a_timed_mute_ends_on_time_without_anyone_asking(app, people, clock):
+    """The serving app's own task deletes the mute row when its time is up (timelines test
+    for the row): not a minute later, and not before."""
+    accounts, _ = people
+    alice, bob = accounts["alice"], accounts["bob"]
+    await app[RELATIONSHIPS].follow(bob.id, alice.id)
+    post = await app[POSTS].publish(alice, Draft("zqxtimedmute"))
+
+    async def in_home() -> bool:
+        return post.id in [v.post.id for v in (await app[TIMELINES].home(bob.id)).items]
+
+    await app[RELATIONSHIPS].set_mute(bob.id, alice.id, True, duration=0.2)
+    await asyncio.sleep(0.6)  # real time: the task looks (the node's clock stands still)
+    assert not await in_home()
+    clock.advance(1)
+    async with asyncio.timeout(10):  # the old periodic sweep waited 60 s
+        while not await in_home():
+            await asyncio.sleep(0.05)
+    assert await app[DB].fetchvalue("SELECT COUNT(*) FROM mutes") == 0
 
 
 async def test_hide_network_hides_lists_from_others_only(client, app, people, aiohttp_client):

@@ -1,14 +1,17 @@
 """The social graph: follows (with requests for locked accounts), blocks and mutes.
 
 Mutes may be for a while (``expires_at``, the client API's ``duration``). A mute whose
-time ran out is deleted by :meth:`RelationshipService.purge_expired_mutes`, which the
-node runs every minute; until then the relationship and the mute list already ignore
-it, while timelines, notifications and who may call (which test for the row) follow at
-the purge.
+time ran out is deleted by :meth:`RelationshipService.end_timed_mutes`, which the serving
+process runs when the first timed mute ends (:meth:`RelationshipService.wait_for_mute_end`);
+the relationship and the mute list already ignore it from that moment, and timelines,
+notifications and who may call (which test for the row) follow at the delete, within
+moments rather than at the next round of a periodic sweep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from xnode.accounts.models import Account, Follow
@@ -44,6 +47,10 @@ class RelationshipService:
         self.db = db
         self.clock = clock
         self.events = events
+        # Set when a timed mute is made here, so that the waiting purge looks at the new
+        # end (one made through another serving process is seen at that one's purge, or at
+        # this one's next look, at most ``wait_for_mute_end``'s ``at_most_s`` later).
+        self._timed_mute_made = asyncio.Event()
 
     async def _target(self, account_id: int) -> Account:
         account = await account_store.get_account(self.db, account_id)
@@ -256,6 +263,8 @@ class RelationshipService:
         expires_at = now + duration if muted and duration else None
         async with self.db.transaction() as conn:
             await rel_store.set_mute(conn, new_id(), account_id, target_id, now, muted, expires_at)
+        if expires_at is not None:
+            self._timed_mute_made.set()
 
     async def purge_expired_mutes(self) -> int:
         """Delete the mutes whose time ran out (so timelines and notifications show the
@@ -266,6 +275,25 @@ class RelationshipService:
             return 0
         async with self.db.transaction() as conn:
             return await rel_store.purge_expired_mutes(conn, now)
+
+    async def end_timed_mutes(self) -> int:
+        """End the mutes whose time ran out; how many ended. Reads only, when none has."""
+        earliest = await rel_store.earliest_mute_end(self.db)
+        if earliest is None or earliest > self.clock.now():
+            return 0
+        return await self.purge_expired_mutes()
+
+    async def wait_for_mute_end(self, at_most_s: float) -> None:
+        """Sleep until the first timed mute ends, a timed mute is made here, or ``at_most_s``
+        passed (the longest an end set through another serving process waits)."""
+        self._timed_mute_made.clear()
+        earliest = await rel_store.earliest_mute_end(self.db)
+        wait_s = at_most_s
+        if earliest is not None:
+            # Not below a few milliseconds: a clock that stands still (tests) must not spin.
+            wait_s = min(at_most_s, max(0.01, earliest - self.clock.now()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._timed_mute_made.wait(), wait_s)
 
     async def blocked(
         self, account_id: int, *, limit: int | None = None, max_id: int | None = None,

@@ -242,6 +242,14 @@ async def expired_mutes_exist(db: Database, now: float) -> bool:
     )
 
 
+async def earliest_mute_end(db: Database) -> float | None:
+    """When the first timed mute ends (None: no mute is timed); read inline."""
+    value = await db.lookup_value(
+        "SELECT MIN(expires_at) FROM mutes WHERE expires_at IS NOT NULL", ()
+    )
+    return None if value is None else float(value)
+
+
 async def purge_expired_mutes(conn: Connection, now: float) -> int:
     """Delete mutes whose time ran out; how many went."""
     cursor = await conn.execute(

@@ -97,7 +97,9 @@ from xnode.web.state import (
 log = logging.getLogger(__name__)
 
 SESSION_PURGE_INTERVAL_S = 3600.0
-MUTE_PURGE_INTERVAL_S = 60.0
+MUTE_LOOK_INTERVAL_S = 60.0
+"""How often timed mutes are looked at when none ends sooner (mutes set through another
+serving process are seen at the latest then)."""
 RATE_LIMIT_PURGE_INTERVAL_S = 3600.0
 """How often shared rate-limit counts that no longer count are deleted (PostgreSQL)."""
 RELAY_REPORT_INTERVAL_S = 30.0
@@ -134,11 +136,21 @@ async def _purge_oauth_codes(app: web.Application) -> None:
         log.info("forgot %d unexchanged authorization codes", purged)
 
 
-async def _purge_mutes(app: web.Application) -> None:
-    """End timed mutes (the client API's mute ``duration``) once they expire."""
-    purged = await app[RELATIONSHIPS].purge_expired_mutes()
-    if purged:
-        log.info("ended %d timed mutes", purged)
+async def _end_timed_mutes(app: web.Application) -> None:
+    """End timed mutes (the client API's mute ``duration``) when they expire, until cancelled:
+    timelines and notifications test for the mute's row, so the row goes on time."""
+    relationships = app[RELATIONSHIPS]
+    while True:
+        try:
+            ended = await relationships.end_timed_mutes()
+            if ended:
+                log.info("ended %d timed mutes", ended)
+            await relationships.wait_for_mute_end(MUTE_LOOK_INTERVAL_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ending timed mutes failed")
+            await asyncio.sleep(MUTE_LOOK_INTERVAL_S)
 
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -174,10 +186,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
             name="purge-oauth-codes",
         ),
-        asyncio.create_task(
-            _every(MUTE_PURGE_INTERVAL_S, lambda: _purge_mutes(app), "purging expired mutes"),
-            name="purge-mutes",
-        ),
+        asyncio.create_task(_end_timed_mutes(app), name="end-timed-mutes"),
         asyncio.create_task(
             _every(
                 RATE_LIMIT_PURGE_INTERVAL_S, app[LIMITER].forget_old,
