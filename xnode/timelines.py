@@ -22,7 +22,7 @@ from xnode.posts.models import PostView
 from xnode.posts.service import PostService
 from xnode.store import timelines as store
 from xnode.store.database import Database
-from xnode.store.timelines import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
+from xnode.store.paging import MAX_PAGE_SIZE, PAGE_SIZE, Cursor
 
 __all__ = ["MAX_PAGE_SIZE", "PAGE_SIZE", "Cursor", "Page", "TimelineService"]
 

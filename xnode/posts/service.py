@@ -900,10 +900,7 @@ class PostService:
             NotFound, Gone: no such post, or not visible.
         """
         post = await self._visible_post(viewer_id, post_id)
-        where, params = cursor.sql("l.id")
-        return await like_store.likers(
-            self.db, post.id, where, params, ascending=cursor.ascending, limit=cursor.page_size
-        )
+        return await like_store.likers(self.db, post.id, cursor)
 
     async def boosted_by(
         self, viewer_id: int | None, post_id: int, cursor: Cursor
@@ -914,10 +911,7 @@ class PostService:
             NotFound, Gone: no such post, or not visible.
         """
         post = await self._visible_post(viewer_id, post_id)
-        where, params = cursor.sql("b.id")
-        return await post_store.boosters(
-            self.db, post.id, where, params, ascending=cursor.ascending, limit=cursor.page_size
-        )
+        return await post_store.boosters(self.db, post.id, cursor)
 
     async def authors_of(self, post_ids: Sequence[int]) -> dict[int, int]:
         """The author's account id of each post (the client API names whom a reply answers)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from xnode.store.database import Connection, Database, Row, greatest
+from xnode.store.paging import Cursor
 
 DM_POLICIES = ("everyone", "following", "nobody")
 
@@ -449,13 +450,13 @@ async def list_by_last_message(
         f" AND c.last_message_id IS NOT NULL{_NOT_REMOVED}"
     )
     params: list[object] = [account_id, *states]
-    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
-        if bound is not None:
-            sql, params = sql + f" AND c.last_message_id {op} ?", [*params, bound]
-    upwards = min_id is not None
-    sql += f" ORDER BY c.last_message_id {'ASC' if upwards else 'DESC'} LIMIT ?"
-    rows = await db.fetchall(sql, [*params, limit])
-    return rows[::-1] if upwards else rows
+    cursor = Cursor(max_id=max_id, min_id=min_id, since_id=since_id)
+    cursor_sql, cursor_params = cursor.sql("c.last_message_id")
+    rows = await db.fetchall(
+        f"{sql}{cursor_sql}{cursor.order_by('c.last_message_id')} LIMIT ?",
+        [*params, *cursor_params, limit],
+    )
+    return cursor.newest_first(rows)
 
 
 async def listed_rows(

@@ -7,10 +7,9 @@ service calls for a click here and for a Like or Undo{Like} from another server 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from xnode.accounts.models import Account
 from xnode.store.database import Connection, Database
+from xnode.store.paging import Cursor
 from xnode.store.posts import add_to_counter, people_page
 
 
@@ -73,13 +72,10 @@ async def liked_post(
     return None if found is None else int(found)
 
 
-async def likers(
-    db: Database, post_id: int, cursor_sql: str, cursor_params: Sequence[int], *,
-    ascending: bool, limit: int,
-) -> list[tuple[int, Account]]:
-    """(like id, account) of those who liked a post, newest like first (``cursor_sql`` is
-    a condition on ``l.id``); accounts that are suspended or deleted are left out."""
+async def likers(db: Database, post_id: int, cursor: Cursor) -> list[tuple[int, Account]]:
+    """(like id, account) of those who liked a post, newest like first, paged by the like's
+    id; accounts that are suspended or deleted are left out."""
     return await people_page(
         db, "likes l JOIN accounts a ON a.id = l.account_id WHERE l.post_id = ?",
-        "l.id", post_id, cursor_sql, cursor_params, ascending=ascending, limit=limit,
+        "l.id", post_id, cursor,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xnode.store.database import Connection, Database, Row
+from xnode.store.paging import Cursor
 
 
 async def insert_notification(
@@ -137,13 +138,12 @@ async def select_notifications(
     params: list[object] = [account_id, *kinds]
     if from_account_id is not None:
         sql, params = sql + " AND from_account_id = ?", [*params, from_account_id]
-    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
-        if bound is not None:
-            sql, params = sql + f" AND id {op} ?", [*params, bound]
-    upwards = min_id is not None
-    sql += f" ORDER BY id {'ASC' if upwards else 'DESC'} LIMIT ?"
-    rows = await db.fetchall(sql, [*params, limit])
-    return rows[::-1] if upwards else rows
+    cursor = Cursor(max_id=max_id, min_id=min_id, since_id=since_id)
+    cursor_sql, cursor_params = cursor.sql("id")
+    rows = await db.fetchall(
+        f"{sql}{cursor_sql}{cursor.order_by('id')} LIMIT ?", [*params, *cursor_params, limit]
+    )
+    return cursor.newest_first(rows)
 
 
 async def get_notification(

@@ -10,6 +10,7 @@ from xnode.accounts.models import Account
 from xnode.posts.models import MediaAttachment, Post, PostEdit, ViewerState
 from xnode.posts.visibility import visible_sql
 from xnode.store.database import Connection, Database, greatest, zero_padded
+from xnode.store.paging import Cursor
 
 MAX_THREAD_DEPTH = 100
 MAX_DESCENDANTS = 500
@@ -571,36 +572,30 @@ async def describe_media(
     )
 
 
-async def boosters(
-    db: Database, post_id: int, cursor_sql: str, cursor_params: Sequence[int], *,
-    ascending: bool, limit: int,
-) -> list[tuple[int, Account]]:
-    """(boost id, account) of those who boosted a post, newest boost first (``cursor_sql``
-    is a condition on ``b.id``)."""
+async def boosters(db: Database, post_id: int, cursor: Cursor) -> list[tuple[int, Account]]:
+    """(boost id, account) of those who boosted a post, newest boost first, paged by the
+    boost's id."""
     return await people_page(
         db, "posts b JOIN accounts a ON a.id = b.account_id WHERE b.reblog_of_id = ?",
-        "b.id", post_id, cursor_sql, cursor_params, ascending=ascending, limit=limit,
+        "b.id", post_id, cursor,
     )
 
 
 async def people_page(
-    db: Database, source: str, cursor_column: str, post_id: int, cursor_sql: str,
-    cursor_params: Sequence[int], *, ascending: bool, limit: int,
+    db: Database, source: str, cursor_column: str, post_id: int, cursor: Cursor
 ) -> list[tuple[int, Account]]:
     """One page of (cursor, account) of the people who did something to a post (boosted,
     liked): ``source`` joins the interactions to ``accounts a`` and names the post with
     one ``?``; ``cursor_column`` orders and pages them. Suspended and deleted accounts
-    are left out. Newest first; an ascending page (``min_id``) is read oldest first and
-    returned newest first."""
-    order = "ASC" if ascending else "DESC"
+    are left out. Newest first (:mod:`xnode.store.paging`)."""
+    cursor_sql, cursor_params = cursor.sql(cursor_column)
     rows = await db.fetchall(
         f"SELECT {cursor_column} AS page_cursor, a.* FROM {source}"
         " AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
-        f"{cursor_sql} ORDER BY {cursor_column} {order} LIMIT ?",
-        [post_id, *cursor_params, limit],
+        f"{cursor_sql}{cursor.order_by(cursor_column)} LIMIT ?",
+        [post_id, *cursor_params, cursor.page_size],
     )
-    found = [(row["page_cursor"], Account.from_row(row)) for row in rows]
-    return found[::-1] if ascending else found
+    return [(row["page_cursor"], Account.from_row(row)) for row in cursor.newest_first(rows)]
 
 
 async def can_see(db: Database, viewer_id: int, post_id: int) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from xnode.accounts.models import Account, Follow
 from xnode.store.database import Connection, Database
+from xnode.store.paging import Cursor
 
 
 async def get_follow_state(db: Database, follower_id: int, target_id: int) -> str | None:
@@ -280,19 +281,6 @@ async def blocked_either_way(db: Database, a: int, b: int) -> bool:
     )
 
 
-def _page_sql(
-    column: str, max_id: int | None, min_id: int | None, since_id: int | None
-) -> tuple[str, list[object], bool]:
-    """The cursor conditions on ``column`` and whether to read upwards (from ``min_id``:
-    the rows just above it, reversed afterwards so pages are always newest first)."""
-    sql = ""
-    params: list[object] = []
-    for bound, op in ((max_id, "<"), (min_id, ">"), (since_id, ">")):
-        if bound is not None:
-            sql, params = sql + f" AND {column} {op} ?", [*params, bound]
-    return sql, params, min_id is not None and max_id is None
-
-
 async def list_related(
     db: Database,
     *,
@@ -310,16 +298,15 @@ async def list_related(
         join, where = "f.account_id", "f.target_account_id = ?"
     else:
         join, where = "f.target_account_id", "f.account_id = ?"
-    cursor_sql, cursor_params, upwards = _page_sql("f.id", max_id, min_id, since_id)
+    cursor = Cursor(max_id=max_id, min_id=min_id, since_id=since_id)
+    cursor_sql, cursor_params = cursor.sql("f.id")
     rows = await db.fetchall(
         f"SELECT f.id AS follow_id, a.* FROM follows f JOIN accounts a ON a.id = {join}"
         f" WHERE {where} AND f.state = ? AND a.deleted_at IS NULL AND a.suspended_at IS NULL"
-        f"{cursor_sql} ORDER BY f.id {'ASC' if upwards else 'DESC'} LIMIT ?",
+        f"{cursor_sql}{cursor.order_by('f.id')} LIMIT ?",
         [account_id, state, *cursor_params, limit],
     )
-    if upwards:
-        rows.reverse()
-    return [(row["follow_id"], Account.from_row(row)) for row in rows]
+    return [(row["follow_id"], Account.from_row(row)) for row in cursor.newest_first(rows)]
 
 
 async def list_edges(
@@ -336,19 +323,21 @@ async def list_edges(
     """(block or mute id, account, when the mute ends) for whom ``account_id`` blocks or
     mutes, newest first; mutes whose time ran out are left out."""
     assert table in ("blocks", "mutes")
-    cursor_sql, cursor_params, upwards = _page_sql("e.id", max_id, min_id, since_id)
+    cursor = Cursor(max_id=max_id, min_id=min_id, since_id=since_id)
+    cursor_sql, cursor_params = cursor.sql("e.id")
     expires = "e.expires_at" if table == "mutes" else "NULL"
     live = " AND (e.expires_at IS NULL OR e.expires_at > ?)" if table == "mutes" else ""
     rows = await db.fetchall(
         f"SELECT e.id AS edge_id, {expires} AS edge_expires_at, a.* FROM {table} e"
         " JOIN accounts a ON a.id = e.target_account_id WHERE e.account_id = ?"
         f" AND a.deleted_at IS NULL AND a.suspended_at IS NULL{live}{cursor_sql}"
-        f" ORDER BY e.id {'ASC' if upwards else 'DESC'} LIMIT ?",
+        f"{cursor.order_by('e.id')} LIMIT ?",
         [account_id, *([now] if live else []), *cursor_params, limit],
     )
-    if upwards:
-        rows.reverse()
-    return [(row["edge_id"], Account.from_row(row), row["edge_expires_at"]) for row in rows]
+    return [
+        (row["edge_id"], Account.from_row(row), row["edge_expires_at"])
+        for row in cursor.newest_first(rows)
+    ]
 
 
 async def familiar_followers(

@@ -1,62 +1,21 @@
 """SQL for timelines: which posts a page of each timeline reads, by cursor.
 
-Pagination is by time-sortable id (``max_id`` for older, ``min_id`` for newer),
-never OFFSET. Each reader returns the page's rows as (cursor position, post), in
-display order (newest first); :class:`xnode.timelines.TimelineService` hydrates
-them and drops what the viewer's rules hide. The visibility rule is applied in the
-query (``visible_sql``), so pagination stays exact.
+Pagination is by time-sortable id, never OFFSET (the rule: :mod:`xnode.store.paging`).
+Each reader returns the page's rows as (cursor position, post), in display order (newest
+first); :class:`xnode.timelines.TimelineService` hydrates them and drops what the viewer's
+rules hide. The visibility rule is applied in the query (``visible_sql``), so pagination
+stays exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xnode.posts.models import Post
 from xnode.posts.visibility import visible_sql
 from xnode.store.database import Database
 from xnode.store.domain_blocks import author_blocked_sql
-
-PAGE_SIZE = 40
-MAX_PAGE_SIZE = 80
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page starts: below ``max_id`` (older) or above ``min_id`` (newer, the
-    page just above it). ``since_id`` bounds from below too, but the page is the newest
-    items above it (the client API's "anything new since").
-    """
-
-    max_id: int | None = None
-    min_id: int | None = None
-    limit: int = PAGE_SIZE
-    since_id: int | None = None
-
-    def sql(self, column: str = "p.id") -> tuple[str, list[int]]:
-        """The cursor condition and parameters, and the order to scan in."""
-        parts, params = [], []
-        if self.max_id is not None:
-            parts.append(f" AND {column} < ?")
-            params.append(self.max_id)
-        if self.min_id is not None:
-            parts.append(f" AND {column} > ?")
-            params.append(self.min_id)
-        if self.since_id is not None:
-            parts.append(f" AND {column} > ?")
-            params.append(self.since_id)
-        return "".join(parts), params
-
-    @property
-    def ascending(self) -> bool:
-        """Scanning upwards from ``min_id`` (then reversed for display)."""
-        return self.min_id is not None and self.max_id is None
-
-    @property
-    def page_size(self) -> int:
-        """The requested size, clamped."""
-        return max(1, min(self.limit, MAX_PAGE_SIZE))
-
+from xnode.store.paging import Cursor
 
 Found = list[tuple[int, Post]]
 """A page's rows: (cursor position, post), newest first."""
@@ -75,15 +34,12 @@ async def _page(
     *, joins: str = "", id_column: str = "p.id",
 ) -> Found:
     cursor_sql, cursor_params = cursor.sql(id_column)
-    order = "ASC" if cursor.ascending else "DESC"
     rows = await db.fetchall(
         f"SELECT {id_column} AS page_cursor, p.* FROM posts p{joins} WHERE {where}"
-        f"{cursor_sql} ORDER BY {id_column} {order} LIMIT ?",
+        f"{cursor_sql}{cursor.order_by(id_column)} LIMIT ?",
         [*params, *cursor_params, cursor.page_size],
     )
-    if cursor.ascending:
-        rows.reverse()
-    return [(row["page_cursor"], Post.from_row(row)) for row in rows]
+    return [(row["page_cursor"], Post.from_row(row)) for row in cursor.newest_first(rows)]
 
 
 async def home(db: Database, viewer_id: int, cursor: Cursor) -> Found:
