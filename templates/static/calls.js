@@ -445,12 +445,18 @@
     // takes awaits: an earlier round that finishes last must not put back its shorter list.
     const round = ++codeRound;
     const codes = [];
+    let connectedCount = 0;
     for (const [peerId, pc] of connections()) {
       if (pc.connectionState !== "connected") continue;
+      connectedCount += 1;
       const code = await verificationCode(pc);
       if (code) codes.push([peerId, code]);
     }
-    if (!call || !codes.length || round !== codeRound) return;
+    if (!call || round !== codeRound) return;
+    // The certificates may reach a connection's stats a moment after it says "connected"
+    // (later on a busy machine): look again until every connected peer has its code.
+    if (codes.length < connectedCount) setTimeout(showCode, 1000);
+    if (!codes.length) return;
     const spaced = (code) => `${code.slice(0, 3)} ${code.slice(3)}`;
     if (call.group) {
       call.code = Object.fromEntries(codes);
