@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # pg_cluster
 
 from machine import calibration_line
 from served_node import Receivers, ServedNode, WebUser, add_followers

@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # pg_cluster
 
 from ports import free_port
 from served_node import Receivers, ServedNode, WebUser, add_followers
