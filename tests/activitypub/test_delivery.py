@@ -173,6 +173,26 @@ async def test_suspending_cancels_queued_deliveries(node, queue, alice):
     assert await queue.run_due() == 0
 
 
+async def test_rows_queued_just_before_a_suspension_are_not_sent(
+    node, queue, alice, aiohttp_server
+):
+    """A row committed after the suspension's own cancel (another process, planning from
+    its cache) is refused at send time: the blocked server gets nothing."""
+    peer = await start_peer(aiohttp_server, node)
+    bob = await follower_at(node, peer)
+    await queue.enqueue(activity(node, alice), alice, [bob])
+    # The block as if made through another process a moment earlier: its cancel did not
+    # see this row (written into the table, not through add_block, which would cancel it).
+    await node.db.execute(
+        "INSERT INTO domain_blocks (domain, severity, reason, created_at) VALUES (?, ?, '', ?)",
+        (domain_blocks.hostname_of(store.host_of(peer.base)), "suspend", node.clock.now()),
+    )
+    await queue.run_due()
+    assert peer.received == []
+    [row] = await rows(node)
+    assert row.state == "failed" and "suspended" in (row.last_error or "")
+
+
 async def test_local_recipients_are_handed_over_without_http(node, alice):
     local = LocalInbox()
     queue = make_queue(node, local)

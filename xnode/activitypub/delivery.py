@@ -653,6 +653,11 @@ class DeliveryQueue:
 
     async def _send(self, delivery: store.Delivery) -> _Answer:
         """What one attempt came to (nothing here raises)."""
+        if await domain_blocks.url_is_suspended(self.db, delivery.inbox_url):
+            # A suspension cancels what is queued when it is made, and planning skips
+            # suspended servers, but planning reads a cache (up to a second old, or until
+            # another process's NOTIFY arrives): rows queued in that moment end here.
+            return _Answer(None, "the server is suspended on this node", permanent=True)
         sender = None
         if delivery.sender_account_id is not None:
             sender = await self._sender(delivery.sender_account_id)
