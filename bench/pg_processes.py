@@ -68,13 +68,9 @@ from inbox import (  # noqa: E402
 )
 from machine import calibration_line, child_pids, process_cpu_s  # noqa: E402
 from pg_cluster import PgCluster  # noqa: E402
-from served_node import add_followers  # noqa: E402
+from served_node import add_followers, init_with_users  # noqa: E402
 
-from xnode.accounts.service import AccountService  # noqa: E402
 from xnode.activitypub.delivery import GLOBAL_LIMIT  # noqa: E402
-from xnode.bootstrap import init_node  # noqa: E402
-from xnode.clock import SystemClock  # noqa: E402
-from xnode.settings import load_settings  # noqa: E402
 from xnode.store.database import Database, open_database  # noqa: E402
 
 TARGET_RATIO = 1.6
@@ -153,15 +149,9 @@ async def make_node(cluster: PgCluster, tmp: Path, name: str, processes: int) ->
     url = cluster.url(name)
     ports = [free_port() for _ in range(processes)]
     data_dir = tmp / name
-    await init_node(
-        data_dir, domain=f"127.0.0.1:{ports[0]}", https=False, listen=f"127.0.0.1:{ports[0]}",
-        registration="open", cores=1, database_url=url,
-    )  # fmt: skip
-    settings = load_settings(data_dir, environ={})
-    async with open_database(settings.database) as db:
-        accounts = AccountService(db, settings, SystemClock())
-        for user in (LOCAL_USER, AUTHOR):
-            await accounts.create_user(user, PASSWORD)
+    await init_with_users(
+        data_dir, ports[0], (LOCAL_USER, AUTHOR), database_url=url, cores=1, password=PASSWORD
+    )
     return Node(data_dir, url, ports)
 
 

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,23 @@ from xnode.store.database import open_database
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def init_with_users(
+    data_dir: Path, port: int, users: Iterable[str], *, database_url: str | None, cores: int,
+    password: str = PASSWORD,
+) -> None:
+    """``xnode init`` a node listening on 127.0.0.1:``port`` (its domain too), registration
+    open, then create ``users`` through the account service, as a sign-up does."""
+    await init_node(
+        data_dir, domain=f"127.0.0.1:{port}", https=False, listen=f"127.0.0.1:{port}",
+        registration="open", cores=cores, database_url=database_url,
+    )  # fmt: skip
+    settings = load_settings(data_dir, environ={})
+    async with open_database(settings.database) as db:
+        accounts = AccountService(db, settings, SystemClock())
+        for user in users:
+            await accounts.create_user(user, password)
 
 
 @dataclass
@@ -62,9 +79,11 @@ class ServedNode:
 
     @classmethod
     async def create(
-        cls, tmp: Path, name: str, *, users: tuple[str, ...] = (), **settings: Any
+        cls, tmp: Path, name: str, *, users: tuple[str, ...] = (),
+        database_url: str | None = None, **settings: Any,
     ) -> ServedNode:
-        """Initialise a node (not started) with these users; ``settings``: XNODE_* overrides.
+        """Initialise a node (not started) with these users; ``settings``: XNODE_* overrides;
+        ``database_url``: its PostgreSQL database (default: the suite's engine).
 
         Helper processes are on, as ``xnode init`` sets them on a two-core
         machine, whatever this machine has: an inbox process and two delivery
@@ -72,16 +91,9 @@ class ServedNode:
         """
         port = free_port()
         data_dir = tmp / name
-        await init_node(
-            data_dir, domain=f"127.0.0.1:{port}", https=False,
-            listen=f"127.0.0.1:{port}", registration="open", cores=2,
-            database_url=fresh_database_url() if ON_POSTGRES else None,
-        )  # fmt: skip
-        node_settings = load_settings(data_dir, environ={})
-        async with open_database(node_settings.database) as db:
-            accounts = AccountService(db, node_settings, SystemClock())
-            for user in users:
-                await accounts.create_user(user, PASSWORD)
+        if database_url is None and ON_POSTGRES:
+            database_url = fresh_database_url()
+        await init_with_users(data_dir, port, users, database_url=database_url, cores=2)
         values = {
             "allow_private_addresses": "true", "call_relay": "false", "call_relay_port": "0",
             **{k: str(v) for k, v in settings.items()},
@@ -372,24 +384,13 @@ async def make_pair(tmp: Path, users: tuple[str, ...]) -> Pair:
     The helper processes are on (``cores=2``, as ``xnode init`` sets on a two-core
     machine): each serving process has its own, all sharing the queues.
     """
-    name = f"several_{next(_pair_names)}"
     url = fresh_database_url()
-    port_one, port_two = free_port(), free_port()
-    data_dir = tmp / name
-    await init_node(
-        data_dir, domain=f"127.0.0.1:{port_one}", https=False, listen=f"127.0.0.1:{port_one}",
-        registration="open", cores=2, database_url=url,
-    )  # fmt: skip
-    settings = load_settings(data_dir, environ={})
-    async with open_database(settings.database) as db:
-        accounts = AccountService(db, settings, SystemClock())
-        for user in users:
-            await accounts.create_user(user, "correct horse battery")
-    env = {"XNODE_ALLOW_PRIVATE_ADDRESSES": "true", "XNODE_CALL_RELAY": "false",
-           "XNODE_CALL_RELAY_PORT": "0"}  # fmt: skip
-    one = ServedNode(data_dir, port_one, tmp / f"{name}-1.log", dict(env))
+    one = await ServedNode.create(
+        tmp, f"several_{next(_pair_names)}", users=users, database_url=url
+    )
+    port_two = free_port()
     two = ServedNode(
-        data_dir, port_two, tmp / f"{name}-2.log",
-        {**env, "XNODE_LISTEN": f"127.0.0.1:{port_two}"},
+        one.data_dir, port_two, one.log_path.with_name(f"{one.data_dir.name}-2.log"),
+        {**one.settings, "XNODE_LISTEN": f"127.0.0.1:{port_two}"},
     )  # fmt: skip
     return Pair(one, two, url)
