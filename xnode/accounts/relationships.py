@@ -1,7 +1,7 @@
 """The social graph: follows (with requests for locked accounts), blocks and mutes.
 
 Mutes may be for a while (``expires_at``, the client API's ``duration``). A mute whose
-time ran out is deleted by :meth:`RelationshipService.end_timed_mutes`, which the serving
+time ran out is deleted by :meth:`RelationshipService.purge_expired_mutes`, which the serving
 process runs when the first timed mute ends (:meth:`RelationshipService.wait_for_mute_end`);
 the relationship and the mute list already ignore it from that moment, and timelines,
 notifications and who may call (which test for the row) follow at the delete, within
@@ -271,17 +271,11 @@ class RelationshipService:
         account again); how many went."""
         now = self.clock.now()
         # Read first: an idle node must not write (and wake the disk) every minute.
-        if not await rel_store.expired_mutes_exist(self.db, now):
+        earliest = await rel_store.earliest_mute_end(self.db)
+        if earliest is None or earliest > now:
             return 0
         async with self.db.transaction() as conn:
             return await rel_store.purge_expired_mutes(conn, now)
-
-    async def end_timed_mutes(self) -> int:
-        """End the mutes whose time ran out; how many ended. Reads only, when none has."""
-        earliest = await rel_store.earliest_mute_end(self.db)
-        if earliest is None or earliest > self.clock.now():
-            return 0
-        return await self.purge_expired_mutes()
 
     async def wait_for_mute_end(self, at_most_s: float) -> None:
         """Sleep until the first timed mute ends, a timed mute is made here, or ``at_most_s``

@@ -173,8 +173,7 @@ async def _postgres(
     for name in ("liked", "boosted", "bookmarked", "pinned"):
         for post_id in row[name]:
             flags[post_id][name] = True
-    # The store's own reader of a card's row (previews_of reads the same columns).
-    cards = {card["id"]: link_preview_store._preview(card) for card in row["cards"]}
+    cards = {card["id"]: link_preview_store.preview_from_row(card) for card in row["cards"]}
     return PageFacts(
         originals={p["id"]: Post.from_row(p) for p in row["originals"]},
         authors={a["id"]: Account.from_row(a) for a in row["authors"]},

@@ -8,7 +8,8 @@ from xnode.link_previews.models import CacheEntry, LinkPreview, PagePreview
 from xnode.store.database import Connection, Database, Row
 
 
-def _preview(row: Row) -> LinkPreview:
+def preview_from_row(row: Row) -> LinkPreview:
+    """A card from a ``link_previews`` row (its page's own URL when it names one)."""
     return LinkPreview(
         id=row["id"],
         url=row["card_url"] or row["url"],
@@ -110,7 +111,7 @@ async def previews_of(db: Database, post_ids: Sequence[int]) -> dict[int, LinkPr
         list(post_ids),
         len(post_ids),
     )
-    return {row["post_id"]: _preview(row) for row in rows}
+    return {row["post_id"]: preview_from_row(row) for row in rows}
 
 
 async def get_preview(db: Database, preview_id: int) -> LinkPreview | None:
@@ -118,7 +119,7 @@ async def get_preview(db: Database, preview_id: int) -> LinkPreview | None:
     row = await db.lookup(
         "SELECT * FROM link_previews WHERE id = ? AND state = 'ok'", (preview_id,)
     )
-    return None if row is None else _preview(row)
+    return None if row is None else preview_from_row(row)
 
 
 async def shown_publicly(db: Database, preview_id: int) -> bool:

@@ -233,18 +233,9 @@ async def set_mute(
     return cursor.rowcount == 1
 
 
-async def expired_mutes_exist(db: Database, now: float) -> bool:
-    """Whether some mute's time ran out (one probe of ``mutes_expiring``, read inline)."""
-    return bool(
-        await db.lookup_value(
-            "SELECT 1 FROM mutes WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
-            (now,),
-        )
-    )
-
-
 async def earliest_mute_end(db: Database) -> float | None:
-    """When the first timed mute ends (None: no mute is timed); read inline."""
+    """When the first timed mute ends (None: no mute is timed): one probe of the
+    ``mutes_expiring`` index, read inline."""
     value = await db.lookup_value(
         "SELECT MIN(expires_at) FROM mutes WHERE expires_at IS NOT NULL", ()
     )

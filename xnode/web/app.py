@@ -142,7 +142,7 @@ async def _end_timed_mutes(app: web.Application) -> None:
     relationships = app[RELATIONSHIPS]
     while True:
         try:
-            ended = await relationships.end_timed_mutes()
+            ended = await relationships.purge_expired_mutes()
             if ended:
                 log.info("ended %d timed mutes", ended)
             await relationships.wait_for_mute_end(MUTE_LOOK_INTERVAL_S)
