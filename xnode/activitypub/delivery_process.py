@@ -57,6 +57,7 @@ send can take (two POSTs when double-knocking, each within the HTTP client's dea
 and its outcome write. A send cut short here stays pending and is released, and the
 serving process, sending again, would send it at once: twice, if the peer had taken it."""
 
+
 async def _release_claims(db: Database, owner: str) -> None:
     """A delivery process exited: end its claims, so that its rows go out at once (sent
     by it again after a restart, or by the serving process if it was given up on) rather
